@@ -1,0 +1,59 @@
+"""The one exception family emovox raises for bad input.
+
+Every message says *what* is wrong, *where* (file, field, line) and *what to do*.
+Callers catch :class:`EmovoxError`; the CLI turns it into exit code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EmovoxError(Exception):
+    """Base class of every error emovox raises on purpose."""
+
+
+class AudioError(EmovoxError):
+    """An audio file or array that cannot be used (missing, not audio, corrupt, empty, NaN...)."""
+
+    def __init__(self, source: object, problem: str, hint: str = "") -> None:
+        self.source = str(source)
+        self.problem = problem
+        self.hint = hint
+        msg = f"{self.source}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class ManifestError(EmovoxError):
+    """A manifest row or corpus tree that is malformed (missing files, duplicate ids...)."""
+
+
+class ConfigError(EmovoxError):
+    """A recipe/config value that is missing, of the wrong type or out of range."""
+
+
+class ProtocolError(EmovoxError):
+    """An evaluation protocol that would leak (speaker in train and test) or is impossible."""
+
+
+class ModelError(EmovoxError):
+    """A model file/folder that is missing, incomplete or incompatible."""
+
+
+class DependencyError(EmovoxError):
+    """An optional dependency needed for a feature is not installed."""
+
+    def __init__(self, package: str, feature: str, install: str | None = None) -> None:
+        install = install or f"pip install {package}"
+        super().__init__(f"{feature} needs the optional package '{package}': {install}")
+
+
+__all__ = [
+    "EmovoxError",
+    "AudioError",
+    "ManifestError",
+    "ConfigError",
+    "ProtocolError",
+    "ModelError",
+    "DependencyError",
+]

@@ -1,0 +1,53 @@
+"""Shared test fixtures: tiny generated audio and the optional ../shared corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOVOX_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only ../shared folder (corpora, papers); skip the test when it is absent."""
+    if not (SHARED / "corpora").is_dir():
+        pytest.skip(f"real corpora not found at {SHARED}/corpora (set EMOVOX_SHARED to its folder)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def corpora_dir(shared_dir: Path) -> Path:
+    return shared_dir / "corpora"
+
+
+def make_tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.3,
+              seed: int = 0) -> np.ndarray:
+    """A harmonic 'voiced' tone with a little noise: cheap stand-in for speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(amp / k * np.sin(2 * np.pi * freq * k * t) for k in range(1, 6))
+    return (x + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture
+def tone() -> np.ndarray:
+    return make_tone()
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path) -> Path:
+    import soundfile as sf
+
+    path = tmp_path / "tone.wav"
+    sf.write(path, make_tone(), 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def examples_dir() -> Path:
+    return REPO / "examples"
