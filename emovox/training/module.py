@@ -1,0 +1,168 @@
+"""LightningModule for utterance-level emotion classification, with the papers' SGD schedules.
+
+Schedules (all stepped once per epoch; ``epoch`` below is 0-based as in Lightning):
+
+* ``halving`` (seed 000 §4.2): lr constant for ``constant_epochs`` (8) epochs, then halved every
+  ``halve_every`` (2) epochs: epochs 1-8 at lr, 9-10 at lr/2, 11-12 at lr/4, ... (1-based).
+* ``multistep`` (seed 003 §IV.B): lr multiplied by ``gamma`` (0.1) at each 1-based milestone
+  epoch (11 and 21): epochs 1-10 at lr, 11-20 at lr/10, 21-30 at lr/100.
+* ``constant``.
+
+Parameter groups: the classifier head gets ``head_lr`` (seed 001: 1e-1 for the new FC layers),
+the rest ``lr`` (seed 001: 1e-3 when fine-tuning the convolutions). Only parameters with
+``requires_grad`` enter the optimiser, so frozen parameters never move (no weight decay either),
+and batch-norm layers whose parameters are all frozen are kept in eval mode so their running
+statistics stay those of the backbone.
+
+Model selection uses the validation part only: ``valid_ua`` / ``valid_wa`` / ``valid_loss`` are
+logged every epoch for checkpointing and early stopping; the test part is scored once, after
+training, by the experiment runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emovox.config import OptimConfig
+from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+
+log = logging.getLogger(__name__)
+
+#: Attribute names under which emovox models keep their classifier head.
+HEAD_NAMES = ("head", "classifier", "fc")
+
+
+def lr_factor(cfg: OptimConfig, epoch: int) -> float:
+    """Multiplier of the base learning rate at 0-based ``epoch`` for ``cfg.schedule``."""
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "halving":
+        if epoch < cfg.constant_epochs:
+            return 1.0
+        return 0.5 ** ((epoch - cfg.constant_epochs) // cfg.halve_every + 1)
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(1 for m in cfg.milestones if epoch + 1 >= m)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def head_module(model: nn.Module) -> nn.Module | None:
+    """The classifier head of ``model`` (first of :data:`HEAD_NAMES` it has), or None."""
+    getter = getattr(model, "head_module", None)
+    if callable(getter):
+        return getter()
+    for name in HEAD_NAMES:
+        sub = getattr(model, name, None)
+        if isinstance(sub, nn.Module):
+            return sub
+    return None
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """SGD parameter groups: trainable body params at ``lr``, trainable head params at ``head_lr``."""
+    head = head_module(model)
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    top = [p for p in model.parameters() if p.requires_grad and id(p) in head_ids]
+    groups = []
+    if body:
+        groups.append({"params": body, "lr": cfg.lr, "name": "body"})
+    if top:
+        groups.append({"params": top, "lr": cfg.head_lr if cfg.head_lr is not None else cfg.lr, "name": "head"})
+    if not groups:
+        raise ValueError("the model has no trainable parameters")
+    return groups
+
+
+def freeze_norm_stats(model: nn.Module) -> int:
+    """Put batch-norm layers whose affine parameters are all frozen into eval mode; return count."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+                n += 1
+    return n
+
+
+class EmotionModule(L.LightningModule):
+    """Cross-entropy training of ``model`` ((B, T, F) -> (B, classes) logits)."""
+
+    def __init__(self, model: nn.Module, optim: OptimConfig, class_names: Sequence[str], seed: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.optim_cfg = optim
+        self.class_names = list(class_names)
+        self.seed = int(seed)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_indices: list[int] = []
+        self.test_logits: list[np.ndarray] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def train(self, mode: bool = True) -> "EmotionModule":
+        super().train(mode)
+        if mode:
+            freeze_norm_stats(self.model)
+        return self
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        # Any stochastic layer (dropout) draws from a stream fixed by (seed, epoch), so an epoch
+        # replays identically after resuming from the previous epoch's checkpoint.
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y, _ = batch
+        loss = F.cross_entropy(self.model(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        return loss
+
+    # ---------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y, _ = batch
+        self._val.append((self.model(x).detach().float().cpu(), y.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        logits = torch.cat([v[0] for v in self._val])
+        y = torch.cat([v[1] for v in self._val])
+        pred = logits.argmax(1).numpy()
+        self.log_dict({
+            "valid_loss": F.cross_entropy(logits, y).item(),
+            "valid_ua": unweighted_accuracy(y.numpy(), pred),
+            "valid_wa": weighted_accuracy(y.numpy(), pred),
+        }, prog_bar=True, sync_dist=False)
+        self._val = []
+
+    # ---------------------------------------------------------------------- test
+    def on_test_epoch_start(self) -> None:
+        self.test_indices, self.test_logits = [], []
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, _, idx = batch
+        self.test_indices.extend(idx.tolist())
+        self.test_logits.extend(self.model(x).detach().float().cpu().numpy())
+
+    # ----------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_cfg
+        opt = torch.optim.SGD(param_groups(self.model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                              nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: lr_factor(cfg, epoch))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+__all__ = ["EmotionModule", "freeze_norm_stats", "head_module", "lr_factor", "param_groups"]

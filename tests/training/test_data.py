@@ -1,0 +1,115 @@
+"""Seed-000 chunk batching, padding, whole-utterance evaluation batches."""
+
+from __future__ import annotations
+
+import torch
+
+from emovox.training.data import (ChunkBatchSampler, ChunkRequest, FeatureDataset, LengthBatchSampler, collate,
+                                  eval_loader, pad_frames, take_chunk, train_loader)
+
+T_SET = (150, 200, 250, 300)
+
+
+def _features(lengths: list[int], n_mels: int = 8) -> list[torch.Tensor]:
+    return [torch.arange(n * n_mels, dtype=torch.float32).reshape(n, n_mels) + 1000 * i for i, n in enumerate(lengths)]
+
+
+def test_every_batch_has_one_chunk_length_from_the_set() -> None:
+    lengths = [90, 120, 400, 310, 260, 180, 50, 500] * 5
+    ds = FeatureDataset(_features(lengths), [i % 4 for i in range(len(lengths))])
+    loader = train_loader(ds, batch_size=8, chunk_frames=T_SET, seed=3)
+    seen = set()
+    for x, y, idx in loader:
+        assert x.ndim == 3 and x.shape[0] == len(y) == len(idx) and x.shape[2] == 8
+        assert x.shape[1] in T_SET
+        seen.add(x.shape[1])
+    assert len(seen) >= 2  # T really varies between batches
+    assert sum(1 for _ in loader) == len(loader) == 5
+
+
+def test_chunks_are_real_frames_at_random_offsets() -> None:
+    x = _features([400])[0]
+    offsets = set()
+    sampler = ChunkBatchSampler([400], batch_size=1, chunk_frames=[150], seed=0)
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        (req,), = sampler.batches()
+        assert 0 <= req.offset <= 250
+        chunk = take_chunk(x, req.frames, req.offset)
+        assert torch.equal(chunk, x[req.offset: req.offset + 150])
+        offsets.add(req.offset)
+    assert len(offsets) > 5
+
+
+def test_short_segments_are_padded_by_repeat_or_zero() -> None:
+    x = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    rep = pad_frames(x, 7, "repeat")
+    assert rep.shape == (7, 2) and torch.equal(rep[3:6], x) and torch.equal(rep[6], x[0])
+    zero = pad_frames(x, 5, "zero")
+    assert torch.equal(zero[:3], x) and not zero[3:].any()
+    assert take_chunk(x, 10, 0, "repeat").shape == (10, 2)
+
+
+def test_sampler_is_deterministic_per_epoch_and_covers_copies() -> None:
+    lengths = [100 + i for i in range(10)]
+    a = ChunkBatchSampler(lengths, 4, T_SET, copies=2, seed=7)
+    b = ChunkBatchSampler(lengths, 4, T_SET, copies=2, seed=7)
+    a.set_epoch(3), b.set_epoch(3)
+    assert a.batches() == b.batches()
+    b.set_epoch(4)
+    assert a.batches() != b.batches()
+    items = [r for batch in a.batches() for r in batch]
+    assert len(items) == 30  # each utterance once clean + 2 augmented copies
+    for i in range(10):
+        mine = [r for r in items if r.index == i]
+        assert sum(r.augment_seed is None for r in mine) == 1 and len(mine) == 3
+
+
+def test_augmenter_is_applied_only_to_copies_with_their_seed() -> None:
+    calls = []
+
+    def aug(x: torch.Tensor, seed: int) -> torch.Tensor:
+        calls.append(seed)
+        return torch.zeros_like(x)
+
+    ds = FeatureDataset(_features([200]), [1], augment=aug)
+    clean, _, _ = ds[ChunkRequest(0, 150, 10, None)]
+    masked, _, _ = ds[ChunkRequest(0, 150, 10, 42)]
+    assert clean.abs().sum() > 0 and masked.abs().sum() == 0 and calls == [42]
+
+
+def test_ddp_shards_are_disjoint_and_equal_sized() -> None:
+    lengths = [150] * 21
+    shards = []
+    for rank in range(2):
+        s = ChunkBatchSampler(lengths, 4, T_SET, seed=1, rank=rank, world_size=2)
+        shards.append(list(s))
+        assert len(shards[rank]) == len(s) == 3
+    ids0 = {r.index for b in shards[0] for r in b}
+    ids1 = {r.index for b in shards[1] for r in b}
+    assert not ids0 & ids1
+
+
+def test_eval_batches_whole_utterances_of_equal_length() -> None:
+    lengths = [200, 200, 150, 200, 10]
+    ds = FeatureDataset(_features(lengths), [0, 1, 2, 3, 0])
+    seen = []
+    for x, y, idx in eval_loader(ds, batch_size=2):
+        for row, i in zip(x, idx.tolist()):
+            n = lengths[i]
+            assert torch.equal(row[:n], ds.features[i])  # whole utterance, untouched
+            seen.append(i)
+    assert sorted(seen) == list(range(5))
+    assert len(LengthBatchSampler([200, 200, 150, 200], 2)) == 3
+    assert ds[4][0].shape[0] == 32  # too short for the convolutions: padded to MIN_FRAMES
+
+
+def test_eval_frames_truncates_for_no_pooling_models() -> None:
+    ds = FeatureDataset(_features([400, 120]), [0, 1], eval_frames=300)
+    assert ds[0][0].shape[0] == 300 and torch.equal(ds[0][0], ds.features[0][:300])
+    assert ds[1][0].shape[0] == 300
+
+
+def test_collate_shapes() -> None:
+    x, y, idx = collate([(torch.zeros(5, 3), 1, 0), (torch.ones(5, 3), 2, 4)])
+    assert x.shape == (2, 5, 3) and y.tolist() == [1, 2] and idx.tolist() == [0, 4]
