@@ -1,0 +1,262 @@
+"""Late score fusion of a speech and a text classifier (seed 001 §3.3, eq. 1–2).
+
+Scores are natural-log posteriors, shape ``(N, classes)``, same class order in both modalities.
+
+* ``weighted`` (eq. 1): ``S = w1 · S_speech + (1 − w1) · S_text``; ``w1`` is searched on a grid
+  over [0, 1] (step 0.01) to maximise UA on the **validation** part only (never the test fold).
+  Ties — common on small validation sets — are broken by the median of the tied weights (the
+  middle of the best plateau), then rounded to the grid.
+* ``znorm`` (eq. 2): each modality's scores are z-normalised, ``(S − μ) / σ``, with one scalar
+  mean and standard deviation per modality computed over all validation scores (every class,
+  every utterance), then averaged with equal weights ``w1 = w2 = 0.5``.
+
+The predicted class is the argmax of the fused score. The chosen ``w1`` and statistics are kept
+in a :class:`Fusion` (``to_dict`` for the fold results).
+
+Missing scores: a row that is entirely NaN means "this modality has no score for this
+utterance" (e.g. an empty transcript); that utterance falls back to the other modality and the
+counts are recorded (:class:`Coverage`). A modality missing altogether (``None``, or no usable
+validation rows) makes the fusion fall back to the other one (``Fusion.modalities``), recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from emovox.errors import ConfigError, EmovoxError
+
+log = logging.getLogger(__name__)
+
+RULES = ("weighted", "znorm")
+METRICS = ("ua", "wa")
+DEFAULT_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+class FusionError(EmovoxError):
+    """Scores that cannot be fused (shape mismatch, inf values, no modality at all)."""
+
+
+@dataclass
+class ScoreStats:
+    """Scalar z-normalisation statistics of one modality (validation scores only)."""
+
+    mean: float
+    std: float
+
+
+@dataclass
+class Coverage:
+    """How many utterances had both scores, only speech, or only text."""
+
+    both: int = 0
+    speech_only: int = 0
+    text_only: int = 0
+
+
+@dataclass
+class Fusion:
+    """A fitted fusion rule: the weight of speech ``w1`` and, for ``znorm``, the statistics."""
+
+    rule: str
+    w1: float
+    modalities: str = "both"                  # "both" | "speech" | "text" (fallback when one is missing)
+    speech_stats: ScoreStats | None = None
+    text_stats: ScoreStats | None = None
+    metric: str = "ua"
+    valid_metric: float | None = None        # validation metric at the chosen w1
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Fusion":
+        d = dict(d)
+        for k in ("speech_stats", "text_stats"):
+            if d.get(k) is not None:
+                d[k] = ScoreStats(**d[k])
+        return cls(**d)
+
+    def apply(self, speech: np.ndarray | None, text: np.ndarray | None) -> tuple[np.ndarray, Coverage]:
+        """Fused scores ``(N, classes)`` and per-utterance coverage."""
+        speech, text = check_pair(speech, text)
+        # A single-modality fallback has w1 = 1 (speech) or 0 (text), so the other modality only
+        # ever serves utterances that lack the kept one.
+        if speech is not None and self.speech_stats is not None:
+            speech = (speech - self.speech_stats.mean) / self.speech_stats.std
+        if text is not None and self.text_stats is not None:
+            text = (text - self.text_stats.mean) / self.text_stats.std
+        return combine(speech, text, self.w1)
+
+    def predict(self, speech: np.ndarray | None, text: np.ndarray | None) -> np.ndarray:
+        """Class indices (argmax of the fused scores)."""
+        return self.apply(speech, text)[0].argmax(axis=1)
+
+
+# --------------------------------------------------------------------------------- checking
+def check_scores(scores: Any, name: str) -> np.ndarray | None:
+    """``None`` stays ``None``; otherwise a float64 ``(N, C)`` array whose rows are finite or all-NaN."""
+    if scores is None:
+        return None
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise FusionError(f"{name} scores must have shape (utterances, classes>=2), got {s.shape}")
+    nan_rows = np.isnan(s).all(axis=1)
+    bad = ~np.isfinite(s[~nan_rows]).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(~nan_rows)[np.flatnonzero(bad)[0]])
+        raise FusionError(f"{name} scores row {row} has inf or partial NaN values ({s[row].tolist()}); scores "
+                          "must be finite log posteriors (a whole NaN row means 'no score')")
+    return s
+
+
+def available(scores: np.ndarray | None, n: int) -> np.ndarray:
+    """Boolean mask of rows that have a score."""
+    return np.zeros(n, bool) if scores is None else ~np.isnan(scores).all(axis=1)
+
+
+def check_pair(speech: Any, text: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    speech, text = check_scores(speech, "speech"), check_scores(text, "text")
+    if speech is None and text is None:
+        raise FusionError("no scores to fuse: both the speech and the text scores are missing")
+    if speech is not None and text is not None and speech.shape != text.shape:
+        raise FusionError(f"speech scores {speech.shape} and text scores {text.shape} differ in shape; they must "
+                          "cover the same utterances in the same order with the same classes")
+    return speech, text
+
+
+def combine(speech: np.ndarray | None, text: np.ndarray | None, w1: float) -> tuple[np.ndarray, Coverage]:
+    """``w1·speech + (1−w1)·text`` per row; a row missing one modality takes the other's scores."""
+    n = len(speech) if speech is not None else len(text)
+    has_s, has_t = available(speech, n), available(text, n)
+    if (~has_s & ~has_t).any():
+        row = int(np.flatnonzero(~has_s & ~has_t)[0])
+        raise FusionError(f"utterance row {row} has neither a speech nor a text score; cannot predict it")
+    shape = (speech if speech is not None else text).shape
+    out = np.empty(shape, dtype=np.float64)
+    both = has_s & has_t
+    if both.any():
+        out[both] = w1 * speech[both] + (1.0 - w1) * text[both]
+    if (has_s & ~has_t).any():
+        out[has_s & ~has_t] = speech[has_s & ~has_t]
+    if (has_t & ~has_s).any():
+        out[has_t & ~has_s] = text[has_t & ~has_s]
+    return out, Coverage(int(both.sum()), int((has_s & ~has_t).sum()), int((has_t & ~has_s).sum()))
+
+
+# ---------------------------------------------------------------------------------- fitting
+def _score(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
+    from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+
+    return unweighted_accuracy(y, pred) if metric == "ua" else weighted_accuracy(y, pred)
+
+
+def _fallback(rule: str, speech: np.ndarray | None, text: np.ndarray | None, where: str) -> Fusion | None:
+    """A single-modality :class:`Fusion` when one modality has no usable validation scores."""
+    n = len(speech) if speech is not None else len(text)
+    if available(text, n).any() and available(speech, n).any():
+        return None
+    missing, kept = ("text", "speech") if not available(text, n).any() else ("speech", "text")
+    note = f"{missing} scores missing on the {where}; fusion falls back to {kept} only"
+    log.warning(note)
+    return Fusion(rule, 1.0 if kept == "speech" else 0.0, modalities=kept, note=note)
+
+
+def fit_weighted(speech: Any, text: Any, y: Sequence[int], grid: Sequence[float] = DEFAULT_GRID,
+                 metric: str = "ua") -> Fusion:
+    """Eq. 1: the grid weight of speech that maximises ``metric`` on these (validation) scores."""
+    speech, text = check_pair(speech, text)
+    y = np.asarray(y)
+    if metric not in METRICS:
+        raise ConfigError(f"fusion metric must be one of {METRICS}, got {metric!r}")
+    grid = np.asarray(grid, dtype=float)
+    if grid.size == 0 or grid.min() < 0 or grid.max() > 1:
+        raise ConfigError("fusion weight grid must be non-empty values in [0, 1]")
+    if len(y) != len(speech if speech is not None else text):
+        raise FusionError(f"{len(y)} validation labels for {len(speech if speech is not None else text)} score rows")
+    fallback = _fallback("weighted", speech, text, "validation part")
+    if fallback is not None:
+        return fallback
+    values = np.array([_score(metric, y, combine(speech, text, w)[0].argmax(1)) for w in grid])
+    tied = np.sort(grid[np.isclose(values, values.max())])
+    w1 = float(grid[np.abs(grid - np.median(tied)).argmin()])
+    return Fusion("weighted", w1, metric=metric, valid_metric=float(values.max()),
+                  note=f"{tied.size} grid weight(s) tie at validation {metric}={values.max():.4f}")
+
+
+def score_stats(scores: np.ndarray, name: str) -> ScoreStats:
+    """Scalar mean/std over every finite validation score of one modality.
+
+    Constant scores carry no information; they get ``std = 1`` (a warning) so their normalised
+    scores are all zero and the other modality decides.
+    """
+    values = scores[np.isfinite(scores)]
+    std = float(values.std())
+    if std <= 1e-12:
+        log.warning("%s validation scores are constant (no information); using std = 1 so the other modality "
+                    "decides", name)
+        std = 1.0
+    return ScoreStats(float(values.mean()), std)
+
+
+def fit_znorm(speech: Any, text: Any) -> Fusion:
+    """Eq. 2: validation statistics per modality, then equal weights (w1 = 0.5)."""
+    speech, text = check_pair(speech, text)
+    fallback = _fallback("znorm", speech, text, "validation part")
+    if fallback is not None:
+        return fallback
+    return Fusion("znorm", 0.5, speech_stats=score_stats(speech, "speech"), text_stats=score_stats(text, "text"))
+
+
+def fit_fusion(rule: str, speech: Any, text: Any, y: Sequence[int] | None = None, **kwargs: Any) -> Fusion:
+    """Fit ``rule`` (``weighted`` needs the validation labels ``y``)."""
+    if rule == "weighted":
+        if y is None:
+            raise ConfigError("the weighted fusion rule needs validation labels to search w1")
+        return fit_weighted(speech, text, y, **kwargs)
+    if rule == "znorm":
+        return fit_znorm(speech, text)
+    raise ConfigError(f"unknown fusion rule {rule!r} (choose from: {', '.join(RULES)})")
+
+
+@dataclass
+class FusedFold:
+    """One rule's fitted fusion and its fused test scores for one fold."""
+
+    fusion: Fusion
+    scores: np.ndarray
+    coverage: Coverage
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.scores.argmax(axis=1)
+
+    def record(self) -> dict[str, Any]:
+        """What is saved with the fold results."""
+        return {"fusion": self.fusion.to_dict(), "coverage": asdict(self.coverage)}
+
+
+def fuse_fold(speech_valid: Any, text_valid: Any, y_valid: Sequence[int], speech_test: Any, text_test: Any,
+              rules: Sequence[str] = RULES, **kwargs: Any) -> dict[str, FusedFold]:
+    """Fit every rule on the validation part and apply it to the test part of one fold."""
+    out = {}
+    for rule in rules:
+        fusion = fit_fusion(rule, speech_valid, text_valid, y_valid, **kwargs)
+        s_test, t_test = check_pair(speech_test, text_test)
+        if fusion.modalities == "both":
+            n = len(s_test if s_test is not None else t_test)
+            for name, scores in (("speech", s_test), ("text", t_test)):
+                if not available(scores, n).any():
+                    kept = "text" if name == "speech" else "speech"
+                    fusion.modalities, fusion.note = kept, f"{name} scores missing on the test part; {kept} only"
+                    log.warning("fusion %s: %s", rule, fusion.note)
+        scores, coverage = fusion.apply(s_test, t_test)
+        if coverage.speech_only or coverage.text_only:
+            log.warning("fusion %s: %d test utterance(s) had speech only and %d text only (fallback per utterance)",
+                        rule, coverage.speech_only, coverage.text_only)
+        out[rule] = FusedFold(fusion, scores, coverage)
+    return out

@@ -1,0 +1,121 @@
+"""Late fusion (seed 001 §3.3): hand-computed cases for the w1 grid, z-norm and fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.errors import EmovoxError
+from emovox.fusion import (
+    Coverage,
+    Fusion,
+    FusionError,
+    combine,
+    fit_weighted,
+    fit_znorm,
+    fuse_fold,
+)
+
+
+def two_class(diffs: list[float]) -> np.ndarray:
+    """Scores whose class-0 minus class-1 difference is ``diffs`` (argmax depends only on it)."""
+    return np.array([[d, 0.0] for d in diffs])
+
+
+def test_weighted_grid_picks_the_only_correct_weight():
+    # Utterance 1 (class 0): fused diff 79·w − 121·(1 − w) > 0  ⇔  w > 0.605
+    # Utterance 2 (class 1): fused diff 77·w − 123·(1 − w) < 0  ⇔  w < 0.615
+    # Utterance 3 (class 0): 1·w − 0.25·(1 − w) > 0  ⇔  w > 0.2 — so only w1 = 0.61 gets all three.
+    speech = two_class([79, 77, 1])
+    text = two_class([-121, -123, -0.25])
+    fusion = fit_weighted(speech, text, [0, 1, 0])
+    assert fusion.w1 == pytest.approx(0.61)
+    assert fusion.valid_metric == pytest.approx(1.0)
+    assert fusion.rule == "weighted" and fusion.modalities == "both"
+
+
+def test_weighted_grid_takes_the_middle_of_a_plateau():
+    # Correct for w in (1/3, 3/4): utterance 1 needs 3w − 1 > 0, utterance 2 needs 4w − 3 < 0,
+    # utterance 3 needs 4 − 5w > 0. Grid points 0.34 .. 0.74 tie; their median is 0.54.
+    speech = two_class([2, 1, -1])
+    text = two_class([-1, -3, 4])
+    assert fit_weighted(speech, text, [0, 1, 0]).w1 == pytest.approx(0.54)
+
+
+def test_weighted_never_below_speech_only_on_validation():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 60)
+    speech = np.log(rng.dirichlet(np.ones(4), 60))
+    speech[np.arange(60), y] += 1.0  # informative speech
+    text = np.log(np.full((60, 4), 0.25)) + rng.normal(0, 0.3, (60, 4))  # noise
+    fusion = fit_weighted(speech, text, y)
+    speech_ua = np.mean([np.mean(speech[y == c].argmax(1) == c) for c in np.unique(y)])
+    assert fusion.valid_metric >= speech_ua
+
+
+def test_znorm_uses_validation_statistics_only():
+    speech_valid = np.array([[0.0, -2.0], [-2.0, 0.0]])   # mean -1, std 1
+    text_valid = np.array([[0.0, -4.0], [-4.0, 0.0]])     # mean -2, std 2
+    fusion = fit_znorm(speech_valid, text_valid)
+    assert (fusion.speech_stats.mean, fusion.speech_stats.std) == (-1.0, 1.0)
+    assert (fusion.text_stats.mean, fusion.text_stats.std) == (-2.0, 2.0)
+    assert fusion.w1 == 0.5
+    # Test scores: speech [1, 0] -> [2, 1]; text [0, -6] -> [1, -2]; average [1.5, -0.5].
+    fused, coverage = fusion.apply(np.array([[1.0, 0.0]]), np.array([[0.0, -6.0]]))
+    np.testing.assert_allclose(fused, [[1.5, -0.5]])
+    assert coverage == Coverage(both=1)
+    # Wildly different test scores do not move the statistics (they come from validation only).
+    results = fuse_fold(speech_valid, text_valid, [0, 1], 100 * speech_valid, 100 * text_valid, rules=["znorm"])
+    assert results["znorm"].fusion.speech_stats.mean == -1.0
+    assert results["znorm"].fusion.text_stats.std == 2.0
+
+
+def test_constant_text_scores_leave_speech_in_charge():
+    speech = np.log(np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]))
+    text = np.log(np.full((3, 2), 0.5))
+    fusion = fit_znorm(speech, text)
+    np.testing.assert_array_equal(fusion.predict(speech, text), speech.argmax(1))
+
+
+def test_missing_text_modality_falls_back_to_speech_and_is_recorded():
+    speech = np.log(np.array([[0.7, 0.3], [0.2, 0.8]]))
+    text = np.full((2, 2), np.nan)
+    for rule in ("weighted", "znorm"):
+        results = fuse_fold(speech, text, [0, 1], speech, None, rules=[rule])
+        fused = results[rule]
+        assert fused.fusion.modalities == "speech"
+        assert "text" in fused.fusion.note
+        assert fused.record()["coverage"] == {"both": 0, "speech_only": 2, "text_only": 0}
+        np.testing.assert_array_equal(fused.predictions, [0, 1])
+
+
+def test_per_utterance_fallback_counts():
+    speech = np.array([[0.0, -1.0], [np.nan, np.nan], [-1.0, 0.0]])
+    text = np.array([[-3.0, 0.0], [0.0, -1.0], [np.nan, np.nan]])
+    fused, coverage = combine(speech, text, 0.25)
+    assert coverage == Coverage(both=1, speech_only=1, text_only=1)
+    # Row 0: 0.25·[0, −1] + 0.75·[−3, 0] = [−2.25, −0.25]; rows 1 and 2 keep the one score they have.
+    np.testing.assert_allclose(fused, [[-2.25, -0.25], [0.0, -1.0], [-1.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    "speech, text, match",
+    [
+        (None, None, "both the speech and the text scores are missing"),
+        (np.zeros((2, 3)), np.zeros((3, 3)), "differ in shape"),
+        (np.array([[0.0, np.inf]]), np.zeros((1, 2)), "row 0 has inf"),
+        (np.array([[0.0, np.nan]]), np.zeros((1, 2)), "partial NaN"),
+        (np.array([[np.nan, np.nan]]), np.array([[np.nan, np.nan]]), "neither a speech nor a text score"),
+        (np.zeros(3), None, "shape"),
+    ],
+)
+def test_bad_scores_raise_clear_errors(speech, text, match):
+    with pytest.raises(FusionError, match=match):
+        Fusion("weighted", 0.5).apply(speech, text)
+    assert issubclass(FusionError, EmovoxError)
+
+
+def test_fusion_record_round_trips():
+    fusion = fit_znorm(np.array([[0.0, -2.0], [-2.0, 0.0]]), np.array([[0.0, -4.0], [-4.0, 0.0]]))
+    again = Fusion.from_dict(fusion.to_dict())
+    assert again == fusion
