@@ -1,0 +1,284 @@
+"""The classic baseline: frozen utterance features + standardisation + SVM, through the folds.
+
+One run = one corpus, one upstream (``emovox.upstreams``: openSMILE eGeMAPS/ComParE, GE2E,
+Whisper encoder), one protocol. Per utterance the upstream's arrays are cached
+(:class:`emovox.cache.FeatureCache`) and reduced to a fixed vector (:meth:`Upstream.pooled`).
+Per fold:
+
+1. ``StandardScaler`` fitted on the training part only;
+2. ``SVC`` (linear or RBF kernel) for every C of the grid, trained on the training part and
+   scored (UA by default) on the fold's validation part — whole training-side speakers, never
+   test audio; the best C wins (ties -> the smaller C);
+3. with ``refit: true`` (default) the scaler + SVM are refitted with that C on train + valid,
+   then the test part is predicted once.
+
+``speaker_norm: true`` z-scores every feature per speaker first, with statistics of all that
+speaker's utterances, labels unused and **the test speaker included** (transductive, a known
+strong option in the SER literature). It is off by default and every result that uses it is
+labelled ``+spkNorm`` in its name and report.
+
+Results: ``<out>/folds/<fold>.json`` written after each fold (a re-run skips finished folds
+whose settings match), ``<out>/folds.json`` (the exact folds), ``<out>/config.json``, and the
+report of :mod:`emovox.evaluation.report` (per-fold table, mean ± std, confusion PNG).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from emovox.config import DataConfig, _build
+from emovox.errors import ConfigError
+from emovox.io import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_C = {"linear": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "rbf": [0.1, 1.0, 10.0, 100.0]}
+
+
+@dataclass
+class BaselineFeatures:
+    """Which upstream, its options, and the optional per-speaker normalisation."""
+
+    upstream: str = "egemaps"  #: emovox.upstreams name: egemaps | compare | ge2e | whisper
+    options: dict[str, Any] = field(default_factory=dict)  #: upstream constructor options (pad_to_30s...)
+    speaker_norm: bool = False  #: per-speaker z-scoring (test speaker included); results get labelled
+    cache_dir: str | None = None  #: feature cache folder (default: $EMOVOX_CACHE or ~/.cache/emovox)
+
+
+@dataclass
+class SVMConfig:
+    kernel: Literal["linear", "rbf"] = "linear"
+    C: list[float] | None = None  #: grid searched on the validation part (default per kernel: DEFAULT_C)
+    gamma: str | float = "scale"  #: RBF width (scikit-learn's 'scale' = 1 / (n_features * var))
+    class_weight: Literal["balanced", "none"] = "balanced"  #: 'balanced' weights classes by 1/frequency
+    select_on: Literal["ua", "wa"] = "ua"  #: validation metric that picks C
+    refit: bool = True  #: refit on train + valid with the chosen C before testing
+
+
+@dataclass
+class BaselineRecipe:
+    name: str = "baseline"
+    seed: int = 0
+    data: DataConfig = field(default_factory=lambda: DataConfig(protocol="leave_one_speaker_out"))
+    features: BaselineFeatures = field(default_factory=BaselineFeatures)
+    svm: SVMConfig = field(default_factory=SVMConfig)
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    @property
+    def label(self) -> str:
+        """Name shown in reports; always marks per-speaker normalisation."""
+        return self.name + ("+spkNorm" if self.features.speaker_norm and "spkNorm" not in self.name else "")
+
+    def c_grid(self) -> list[float]:
+        return list(self.svm.C) if self.svm.C else list(DEFAULT_C[self.svm.kernel])
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("base_dir", None)
+        return out
+
+
+def baseline_recipe(raw: Mapping[str, Any] | None, base_dir: str | Path = ".") -> BaselineRecipe:
+    """Validate a raw mapping (parsed YAML) into a :class:`BaselineRecipe`."""
+    raw = dict(raw or {})
+    raw.setdefault("data", {})
+    if isinstance(raw["data"], Mapping):
+        raw["data"] = {"protocol": "leave_one_speaker_out", **raw["data"]}
+    recipe = _build(BaselineRecipe, raw, "")
+    recipe.base_dir = str(base_dir)
+    grid = recipe.c_grid()
+    if not grid or any((not isinstance(c, (int, float))) or c <= 0 for c in grid):
+        raise ConfigError(f"svm.C must be a non-empty list of positive numbers, got {recipe.svm.C!r}")
+    if isinstance(recipe.svm.gamma, str) and recipe.svm.gamma not in ("scale", "auto"):
+        raise ConfigError(f"svm.gamma must be 'scale', 'auto' or a positive number, got {recipe.svm.gamma!r}")
+    if recipe.data.corpus is None and recipe.data.manifest is None:
+        raise ConfigError("data: give corpus + root, or manifest")
+    return recipe
+
+
+# ------------------------------------------------------------------------------ features
+def utterance_audio(utt: Any) -> np.ndarray:
+    """16 kHz mono float32 of an utterance (its ``start``/``end`` segment when set)."""
+    from emovox.audio import SAMPLE_RATE, load_audio, prepare_array
+
+    x = load_audio(utt.path)
+    if utt.start is None and utt.end is None:
+        return x
+    a = int(round((utt.start or 0.0) * SAMPLE_RATE))
+    b = len(x) if utt.end is None else int(round(utt.end * SAMPLE_RATE))
+    return prepare_array(x[a:b], SAMPLE_RATE, source=f"{utt.path} [{utt.start}-{utt.end}] s")
+
+
+def utterance_vectors(utterances: Sequence[Any], upstream: Any, cache_dir: str | Path | None = None,
+                      progress: bool = False) -> np.ndarray:
+    """(N, dim) float32 pooled vectors; each utterance's arrays are computed once and cached."""
+    from tqdm.auto import tqdm
+
+    from emovox.cache import FeatureCache, source_key
+
+    cache = FeatureCache(cache_dir, upstream.key)
+    out = np.zeros((len(utterances), upstream.dim), dtype=np.float32)
+    for i, utt in enumerate(tqdm(utterances, desc=f"{upstream.name} features", unit="utt", disable=not progress)):
+        arrays = cache.get_or_compute(source_key(utt.path, utt.start, utt.end),
+                                      lambda u=utt: upstream.extract(utterance_audio(u)))
+        out[i] = upstream.pooled(arrays)
+    return out
+
+
+def speaker_normalize(features: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
+    """Z-score every column within each speaker (all that speaker's rows; labels unused)."""
+    x = np.asarray(features, dtype=np.float64)
+    out = np.empty_like(x)
+    spk = np.asarray(list(speakers))
+    for s in np.unique(spk):
+        rows = spk == s
+        mu, sd = x[rows].mean(axis=0), x[rows].std(axis=0)
+        out[rows] = (x[rows] - mu) / np.where(sd > 1e-8, sd, 1.0)
+    return out.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ SVM
+def make_svm(svm: SVMConfig, C: float, seed: int = 0):
+    """StandardScaler + SVC pipeline (scikit-learn)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return make_pipeline(StandardScaler(), SVC(
+        kernel=svm.kernel, C=float(C), gamma=svm.gamma,
+        class_weight="balanced" if svm.class_weight == "balanced" else None,
+        decision_function_shape="ovr", random_state=seed))
+
+
+def _score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+
+    return (unweighted_accuracy if metric == "ua" else weighted_accuracy)(y_true, y_pred)
+
+
+def fit_fold(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+             svm: SVMConfig, grid: Sequence[float], seed: int = 0) -> tuple[Any, float, dict[str, float]]:
+    """Choose C on the validation part, (re)fit; returns (model, chosen C, validation score per C)."""
+    scores: dict[str, float] = {}
+    best_c, best = float(grid[0]), -1.0
+    if len(x_valid) and len(grid) > 1:
+        for c in sorted(float(c) for c in grid):
+            model = make_svm(svm, c, seed).fit(x_train, y_train)
+            scores[repr(c)] = s = _score(svm.select_on, y_valid, model.predict(x_valid))
+            if s > best:
+                best_c, best = c, s
+    elif len(grid) > 1:
+        log.warning("no validation part: using the first C of the grid (%s) without selection", grid[0])
+    if svm.refit and len(x_valid):
+        x_fit, y_fit = np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid])
+    else:
+        x_fit, y_fit = x_train, y_train
+    return make_svm(svm, best_c, seed).fit(x_fit, y_fit), best_c, scores
+
+
+def run_folds(x: np.ndarray, utterances: Sequence[Any], folds: Sequence[Any], recipe: BaselineRecipe,
+              classes: Sequence[str], fold_dir: str | Path | None = None, progress: bool = False,
+              fingerprint: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Train/test one SVM per fold; each fold's result is saved (and reused) under ``fold_dir``."""
+    from tqdm.auto import tqdm
+
+    from emovox.evaluation.metrics import classification_metrics
+
+    index = {u.id: i for i, u in enumerate(utterances)}
+    labels = np.asarray([u.label for u in utterances])
+    results = []
+    for fold in tqdm(folds, desc="folds", unit="fold", disable=not progress):
+        path = Path(fold_dir) / f"{fold.name}.json" if fold_dir is not None else None
+        if path is not None and path.is_file():
+            done = read_json(path)
+            if done.get("fingerprint") == dict(fingerprint or {}) and done.get("test") == fold.test:
+                log.info("fold %s already done, reusing %s", fold.name, path)
+                results.append(done)
+                continue
+        tr, va, te = ([index[i] for i in part] for part in (fold.train, fold.valid, fold.test))
+        model, c, valid_scores = fit_fold(x[tr], labels[tr], x[va], labels[va], recipe.svm, recipe.c_grid(),
+                                          recipe.seed)
+        pred = model.predict(x[te])
+        decision = np.asarray(model.decision_function(x[te]), dtype=float).reshape(len(te), -1)
+        result = {
+            "fold": fold.name,
+            "C": c,
+            "valid_scores": valid_scores,
+            "metrics": classification_metrics(labels[te], pred, list(classes)),
+            "test": list(fold.test),
+            "pred": pred.tolist(),
+            "svm_classes": [str(k) for k in model.classes_],
+            "decision": np.round(decision, 5).tolist(),
+            "fingerprint": dict(fingerprint or {}),
+        }
+        if path is not None:
+            atomic_write_json(path, result)
+        log.info("fold %s: C=%g UA=%.4f WA=%.4f", fold.name, c, result["metrics"]["ua"], result["metrics"]["wa"])
+        results.append(result)
+    return results
+
+
+# ----------------------------------------------------------------------------------- runs
+def load_utterances(recipe: BaselineRecipe) -> list[Any]:
+    """The recipe's utterances with its label map applied."""
+    from emovox.corpora import apply_labels, read_manifest
+
+    d = recipe.data
+    if d.manifest is not None:
+        utts = read_manifest(recipe.resolve(d.manifest))
+    else:
+        from emovox.corpora import load_corpus
+
+        if d.root is None:
+            raise ConfigError("data.root: the corpus folder is required with data.corpus")
+        utts = load_corpus(d.corpus, recipe.resolve(d.root))
+    utts = apply_labels(utts, d.labels)
+    if not utts:
+        raise ConfigError(f"no utterances left after the label map {d.labels!r}")
+    return utts
+
+
+def class_list(recipe: BaselineRecipe, utterances: Iterable[Any]) -> list[str]:
+    """Class order: the label map's when given, else sorted labels."""
+    from emovox.corpora import label_map_from_config
+
+    lm = label_map_from_config(recipe.data.labels)
+    return list(lm.classes) if lm is not None else sorted({u.label for u in utterances})
+
+
+def run_baseline(recipe: BaselineRecipe, out_dir: str | Path, progress: bool = False,
+                 upstream_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """The whole run: utterances, folds, cached features, one SVM per fold, report. Returns the summary."""
+    from emovox.evaluation.report import write_report
+    from emovox.protocols import make_folds, save_folds
+    from emovox.upstreams import build_upstream
+
+    out = Path(out_dir)
+    utts = load_utterances(recipe)
+    classes = class_list(recipe, utts)
+    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
+    if recipe.data.folds is not None:
+        folds = [folds[i] for i in recipe.data.folds]
+    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
+                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
+    upstream = (upstream_factory or build_upstream)(recipe.features.upstream, **recipe.features.options)
+    atomic_write_json(out / "config.json", {"recipe": recipe.to_dict(), "label": recipe.label,
+                                            "upstream": repr(upstream), "feature_key": upstream.key})
+    x = utterance_vectors(utts, upstream, recipe.resolve(recipe.features.cache_dir), progress)
+    if recipe.features.speaker_norm:
+        x = speaker_normalize(x, [u.speaker for u in utts])
+    fingerprint = {"feature_key": upstream.key, "speaker_norm": recipe.features.speaker_norm,
+                   "svm": asdict(recipe.svm), "C": recipe.c_grid(), "seed": recipe.seed}
+    results = run_folds(x, utts, folds, recipe, classes, out / "folds", progress, fingerprint)
+    return write_report(out, results, classes, title=recipe.label)

@@ -1,0 +1,96 @@
+"""Baseline SVM through speaker-independent folds on tiny synthetic features."""
+
+import numpy as np
+import pytest
+
+from emovox.corpora import Utterance
+from emovox.errors import ConfigError
+from emovox.evaluation import baseline as bl
+from emovox.protocols import leave_one_speaker_out
+
+CLASSES = ["angry", "happy", "sad"]
+
+
+def synthetic(n_speakers=6, per_class=8, offset=0.0, seed=0):
+    """Separable class clusters; each speaker shifted by a random offset of size ``offset``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((len(CLASSES), 5)) * 3
+    utts, rows = [], []
+    for s in range(n_speakers):
+        shift = rng.standard_normal(5) * offset
+        for c, label in enumerate(CLASSES):
+            for k in range(per_class):
+                utts.append(Utterance(f"s{s}_{label}_{k}", f"/nonexistent/s{s}_{label}_{k}.wav", f"spk{s}", label))
+                rows.append(centres[c] + shift + 0.5 * rng.standard_normal(5))
+    return utts, np.asarray(rows, dtype=np.float32)
+
+
+def recipe(**svm):
+    return bl.baseline_recipe({"name": "t", "data": {"corpus": "x"}, "svm": svm})
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_separable_features_score_high_on_every_fold(kernel, tmp_path):
+    utts, x = synthetic()
+    folds = leave_one_speaker_out(utts)
+    results = bl.run_folds(x, utts, folds, recipe(kernel=kernel), CLASSES, tmp_path)
+    assert len(results) == 6
+    assert all(r["metrics"]["ua"] >= 0.9 for r in results)
+    assert all(r["C"] in bl.DEFAULT_C[kernel] for r in results)
+    assert sorted((tmp_path).glob("*.json")) and len(list(tmp_path.glob("*.json"))) == 6
+    assert np.asarray(results[0]["decision"]).shape == (len(folds[0].test), 3)
+
+
+def test_c_is_chosen_without_looking_at_test_labels():
+    utts, x = synthetic(seed=1)
+    fold = leave_one_speaker_out(utts)[0]
+    r = recipe(C=[1e-4, 1e-2, 1.0])
+    a = bl.run_folds(x, utts, [fold], r, CLASSES)[0]
+    shuffled = list(utts)
+    for i, u in enumerate(shuffled):  # scramble test labels only
+        if u.id in set(fold.test):
+            shuffled[i] = u.with_label(CLASSES[(CLASSES.index(u.label) + 1) % 3])
+    b = bl.run_folds(x, shuffled, [fold], r, CLASSES)[0]
+    assert a["C"] == b["C"] and a["valid_scores"] == b["valid_scores"]
+    assert b["metrics"]["ua"] < a["metrics"]["ua"]
+
+
+def test_finished_folds_are_reused(tmp_path, monkeypatch):
+    utts, x = synthetic(n_speakers=3)
+    folds = leave_one_speaker_out(utts)
+    first = bl.run_folds(x, utts, folds, recipe(), CLASSES, tmp_path, fingerprint={"k": 1})
+    monkeypatch.setattr(bl, "fit_fold", lambda *a, **k: pytest.fail("a finished fold was retrained"))
+    again = bl.run_folds(x, utts, folds, recipe(), CLASSES, tmp_path, fingerprint={"k": 1})
+    assert [r["metrics"]["ua"] for r in again] == [r["metrics"]["ua"] for r in first]
+    monkeypatch.undo()
+    changed = bl.run_folds(x, utts, folds, recipe(kernel="rbf"), CLASSES, tmp_path, fingerprint={"k": 2})
+    assert all(r["fingerprint"] == {"k": 2} for r in changed)
+
+
+def test_speaker_normalisation_removes_speaker_offsets():
+    utts, x = synthetic(offset=6.0, seed=2)
+    speakers = [u.speaker for u in utts]
+    z = bl.speaker_normalize(x, speakers)
+    for s in set(speakers):
+        rows = np.asarray(speakers) == s
+        np.testing.assert_allclose(z[rows].mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(z[rows].std(0), 1, atol=1e-4)
+    folds = leave_one_speaker_out(utts)
+    raw = np.mean([r["metrics"]["ua"] for r in bl.run_folds(x, utts, folds, recipe(), CLASSES)])
+    normed = np.mean([r["metrics"]["ua"] for r in bl.run_folds(z, utts, folds, recipe(), CLASSES)])
+    assert normed > raw
+
+
+def test_recipe_validation_and_labelling():
+    r = bl.baseline_recipe({"name": "egemaps", "data": {"corpus": "emodb", "root": "x"},
+                            "features": {"speaker_norm": True}})
+    assert r.label == "egemaps+spkNorm" and r.data.protocol == "leave_one_speaker_out"
+    assert bl.baseline_recipe({"data": {"corpus": "emodb"}}).label == "baseline"
+    with pytest.raises(ConfigError, match="svm.kernel"):
+        bl.baseline_recipe({"data": {"corpus": "emodb"}, "svm": {"kernel": "poly"}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        bl.baseline_recipe({"data": {"corpus": "emodb"}, "classifier": {}})
+    with pytest.raises(ConfigError, match="positive"):
+        bl.baseline_recipe({"data": {"corpus": "emodb"}, "svm": {"C": [0]}})
+    with pytest.raises(ConfigError, match="corpus"):
+        bl.baseline_recipe({})
