@@ -3,7 +3,14 @@
 ``load_corpus(name, root, **kw)`` returns a validated list of :class:`Utterance`.
 """
 
-from emovox.corpora.labels import CANONICAL, PRESETS, LabelMap, apply_labels, label_map_from_config
+from emovox.corpora.labels import (
+    CANONICAL,
+    PRESETS,
+    LabelMap,
+    apply_labels,
+    label_map_from_config,
+    normalize_label,
+)
 from emovox.corpora.manifest import (
     Utterance,
     by_id,
@@ -15,9 +22,16 @@ from emovox.corpora.manifest import (
     validate,
     write_manifest,
 )
+from emovox.corpora.registry import CORPORA, SPEAKER_ONLY, corpus_module, iter_corpus, load_corpus
 
 __all__ = [
     "CANONICAL",
+    "CORPORA",
+    "SPEAKER_ONLY",
+    "corpus_module",
+    "iter_corpus",
+    "load_corpus",
+    "normalize_label",
     "PRESETS",
     "LabelMap",
     "Utterance",

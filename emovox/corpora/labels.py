@@ -46,6 +46,20 @@ CANONICAL = (
     "angry", "boredom", "calm", "disgust", "excited", "fear", "frustrated",
     "happy", "neutral", "other", "sad", "surprise",
 )
+#: Common spellings of the canonical names (used for user CSVs by :func:`normalize_label`).
+ALIASES = {
+    "anger": "angry", "ang": "angry", "mad": "angry", "bored": "boredom", "disgusted": "disgust",
+    "dis": "disgust", "exc": "excited", "excitement": "excited", "fearful": "fear", "afraid": "fear",
+    "fea": "fear", "anxiety": "fear", "frustration": "frustrated", "fru": "frustrated", "happiness": "happy",
+    "joy": "happy", "hap": "happy", "neu": "neutral", "sadness": "sad", "surprised": "surprise",
+    "sur": "surprise", "ps": "surprise", "pleasant_surprise": "surprise", "oth": "other",
+}
+
+
+def normalize_label(name: str) -> str:
+    """Lower-case ``name`` and map common spellings to the canonical name (others kept as is)."""
+    key = name.strip().lower().replace(" ", "_")
+    return ALIASES.get(key, key)
 
 
 @dataclass(frozen=True)
