@@ -7,6 +7,7 @@ the speaker, so a model trained on a tree can learn something in a few steps.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -43,15 +44,21 @@ class _Writer:
         self.seconds = seconds
         self.lab = {lab: i for i, lab in enumerate(sorted(set(labels)))}
         self.spk = {s: i for i, s in enumerate(sorted(set(speakers)))}
-        self.cache: dict[tuple[str, str], np.ndarray] = {}
+        self.cache: dict[tuple[str, str], bytes] = {}
+        self.dirs: set[Path] = set()
 
     def write(self, path: Path, label: str, speaker: str) -> None:
         key = (label, speaker)
         if key not in self.cache:
             freq = 110.0 + 45.0 * self.lab.get(label, 0) + 7.0 * self.spk.get(speaker, 0)
-            self.cache[key] = tone(self.seconds, freq, seed=len(self.cache))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._sf.write(str(path), self.cache[key], SAMPLE_RATE, subtype="PCM_16")
+            buf = io.BytesIO()
+            self._sf.write(buf, tone(self.seconds, freq, seed=len(self.cache)), SAMPLE_RATE,
+                           format="WAV", subtype="PCM_16")
+            self.cache[key] = buf.getvalue()
+        if path.parent not in self.dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.dirs.add(path.parent)
+        path.write_bytes(self.cache[key])
 
 
 def _interleave(counts: Mapping[str, int]) -> list[str]:

@@ -1,0 +1,43 @@
+"""Counts on the real corpora in ../shared (file names only, no decoding); skipped when absent."""
+
+from __future__ import annotations
+
+from emovox.corpora import label_counts, load_corpus, speaker_counts
+from emovox.protocols import leave_k_speakers_out, leave_one_speaker_out
+
+
+def test_ravdess(corpora_dir):
+    utts = load_corpus("ravdess", corpora_dir / "ravdess")
+    assert len(utts) == 1440 and len(speaker_counts(utts)) == 24
+    counts = label_counts(utts)
+    assert counts.pop("neutral") == 96
+    assert counts == {lab: 192 for lab in ("calm", "happy", "sad", "angry", "fear", "disgust", "surprise")}
+    folds = leave_k_speakers_out(utts, k=4)
+    assert len(folds) == 6 and all(len(f.test) == 240 for f in folds)
+
+
+def test_tess(corpora_dir):
+    utts = load_corpus("tess", corpora_dir / "tess")
+    assert len(utts) == 2800 and set(speaker_counts(utts)) == {"OAF", "YAF"}
+    assert label_counts(utts) == {lab: 400 for lab in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")}
+
+
+def test_emodb(corpora_dir):
+    utts = load_corpus("emodb", corpora_dir / "emodb")
+    assert len(utts) == 535 and len(speaker_counts(utts)) == 10
+    assert label_counts(utts) == {"angry": 127, "boredom": 81, "neutral": 79, "happy": 71, "fear": 69,
+                                  "sad": 62, "disgust": 46}
+    assert len(leave_one_speaker_out(utts)) == 10
+
+
+def test_librispeech_samples(corpora_dir):
+    utts = load_corpus("librispeech", corpora_dir / "librispeech-samples")
+    assert len(utts) == 100 and set(speaker_counts(utts).values()) == {10}
+    assert {u.extra["gender"] for u in utts} == {"female", "male"}
+
+
+def test_meld(shared_dir):
+    utts = load_corpus("meld", shared_dir / "text" / "meld")
+    splits = {s: sum(1 for u in utts if u.extra["split"] == s) for s in ("train", "dev", "test")}
+    assert splits == {"train": 9989, "dev": 1109, "test": 2610}
+    assert set(label_counts(utts)) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
