@@ -1,0 +1,392 @@
+"""Prediction for users: :class:`Recognizer` turns recordings into typed emotion results.
+
+    from emovox import Recognizer
+    r = Recognizer.load()                       # the bundled default model (no download)
+    p = r.predict("clip.wav")                   # -> Prediction(label="angry", probabilities={...})
+    ps = r.predict(["a.wav", "b.flac"])         # batches; bad files get .error instead of raising
+    p = r.predict(samples, sample_rate=44100)   # numpy arrays too
+    four = Recognizer.load(labels=["angry", "happy", "neutral", "sad"])  # renormalised subset
+    tl = r.timeline("meeting.flac")             # windows + VAD + merged regions (emovox.timeline)
+
+A model is a package folder (``model.safetensors`` + ``config.json``, :mod:`emovox.models.io`)
+whose front-end yields frame sequences ``(B, T, F)`` (``logmel``, ``mulaw_spec``). The clip's
+features are normalised as the config says (``segment`` MVN) and the whole clip is scored at
+once; a recording longer than ``max_clip_seconds`` is scored in equal pieces whose
+log-posteriors are averaged (:func:`emovox.segments.aggregate`). Clips are batched only with
+clips of exactly the same length: padding would change a ResNet's scores (see
+:mod:`emovox.models.resnet`), and a file must get the same answer alone or in a batch.
+
+Backends: ``torch`` (eager) and ``onnx`` (onnxruntime running the graph written by
+:func:`emovox.export.export_onnx`; the front-end stays the torch module, the normaliser and
+network run in onnxruntime).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
+from emovox.errors import ConfigError, EmovoxError, ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model"
+BACKENDS = ("torch", "onnx")
+VADS = ("sohn", "silero")
+#: Frame-sequence front-ends the Recognizer can drive (VGGish patch models are training-only).
+SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec")
+
+Source = str | os.PathLike | np.ndarray
+_SILERO_LOCK = threading.Lock()
+
+
+@dataclass
+class Prediction:
+    """The result for one input. ``error`` is set (and ``label`` None) when it could not be used."""
+
+    source: str
+    label: str | None
+    probabilities: dict[str, float]
+    duration: float | None = None
+    speech_fraction: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------ engines
+class TorchEngine:
+    """features -> probabilities with the package's torch model (eager, inference mode)."""
+
+    name = "torch"
+
+    def __init__(self, model: Any, normalize: str) -> None:
+        self.model, self.normalize = model, normalize
+
+    def __call__(self, feats: Any) -> np.ndarray:
+        import torch
+
+        from emovox.frontend.normalize import mvn
+
+        with torch.inference_mode():
+            x = mvn(feats) if self.normalize == "segment" else feats
+            return torch.softmax(self.model(x).float(), dim=-1).numpy()
+
+
+def _model_folder(path: str | os.PathLike | None) -> Path:
+    folder = Path(path) if path is not None else DEFAULT_MODEL
+    if path is None and not (folder / "config.json").is_file():
+        raise ModelError(
+            f"the bundled default model is missing from this installation ({folder}); reinstall emovox "
+            "(pip install .) or pass a model folder with --model / Recognizer.load(path)")
+    return folder
+
+
+class Recognizer:
+    """A loaded emotion model plus its front-end; thread-safe for concurrent ``predict`` calls."""
+
+    def __init__(self, frontend: Any, engine: Callable[[Any], np.ndarray], config: dict[str, Any],
+                 folder: Path, backend: str, labels: Sequence[str] | None = None,
+                 vad: str | None = "sohn", batch_size: int = 16, max_clip_seconds: float = 30.0) -> None:
+        self.frontend, self.engine, self.config = frontend, engine, config
+        self.folder, self.backend = folder, backend
+        self.model_labels: list[str] = list(config["labels"])
+        self.vad = _check_vad(vad)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.max_clip_seconds = float(max_clip_seconds)
+        self._index = self._label_index(labels)
+
+    # ------------------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, backend: str = "torch",
+             labels: Sequence[str] | str | None = None, vad: str | None = "sohn", batch_size: int = 16,
+             threads: int | None = None) -> "Recognizer":
+        """Load a model package (default: the bundled model) for the ``torch`` or ``onnx`` backend.
+
+        ``labels`` restricts the output to a subset (probabilities renormalised over it);
+        ``vad`` (``sohn`` | ``silero`` | None) measures each clip's speech fraction;
+        ``threads`` sets the intra-op threads of the backend.
+        """
+        import torch
+
+        from emovox.frontend import build_frontend
+        from emovox.models.io import load_model, read_config
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if threads is not None:
+            if not isinstance(threads, int) or threads < 1:
+                raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+            torch.set_num_threads(threads)
+        folder = _model_folder(path)
+        config = read_config(folder)
+        front = config["frontend"]
+        if front["name"] not in SEQUENCE_FRONTENDS:
+            raise ModelError(f"{folder}: front-end {front['name']!r} is not supported for prediction "
+                             f"(supported: {', '.join(SEQUENCE_FRONTENDS)})")
+        try:
+            frontend = build_frontend(front["name"], **front.get("kwargs", {})).eval()
+        except ConfigError as exc:
+            raise ModelError(f"{folder}/config.json: {exc}") from None
+        normalize = config.get("normalize", "segment")
+        if normalize not in ("segment", "none"):
+            raise ModelError(f"{folder}/config.json: normalize {normalize!r} cannot be used for prediction "
+                             "(per-recording 'segment' or 'none' only)")
+        if backend == "torch":
+            model, config = load_model(folder)
+            engine: Callable[[Any], np.ndarray] = TorchEngine(model, normalize)
+        else:
+            from emovox.export import OnnxEngine
+
+            engine = OnnxEngine.for_model(folder, threads=threads)
+        if isinstance(labels, str):
+            labels = [s.strip() for s in labels.split(",") if s.strip()]
+        return cls(frontend, engine, config, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
+
+    def with_labels(self, labels: Sequence[str] | None) -> "Recognizer":
+        """The same model restricted to ``labels`` (shares the loaded weights)."""
+        return Recognizer(self.frontend, self.engine, self.config, self.folder, self.backend, labels,
+                          self.vad, self.batch_size, self.max_clip_seconds)
+
+    def _label_index(self, labels: Sequence[str] | None) -> list[int]:
+        if labels is None:
+            return list(range(len(self.model_labels)))
+        labels = list(labels)
+        unknown = [x for x in labels if x not in self.model_labels]
+        if unknown or not labels or len(set(labels)) != len(labels):
+            problem = f"unknown label(s) {unknown}" if unknown else "empty or duplicate labels"
+            raise ConfigError(f"cannot restrict the output to {labels}: {problem}; this model knows "
+                              f"{', '.join(self.model_labels)}")
+        return [self.model_labels.index(x) for x in labels]
+
+    @property
+    def labels(self) -> list[str]:
+        """Output labels (the model's, or the chosen subset), in probability order."""
+        return [self.model_labels[i] for i in self._index]
+
+    def info(self) -> dict[str, Any]:
+        """Model name, labels, backend and card facts (for /healthz and ``--json`` output)."""
+        return {
+            "name": self.config.get("name") or self.folder.name,
+            "path": str(self.folder),
+            "model": self.config["model"]["name"],
+            "frontend": self.config["frontend"]["name"],
+            "labels": self.labels,
+            "model_labels": self.model_labels,
+            "backend": self.backend,
+        }
+
+    # ---------------------------------------------------------------------------- scoring
+    def posteriors(self, waves: np.ndarray, labels: Sequence[str] | None = None) -> np.ndarray:
+        """(B, N) equal-length 16 kHz float32 waves -> (B, C) probabilities over ``self.labels``."""
+        probs = self._raw(waves)
+        index = self._index if labels is None else self._label_index(labels)
+        sub = probs[:, index]
+        return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
+
+    def _clip_posterior(self, wave: np.ndarray) -> np.ndarray:
+        """(C,) model probabilities of one clip of any length (long clips in equal pieces)."""
+        from emovox.segments import aggregate
+
+        limit = int(self.max_clip_seconds * SAMPLE_RATE)
+        if wave.size <= limit:
+            return self._raw(wave[None])[0]
+        pieces = -(-wave.size // limit)
+        size = wave.size // pieces
+        probs = np.concatenate([self._raw(wave[i * size:(i + 1) * size][None]) for i in range(pieces)])
+        return aggregate(np.log(np.clip(probs, 1e-12, 1.0)), "mean_log_posteriors")
+
+    def _raw(self, waves: np.ndarray) -> np.ndarray:
+        """Probabilities over all model labels (no restriction)."""
+        import torch
+
+        with torch.inference_mode():
+            feats = self.frontend(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)))
+        return np.asarray(self.engine(feats), dtype=np.float64)
+
+    def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any, speech: float | None,
+                labels: Sequence[str] | None) -> Prediction:
+        index = self._index if labels is None else self._label_index(labels)
+        names = [self.model_labels[i] for i in index]
+        sub = probs[index] / max(float(probs[index].sum()), 1e-30)
+        duration = wave_or_seconds.size / SAMPLE_RATE if isinstance(wave_or_seconds, np.ndarray) else wave_or_seconds
+        return Prediction(source=source, label=names[int(np.argmax(sub))],
+                          probabilities={k: round(float(v), 6) for k, v in zip(names, sub)},
+                          duration=round(float(duration), 3), speech_fraction=speech)
+
+    # ------------------------------------------------------------------------- prediction
+    def predict(self, inputs: Source | Sequence[Source], sample_rate: int | None = None, *,
+                source: str | None = None, labels: Sequence[str] | None = None,
+                progress: Callable[[Iterable], Iterable] | None = None) -> Prediction | list[Prediction]:
+        """Predict one input (path or array) -> :class:`Prediction`, or a list -> list of them.
+
+        Arrays need ``sample_rate`` (default 16000). For a single input bad audio raises
+        :class:`emovox.errors.AudioError`; in a list each bad item gets ``error`` set and the
+        others still get results. ``progress`` wraps the item iterator (e.g. ``tqdm``).
+        """
+        if labels is not None:
+            self._label_index(labels)  # fail early on unknown labels
+        if _is_single(inputs):
+            return self._predict_many([inputs], sample_rate, [source], labels, None, strict=True)[0]
+        items = list(inputs)  # type: ignore[arg-type]
+        return self._predict_many(items, sample_rate, [None] * len(items), labels, progress)
+
+    def _predict_many(self, items: list[Source], sample_rate: int | None, sources: list[str | None],
+                      labels: Sequence[str] | None, progress: Callable | None, strict: bool = False
+                      ) -> list[Prediction]:
+        """Predict ``items`` in batches; ``strict`` re-raises errors instead of recording them."""
+        results: list[Prediction | None] = [None] * len(items)
+        batch: list[tuple[int, str, np.ndarray]] = []
+        indexed = list(enumerate(zip(items, sources)))
+        for i, (item, src) in progress(indexed) if progress is not None else indexed:
+            name = src or _name(item)
+            try:
+                if self._is_long(item):
+                    results[i] = self._predict_long(Path(item), name, labels)  # type: ignore[arg-type]
+                    continue
+                batch.append((i, name, self._load(item, sample_rate, name)))
+            except EmovoxError as exc:
+                if strict:
+                    raise
+                results[i] = _failed(name, exc)
+            if len(batch) >= self.batch_size:
+                self._run_batch(batch, results, labels, strict)
+        self._run_batch(batch, results, labels, strict)
+        return results  # type: ignore[return-value]
+
+    def _run_batch(self, batch: list[tuple[int, str, np.ndarray]], results: list, labels: Sequence[str] | None,
+                   strict: bool = False) -> None:
+        groups: dict[int, list[tuple[int, str, np.ndarray]]] = {}
+        for entry in batch:
+            n = entry[2].size
+            groups.setdefault(n if n <= self.max_clip_seconds * SAMPLE_RATE else -entry[0] - 1, []).append(entry)
+        for key, group in groups.items():
+            try:
+                if key >= 0:
+                    probs = self._raw(np.stack([w for _, _, w in group]))
+                else:
+                    probs = self._clip_posterior(group[0][2])[None]
+                for (i, name, wave), p in zip(group, probs):
+                    results[i] = self._result(name, p, wave, self._speech_fraction(wave), labels)
+            except EmovoxError as exc:
+                if strict:
+                    raise
+                for i, name, _ in group:
+                    results[i] = _failed(name, exc)
+        batch.clear()
+
+    def _load(self, item: Source, sample_rate: int | None, name: str) -> np.ndarray:
+        if isinstance(item, np.ndarray):
+            return prepare_array(item, sample_rate or SAMPLE_RATE, source=name)
+        if isinstance(item, (str, os.PathLike)):
+            return load_audio(item)
+        raise ConfigError(f"cannot predict {type(item).__name__} {item!r}: pass a path or a numpy array")
+
+    def _is_long(self, item: Source) -> bool:
+        """A readable file much longer than one piece: read it block by block instead of whole."""
+        if not isinstance(item, (str, os.PathLike)):
+            return False
+        from emovox.audio import audio_duration
+
+        try:
+            return audio_duration(item) > 4 * self.max_clip_seconds
+        except EmovoxError:
+            return False  # load_audio reports the precise problem
+
+    def _predict_long(self, path: Path, name: str, labels: Sequence[str] | None) -> Prediction:
+        """A long file, block by block (memory O(block)): mean log-posteriors of its pieces."""
+        from emovox.segments import aggregate
+
+        logps, total, speech = [], 0, 0.0
+        for block in iter_blocks(path, self.max_clip_seconds):
+            total += block.size
+            if block.size < SAMPLE_RATE and logps:
+                continue  # a short tail adds little; it still counts in the duration
+            logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
+            speech += (self._speech_fraction(block) or 0.0) * block.size
+        probs = aggregate(np.stack(logps), "mean_log_posteriors")
+        fraction = round(speech / total, 4) if self.vad else None
+        return self._result(name, probs, total / SAMPLE_RATE, fraction, labels)
+
+    # ------------------------------------------------------------------------------- VAD
+    def _speech_fraction(self, wave: np.ndarray) -> float | None:
+        if self.vad is None:
+            return None
+        regions = _vad_function(self.vad)(wave)
+        speech = sum(e - s for s, e in regions)
+        return round(min(1.0, speech / (wave.size / SAMPLE_RATE)), 4)
+
+    # -------------------------------------------------------------------------- timeline
+    def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
+                 window: float = 2.0, hop: float = 1.0, vad: str | None = "sohn", min_speech: float = 0.3,
+                 source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0):
+        """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`."""
+        from emovox.timeline import check_window, compute_timeline
+
+        check_window(window, hop, min_speech)
+        vad = _check_vad(vad)
+        index = self._index if labels is None else self._label_index(labels)
+        names = [self.model_labels[i] for i in index]
+        if isinstance(recording, np.ndarray):
+            wave = prepare_array(recording, sample_rate or SAMPLE_RATE, source=source or "<array>")
+            step = int(block_seconds * SAMPLE_RATE)
+            blocks: Iterable[np.ndarray] = (wave[i:i + step] for i in range(0, wave.size, step))
+            name = source or "<array>"
+        else:
+            blocks = iter_blocks(recording, block_seconds)
+            name = source or str(recording)
+        return compute_timeline(
+            blocks, lambda w: self.posteriors(w, names), names, _vad_function(vad) if vad else None,
+            source=name, vad_name=vad or "none", window=window, hop=hop, min_speech=min_speech,
+            batch_size=max(self.batch_size, 8))
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _failed(name: str, exc: EmovoxError) -> Prediction:
+    return Prediction(source=name, label=None, probabilities={}, error=str(exc))
+
+
+def _is_single(inputs: Any) -> bool:
+    return isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.dtype != object)
+
+
+def _name(item: Any) -> str:
+    return str(item) if isinstance(item, (str, os.PathLike)) else "<array>"
+
+
+def _check_vad(vad: str | None) -> str | None:
+    if vad is not None and vad not in VADS:
+        raise ConfigError(f"unknown VAD {vad!r}; choose one of {', '.join(VADS)} (or None for no VAD)")
+    return vad
+
+
+def _vad_function(name: str) -> Callable[[np.ndarray], list[tuple[float, float]]]:
+    """mono 16 kHz wave -> speech regions in seconds, with the VAD of :mod:`emovox.vad`."""
+    from emovox.vad import build_vad
+
+    detector = build_vad(name)
+    if name != "silero":
+        return lambda wave: [(float(s), float(e)) for s, e in detector.regions(wave)]
+
+    def regions(wave: np.ndarray) -> list[tuple[float, float]]:
+        with _SILERO_LOCK:  # one shared stateful network: not safe to run from two threads at once
+            return [(float(s), float(e)) for s, e in detector.regions(wave)]
+
+    return regions
+
+
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Prediction", "Recognizer", "TorchEngine"]
