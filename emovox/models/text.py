@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 POOLINGS = ("cls", "mean")
 MODEL_KIND = "emovox-text-classifier"
+#: Frequent English words that are rare in other Latin-script languages (no "in", "so", "was", "am").
 _ENGLISH_FUNCTION_WORDS = frozenset(
-    "the a an and or but is are was were be been am i you he she it we they me him her us them my "
-    "your his its our their this that these those of to in on at by for with from not no do does "
-    "did have has had what who how why where when there here so if just oh yeah okay ok".split()
+    "the and or but is are were been i you he she it we they me him her us them my your his its our their "
+    "this that these those of to on at by for with from not do does did have has had what who how why where "
+    "when there just yeah okay".split()
 )
 
 
@@ -253,12 +254,17 @@ class TextModel:
         return folder
 
     # -- input --------------------------------------------------------------------------------
-    def report_truncation(self, texts: Sequence[str], where: str = "texts") -> np.ndarray:
-        """Token counts per text (incl. [CLS]/[SEP]); warns how many exceed ``max_length``."""
-        texts = [str(t) for t in texts]
+    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens per text before truncation (incl. [CLS]/[SEP])."""
         if not texts:
             return np.zeros(0, dtype=int)
-        lengths = np.array([len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]], dtype=int)
+        ids = self.tokenizer([str(t) for t in texts], truncation=False)["input_ids"]
+        return np.array([len(seq) for seq in ids], dtype=int)
+
+    def report_truncation(self, texts: Sequence[str], where: str = "texts") -> np.ndarray:
+        """Token counts per text (see :meth:`token_lengths`); warns how many exceed ``max_length``."""
+        texts = [str(t) for t in texts]
+        lengths = self.token_lengths(texts)
         truncated = lengths > self.config.max_length
         if truncated.any():
             log.warning(
@@ -276,10 +282,7 @@ class TextModel:
         ``report=False`` (callers that already reported it for the whole set).
         """
         texts = [str(t) for t in texts]
-        if report:
-            lengths = self.report_truncation(texts, where)
-        else:
-            lengths = np.array([len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]], dtype=int)
+        lengths = self.report_truncation(texts, where) if report else self.token_lengths(texts)
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_length,
                                return_tensors="pt")
         return EncodedTexts(dict(batch), lengths, lengths > self.config.max_length)
