@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="loader option, e.g. sessions=[1,2] or keep_unagreed=true (repeatable)")
     p.add_argument("--durations", action="store_true", help="fill the duration column from audio headers")
+    p.add_argument("--relative", action="store_true",
+                   help="write audio paths relative to the manifest's folder (default: absolute)")
     p.add_argument("--no-check-files", action="store_true", help="do not check that every audio file exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         chunks = [utts[i:i + 256] for i in range(0, len(utts), 256)]
         utts = [u for chunk in tqdm(chunks, desc="durations", unit=" batch", disable=args.no_progress,
                                     file=sys.stderr) for u in fill_durations(chunk)]
-    path = write_manifest(args.output, utts)
+    path = write_manifest(args.output, utts, relative=args.relative)
     print(summary_table(utts))
     print(f"\nwrote {path}")
     return 0

@@ -143,10 +143,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_manifest(path: str | os.PathLike, utterances: Sequence[Utterance]) -> Path:
-    """Write ``utterances`` atomically; the format follows the suffix (``.csv`` or ``.jsonl``)."""
+def write_manifest(path: str | os.PathLike, utterances: Sequence[Utterance], relative: bool = False) -> Path:
+    """Write ``utterances`` atomically; the format follows the suffix (``.csv`` or ``.jsonl``).
+
+    Audio paths are written absolute, or relative to the manifest's folder with ``relative=True``
+    (portable when corpus and manifest move together). Relative input paths are taken from the
+    current directory.
+    """
     out = Path(path)
     kind = _kind(out)
+    folder = os.path.abspath(out.parent)
+    utterances = [u if not u.path else replace(
+        u, path=os.path.relpath(os.path.abspath(u.path), folder) if relative else os.path.abspath(u.path))
+        for u in utterances]
     if kind == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from types import ModuleType
 from typing import Any, Iterator, Mapping
 
@@ -47,7 +48,7 @@ def iter_corpus(name: str, root: str, **kwargs: Any) -> Iterator[Utterance]:
         inspect.signature(module.iter_utterances).bind(root, **kwargs)
     except TypeError as exc:
         raise ManifestError(f"corpus {name!r}: bad option ({exc})") from None
-    return module.iter_utterances(root, **kwargs)
+    return module.iter_utterances(os.path.abspath(os.path.expanduser(str(root))), **kwargs)
 
 
 def load_corpus(name: str, root: str, labels: str | Mapping[str, Any] | LabelMap | None = None,

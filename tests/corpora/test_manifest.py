@@ -101,3 +101,15 @@ def test_helpers(wav_file):
     assert filled[0].duration == pytest.approx(0.4)  # end - start
     assert filled[1].duration == pytest.approx(1.0)  # the 1 s tone's header
     assert filled[2].duration is None  # text only
+
+
+def test_paths_written_absolute_or_relative(tmp_path, wav_file, monkeypatch):
+    monkeypatch.chdir(wav_file.parent)
+    utts = [Utterance("a", wav_file.name, "s", "angry")]  # relative to the current directory
+    sub = tmp_path / "elsewhere"
+    (back,) = read_manifest(write_manifest(sub / "abs.csv", utts))
+    assert Path(back.path) == wav_file
+    assert f",{wav_file}," in (sub / "abs.csv").read_text()
+    (back,) = read_manifest(write_manifest(sub / "rel.jsonl", utts, relative=True))
+    assert Path(back.path).resolve() == wav_file.resolve()
+    assert '"path": "../tone.wav"' in (sub / "rel.jsonl").read_text()
