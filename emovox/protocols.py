@@ -306,8 +306,8 @@ PROTOCOLS: dict[str, Callable[..., list[Fold]]] = {
     "kfold": speaker_kfold,
     "ratio_split": ratio_split,
     "split": ratio_split,
-    "predefined": lambda utts, allow_speaker_overlap=False, key="split", train="train", valid="dev", test="test":
-        _predefined(utts, key, train, valid, test, allow_speaker_overlap),
+    "predefined": lambda utts, allow_speaker_overlap=False, key="split", train="train", valid="dev", test="test",
+    seed=0: _predefined(utts, key, train, valid, test, allow_speaker_overlap),
 }
 
 
