@@ -24,7 +24,7 @@ import yaml
 from emovox.errors import ConfigError
 
 Schedule = Literal["constant", "halving", "multistep"]
-TransferMode = Literal["scratch", "linear_probe", "fine_tune", "residual_adapter", "adapter_only"]
+TransferMode = Literal["scratch", "feature_extractor", "linear_probe", "fine_tune", "residual_adapter", "adapter_only"]
 
 
 @dataclass
@@ -36,7 +36,8 @@ class DataConfig:
     manifest: str | None = None  #: a manifest file instead of corpus+root
     labels: str | dict[str, Any] | None = None  #: label preset (``iemocap_exp1``) or {classes, map, unmapped}
     protocol: str = "loso"  #: fold protocol name (emovox.protocols)
-    protocol_args: dict[str, Any] = field(default_factory=dict)  #: extra protocol arguments
+    protocol_args: dict[str, Any] = field(default_factory=dict)  #: extra protocol arguments (valid_fraction, k...)
+    corpus_args: dict[str, Any] = field(default_factory=dict)  #: extra corpus loader arguments
     folds: list[int] | None = None  #: run only these fold indices (default: all)
     limit_per_fold: int | None = None  #: keep at most N training utterances per fold (smoke tests)
 
@@ -72,6 +73,7 @@ class ModelConfig:
 class TransferConfig:
     mode: TransferMode = "scratch"
     backbone: str | None = None  #: model folder (safetensors + config.json) to start from
+    reinit: Literal["classifier", "head"] = "head"  #: layers replaced by new random ones on transfer
     distill: bool = False  #: first distil the GE2E teacher into the model (emovox.training.distill)
     distill_epochs: int = 5
     distill_manifests: list[str] = field(default_factory=list)  #: extra unlabelled speech (never test audio)
@@ -117,6 +119,7 @@ class TrainConfig:
 class Recipe:
     name: str = "experiment"
     seed: int = 0
+    description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -24,13 +24,24 @@ reaches the model at evaluation time. ``eval_frames`` instead truncates to the f
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from emovox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emovox.config import FeatureConfig, TrainConfig
+    from emovox.corpora.manifest import Utterance
+
+log = logging.getLogger(__name__)
 
 #: Smallest number of frames fed to a model (shorter utterances are padded), so that the
 #: strided convolutions of ResNet34/ResNet20 always leave at least one frame.
@@ -93,7 +104,9 @@ class ChunkBatchSampler(Sampler[list[ChunkRequest]]):
 
     def _num_batches_total(self) -> int:
         n = len(self.lengths) * (1 + self.copies)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.drop_last or (n % self.batch_size == 1 and n > 1):
+            return n // self.batch_size  # a last batch of one is merged into the one before (batch norm)
+        return math.ceil(n / self.batch_size)
 
     def __len__(self) -> int:
         return self._num_batches_total() // self.world_size if self.world_size > 1 else self._num_batches_total()
@@ -104,8 +117,10 @@ class ChunkBatchSampler(Sampler[list[ChunkRequest]]):
         n = len(self.lengths)
         order = rng.permutation(n * (1 + self.copies))
         out: list[list[ChunkRequest]] = []
-        for b in range(self._num_batches_total()):
-            items = order[b * self.batch_size: (b + 1) * self.batch_size]
+        count = self._num_batches_total()
+        for b in range(count):
+            stop = (b + 1) * self.batch_size if b < count - 1 or self.drop_last else len(order)
+            items = order[b * self.batch_size: stop]
             frames = int(rng.choice(self.chunk_frames))
             batch = []
             for item in items:
@@ -201,7 +216,127 @@ def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) 
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
 
 
+# ---------------------------------------------------------------------------- features
+Extractor = Callable[[np.ndarray], np.ndarray]  # 16 kHz samples -> (T, F) float32
+
+
+def feature_extractor(cfg: "FeatureConfig") -> tuple[str, Extractor, int | None]:
+    """(cache key, samples -> (T, F) function, hop in samples or None) for ``cfg.frontend``.
+
+    ``cfg.frontend`` names an :mod:`emovox.frontend` front-end (``logmel`` gets ``n_mels``) or an
+    :mod:`emovox.upstreams` upstream whose ``frames`` array is used (``whisper``: 50 frames/s).
+    """
+    import inspect
+
+    from emovox.cache import extractor_key
+    from emovox.frontend import FRONTENDS, build_frontend
+    from emovox.upstreams import UPSTREAMS, build_upstream
+
+    if cfg.frontend in FRONTENDS:
+        kwargs = dict(cfg.options)
+        if "n_mels" in inspect.signature(FRONTENDS[cfg.frontend].__init__).parameters:
+            kwargs.setdefault("n_mels", cfg.n_mels)
+        frontend = build_frontend(cfg.frontend, **kwargs)
+
+        def run(samples: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return frontend(torch.from_numpy(samples)).numpy().astype(np.float32)
+
+        return extractor_key(cfg.frontend, kwargs), run, int(frontend.hop_length)
+    if cfg.frontend in UPSTREAMS:
+        upstream = build_upstream(cfg.frontend, **cfg.options)
+        return upstream.key, lambda samples: upstream.extract(samples)["frames"].astype(np.float32), None
+    raise ConfigError(f"features.frontend: {cfg.frontend!r} is neither a front-end ({', '.join(FRONTENDS)}) "
+                      f"nor an upstream with frame features ({', '.join(UPSTREAMS)})")
+
+
+def normalize_features(feats: list[torch.Tensor], level: str, speakers: Sequence[str]) -> list[torch.Tensor]:
+    """``segment`` MVN per utterance, ``speaker`` MVN over all of a speaker's utterances (uses the
+    test speaker's unlabelled audio: always labelled in reports), or ``none``."""
+    from emovox.frontend.normalize import conversation_mvn, mvn
+
+    if level == "segment":
+        return [mvn(f) for f in feats]
+    if level == "speaker":
+        return conversation_mvn(feats, groups=list(speakers))
+    return feats
+
+
+def load_features(utterances: Sequence["Utterance"], cfg: "FeatureConfig", cache_dir: str | Path | None = None,
+                  progress: bool = False) -> list[torch.Tensor]:
+    """Normalised (T, F) features of every utterance; raw features (and VAD masks) are computed
+    once and kept in the feature cache, so later runs and other folds only read them."""
+    from tqdm.auto import tqdm
+
+    from emovox.cache import FeatureCache, extractor_key, source_key
+    from emovox.evaluation.baseline import utterance_audio
+
+    key, extract, hop = feature_extractor(cfg)
+    cache = FeatureCache(cache_dir, key)
+    vad = None
+    if cfg.vad:
+        from emovox.vad import HOP_LENGTH, build_vad
+
+        if hop != HOP_LENGTH:
+            raise ConfigError(f"features.vad: VAD works at 10 ms frames; front-end {cfg.frontend!r} has another rate")
+        vad, vad_cache = build_vad("sohn"), FeatureCache(cache_dir, extractor_key("vad-sohn", {}))
+    out = []
+    for utt in tqdm(utterances, desc=f"features ({cfg.frontend})", unit="utt", disable=not progress):
+        src = source_key(utt.path, utt.start, utt.end)
+        audio: dict[str, np.ndarray] = {}
+
+        def samples(u: "Utterance" = utt, memo: dict[str, np.ndarray] = audio) -> np.ndarray:
+            if "x" not in memo:
+                memo["x"] = utterance_audio(u)
+            return memo["x"]
+
+        feats = torch.from_numpy(cache.get_or_compute(src, lambda: {"features": extract(samples())})["features"])
+        if vad is not None:
+            from emovox.vad import drop_nonspeech
+
+            mask = vad_cache.get_or_compute(src, lambda: {"mask": vad.frame_mask(samples()).astype(np.uint8)})["mask"]
+            feats = drop_nonspeech(feats, mask)
+        out.append(feats)
+    return normalize_features(out, cfg.normalize, [u.speaker for u in utterances])
+
+
+def make_augmenter(policy: str) -> Augmenter | None:
+    """SpecAugment ``policy`` as an :data:`Augmenter` (None for ``none``)."""
+    if policy == "none":
+        return None
+    from emovox.augment import SpecAugment
+
+    SpecAugment.from_policy(policy, seed=0)  # validate the name now, not in the first batch
+
+    def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
+        return SpecAugment.from_policy(policy, seed=seed)(x)
+
+    return augment
+
+
+class FoldData(L.LightningDataModule):
+    """Train (chunk batches) and validation (whole utterances) loaders of one fold; the train
+    sampler is sharded by the trainer's rank under DDP."""
+
+    def __init__(self, train: FeatureDataset, valid: FeatureDataset | None, cfg: "TrainConfig",
+                 copies: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.train_set, self.valid_set, self.cfg, self.copies, self.seed = train, valid, cfg, copies, seed
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return train_loader(self.train_set, self.cfg.batch_size, self.cfg.chunk_frames, self.copies, self.seed,
+                            rank, world, self.cfg.num_workers)
+
+    def val_dataloader(self) -> Any:
+        if self.valid_set is None or len(self.valid_set) == 0:
+            return []
+        return eval_loader(self.valid_set, self.cfg.eval_batch_size, self.cfg.num_workers)
+
+
 __all__ = [
-    "Augmenter", "ChunkBatchSampler", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
+    "Augmenter", "ChunkBatchSampler", "FoldData", "feature_extractor", "load_features", "make_augmenter",
+    "normalize_features", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
     "collate", "eval_loader", "pad_frames", "take_chunk", "train_loader",
 ]

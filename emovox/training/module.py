@@ -8,7 +8,8 @@ Schedules (all stepped once per epoch; ``epoch`` below is 0-based as in Lightnin
   epoch (11 and 21): epochs 1-10 at lr, 11-20 at lr/10, 21-30 at lr/100.
 * ``constant``.
 
-Parameter groups: the classifier head gets ``head_lr`` (seed 001: 1e-1 for the new FC layers),
+Parameter groups: the segment-level head (``model.HEAD``: pooling, embedding, classifier) gets
+``head_lr`` (seed 001: 1e-1 for the new FC layers),
 the rest ``lr`` (seed 001: 1e-3 when fine-tuning the convolutions). Only parameters with
 ``requires_grad`` enter the optimiser, so frozen parameters never move (no weight decay either),
 and batch-norm layers whose parameters are all frozen are kept in eval mode so their running
@@ -21,7 +22,9 @@ training, by the experiment runner.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
@@ -34,10 +37,6 @@ from emovox.config import OptimConfig
 from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
 
 log = logging.getLogger(__name__)
-
-#: Attribute names under which emovox models keep their classifier head.
-HEAD_NAMES = ("head", "classifier", "fc")
-
 
 def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     """Multiplier of the base learning rate at 0-based ``epoch`` for ``cfg.schedule``."""
@@ -52,22 +51,16 @@ def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
-def head_module(model: nn.Module) -> nn.Module | None:
-    """The classifier head of ``model`` (first of :data:`HEAD_NAMES` it has), or None."""
-    getter = getattr(model, "head_module", None)
-    if callable(getter):
-        return getter()
-    for name in HEAD_NAMES:
-        sub = getattr(model, name, None)
-        if isinstance(sub, nn.Module):
-            return sub
-    return None
+def head_modules(model: nn.Module) -> list[nn.Module]:
+    """The segment-level head of ``model``: the children named in ``model.HEAD`` (emovox
+    SpeechClassifier: pooling, embedding FC, classifier), else its ``classifier``."""
+    names = getattr(model, "HEAD", None) or ("classifier",)
+    return [m for m in (getattr(model, n, None) for n in names) if isinstance(m, nn.Module)]
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     """SGD parameter groups: trainable body params at ``lr``, trainable head params at ``head_lr``."""
-    head = head_module(model)
-    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    head_ids = {id(p) for m in head_modules(model) for p in m.parameters()}
     body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     top = [p for p in model.parameters() if p.requires_grad and id(p) in head_ids]
     groups = []
@@ -102,8 +95,7 @@ class EmotionModule(L.LightningModule):
         self.class_names = list(class_names)
         self.seed = int(seed)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.test_indices: list[int] = []
-        self.test_logits: list[np.ndarray] = []
+        self._loss_sum, self._loss_count = 0.0, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -116,14 +108,23 @@ class EmotionModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def on_train_epoch_start(self) -> None:
+        # Lightning restores saved train/eval flags instead of calling train(); re-freeze here.
+        freeze_norm_stats(self.model)
         # Any stochastic layer (dropout) draws from a stream fixed by (seed, epoch), so an epoch
         # replays identically after resuming from the previous epoch's checkpoint.
         torch.manual_seed(self.seed * 100_003 + self.current_epoch)
+        self._loss_sum, self._loss_count = 0.0, 0
+
+    def epoch_train_loss(self) -> float | None:
+        """Mean training loss of the current epoch so far (this rank)."""
+        return self._loss_sum / self._loss_count if self._loss_count else None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
         loss = F.cross_entropy(self.model(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        self._loss_sum += float(loss.detach()) * len(y)
+        self._loss_count += len(y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
         return loss
 
     # ---------------------------------------------------------------- validation
@@ -147,15 +148,6 @@ class EmotionModule(L.LightningModule):
         }, prog_bar=True, sync_dist=False)
         self._val = []
 
-    # ---------------------------------------------------------------------- test
-    def on_test_epoch_start(self) -> None:
-        self.test_indices, self.test_logits = [], []
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, _, idx = batch
-        self.test_indices.extend(idx.tolist())
-        self.test_logits.extend(self.model(x).detach().float().cpu().numpy())
-
     # ----------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
@@ -165,4 +157,58 @@ class EmotionModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
-__all__ = ["EmotionModule", "freeze_norm_stats", "head_module", "lr_factor", "param_groups"]
+@torch.no_grad()
+def predict_logits(model: nn.Module, dataset: Any, batch_size: int = 16) -> np.ndarray:
+    """(N, C) logits of every item of an evaluation dataset, in dataset order (eval mode)."""
+    from emovox.training.data import eval_loader
+
+    was_training = model.training
+    model.eval()
+    out: np.ndarray | None = None
+    for x, _, idx in eval_loader(dataset, batch_size):
+        logits = model(x).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(dataset), logits.shape[1]), dtype=np.float32)
+        out[idx.numpy()] = logits
+    model.train(was_training)
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+class EpochHistory(L.Callback):
+    """Per-epoch train loss, validation metrics and learning rates, kept in the checkpoint (so a
+    resumed run continues the same list) and written atomically to ``path`` after every epoch."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if self.rows and self.rows[-1]["epoch"] == epoch:
+            return
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": getattr(pl_module, "epoch_train_loss", lambda: None)()}
+        for key in ("valid_loss", "valid_ua", "valid_wa"):
+            if key in trainer.callback_metrics:
+                row[key] = float(trainer.callback_metrics[key])
+        row["lr"] = [g["lr"] for g in trainer.optimizers[0].param_groups] if trainer.optimizers else []
+        self.rows.append(row)
+        if trainer.is_global_zero:
+            from emovox.io import atomic_write_json
+
+            atomic_write_json(self.path, self.rows)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": json.dumps(self.rows)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = json.loads(state_dict.get("rows", "[]"))
+
+
+__all__ = ["EmotionModule", "EpochHistory", "predict_logits", "freeze_norm_stats", "head_modules", "lr_factor", "param_groups"]

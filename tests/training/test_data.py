@@ -79,7 +79,7 @@ def test_augmenter_is_applied_only_to_copies_with_their_seed() -> None:
 
 
 def test_ddp_shards_are_disjoint_and_equal_sized() -> None:
-    lengths = [150] * 21
+    lengths = [150] * 22
     shards = []
     for rank in range(2):
         s = ChunkBatchSampler(lengths, 4, T_SET, seed=1, rank=rank, world_size=2)
@@ -113,3 +113,10 @@ def test_eval_frames_truncates_for_no_pooling_models() -> None:
 def test_collate_shapes() -> None:
     x, y, idx = collate([(torch.zeros(5, 3), 1, 0), (torch.ones(5, 3), 2, 4)])
     assert x.shape == (2, 5, 3) and y.tolist() == [1, 2] and idx.tolist() == [0, 4]
+
+
+def test_a_last_batch_of_one_is_merged_for_batch_norm() -> None:
+    s = ChunkBatchSampler([100] * 9, 4, [50])
+    sizes = [len(b) for b in s]
+    assert sizes == [4, 5] and len(s) == 2
+    assert [len(b) for b in ChunkBatchSampler([100] * 10, 4, [50])] == [4, 4, 2]

@@ -1,0 +1,263 @@
+"""Cross-validated experiments: ``run_experiment(recipe, out_dir)``.
+
+One run = utterances (corpus + label map) → folds (saved to ``folds.json``) → features computed
+once (feature cache) → for every fold one model trained with Lightning, selected on the fold's
+validation part, scored once on its test part → per-fold files and the report.
+
+Output folder::
+
+    experiment.json            recipe, fingerprint, classes, corpus summary
+    folds.json                 the folds (deterministic; saved with the results)
+    fold_NN_<name>/
+        checkpoints/last.ckpt  Lightning checkpoint after every epoch (resume point)
+        checkpoints/best.ckpt  best epoch on the validation part (``train.monitor``)
+        history.json           per-epoch train/valid metrics and learning rates
+        predictions.csv        test utterances: id, speaker, true, predicted, logits
+        model/                 best model package (model.safetensors + config.json)
+        result.json            fold metrics; written last, it marks the fold as finished
+    report.md / report.json    per-fold table, mean ± std, confusion matrices (emovox.evaluation.report)
+
+Crash safety and determinism: every file is written atomically; checkpoints are saved at the end
+of every epoch. Re-running the same command skips finished folds and resumes an interrupted one
+from ``last.ckpt`` (a kill mid-epoch loses only that epoch, which is replayed identically:
+batches, chunk offsets and augmentation draw their randomness from (seed, epoch) only, and the
+model, optimiser and schedule state come from the checkpoint), so the fold metrics equal those of
+an uninterrupted run with the same seed. Raising ``train.epochs`` and re-running continues
+finished folds from their last checkpoint. A different recipe (other than epochs, early stopping,
+folds, threads, workers or progress) in the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from emovox.config import Recipe
+from emovox.errors import ConfigError
+from emovox.io import atomic_write_json, atomic_write_text, read_json
+
+log = logging.getLogger(__name__)
+
+#: Recipe keys that may change between a run and its resumption.
+RESUMABLE_KEYS = {("train", "epochs"), ("train", "early_stopping"), ("train", "progress"), ("train", "threads"),
+                  ("train", "num_workers"), ("data", "folds"), ("train", "devices"), ("train", "strategy"),
+                  ("train", "accelerator")}
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_utterances(recipe: Recipe) -> list[Any]:
+    """The recipe's utterances, label map applied (ConfigError/ManifestError when unusable)."""
+    from emovox.corpora import apply_labels, read_manifest
+    from emovox.corpora.registry import load_corpus
+
+    d = recipe.data
+    if d.manifest is not None:
+        utts = read_manifest(recipe.resolve(d.manifest))
+    else:
+        if d.root is None:
+            raise ConfigError("data.root: the corpus folder is required with data.corpus")
+        utts = load_corpus(d.corpus, str(recipe.resolve(d.root)), **d.corpus_args)
+    utts = apply_labels(utts, d.labels)
+    if not utts:
+        raise ConfigError(f"data.labels: no utterances left after the label map {d.labels!r}")
+    return utts
+
+
+def class_names(recipe: Recipe, utterances: Sequence[Any]) -> list[str]:
+    """Class order: the label map's, else the sorted labels found."""
+    from emovox.corpora import label_map_from_config
+
+    lm = label_map_from_config(recipe.data.labels)
+    return list(lm.classes) if lm is not None else sorted({u.label for u in utterances})
+
+
+def fingerprint(recipe: Recipe) -> str:
+    """Hash of everything in the recipe that changes results (see :data:`RESUMABLE_KEYS`)."""
+    raw = recipe.to_dict()
+    for section, key in RESUMABLE_KEYS:
+        raw[section].pop(key, None)
+    return hashlib.sha1(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_out_dir(out: Path, recipe: Recipe) -> None:
+    meta = out / "experiment.json"
+    if meta.is_file():
+        old = read_json(meta).get("fingerprint")
+        if old != fingerprint(recipe):
+            raise ConfigError(f"{out} holds results of a different recipe (fingerprint {old} != "
+                              f"{fingerprint(recipe)}); use another --out folder or delete it")
+
+
+# ------------------------------------------------------------------------------ folds
+def fold_dir(out: Path, index: int, name: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return out / f"fold_{index:02d}_{safe}"
+
+
+def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
+    import lightning as L
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from emovox.io import atomic_path
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning checkpoints written to a temporary file and renamed (never half-written)."""
+
+        def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
+            with atomic_path(path) as tmp:
+                torch.save(checkpoint, tmp)
+
+    t = recipe.train
+    return L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                     deterministic=True, logger=False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+                     use_distributed_sampler=False, num_sanity_val_steps=0, enable_progress_bar=progress,
+                     enable_model_summary=False, limit_train_batches=t.limit_train_batches,
+                     default_root_dir=str(fdir))
+
+
+def _callbacks(recipe: Recipe, fdir: Path, has_valid: bool) -> list[Any]:
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from emovox.training.module import EpochHistory
+
+    monitor = recipe.train.monitor if has_valid else None
+    mode = "min" if monitor == "valid_loss" else "max"
+    cbs: list[Any] = [ModelCheckpoint(dirpath=fdir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                                      save_top_k=1, save_last=True, enable_version_counter=False),
+                      EpochHistory(fdir / "history.json")]
+    if recipe.train.early_stopping is not None and has_valid:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.early_stopping))
+    return cbs
+
+
+def _write_predictions(path: Path, utts: Sequence[Any], classes: Sequence[str], logits: np.ndarray) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "speaker", "label", "pred", *[f"logit_{c}" for c in classes]])
+    for u, row in zip(utts, logits):
+        w.writerow([u.id, u.speaker, u.label, classes[int(row.argmax())], *[f"{v:.5f}" for v in row]])
+    atomic_write_text(path, buf.getvalue())
+
+
+def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
+             classes: Sequence[str], out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train, select and test one fold (resuming from its checkpoint); returns its result dict."""
+    import lightning as L
+
+    from emovox.evaluation.metrics import classification_metrics
+    from emovox.models.io import save_model
+    from emovox.training.data import FeatureDataset, FoldData, make_augmenter
+    from emovox.training.module import EmotionModule, predict_logits
+    from emovox.training.transfer import build_emotion_model
+
+    fdir = fold_dir(out, index, fold.name)
+    done = fdir / "result.json"
+    if done.is_file():
+        result = read_json(done)
+        if result.get("max_epochs") == recipe.train.epochs or result.get("stopped_early"):
+            log.info("fold %s already finished (%s)", fold.name, done)
+            return result
+    fold.save(fdir / "fold.json")
+    by_id = {u.id: u for u in utts}
+    label_index = {c: i for i, c in enumerate(classes)}
+
+    def dataset(ids: Sequence[str], augment: Any = None) -> FeatureDataset:
+        return FeatureDataset([features[i] for i in ids], [label_index[by_id[i].label] for i in ids], augment,
+                              recipe.train.pad, recipe.train.eval_frames)
+
+    train_ids = list(fold.train)[: recipe.data.limit_per_fold] if recipe.data.limit_per_fold else list(fold.train)
+    seed = recipe.seed * 1000 + index
+    L.seed_everything(seed, workers=True, verbose=False)
+    n_features = int(features[train_ids[0]].shape[1])
+    backbone = None
+    if recipe.transfer.distill:
+        from emovox.training.distill import distill_for_fold
+
+        backbone = distill_for_fold(recipe, fold, utts, features, fdir / "distilled", progress)
+    model = build_emotion_model(recipe, len(classes), n_features, backbone)
+    module = EmotionModule(model, recipe.optim, classes, seed)
+    data = FoldData(dataset(train_ids, make_augmenter(recipe.augment.policy)),
+                    dataset(fold.valid) if fold.valid else None, recipe.train, recipe.augment.copies, seed)
+    callbacks = _callbacks(recipe, fdir, bool(fold.valid))
+    trainer = _trainer(recipe, fdir, callbacks, progress)
+    last = fdir / "checkpoints" / "last.ckpt"
+    started = time.time()
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None, weights_only=True)
+    best = callbacks[0].best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    test_utts = [by_id[i] for i in fold.test]
+    logits = predict_logits(module.model, dataset(fold.test), recipe.train.eval_batch_size)
+    pred = [classes[i] for i in logits.argmax(1)]
+    metrics = classification_metrics([u.label for u in test_utts], pred, list(classes))
+    result = {
+        "fold": fold.name, "index": index, "metrics": metrics, "test": list(fold.test), "pred": pred,
+        "best_epoch": int(state.get("epoch", -1)), "best_checkpoint": Path(best).name,
+        "max_epochs": recipe.train.epochs, "epochs_run": int(trainer.current_epoch),
+        "stopped_early": bool(trainer.should_stop and trainer.current_epoch < recipe.train.epochs),
+        "train_seconds": round(time.time() - started, 1), "seed": seed,
+        "n_train": len(train_ids), "n_valid": len(fold.valid), "n_test": len(fold.test),
+        "speaker_norm": recipe.features.normalize == "speaker", "fingerprint": fingerprint(recipe),
+    }
+    if trainer.is_global_zero:
+        _write_predictions(fdir / "predictions.csv", test_utts, classes, logits)
+        save_model(fdir / "model", module.model, {
+            "frontend": {"name": recipe.features.frontend, "kwargs": _frontend_kwargs(recipe, n_features)},
+            "normalize": recipe.features.normalize, "vad": recipe.features.vad, "labels": list(classes),
+            "training": {"recipe": recipe.name, "fold": fold.name, "metrics": {k: metrics[k] for k in ("ua", "wa")}},
+        })
+        atomic_write_json(done, result)
+    trainer.strategy.barrier()
+    log.info("fold %s: UA %.4f WA %.4f (best epoch %s)", fold.name, metrics["ua"], metrics["wa"], result["best_epoch"])
+    return result
+
+
+def _frontend_kwargs(recipe: Recipe, n_features: int) -> dict[str, Any]:
+    kwargs = dict(recipe.features.options)
+    if recipe.features.frontend == "logmel":
+        kwargs.setdefault("n_mels", n_features)
+    return kwargs
+
+
+# ----------------------------------------------------------------------------- the run
+def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole cross-validation of ``recipe`` into ``out_dir``; returns the summary."""
+    from emovox.evaluation.report import write_report
+    from emovox.protocols import make_folds, save_folds
+    from emovox.training.data import load_features
+
+    progress = recipe.train.progress if progress is None else progress
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
+    out = Path(out_dir)
+    _check_out_dir(out, recipe)
+    utts = load_utterances(recipe)
+    classes = class_names(recipe, utts)
+    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
+    chosen = list(range(len(folds))) if recipe.data.folds is None else list(recipe.data.folds)
+    bad = [i for i in chosen if not 0 <= i < len(folds)]
+    if bad:
+        raise ConfigError(f"data.folds: fold index {bad[0]} does not exist (the protocol gives {len(folds)} folds)")
+    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
+                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
+    atomic_write_json(out / "experiment.json", {"recipe": recipe.to_dict(), "fingerprint": fingerprint(recipe),
+                                               "classes": classes, "n_utterances": len(utts),
+                                               "speaker_norm": recipe.features.normalize == "speaker"})
+    cache = recipe.resolve(recipe.features.cache_dir)
+    feats = load_features(utts, recipe.features, cache, progress)
+    features = {u.id: f for u, f in zip(utts, feats)}
+    results = [run_fold(recipe, i, folds[i], utts, features, classes, out, progress) for i in chosen]
+    title = recipe.name + (" [speaker-normalised features]" if recipe.features.normalize == "speaker" else "")
+    return write_report(out, results, classes, title=title)
+
+
+__all__ = ["class_names", "fingerprint", "load_utterances", "run_experiment", "run_fold"]
