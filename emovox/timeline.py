@@ -8,7 +8,8 @@ How a timeline is made (:func:`compute_timeline`):
    a block boundary are joined.
 3. Fixed windows (default 2 s, hop 1 s) are cut from the stream by
    :func:`emovox.segments.iter_windows` (the segmentation of issue 5: the last window reaches the
-   end of the recording and is zero-padded). A window whose speech fraction (share of its real
+   end of the recording; it is scored on its real audio only, without the zero padding, the way
+   a short clip is). A window whose speech fraction (share of its real
    audio inside VAD speech) reaches ``min_speech`` is classified, in batches; the others are kept
    as non-speech windows without probabilities.
 4. Consecutive speech windows with the same top emotion are merged into *regions* spanning
@@ -229,19 +230,23 @@ def compute_timeline(
             yield block
 
     def flush() -> None:
-        if pending:
-            probs = posteriors(np.stack([x for _, x in pending]))
-            for (w, _), p in zip(pending, probs):
+        by_length: dict[int, list[tuple[Window, np.ndarray]]] = {}
+        for item in pending:  # all windows but a short last one have the same length
+            by_length.setdefault(item[1].size, []).append(item)
+        for items in by_length.values():
+            probs = posteriors(np.stack([x for _, x in items]))
+            for (w, _), p in zip(items, probs):
                 w.probabilities = {k: float(v) for k, v in zip(labels, p)}
                 w.label = labels[int(np.argmax(p))]
-            pending.clear()
+        pending.clear()
 
     for start, end, wave in iter_windows(vad_pass(blocks), SegmentSpec(window, hop, sr)):
         frac = _overlap(speech, start, end) / (end - start) if vad is not None else 1.0
         w = Window(round(start, 3), round(end, 3), round(min(1.0, frac), 4))
         windows.append(w)
-        if (end - start) * sr >= MIN_SAMPLES and (vad is None or frac >= min_speech):
-            pending.append((w, wave))
+        real = int(round((end - start) * sr))
+        if real >= MIN_SAMPLES and (vad is None or frac >= min_speech):
+            pending.append((w, wave[:real]))  # a short last window is scored without its padding
             if len(pending) >= batch_size:
                 flush()
     flush()

@@ -1,0 +1,137 @@
+"""Timeline logic with a fake model and a fake VAD: windows, speech fractions, regions, writers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from emovox.errors import ConfigError
+from emovox.timeline import Timeline, Window, compute_timeline, merge_regions
+
+SR = 16000
+LABELS = ["angry", "happy", "sad"]
+
+
+def level_model(waves: np.ndarray) -> np.ndarray:
+    """Fake classifier: loud windows are 'angry', medium 'happy', quiet 'sad'."""
+    rms = np.sqrt((waves ** 2).mean(axis=1))
+    out = np.full((len(waves), 3), 0.1)
+    out[np.arange(len(waves)), np.where(rms > 0.3, 0, np.where(rms > 0.05, 1, 2))] = 0.8
+    return out
+
+
+def energy_vad(block: np.ndarray) -> list[tuple[float, float]]:
+    """Fake VAD: 10 ms frames above a tiny energy are speech."""
+    frames = block[: block.size // 160 * 160].reshape(-1, 160)
+    active = (frames ** 2).mean(axis=1) > 1e-6
+    regions, start = [], None
+    for i, a in enumerate(np.append(active, False)):
+        if a and start is None:
+            start = i
+        if not a and start is not None:
+            regions.append((start * 0.01, i * 0.01))
+            start = None
+    return regions
+
+
+def signal() -> np.ndarray:
+    """0-2 s silence, 2-6 s loud, 6-10 s medium, 10-12 s silence (12 s)."""
+    rng = np.random.default_rng(0)
+    parts = [np.zeros(2 * SR), 0.5 * rng.standard_normal(4 * SR), 0.1 * rng.standard_normal(4 * SR), np.zeros(2 * SR)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def blocks_of(x: np.ndarray, seconds: float):
+    step = int(seconds * SR)
+    return (x[i:i + step] for i in range(0, x.size, step))
+
+
+def test_windows_speech_and_regions():
+    tl = compute_timeline(blocks_of(signal(), 5.0), level_model, LABELS, energy_vad, window=2.0, hop=1.0)
+    assert tl.duration == 12.0
+    assert [(w.start, w.end) for w in tl.windows] == [(float(s), float(s + 2)) for s in range(11)]
+    assert tl.speech == [(2.0, 10.0)]
+    fractions = [w.speech_fraction for w in tl.windows]
+    assert fractions[0] == 0.0 and fractions[1] == 0.5 and fractions[2] == 1.0 and fractions[-1] == 0.0
+    labels = [w.label for w in tl.windows]
+    # a window needs >= 30 % speech; 1-3 s holds 50 % loud speech
+    assert labels == [None, "angry", "angry", "angry", "angry", "angry", "happy", "happy", "happy", "happy", None]
+    assert [(r.label, r.windows) for r in tl.regions] == [("angry", 5), ("happy", 4)]
+    # the two regions' windows overlap (5-7 s vs 6-8 s): the boundary goes halfway, at 6.5 s
+    assert tl.regions[0].start == 1.0 and tl.regions[0].end == 6.5 and tl.regions[1].start == 6.5
+    assert tl.regions[1].end == 11.0
+    assert tl.regions[0].probabilities["angry"] == pytest.approx(0.8)
+
+
+def test_block_size_does_not_change_the_result():
+    x = signal()
+    a = compute_timeline(blocks_of(x, 12.0), level_model, LABELS, energy_vad)
+    b = compute_timeline(blocks_of(x, 0.37), level_model, LABELS, energy_vad)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_last_window_reaches_the_end_and_short_input():
+    x = 0.5 * np.ones(int(4.5 * SR), np.float32)
+    tl = compute_timeline([x], level_model, LABELS, None, window=2.0, hop=1.0)
+    assert [(w.start, w.end) for w in tl.windows][-1] == (3.0, 4.5)
+    assert tl.speech == [(0.0, 4.5)] and tl.vad == "none"
+    short = compute_timeline([x[: SR // 2]], level_model, LABELS, None, window=2.0, hop=1.0)
+    assert len(short.windows) == 1 and short.windows[0].end == 0.5 and short.windows[0].label == "angry"
+    empty = compute_timeline([], level_model, LABELS, None)
+    assert empty.windows == [] and empty.regions == [] and empty.duration == 0.0
+
+
+def test_batches_hold_only_speech_windows():
+    seen = []
+
+    def model(waves):
+        seen.append(len(waves))
+        return level_model(waves)
+
+    compute_timeline(blocks_of(signal(), 3.0), model, LABELS, energy_vad, batch_size=4)
+    assert seen == [4, 4, 1]  # 9 speech windows of 11
+
+
+@pytest.mark.parametrize("window,hop,min_speech", [(0.0, 1.0, 0.3), (2.0, 3.0, 0.3), (2.0, 0.0, 0.3), (2.0, 1.0, 1.5)])
+def test_bad_window_settings(window, hop, min_speech):
+    with pytest.raises(ConfigError):
+        compute_timeline([np.zeros(SR, np.float32)], level_model, LABELS, None, window=window, hop=hop,
+                         min_speech=min_speech)
+
+
+def test_merge_regions_splits_on_gaps():
+    p = {"angry": 0.9, "happy": 0.05, "sad": 0.05}
+    windows = [Window(0, 2, 1, "angry", p), Window(1, 3, 1, "angry", p), Window(2, 4, 0, None, None),
+               Window(3, 5, 1, "angry", p)]
+    regions = merge_regions(windows, LABELS)
+    assert [(r.start, r.end, r.windows) for r in regions] == [(0, 3, 2), (3, 5, 1)]
+
+
+def test_writers(tmp_path):
+    tl = compute_timeline(blocks_of(signal(), 4.0), level_model, LABELS, energy_vad, source="meeting.wav")
+    tl.write_csv(tmp_path / "w.csv")
+    tl.write_csv(tmp_path / "r.csv", "regions")
+    tl.write_json(tmp_path / "t.json")
+    tl.plot(tmp_path / "t.png")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "w.csv").read_text())))
+    assert len(rows) == 11 and list(rows[0]) == ["start", "end", "speech_fraction", "label", *LABELS]
+    assert rows[0]["label"] == "" and rows[0]["angry"] == "" and float(rows[3]["angry"]) == pytest.approx(0.8)
+    regions = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert [r["label"] for r in regions] == ["angry", "happy"]
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["source"] == "meeting.wav" and data["speech"] == [{"start": 2.0, "end": 10.0}]
+    assert len(data["windows"]) == 11 and data["speech_fraction"] == pytest.approx(8 / 12, abs=1e-3)
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError):
+        tl.write_csv(tmp_path / "x.csv", "frames")
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files behind
+
+
+def test_plot_without_speech(tmp_path):
+    tl = Timeline("silence.wav", 3.0, LABELS, 2.0, 1.0, "sohn", 0.3, [Window(0, 2, 0.0), Window(1, 3, 0.0)])
+    tl.plot(tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
