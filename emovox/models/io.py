@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import nn
 
 from emovox.errors import ConfigError, EmovoxError, ModelError
