@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--C", type=float, nargs="+", dest="c_grid", help="C values searched on the validation part")
     p.add_argument("--speaker-norm", action="store_true", default=None,
                    help="per-speaker feature z-scoring (test speaker's own statistics; labelled '+spkNorm')")
-    p.add_argument("--name", help="run name used in the report (default: corpus-features-kernel)")
+    p.add_argument("--name", help="run name used in the report (default: the recipe's name or the corpus)")
     p.add_argument("--cache", help="feature cache folder")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for extraction and the SVM (default 1)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -116,9 +116,7 @@ def build_raw(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             _set(raw, key, value)
     raw = apply_overrides(raw, list(args.override))
     if "name" not in raw:
-        data, feats, svm = raw.get("data") or {}, raw.get("features") or {}, raw.get("svm") or {}
-        raw["name"] = "-".join(str(p) for p in (data.get("corpus") or "manifest", feats.get("upstream", "egemaps"),
-                                                svm.get("kernel", "linear")))
+        raw["name"] = (raw.get("data") or {}).get("corpus") or "manifest"
     return raw, base
 
 
@@ -144,9 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary_line(label: str, summary: Any, out: str) -> str:
     try:
-        ua, wa = summary["mean"]["ua"], summary["mean"]["wa"]
-        sua, swa = summary["std"]["ua"], summary["std"]["wa"]
-        return (f"{label}: UA {100 * ua:.1f} ± {100 * sua:.1f}, WA {100 * wa:.1f} ± {100 * swa:.1f} "
-                f"(report in {out})")
+        ua, wa = summary["metrics"]["ua"], summary["metrics"]["wa"]
+        return (f"{label}: UA {100 * ua['mean']:.1f} ± {100 * ua['std']:.1f}, "
+                f"WA {100 * wa['mean']:.1f} ± {100 * wa['std']:.1f} over {summary['n_folds']} folds (report in {out})")
     except (KeyError, TypeError):
         return f"{label}: report in {out}"

@@ -71,8 +71,10 @@ class BaselineRecipe:
 
     @property
     def label(self) -> str:
-        """Name shown in reports; always marks per-speaker normalisation."""
-        return self.name + ("+spkNorm" if self.features.speaker_norm and "spkNorm" not in self.name else "")
+        """Name shown in reports: run name, upstream (+ options), kernel; always marks spkNorm."""
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.features.options.items()) if k != "threads")
+        text = f"{self.name}: {self.features.upstream}{f'({opts})' if opts else ''} + {self.svm.kernel} SVM"
+        return text + (" +spkNorm" if self.features.speaker_norm else "")
 
     def c_grid(self) -> list[float]:
         return list(self.svm.C) if self.svm.C else list(DEFAULT_C[self.svm.kernel])
@@ -265,6 +267,7 @@ def run_baseline(recipe: BaselineRecipe, out_dir: str | Path, progress: bool = F
     from emovox.upstreams import build_upstream
 
     out = Path(out_dir)
+    upstream = (upstream_factory or build_upstream)(recipe.features.upstream, **recipe.features.options)
     utts = load_utterances(recipe)
     classes = class_list(recipe, utts)
     folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
@@ -272,7 +275,6 @@ def run_baseline(recipe: BaselineRecipe, out_dir: str | Path, progress: bool = F
         folds = [folds[i] for i in recipe.data.folds]
     save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
                                           "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    upstream = (upstream_factory or build_upstream)(recipe.features.upstream, **recipe.features.options)
     atomic_write_json(out / "config.json", {"recipe": recipe.to_dict(), "label": recipe.label,
                                             "upstream": repr(upstream), "feature_key": upstream.key})
     x = utterance_vectors(utts, upstream, recipe.resolve(recipe.features.cache_dir), progress)
@@ -281,4 +283,6 @@ def run_baseline(recipe: BaselineRecipe, out_dir: str | Path, progress: bool = F
     fingerprint = {"feature_key": upstream.key, "speaker_norm": recipe.features.speaker_norm,
                    "svm": asdict(recipe.svm), "C": recipe.c_grid(), "seed": recipe.seed}
     results = run_folds(x, utts, folds, recipe, classes, out / "folds", progress, fingerprint)
-    return write_report(out, results, classes, title=recipe.label)
+    extra = {"label": recipe.label, "speaker_norm": recipe.features.speaker_norm, "feature_key": upstream.key,
+             "chosen_C": {r["fold"]: r["C"] for r in results}, "n_utterances": len(utts)}
+    return write_report(out, results, classes, title=recipe.label, extra=extra)

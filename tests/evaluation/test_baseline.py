@@ -84,8 +84,10 @@ def test_speaker_normalisation_removes_speaker_offsets():
 def test_recipe_validation_and_labelling():
     r = bl.baseline_recipe({"name": "egemaps", "data": {"corpus": "emodb", "root": "x"},
                             "features": {"speaker_norm": True}})
-    assert r.label == "egemaps+spkNorm" and r.data.protocol == "leave_one_speaker_out"
-    assert bl.baseline_recipe({"data": {"corpus": "emodb"}}).label == "baseline"
+    assert r.label == "egemaps: egemaps + linear SVM +spkNorm" and r.data.protocol == "leave_one_speaker_out"
+    w = bl.baseline_recipe({"data": {"corpus": "emodb"}, "features": {"upstream": "whisper",
+                                                                      "options": {"pad_to_30s": True, "threads": 1}}})
+    assert w.label == "baseline: whisper(pad_to_30s=True) + linear SVM"
     with pytest.raises(ConfigError, match="svm.kernel"):
         bl.baseline_recipe({"data": {"corpus": "emodb"}, "svm": {"kernel": "poly"}})
     with pytest.raises(ConfigError, match="unknown key"):
@@ -94,3 +96,51 @@ def test_recipe_validation_and_labelling():
         bl.baseline_recipe({"data": {"corpus": "emodb"}, "svm": {"C": [0]}})
     with pytest.raises(ConfigError, match="corpus"):
         bl.baseline_recipe({})
+
+
+def _tiny_corpus(tmp_path):
+    """3 speakers x 2 'emotions' (low vs high pitch) x 3 clips of 0.5 s, with a manifest CSV."""
+    import soundfile as sf
+
+    from emovox.corpora import write_manifest
+    from tests.conftest import make_tone
+
+    utts = []
+    for s in range(3):
+        for label, freq in (("sad", 140.0), ("angry", 320.0)):
+            for k in range(3):
+                path = tmp_path / "audio" / f"s{s}_{label}_{k}.wav"
+                path.parent.mkdir(exist_ok=True)
+                sf.write(path, make_tone(0.5, freq=freq * (1 + 0.03 * s), seed=k), 16000)
+                utts.append(Utterance(path.stem, str(path), f"spk{s}", label, corpus="tiny"))
+    return write_manifest(tmp_path / "manifest.csv", utts)
+
+
+def test_cli_end_to_end_on_generated_audio(tmp_path, capsys):
+    from emovox.cli import main
+    from emovox.evaluation.report import load_report
+
+    manifest = _tiny_corpus(tmp_path)
+    out = tmp_path / "run"
+    argv = ["baseline", "--manifest", str(manifest), "--features", "egemaps", "--protocol",
+            "leave_one_speaker_out", "--cache", str(tmp_path / "cache"), "--speaker-norm", "--no-progress",
+            "-o", str(out)]
+    assert main(argv) == 0
+    line = capsys.readouterr().out
+    assert "+spkNorm" in line and "UA" in line and "3 folds" in line
+    report = load_report(out)
+    assert report["n_folds"] == 3 and report["metrics"]["ua"]["mean"] >= 0.8
+    assert report["extra"]["speaker_norm"] is True and "+spkNorm" in report["title"]
+    assert (out / "report.md").is_file() and (out / "confusion.png").is_file() and (out / "folds.json").is_file()
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 18
+    assert main(argv) == 0  # re-run: cached features, finished folds reused
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    from emovox.cli import main
+
+    assert main(["baseline", "--corpus", "emodb", "--root", str(tmp_path), "--features", "mfcc",
+                 "-o", str(tmp_path / "o")]) == 2
+    assert "unknown upstream 'mfcc'" in capsys.readouterr().err
+    assert main(["baseline", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "o")]) == 2
+    assert "recipe file not found" in capsys.readouterr().err
