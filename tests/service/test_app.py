@@ -1,0 +1,193 @@
+"""The HTTP service through FastAPI's test client: every endpoint and every error code."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi", reason="the service needs fastapi (pip install 'emovox[serve]')")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emovox.service.app import create_app  # noqa: E402
+from tests.conftest import make_tone  # noqa: E402
+from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: E402,F401
+
+
+def wav_bytes(x: np.ndarray, sr: int = 16000, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client(recognizer):
+    with TestClient(create_app(recognizer, max_upload_bytes=400_000, max_seconds=20)) as c:
+        yield c
+
+
+def upload(client, data: bytes, name: str = "clip.wav", ctype: str = "audio/wav", url: str = "/v1/predict", **params):
+    return client.post(url, files={"file": (name, data, ctype)}, params=params)
+
+
+def assert_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    err = resp.json()["error"]
+    assert err["code"] == code and err["message"]
+    return err
+
+
+# ----------------------------------------------------------------------------------- success
+def test_healthz(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["model"]["labels"] == LABELS
+    assert body["model"]["backend"] == "torch"
+
+
+def test_predict_flac_upload(client, examples_dir):
+    path = sorted(examples_dir.glob("*.flac"))[0]
+    resp = upload(client, path.read_bytes(), path.name, "audio/flac")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["source"] == path.name and body["label"] in LABELS and body["error"] is None
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert body["duration"] == pytest.approx(sf.info(path).duration, abs=1e-3)
+
+
+def test_predict_label_subset_and_any_format(client):
+    x = np.stack([make_tone(1.0, sr=44100)] * 2, axis=1)
+    resp = upload(client, wav_bytes(x, 44100, subtype="FLOAT"), ctype="application/octet-stream",
+                  labels="angry,happy,neutral,sad")
+    assert resp.status_code == 200
+    assert list(resp.json()["probabilities"]) == ["angry", "happy", "neutral", "sad"]
+
+
+def test_timeline_endpoint(client):
+    resp = upload(client, wav_bytes(make_tone(5.0)), url="/v1/timeline", window=2.0, hop=1.0, vad="none")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["duration"] == 5.0 and body["labels"] == LABELS and body["vad"] == "none"
+    assert [(w["start"], w["end"]) for w in body["windows"]] == [(0, 2), (1, 3), (2, 4), (3, 5)]
+    assert body["regions"] and body["regions"][0]["label"] in LABELS
+
+
+def test_page_docs_and_static(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="upload-form"' in page.text and "/static/app.js" in page.text
+    assert "encodeWav" in client.get("/static/app.js").text
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/timeline", "/healthz"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_client_file_name_is_only_a_label(client):
+    resp = upload(client, wav_bytes(make_tone(1.0)), name="../../etc/passwd\x00.wav")
+    assert resp.status_code == 200
+    source = resp.json()["source"]
+    assert source.startswith("passwd") and source.endswith(".wav") and "/" not in source and ".." not in source
+
+
+# ------------------------------------------------------------------------------------ errors
+def test_413_declared_too_large(client):
+    assert_error(upload(client, b"RIFF" + b"\0" * 500_000), 413, "payload_too_large")
+
+
+def test_413_streamed_without_content_length(client):
+    def chunks():
+        for _ in range(50):
+            yield b"x" * 10_000
+
+    resp = client.post("/v1/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_error(resp, 413, "payload_too_large")
+
+
+def test_413_audio_too_long(client):
+    # 30 s of 8 kHz 8-bit audio fits the upload limit but not the 20 s duration limit
+    data = wav_bytes(np.zeros(8000 * 30, np.float32), 8000, subtype="PCM_U8")
+    err = assert_error(upload(client, data), 413, "audio_too_long")
+    assert "30 s" in err["message"]
+
+
+@pytest.mark.parametrize("data,ctype", [(b"just some text\n" * 20, "text/plain"),
+                                        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" * 20, "audio/wav")])
+def test_415_not_audio(client, data, ctype):
+    err = assert_error(upload(client, data, "x.wav", ctype), 415, "unsupported_media_type")
+    assert "WAV" in err["hint"]
+
+
+def test_422_undecodable(client):
+    good = wav_bytes(make_tone(1.0))
+    assert_error(upload(client, good[:30]), 422, "undecodable_audio")  # truncated header
+    assert_error(upload(client, good[: len(good) // 2]), 422, "undecodable_audio")  # truncated data
+    assert_error(upload(client, b""), 422, "empty_upload")
+    nan = wav_bytes(np.full(16000, np.nan, np.float32), subtype="FLOAT")
+    assert "NaN" in assert_error(upload(client, nan), 422, "undecodable_audio")["message"]
+    short = wav_bytes(make_tone(0.01))
+    assert_error(upload(client, short), 422, "undecodable_audio")
+
+
+def test_400_bad_requests(client):
+    assert_error(client.post("/v1/predict", data={"other": "1"}), 400, "bad_request")
+    good = wav_bytes(make_tone(1.0))
+    assert "calm" in assert_error(upload(client, good, labels="angry,calm"), 400, "bad_request")["message"]
+    assert_error(upload(client, good, url="/v1/timeline", window=1.0, hop=2.0), 400, "bad_request")
+    assert_error(upload(client, good, url="/v1/timeline", vad="webrtc"), 400, "bad_request")
+
+
+def test_decode_timeout_and_busy(recognizer, monkeypatch):
+    import time
+
+    import emovox.service.app as service
+
+    data = wav_bytes(make_tone(1.0))
+    real = service.decode_upload
+    monkeypatch.setattr(service, "decode_upload", lambda *a: (time.sleep(0.5), real(*a))[1])  # a slow decoder
+    with TestClient(create_app(recognizer, decode_timeout=0.05)) as c:
+        assert_error(upload(c, data), 422, "decode_timeout")
+    monkeypatch.setattr(service, "decode_upload", real)
+    with TestClient(create_app(recognizer, max_pending=0)) as c:
+        resp = upload(c, data)
+        assert_error(resp, 503, "busy")
+        assert resp.headers["retry-after"] == "5"
+
+
+class _RecordingRecognizer:
+    """Wraps the real recognizer and records which thread ran inference."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.threads = inner, []
+        self.labels = inner.labels
+
+    def info(self):
+        return self.inner.info()
+
+    def predict(self, *args, **kwargs):
+        self.threads.append(threading.current_thread().name)
+        return self.inner.predict(*args, **kwargs)
+
+
+def test_concurrent_requests_run_off_the_event_loop(recognizer):
+    import httpx
+
+    wrapped = _RecordingRecognizer(recognizer)
+    app = create_app(wrapped, workers=2)
+    data = [wav_bytes(make_tone(1.0 + 0.1 * i, seed=i)) for i in range(8)]
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            reqs = [ac.post("/v1/predict", files={"file": (f"c{i}.wav", d, "audio/wav")}) for i, d in enumerate(data)]
+            reqs.append(ac.get("/healthz"))
+            return await asyncio.gather(*reqs)
+
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [200] * 9
+    assert [r.json()["source"] for r in responses[:8]] == [f"c{i}.wav" for i in range(8)]
+    assert len(wrapped.threads) == 8
+    assert all(name.startswith("emovox-infer") for name in wrapped.threads)

@@ -1,0 +1,92 @@
+"""ONNX export: dynamic time axis, parity of posteriors with torch, the onnx Recognizer backend."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (pip install 'emovox[onnx]')")
+pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'emovox[onnx]')")
+
+from emovox.errors import ModelError  # noqa: E402
+from emovox.export import ONNX_NAME, OnnxEngine, export_onnx  # noqa: E402
+from emovox.inference import Recognizer, TorchEngine  # noqa: E402
+from tests.conftest import make_tone  # noqa: E402
+from tests.product_fixtures import LABELS, make_tiny_model  # noqa: E402
+
+#: Max abs difference of posteriors allowed between onnxruntime and torch.
+PARITY = 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = make_tiny_model(tmp_path_factory.mktemp("onnx") / "tiny", seed=3)
+    path = export_onnx(folder)
+    return folder, path
+
+
+def test_export_writes_graph_with_metadata(exported):
+    import onnx
+
+    folder, path = exported
+    assert path == folder / ONNX_NAME and path.is_file()
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["emovox_labels"] == ",".join(LABELS)
+    assert len(meta["emovox_weights_sha256"]) == 64
+    inp = model.graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert inp.name == "features" and isinstance(dims[0], str) and isinstance(dims[1], str) and dims[2] == 32
+    assert not list(folder.glob(".*"))  # written atomically, no temp files left
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 9), (1, 101), (3, 257), (2, 1203)])
+def test_parity_with_torch_over_lengths(exported, batch, frames):
+    import torch
+
+    from emovox.models.io import load_model
+
+    folder, _ = exported
+    model, _ = load_model(folder)
+    feats = torch.randn(batch, frames, 32) * 3 - 5
+    ref = TorchEngine(model, "segment")(feats)
+    got = OnnxEngine.for_model(folder, threads=1)(feats)
+    assert got.shape == (batch, len(LABELS))
+    assert np.abs(got - ref).max() < PARITY
+
+
+def test_onnx_recognizer_matches_torch(exported, examples_dir):
+    folder, _ = exported
+    files = sorted(examples_dir.glob("*.flac"))[:3] + [make_tone(0.3)]
+    torch_r = Recognizer.load(folder, threads=1, vad=None)
+    onnx_r = Recognizer.load(folder, backend="onnx", threads=1, vad=None)
+    assert onnx_r.info()["backend"] == "onnx"
+    diffs = []
+    for a, b in zip(torch_r.predict(files), onnx_r.predict(files)):
+        assert a.ok and b.ok and a.label == b.label
+        diffs.append(max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS))
+    assert max(diffs) < PARITY
+
+
+def test_stale_graph_is_not_used(exported, tmp_path):
+    folder, path = exported
+    other = make_tiny_model(tmp_path / "other", seed=4)
+    shutil.copy(path, other / ONNX_NAME)  # a graph of different weights
+    x = make_tone(1.0)
+    onnx_r = Recognizer.load(other, backend="onnx", threads=1, vad=None)
+    torch_r = Recognizer.load(other, threads=1, vad=None)
+    a, b = onnx_r.predict(x), torch_r.predict(x)
+    assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS) < PARITY
+
+
+def test_export_errors(tmp_path):
+    with pytest.raises(ModelError, match="no model folder"):
+        export_onnx(tmp_path / "missing", tmp_path / "x.onnx")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not JSON"):
+        export_onnx(broken)
+    assert not (tmp_path / "x.onnx").exists()
