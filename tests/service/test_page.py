@@ -1,0 +1,95 @@
+"""The web page in a real headless Chromium: upload an example clip, read the shown emotion.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (``apt-get install -y chromium``) and
+playwright-python (no downloaded browser: ``executable_path`` points at the system one).
+The server is a real uvicorn on 127.0.0.1 and a free port, in a thread of this process.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
+                                                     "(apt-get install -y chromium)"),
+]
+
+from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: E402,F401
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(recognizer):
+    import uvicorn
+
+    from emovox.service.app import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(recognizer), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            pg = browser.new_page()
+            pg.set_default_timeout(60_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def test_upload_example_and_read_the_emotion(page, server, recognizer, examples_dir):
+    clip = sorted(examples_dir.glob("*.flac"))[3]
+    expected = recognizer.predict(clip)
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('labels')")
+    page.set_input_files("#file", str(clip))
+    page.click("#analyse")
+    page.wait_for_function("document.getElementById('status').textContent === 'Done.'")
+    shown = page.inner_text("#top-label").strip()
+    assert shown == expected.label and shown in LABELS
+    rows = page.locator("#probabilities tbody tr")
+    assert rows.count() == len(LABELS)
+    assert page.get_attribute("#probabilities tbody tr.top", "data-label") == expected.label
+    assert int(page.get_attribute("#timeline-chart", "data-windows")) >= 3
+    assert page.is_hidden("#error")
+
+
+def test_non_audio_upload_shows_the_error(page, server, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all")
+    page.goto(server + "/")
+    page.set_input_files("#file", str(bad))
+    page.click("#analyse")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an audio file" in page.inner_text("#error")
