@@ -85,7 +85,7 @@ class TorchEngine:
             return torch.softmax(self.model(x).float(), dim=-1).numpy()
 
 
-def _model_folder(path: str | os.PathLike | None) -> Path:
+def model_folder(path: str | os.PathLike | None) -> Path:
     folder = Path(path) if path is not None else DEFAULT_MODEL
     if path is None and not (folder / "config.json").is_file():
         raise ModelError(
@@ -132,7 +132,7 @@ class Recognizer:
             if not isinstance(threads, int) or threads < 1:
                 raise ConfigError(f"threads must be a positive integer, got {threads!r}")
             torch.set_num_threads(threads)
-        folder = _model_folder(path)
+        folder = model_folder(path)
         config = read_config(folder)
         front = config["frontend"]
         if front["name"] not in SEQUENCE_FRONTENDS:

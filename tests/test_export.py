@@ -90,3 +90,14 @@ def test_export_errors(tmp_path):
     with pytest.raises(ModelError, match="not JSON"):
         export_onnx(broken)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_export(tmp_path, capsys):
+    from emovox.cli import main
+
+    folder = make_tiny_model(tmp_path / "m", seed=5)
+    assert main(["export", "--onnx", "--model", str(folder), "-o", str(tmp_path / "out.onnx")]) == 0
+    assert (tmp_path / "out.onnx").stat().st_size > 10_000
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out.onnx")
+    assert main(["export", "--onnx", "--model", str(tmp_path / "nothing")]) == 2
+    assert "no model folder" in capsys.readouterr().err

@@ -135,3 +135,26 @@ def test_plot_without_speech(tmp_path):
     tl = Timeline("silence.wav", 3.0, LABELS, 2.0, 1.0, "sohn", 0.3, [Window(0, 2, 0.0), Window(1, 3, 0.0)])
     tl.plot(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_timeline_writes_outputs(tmp_path, capsys):
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "talk.flac"
+    sf.write(rec, signal(), SR)
+    out = tmp_path / "out"
+    code = main(["timeline", str(rec), "--model", str(model), "--threads", "1", "-o", str(out), "--window", "3"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["talk.json", "talk.png", "talk.regions.csv", "talk.windows.csv"]
+    data = json.loads((out / "talk.json").read_text())
+    assert data["window"] == 3.0 and data["vad"] == "sohn" and len(data["windows"]) == 10
+    printed = capsys.readouterr()
+    assert "talk.flac: 12.0 s" in printed.out and "wrote" in printed.err
+    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "svg"]) == 2
+    assert main(["timeline", str(tmp_path / "missing.wav"), "--model", str(model)]) == 2
+    assert "missing.wav: file not found" in capsys.readouterr().err

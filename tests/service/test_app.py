@@ -191,3 +191,19 @@ def test_concurrent_requests_run_off_the_event_loop(recognizer):
     assert [r.json()["source"] for r in responses[:8]] == [f"c{i}.wav" for i in range(8)]
     assert len(wrapped.threads) == 8
     assert all(name.startswith("emovox-infer") for name in wrapped.threads)
+
+
+def test_cli_serve_binds_localhost_by_default(tiny_model, monkeypatch):
+    import uvicorn
+
+    from emovox.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.port == 8000
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    assert main(["serve", "--model", str(tiny_model), "--port", "8123", "--max-upload-mb", "1"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    with TestClient(seen["app"]) as c:
+        assert c.get("/healthz").json()["model"]["name"] == "tiny-test-model"
+        assert_error(upload(c, b"RIFF" + b"\0" * (1024 * 1024 + 1)), 413, "payload_too_large")

@@ -1,0 +1,48 @@
+"""Options shared by the commands that load a model (predict, timeline, serve, export)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True) -> None:
+    """--model, --backend, --labels, --threads."""
+    p.add_argument("--model", metavar="FOLDER",
+                   help="model folder (model.safetensors + config.json); default: the bundled model")
+    if backend:
+        p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                       help="inference engine: torch (default) or onnxruntime")
+    if labels:
+        p.add_argument("--labels", metavar="A,B,...",
+                       help="only these labels, probabilities renormalised (e.g. angry,happy,neutral,sad)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for inference (default: all)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def load_recognizer(args: argparse.Namespace, vad: str | None = "sohn", **kwargs: Any):
+    """The Recognizer the options ask for (errors are EmovoxError: the CLI prints them, exit 2)."""
+    from emovox.inference import Recognizer
+
+    return Recognizer.load(getattr(args, "model", None), backend=getattr(args, "backend", "torch"),
+                           labels=getattr(args, "labels", None), vad=vad, threads=getattr(args, "threads", None),
+                           **kwargs)
