@@ -22,7 +22,8 @@ validation rows) makes the fusion fall back to the other one (``Fusion.modalitie
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -260,3 +261,216 @@ def fuse_fold(speech_valid: Any, text_valid: Any, y_valid: Sequence[int], speech
                         rule, coverage.speech_only, coverage.text_only)
         out[rule] = FusedFold(fusion, scores, coverage)
     return out
+
+
+# ------------------------------------------------------------------------------ score files
+@dataclass
+class ScorePart:
+    """One part (``valid`` or ``test``) of a fold: utterance ids, true class indices, scores."""
+
+    ids: list[str]
+    y: np.ndarray
+    scores: np.ndarray
+
+
+class ScoreSet:
+    """Per-utterance log posteriors of one model on one fold (the file ``emovox fuse`` reads).
+
+    JSON: ``{"kind": "emovox-scores", "classes": [...], "meta": {...}, "parts": {"valid": {"ids":
+    [...], "labels": [class names], "scores": [[...] or null]}, "test": {...}}}``; ``null`` marks an
+    utterance without a score (NaN row in memory).
+    """
+
+    KIND = "emovox-scores"
+
+    def __init__(self, classes: Sequence[str], meta: dict[str, Any] | None = None) -> None:
+        self.classes = [str(c) for c in classes]
+        self.meta = dict(meta or {})
+        self.parts: dict[str, ScorePart] = {}
+        self.source = "<scores>"
+
+    def add(self, name: str, ids: Sequence[str], y: Sequence[int], scores: Any) -> None:
+        s = check_scores(scores, f"{self.source} part {name!r}")
+        if s.shape != (len(ids), len(self.classes)) or len(y) != len(ids):
+            raise FusionError(f"{self.source} part {name!r}: {len(ids)} ids, {len(y)} labels and scores of shape "
+                              f"{s.shape} do not match {len(self.classes)} classes")
+        self.parts[name] = ScorePart([str(i) for i in ids], np.asarray(y, dtype=int), s)
+
+    def part(self, name: str) -> ScorePart:
+        if name not in self.parts:
+            raise FusionError(f"{self.source} has no {name!r} part (has: {', '.join(self.parts) or 'none'}); "
+                              "fusion needs validation and test scores of every fold")
+        return self.parts[name]
+
+    def aligned(self, name: str, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        """This set's ``name`` scores reordered to ``ids`` (utterances it lacks get NaN rows)."""
+        if list(classes) != self.classes:
+            raise FusionError(f"{self.source}: classes {self.classes} differ from {list(classes)}; both modalities "
+                              "must score the same classes in the same order")
+        part = self.part(name)
+        row = {u: i for i, u in enumerate(part.ids)}
+        out = np.full((len(ids), len(self.classes)), np.nan)
+        found = [(j, row[u]) for j, u in enumerate(ids) if u in row]
+        if not found:
+            raise FusionError(f"{self.source} part {name!r} shares no utterance id with the other modality")
+        if len(found) < len(ids):
+            log.warning("%s part %r lacks %d of %d utterances; they use the other modality only",
+                        self.source, name, len(ids) - len(found), len(ids))
+        dst, src = map(list, zip(*found))
+        out[dst] = part.scores[src]
+        return out
+
+    def metrics(self, name: str) -> dict[str, Any]:
+        """WA/UA/F1/confusion of the argmax over the utterances that have a score."""
+        from emovox.evaluation.metrics import classification_metrics
+
+        part = self.part(name)
+        has = available(part.scores, len(part.ids))
+        if not has.any():
+            raise FusionError(f"{self.source} part {name!r} has no scored utterance")
+        out = classification_metrics(part.y[has], part.scores[has].argmax(1), labels=list(range(len(self.classes))))
+        out["labels"] = list(self.classes)
+        out["n_without_score"] = int((~has).sum())
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(s: np.ndarray) -> list:
+            return [None if np.isnan(r).all() else [float(v) for v in r] for r in s]
+
+        return {"kind": self.KIND, "classes": self.classes, "meta": self.meta,
+                "parts": {n: {"ids": p.ids, "labels": [self.classes[i] for i in p.y], "scores": rows(p.scores)}
+                          for n, p in self.parts.items()}}
+
+    def save(self, path: str | Path) -> Path:
+        from emovox.io import atomic_write_json
+
+        return atomic_write_json(path, self.to_dict(), indent=None)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScoreSet":
+        from emovox.io import read_json
+
+        p = Path(path)
+        try:
+            raw = read_json(p)
+        except FileNotFoundError:
+            raise FusionError(f"score file not found: {p}") from None
+        except (OSError, ValueError) as exc:
+            raise FusionError(f"{p}: not a readable score file ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("kind") != cls.KIND:
+            raise FusionError(f"{p}: not an emovox score file (expected kind {cls.KIND!r})")
+        out = cls(raw.get("classes", []), raw.get("meta"))
+        out.source = str(p)
+        index = {c: i for i, c in enumerate(out.classes)}
+        for name, part in (raw.get("parts") or {}).items():
+            try:
+                y = [index[label] for label in part["labels"]]
+                scores = [[np.nan] * len(out.classes) if r is None else r for r in part["scores"]]
+                out.add(name, part["ids"], y, np.asarray(scores, dtype=float).reshape(len(scores), len(out.classes)))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise FusionError(f"{p}: part {name!r} is malformed ({type(exc).__name__}: {exc})") from None
+        return out
+
+
+# ------------------------------------------------------------------------------ whole runs
+@dataclass
+class FusionConfig:
+    """The ``fusion`` section of a multimodal recipe."""
+
+    rules: list[str] = field(default_factory=lambda: list(RULES))
+    metric: str = "ua"  #: what the w1 grid maximises on the validation part (ua | wa)
+    grid_step: float = 0.01
+
+    def validate(self) -> None:
+        bad = [r for r in self.rules if r not in RULES]
+        if bad or not self.rules:
+            raise ConfigError(f"fusion.rules: {bad or self.rules} not allowed; choose from {', '.join(RULES)}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"fusion.metric: {self.metric!r} not allowed; choose from {', '.join(METRICS)}")
+        if not 0 < self.grid_step <= 0.5:
+            raise ConfigError(f"fusion.grid_step: must be in (0, 0.5], got {self.grid_step}")
+
+    @property
+    def grid(self) -> np.ndarray:
+        n = int(round(1.0 / self.grid_step))
+        return np.round(np.linspace(0.0, 1.0, n + 1), 6)
+
+
+def score_files(path: str | Path) -> dict[str, Path]:
+    """``{fold folder name: scores.json}`` for a run folder (``*/scores.json``) or one score file."""
+    p = Path(path)
+    if p.is_file():
+        return {p.parent.name: p}
+    found = {f.parent.name: f for f in sorted(p.glob("*/scores.json"))}
+    if not found:
+        raise FusionError(f"{p}: no score files (expected <run>/fold_*/scores.json or a scores.json file)")
+    return found
+
+
+def fuse_scoresets(speech: ScoreSet, text: ScoreSet, cfg: FusionConfig) -> dict[str, Any]:
+    """Fuse one fold: every rule fitted on the valid part, applied to the test part; metrics of all systems."""
+    from emovox.evaluation.metrics import classification_metrics
+
+    ids = {n: speech.part(n).ids for n in ("valid", "test")}
+    y = {n: speech.part(n).y for n in ("valid", "test")}
+    t = {n: text.aligned(n, ids[n], speech.classes) for n in ("valid", "test")}
+    fused = fuse_fold(speech.part("valid").scores, t["valid"], y["valid"], speech.part("test").scores, t["test"],
+                      rules=cfg.rules, grid=cfg.grid, metric=cfg.metric)
+    labels = list(range(len(speech.classes)))
+    text_only = ScoreSet(speech.classes)
+    text_only.source = text.source
+    text_only.add("test", ids["test"], y["test"], t["test"])
+    systems = {"speech": speech.metrics("test"), "text": text_only.metrics("test")}
+    for rule, result in fused.items():
+        systems[rule] = classification_metrics(y["test"], result.predictions, labels)
+    for m in systems.values():
+        m["labels"] = list(speech.classes)
+    return {"systems": systems, "fusion": {rule: r.record() for rule, r in fused.items()}}
+
+
+def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
+              cfg: FusionConfig | None = None) -> dict[str, Any]:
+    """Fuse the per-fold score files of a speech run and a text run (folds matched by folder name).
+
+    Writes ``<fold>/fusion.json`` (chosen w1, statistics, coverage, metrics of every system), one
+    report per system (``speech/``, ``text/``, ``weighted/``, ``znorm/``: table, mean ± std,
+    confusion PNG) and ``fusion.md`` (all systems side by side, w1 per fold); returns the summary.
+    """
+    from emovox.evaluation.metrics import mean_std
+    from emovox.evaluation.report import write_report
+    from emovox.io import atomic_write_json, atomic_write_text
+
+    cfg = cfg or FusionConfig()
+    cfg.validate()
+    s_files, t_files = score_files(speech_dir), score_files(text_dir)
+    common = [f for f in s_files if f in t_files]
+    if not common:
+        raise FusionError(f"no fold folder is in both {speech_dir} ({', '.join(s_files)}) and {text_dir} "
+                          f"({', '.join(t_files)}); run both on the same recipe/folds")
+    for f in sorted(set(s_files) ^ set(t_files)):
+        log.warning("fold %s has scores for one modality only; it is left out of the fusion", f)
+    out = Path(out_dir)
+    per_fold = {}
+    for f in common:
+        per_fold[f] = fuse_scoresets(ScoreSet.load(s_files[f]), ScoreSet.load(t_files[f]), cfg)
+        atomic_write_json(out / f / "fusion.json", {"fold": f, **per_fold[f]})
+    classes = ScoreSet.load(s_files[common[0]]).classes
+    summary: dict[str, Any] = {"folds": common, "systems": {}, "w1": {}}
+    for system in ["speech", "text", *cfg.rules]:
+        results = [{"fold": f, "metrics": per_fold[f]["systems"][system]} for f in common]
+        summary["systems"][system] = write_report(out / system, results, classes, title=f"{system}")
+    for rule in cfg.rules:
+        summary["w1"][rule] = {f: per_fold[f]["fusion"][rule]["fusion"]["w1"] for f in common}
+    lines = ["| system | UA % (mean ± std) | WA % (mean ± std) |", "|---|---|---|"]
+    for system in summary["systems"]:
+        cells = []
+        for metric in ("ua", "wa"):
+            m, s = mean_std([per_fold[f]["systems"][system][metric] for f in common])
+            cells.append(f"{100 * m:.2f} ± {100 * s:.2f}")
+        lines.append(f"| {system} | {cells[0]} | {cells[1]} |")
+    if "weighted" in summary["w1"]:
+        lines += ["", "w1 (weight of speech) chosen on each fold's validation part: "
+                  + "; ".join(f"{f}: {w:.2f}" for f, w in summary["w1"]["weighted"].items())]
+    atomic_write_text(out / "fusion.md", "\n".join(lines) + "\n")
+    atomic_write_json(out / "fusion.json", summary)
+    return summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,70 @@ def test_fusion_record_round_trips():
     fusion = fit_znorm(np.array([[0.0, -2.0], [-2.0, 0.0]]), np.array([[0.0, -4.0], [-4.0, 0.0]]))
     again = Fusion.from_dict(fusion.to_dict())
     assert again == fusion
+
+
+# ------------------------------------------------------------------------ score files and runs
+CLASSES = ["angry", "happy", "sad"]
+
+
+def write_run(root, modality: str, rng: np.random.Generator, folds: int = 2, noise: float = 1.0,
+              missing_text_row: bool = True) -> None:
+    """Score files like `emovox text-train` writes: <root>/<modality>/fold_NN_x/scores.json."""
+    from emovox.fusion import ScoreSet
+
+    for f in range(folds):
+        ss = ScoreSet(CLASSES, {"modality": modality})
+        for part, n in (("valid", 30), ("test", 24)):
+            y = np.arange(n) % 3  # the same labels for both modalities
+            logits = rng.normal(0, noise, (n, 3))
+            logits[np.arange(n), y] += 1.5
+            lp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+            if modality == "text" and missing_text_row:
+                lp[0] = np.nan  # an empty transcript
+            ss.add(part, [f"{part}{f}_{i}" for i in range(n)], y, lp)
+        ss.save(root / modality / f"fold_{f:02d}_s{f}" / "scores.json")
+
+
+def test_score_set_round_trip_keeps_missing_rows(tmp_path):
+    from emovox.fusion import ScoreSet
+
+    write_run(tmp_path, "text", np.random.default_rng(0), folds=1)
+    ss = ScoreSet.load(tmp_path / "text" / "fold_00_s0" / "scores.json")
+    assert ss.classes == CLASSES and set(ss.parts) == {"valid", "test"}
+    assert np.isnan(ss.part("test").scores[0]).all() and np.isfinite(ss.part("test").scores[1:]).all()
+    assert ss.metrics("test")["n_without_score"] == 1
+    # reordering to another id order, with an id it lacks
+    ids = ["test0_3", "unknown", "test0_1"]
+    aligned = ss.aligned("test", ids, CLASSES)
+    np.testing.assert_array_equal(aligned[0], ss.part("test").scores[3])
+    assert np.isnan(aligned[1]).all()
+    with pytest.raises(FusionError, match="classes"):
+        ss.aligned("test", ids, ["a", "b", "c"])
+    with pytest.raises(FusionError, match="no 'train' part"):
+        ss.part("train")
+    (tmp_path / "bad.json").write_text('{"kind": "something else"}')
+    with pytest.raises(FusionError, match="not an emovox score file"):
+        ScoreSet.load(tmp_path / "bad.json")
+
+
+def test_fuse_command_writes_all_systems(tmp_path, capsys):
+    from emovox.cli import main
+
+    rng = np.random.default_rng(1)
+    write_run(tmp_path, "speech", rng)
+    write_run(tmp_path, "text", rng, noise=1.5)
+    out = tmp_path / "fused"
+    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "w1 (speech weight) per fold" in printed
+    summary = json.loads((out / "fusion.json").read_text())
+    assert set(summary["systems"]) == {"speech", "text", "weighted", "znorm"}
+    fold = json.loads((out / "fold_00_s0" / "fusion.json").read_text())
+    assert fold["fusion"]["weighted"]["coverage"] == {"both": 23, "speech_only": 1, "text_only": 0}
+    assert fold["systems"]["text"]["n_without_score"] == 1
+    for system in summary["systems"]:
+        assert (out / system / "report.md").is_file() and (out / system / "confusion.png").is_file()
+    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "nothing"),
+                 "-o", str(out)]) == 2
+    assert "no score files" in capsys.readouterr().err

@@ -305,11 +305,14 @@ class TextModel:
                         ", ".join(map(str, rows[:5])), ", ..." if rows.size > 5 else "")
         kept = [str(t) for t, ok in zip(texts, usable) if ok]
         share, unk = english_share(kept), self.unknown_share(kept[:2000])
-        if kept and (share < 0.5 or unk > 0.2):
-            log.warning("%s: the texts do not look like English (%.0f%% contain a common English word, %.0f%% "
-                        "unknown word pieces); the encoder '%s' was trained on English, so expect weak text "
-                        "scores; pass a multilingual Hugging Face model folder as the encoder",
-                        where, 100 * share, 100 * unk, self.config.encoder)
+        if kept and unk > 0.2:
+            log.warning("%s: %.0f%% of the word pieces are unknown to the vocabulary of '%s' (non-Latin script, "
+                        "or a tokenizer that does not match the texts); expect weak text scores", where, 100 * unk,
+                        self.config.encoder)
+        if kept and share < 0.5:
+            log.warning("%s: the texts do not look like English (only %.0f%% contain a common English word); the "
+                        "encoder '%s' is English-only unless it is a multilingual model folder, so expect weak "
+                        "text scores", where, 100 * share, self.config.encoder)
         return usable
 
     # -- inference ----------------------------------------------------------------------------

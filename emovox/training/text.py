@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -221,6 +221,7 @@ def train_text_model(model: TextModel, train_texts: Sequence[object], train_y: S
                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=cfg.progress,
                         num_sanity_val_steps=0, callbacks=callbacks, limit_train_batches=cfg.limit_train_batches)
     start = time.perf_counter()
+    model.classifier.train()  # from_pretrained leaves eval mode, which Lightning would keep (no dropout)
     trainer.fit(TextModule(model, cfg.lr), train_dl, valid_dl)
     if keep.state is not None:
         model.classifier.load_state_dict(keep.state)
@@ -230,17 +231,73 @@ def train_text_model(model: TextModel, train_texts: Sequence[object], train_y: S
 
 
 # ------------------------------------------------------------------------------------ folds
+@dataclass
+class TranscriptConfig:
+    """The ``asr`` section: where the text of each utterance comes from."""
+
+    source: Literal["corpus", "asr", "asr_if_missing"] = "corpus"  #: asr = always Whisper (ignore corpus text)
+    beam_size: int = 1
+    cache_dir: str | None = None  #: transcript cache (default: the emovox cache folder)
+
+
+@dataclass
+class MultimodalRecipe:
+    """A speech recipe (:class:`emovox.config.Recipe`) plus the ``text``, ``asr`` and ``fusion`` sections."""
+
+    recipe: Any
+    text: TextTrainConfig
+    asr: TranscriptConfig
+    fusion: Any  # emovox.fusion.FusionConfig
+
+
+def load_multimodal_recipe(path: str | Path, overrides: Sequence[str] = ()) -> MultimodalRecipe:
+    """Read a recipe YAML; ``text``/``asr``/``fusion`` are split off, the rest is the speech recipe."""
+    import yaml
+
+    from emovox.config import _build, apply_overrides, recipe_from_dict
+    from emovox.fusion import FusionConfig
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: recipe file not found (e.g. recipes/meld/text.yaml)")
+    try:
+        raw = apply_overrides(yaml.safe_load(p.read_text(encoding="utf-8")) or {}, list(overrides))
+        text = text_config_from_dict(raw.pop("text", None))
+        asr = _build(TranscriptConfig, raw.pop("asr", None), "asr")
+        fusion = _build(FusionConfig, raw.pop("fusion", None), "fusion")
+        fusion.validate()
+        return MultimodalRecipe(recipe_from_dict(raw, base_dir=p.resolve().parent), text, asr, fusion)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def transcribed(utterances: Sequence[Any], cfg: TranscriptConfig, progress: bool = False) -> list[Any]:
+    """Utterances with their text taken from the corpus or from Whisper, as ``cfg.source`` says."""
+    if cfg.source == "corpus":
+        return list(utterances)
+    from emovox.asr import Transcriber, fill_transcripts
+
+    filled, _ = fill_transcripts(utterances, Transcriber(beam_size=cfg.beam_size, cache_dir=cfg.cache_dir),
+                                 overwrite=cfg.source == "asr", progress=progress)
+    return filled
+
+
 def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], cfg: TextTrainConfig,
                   out_dir: str | Path, seed: int = 0, save_model: bool = True) -> dict[str, Any]:
     """Train on ``fold.train``, select on ``fold.valid``, score ``fold.valid`` and ``fold.test``.
 
-    Writes ``scores.json`` (a :class:`emovox.fusion.ScoreSet` with both parts), ``metrics.json``
-    (test metrics, training history) and, with ``save_model``, ``model/``; returns the metrics.
+    Writes ``scores.json`` (an :class:`emovox.fusion.ScoreSet` with both parts), ``model/`` and,
+    last (it marks the fold finished), ``result.json`` (test metrics, training history).
     """
     from emovox.fusion import ScoreSet
-    from emovox.io import atomic_write_json
+    from emovox.io import atomic_write_json, read_json
 
     out = Path(out_dir)
+    if (out / "result.json").is_file():
+        log.info("text fold %s already finished (%s)", fold.name, out)
+        return read_json(out / "result.json")
     by_id = {u.id: u for u in utterances}
     index = {c: i for i, c in enumerate(classes)}
     part = {name: [by_id[i] for i in getattr(fold, name)] for name in ("train", "valid", "test")}
@@ -251,21 +308,55 @@ def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], 
     model = TextModel.from_pretrained_encoder(classes, cfg.encoder, cfg.max_length, cfg.pooling, cfg.dropout)
     result = train_text_model(model, [u.text for u in part["train"]], [index[u.label] for u in part["train"]],
                               [u.text for u in part["valid"]], [index[u.label] for u in part["valid"]], cfg, seed)
-    scores = ScoreSet(list(classes))
+    scores = ScoreSet(list(classes), {"modality": "text", "fold": fold.name, "encoder": cfg.encoder})
     for name in ("valid", "test"):
         utts = part[name]
-        scores.add(name, [u.id for u in utts], [index[u.label] for u in utts],
-                   model.log_posteriors([u.text for u in utts], cfg.eval_batch_size, where=f"{fold.name} {name}"))
+        if utts:
+            scores.add(name, [u.id for u in utts], [index[u.label] for u in utts],
+                       model.log_posteriors([u.text for u in utts], cfg.eval_batch_size, where=f"{fold.name} {name}"))
     scores.save(out / "scores.json")
-    metrics = scores.metrics("test")
-    lengths = model.token_lengths([u.text for u in part["test"] if not is_empty_text(u.text)])
-    metrics.update({"fold": fold.name, "train": result.to_dict(), "max_length": cfg.max_length,
-                    "n_truncated_test": int((lengths > cfg.max_length).sum())})
-    atomic_write_json(out / "metrics.json", metrics)
     if save_model:
         model.save(out / "model")
-    return metrics
+    lengths = model.token_lengths([u.text for u in part["test"] if not is_empty_text(u.text)])
+    metrics = scores.metrics("test")
+    summary = {"fold": fold.name, "metrics": metrics, "train": result.to_dict(), "max_length": cfg.max_length,
+               "n_truncated_test": int((lengths > cfg.max_length).sum()), "seed": seed}
+    atomic_write_json(out / "result.json", summary)
+    log.info("text fold %s: UA %.4f WA %.4f weighted-F1 %.4f", fold.name, metrics["ua"], metrics["wa"],
+             metrics["weighted_f1"])
+    return summary
 
 
-__all__ = ["KeepBest", "TextModule", "TextTrainConfig", "TextTrainResult", "run_text_fold",
-           "text_config_from_dict", "train_text_model"]
+def run_text_experiment(mm: MultimodalRecipe, out_dir: str | Path, progress: bool | None = None) -> dict[str, Any]:
+    """Text-only cross-validation over the recipe's folds (same folds as ``emovox experiment``)."""
+    from emovox.evaluation.report import write_report
+    from emovox.io import atomic_write_json
+    from emovox.protocols import make_folds, save_folds
+    from emovox.training.experiment import class_names, fold_dir, load_utterances
+
+    recipe, cfg = mm.recipe, mm.text
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(out_dir)
+    utts = transcribed(load_utterances(recipe), mm.asr, cfg.progress)
+    classes = class_names(recipe, utts)
+    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
+    chosen = list(range(len(folds))) if recipe.data.folds is None else list(recipe.data.folds)
+    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
+                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
+    atomic_write_json(out / "experiment.json", {"recipe": recipe.to_dict(), "text": asdict(cfg),
+                                               "asr": asdict(mm.asr), "classes": classes, "n_utterances": len(utts)})
+    results = []
+    for i in chosen:
+        fold = folds[i]
+        if recipe.data.limit_per_fold:
+            fold.train = list(fold.train)[: recipe.data.limit_per_fold]
+        results.append(run_text_fold(utts, fold, classes, cfg, fold_dir(out, i, fold.name), recipe.seed * 1000 + i))
+    return write_report(out, results, classes, title=f"{recipe.name}: text only ({cfg.encoder})")
+
+
+__all__ = ["KeepBest", "MultimodalRecipe", "TextModule", "TextTrainConfig", "TextTrainResult", "TranscriptConfig",
+           "load_multimodal_recipe", "run_text_experiment", "run_text_fold", "text_config_from_dict",
+           "train_text_model", "transcribed"]
