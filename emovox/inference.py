@@ -10,7 +10,8 @@
 
 A model is a package folder (``model.safetensors`` + ``config.json``, :mod:`emovox.models.io`)
 whose front-end yields frame sequences ``(B, T, F)`` (``logmel``, ``mulaw_spec``). The clip's
-features are normalised as the config says (``segment`` MVN) and the whole clip is scored at
+features are normalised as the config says (``segment`` MVN; non-speech frames are dropped first
+when the model was trained with ``vad: true``) and the whole clip is scored at
 once; a recording longer than ``max_clip_seconds`` is scored in equal pieces whose
 log-posteriors are averaged (:func:`emovox.segments.aggregate`). Clips are batched only with
 clips of exactly the same length: padding would change a ResNet's scores (see
@@ -214,9 +215,17 @@ class Recognizer:
         """Probabilities over all model labels (no restriction)."""
         import torch
 
+        waves = np.ascontiguousarray(waves, dtype=np.float32)
         with torch.inference_mode():
-            feats = self.frontend(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)))
-        return np.asarray(self.engine(feats), dtype=np.float64)
+            feats = self.frontend(torch.from_numpy(waves))
+        if not self.config.get("vad"):
+            return np.asarray(self.engine(feats), dtype=np.float64)
+        # the model was trained on speech frames only (Sohn VAD before MVN): do the same, clip by clip
+        from emovox.vad import SohnVAD, drop_nonspeech
+
+        vad = SohnVAD()
+        return np.concatenate([np.asarray(self.engine(drop_nonspeech(f, vad.frame_mask(w))[None]), dtype=np.float64)
+                               for f, w in zip(feats, waves)])
 
     def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any, speech: float | None,
                 labels: Sequence[str] | None) -> Prediction:

@@ -170,3 +170,26 @@ def test_timeline_label_subset(recognizer):
     tl = recognizer.timeline(make_tone(3.0), sample_rate=16000, vad=None, labels=["happy", "sad"])
     assert tl.labels == ["happy", "sad"] and tl.vad == "none"
     assert all(set(w.probabilities) == {"happy", "sad"} for w in tl.windows if w.is_speech)
+
+
+def test_model_trained_with_vad_drops_nonspeech_frames(tmp_path):
+    import json
+
+    from tests.product_fixtures import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "vadmodel")
+    config = json.loads((folder / "config.json").read_text())
+    config["vad"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    r = Recognizer.load(folder, vad=None, threads=1)
+    speech = syllables(2.0)
+    noise = 0.0005 * np.random.default_rng(1).standard_normal(16000).astype(np.float32)
+    padded = np.concatenate([noise, speech, noise])
+    plain = Recognizer.load(make_tiny_model(tmp_path / "plain"), vad=None, threads=1)  # same weights, no VAD
+
+    def change(rec):  # how much 2 s of added silence moves the posteriors
+        a, b = rec.predict(speech), rec.predict(padded)
+        return max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS)
+
+    # silence is dropped before normalisation: the padding barely matters
+    assert change(r) < change(plain) / 3
