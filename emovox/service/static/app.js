@@ -54,7 +54,7 @@ function renderPrediction(pred) {
 function renderTimeline(tl) {
   const canvas = $("timeline-chart");
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, pad = { l: 40, r: 10, t: 10, b: 30 };
+  const W = canvas.width, H = canvas.height, pad = { l: 40, r: 30, t: 10, b: 30 };
   const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
   const dur = Math.max(tl.duration, 1e-3);
   const x = (t) => pad.l + (t / dur) * pw;
