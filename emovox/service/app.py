@@ -133,7 +133,8 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness and model information")
     async def healthz() -> dict:
-        return {"status": "ok", "model": recognizer.info()}
+        info = {k: v for k, v in recognizer.info().items() if k != "path"}  # no server paths to clients
+        return {"status": "ok", "model": info}
 
     @app.post("/v1/predict", summary="Emotion probabilities of one recording")
     async def predict(

@@ -47,7 +47,7 @@ def assert_error(resp, status: int, code: str) -> dict:
 def test_healthz(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["model"]["labels"] == LABELS
-    assert body["model"]["backend"] == "torch"
+    assert body["model"]["backend"] == "torch" and "path" not in body["model"]
 
 
 def test_predict_flac_upload(client, examples_dir):
