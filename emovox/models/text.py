@@ -322,7 +322,8 @@ class TextModel:
         out = np.full((len(texts), len(self.config.labels)), np.nan, dtype=np.float32)
         usable = self.check_texts(texts, where)
         rows = np.flatnonzero(usable)
-        self.report_truncation([str(texts[i]) for i in rows], where)
+        lengths = self.report_truncation([str(texts[i]) for i in rows], where)
+        rows = rows[np.argsort(lengths, kind="stable")]  # similar lengths together: less padding
         self.classifier.eval()
         for start in range(0, rows.size, batch_size):
             idx = rows[start:start + batch_size]

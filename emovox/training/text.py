@@ -92,6 +92,33 @@ class TokenizedTexts(torch.utils.data.Dataset):
         return self.ids[i], self.labels[i]
 
 
+class LengthBuckets(torch.utils.data.Sampler):
+    """Shuffled batches of similar-length texts (less padding, the same examples every epoch).
+
+    Each epoch: shuffle, cut into pools of ``pool`` batches, sort each pool by length, cut it into
+    batches, shuffle the batch order. Deterministic from ``seed`` and the epoch count.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.pool, self.epoch = batch_size, seed, pool, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        order, size = rng.permutation(len(self.lengths)), self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+
 def collate(pad_id: int):
     """Pad a batch to its longest text; returns (inputs dict, labels)."""
 
@@ -206,10 +233,16 @@ def train_text_model(model: TextModel, train_texts: Sequence[object], train_y: S
                           "(transcribe the audio first: emovox transcribe)")
     model.check_texts(train_texts, "training part")
     pad_id = model.tokenizer.pad_token_id or 0
-    train_dl = DataLoader(TokenizedTexts(model, train_texts, train_y, "training part"), batch_size=cfg.batch_size,
-                          shuffle=True, collate_fn=collate(pad_id))
-    valid_dl = (DataLoader(TokenizedTexts(model, valid_texts, valid_y, "validation part"),
-                           batch_size=cfg.eval_batch_size, collate_fn=collate(pad_id)) if valid_texts else None)
+    train_ds = TokenizedTexts(model, train_texts, train_y, "training part")
+    train_dl = DataLoader(train_ds, batch_sampler=LengthBuckets([len(i) for i in train_ds.ids], cfg.batch_size, seed),
+                          collate_fn=collate(pad_id))
+    valid_dl = None
+    if valid_texts:
+        valid_ds = TokenizedTexts(model, valid_texts, valid_y, "validation part")
+        order = np.argsort([len(i) for i in valid_ds.ids], kind="stable").tolist()  # metrics ignore the order
+        valid_dl = DataLoader(valid_ds, batch_sampler=[order[i:i + cfg.eval_batch_size]
+                                                       for i in range(0, len(order), cfg.eval_batch_size)],
+                              collate_fn=collate(pad_id))
     keep = KeepBest(cfg.monitor)
     callbacks: list[L.Callback] = [keep]
     if valid_dl is not None and cfg.early_stopping:

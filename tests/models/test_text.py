@@ -86,6 +86,10 @@ def test_non_english_text_is_flagged(caplog):
     assert np.isfinite(lp).all()
     assert "do not look like English (only 0% contain a common English word)" in caplog.text
     assert "multilingual" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="emovox.models.text"):
+        model.log_posteriors(["Кошка сидит на окне", "猫が窓に座っている"])
+    assert "word pieces are unknown to the vocabulary" in caplog.text
 
 
 def test_save_and_load_round_trip(tmp_path):

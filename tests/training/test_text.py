@@ -118,3 +118,18 @@ def test_multimodal_command_smoke(iemocap: Path, local_encoder: Path, tmp_path: 
     for system in ("speech", "text", "weighted"):
         assert (out / "fusion" / system / "confusion.png").is_file()
     assert "w1 (weight of speech)" in (out / "fusion" / "fusion.md").read_text()
+
+
+def test_length_buckets_cover_every_text_once_per_epoch():
+    from emovox.training.text import LengthBuckets
+
+    lengths = np.random.default_rng(0).integers(3, 60, 203)
+    sampler = LengthBuckets(lengths, batch_size=8, seed=1, pool=5)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        flat = [i for b in epoch for i in b]
+        assert sorted(flat) == list(range(203)) and all(len(b) <= 8 for b in epoch) and len(epoch) == len(sampler)
+    assert first != second  # reshuffled every epoch
+    assert first == list(LengthBuckets(lengths, batch_size=8, seed=1, pool=5))  # deterministic
+    spread = np.mean([np.ptp(lengths[b]) for b in first])
+    assert spread < np.ptp(lengths) / 2  # batches hold similar lengths
