@@ -85,7 +85,8 @@ class ChunkBatchSampler(Sampler[list[ChunkRequest]]):
     """Yields training batches of :class:`ChunkRequest` with one chunk length per batch."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, chunk_frames: Sequence[int] = (150, 200, 250, 300),
-                 copies: int = 0, seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+                 copies: int = 0, seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                 epoch_fn: Callable[[], int] | None = None) -> None:
         if not lengths:
             raise ValueError("ChunkBatchSampler needs at least one utterance")
         self.lengths = [int(n) for n in lengths]
@@ -96,6 +97,9 @@ class ChunkBatchSampler(Sampler[list[ChunkRequest]]):
         self.drop_last = drop_last
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
+        #: When given (the trainer's current epoch), read at the start of every iteration: Lightning
+        #: creates the iterator of a resumed epoch before it calls ``set_epoch``.
+        self.epoch_fn = epoch_fn
         # Lightning calls set_epoch on ``batch_sampler.sampler`` before every epoch.
         self.sampler = self
 
@@ -132,6 +136,8 @@ class ChunkBatchSampler(Sampler[list[ChunkRequest]]):
         return out
 
     def __iter__(self) -> Iterator[list[ChunkRequest]]:
+        if self.epoch_fn is not None:
+            self.epoch = int(self.epoch_fn())
         batches = self.batches()
         if self.world_size > 1:
             batches = batches[: len(self)* self.world_size][self.rank:: self.world_size]
@@ -201,11 +207,12 @@ def collate(items: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, t
 
 
 def train_loader(dataset: FeatureDataset, batch_size: int, chunk_frames: Sequence[int], copies: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0) -> DataLoader:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 epoch_fn: Callable[[], int] | None = None) -> DataLoader:
     """DataLoader of seed-000 chunk batches over ``dataset``."""
     lengths = [int(f.shape[0]) for f in dataset.features]
     sampler = ChunkBatchSampler(lengths, batch_size, chunk_frames, copies=copies if dataset.augment else 0,
-                                seed=seed, rank=rank, world_size=world_size)
+                                seed=seed, rank=rank, world_size=world_size, epoch_fn=epoch_fn)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                       persistent_workers=num_workers > 0)
 
@@ -325,9 +332,12 @@ class FoldData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        if trainer is None:
+            return train_loader(self.train_set, self.cfg.batch_size, self.cfg.chunk_frames, self.copies, self.seed,
+                                num_workers=self.cfg.num_workers)
         return train_loader(self.train_set, self.cfg.batch_size, self.cfg.chunk_frames, self.copies, self.seed,
-                            rank, world, self.cfg.num_workers)
+                            trainer.global_rank, trainer.world_size, self.cfg.num_workers,
+                            epoch_fn=lambda: trainer.current_epoch)
 
     def val_dataloader(self) -> Any:
         if self.valid_set is None or len(self.valid_set) == 0:

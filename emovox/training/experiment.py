@@ -127,15 +127,19 @@ def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
 def _callbacks(recipe: Recipe, fdir: Path, has_valid: bool) -> list[Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from emovox.training.module import EpochHistory
+    from emovox.training.module import EpochHistory, ResumeCheckpoint
 
     monitor = recipe.train.monitor if has_valid else None
     mode = "min" if monitor == "valid_loss" else "max"
     cbs: list[Any] = [ModelCheckpoint(dirpath=fdir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                                      save_top_k=1, save_last=True, enable_version_counter=False),
-                      EpochHistory(fdir / "history.json")]
+                                      save_top_k=1, save_last=False, enable_version_counter=False,
+                                      save_on_train_epoch_end=False),
+                      EpochHistory(fdir / "history.json"), ResumeCheckpoint(fdir / "checkpoints" / "last.ckpt")]
     if recipe.train.early_stopping is not None and has_valid:
-        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.early_stopping))
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.early_stopping,
+                                 check_on_train_epoch_end=False))
+    # Model selection and early stopping act at validation end, so their state is final before
+    # ResumeCheckpoint saves the epoch (at train-epoch end).
     return cbs
 
 

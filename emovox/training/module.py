@@ -181,6 +181,7 @@ class EpochHistory(L.Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
+        self._lr: list[float] = []
 
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -190,12 +191,15 @@ class EpochHistory(L.Callback):
         for key in ("valid_loss", "valid_ua", "valid_wa"):
             if key in trainer.callback_metrics:
                 row[key] = float(trainer.callback_metrics[key])
-        row["lr"] = [g["lr"] for g in trainer.optimizers[0].param_groups] if trainer.optimizers else []
+        row["lr"] = self._lr
         self.rows.append(row)
         if trainer.is_global_zero:
             from emovox.io import atomic_write_json
 
             atomic_write_json(self.path, self.rows)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._lr = [g["lr"] for g in trainer.optimizers[0].param_groups] if trainer.optimizers else []
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -211,4 +215,41 @@ class EpochHistory(L.Callback):
         self.rows = json.loads(state_dict.get("rows", "[]"))
 
 
-__all__ = ["EmotionModule", "EpochHistory", "predict_logits", "freeze_norm_stats", "head_modules", "lr_factor", "param_groups"]
+class ResumeCheckpoint(L.Callback):
+    """The resume point: a full Lightning checkpoint written at the end of every epoch (after
+    validation, model selection and early stopping have seen it) and at the end of training.
+
+    The checkpoint is marked as a *finished* epoch (fit-loop progress ``completed = processed``),
+    so a resumed run starts cleanly at the next epoch, where Lightning sets the sampler's epoch
+    before it creates the iterator. (Lightning's own ``save_last`` checkpoint is taken inside the
+    epoch; resuming from it reuses an iterator built before ``set_epoch``, so the next epoch
+    would replay the previous epoch's batches.) A kill mid-epoch loses only that epoch, which the
+    resumed run replays exactly."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._saving = False
+
+    def _save(self, trainer: L.Trainer) -> None:
+        self._saving = True
+        try:
+            trainer.save_checkpoint(self.path)
+        finally:
+            self._saving = False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if not self._saving:
+            return
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+        for part in ("current", "total"):
+            if part in progress:
+                progress[part]["completed"] = progress[part]["processed"]
+
+
+__all__ = ["EmotionModule", "EpochHistory", "ResumeCheckpoint", "predict_logits", "freeze_norm_stats", "head_modules", "lr_factor", "param_groups"]

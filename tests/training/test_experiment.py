@@ -1,0 +1,130 @@
+"""End-to-end experiment runs on the miniature IEMOCAP tree: outputs, resume, SIGKILL safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from emovox.config import recipe_from_dict
+from emovox.errors import ConfigError
+from emovox.io import read_json
+from emovox.testing.trees import make_iemocap_tree
+from emovox.training.experiment import run_experiment
+
+TINY = {"features": {"n_mels": 24}, "augment": {"policy": "none"},
+        "model": {"name": "resnet34", "options": {"base_channels": 2, "embed_dim": 8}},
+        "optim": {"constant_epochs": 1, "halve_every": 1},
+        "train": {"batch_size": 8, "chunk_frames": [20, 30], "progress": False, "eval_batch_size": 8}}
+
+
+@pytest.fixture(scope="module")
+def iemocap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_iemocap_tree(tmp_path_factory.mktemp("iemocap"))
+
+
+def recipe_dict(root: Path, cache: Path, epochs: int, folds: list[int] | None = None) -> dict:
+    raw = {"name": "tiny", "data": {"corpus": "iemocap", "root": str(root), "labels": "iemocap_exp1",
+                                    "protocol": "loso", "folds": folds},
+           **{k: dict(v) for k, v in TINY.items()}}
+    raw["features"]["cache_dir"] = str(cache)
+    raw["train"] = {**raw["train"], "epochs": epochs}
+    return raw
+
+
+def fold0(out: Path) -> Path:
+    return next(out.glob("fold_00_*"))
+
+
+def test_experiment_writes_every_output(iemocap: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = run_experiment(recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1)), out)
+    assert summary["n_folds"] == 5 and 0 <= summary["metrics"]["ua"]["mean"] <= 1
+    for name in ("report.md", "report.json", "folds.json", "experiment.json", "confusion.png"):
+        assert (out / name).is_file(), name
+    f = fold0(out)
+    for name in ("result.json", "history.json", "predictions.csv", "fold.json", "model/model.safetensors",
+                 "model/config.json", "checkpoints/last.ckpt"):
+        assert (f / name).is_file(), name
+    result = read_json(f / "result.json")
+    fold = read_json(f / "fold.json")
+    assert result["test"] == fold["test"] and len(result["pred"]) == len(fold["test"])
+    # the test speakers never appear in training or validation
+    folds = read_json(out / "folds.json")["folds"]
+    assert all(set(x["test"]).isdisjoint(x["train"] + x["valid"]) for x in folds)
+    from emovox.models.io import load_model
+
+    model, config = load_model(f / "model")
+    assert config["labels"] == ["angry", "happy", "neutral", "sad"] and config["frontend"]["kwargs"]["n_mels"] == 24
+    assert model(torch.zeros(1, 50, 24)).shape == (1, 4)
+
+
+def test_rerun_skips_finished_folds_and_refuses_another_recipe(iemocap: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    raw = recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0])
+    run_experiment(recipe_from_dict(raw), out)
+    stamp = (fold0(out) / "result.json").stat().st_mtime_ns
+    run_experiment(recipe_from_dict(raw), out)
+    assert (fold0(out) / "result.json").stat().st_mtime_ns == stamp
+    raw["optim"]["lr"] = 0.5
+    with pytest.raises(ConfigError, match="different recipe"):
+        run_experiment(recipe_from_dict(raw), out)
+
+
+def _state(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(fold0(out) / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def test_resume_to_more_epochs_equals_an_uninterrupted_run(iemocap: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 3, folds=[0])), a)
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 1, folds=[0])), b)
+    assert len(read_json(fold0(b) / "history.json")) == 1
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 3, folds=[0])), b)
+    assert read_json(fold0(a) / "history.json") == read_json(fold0(b) / "history.json")
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    ra, rb = read_json(fold0(a) / "result.json"), read_json(fold0(b) / "result.json")
+    assert ra["metrics"] == rb["metrics"] and ra["pred"] == rb["pred"]
+
+
+def _cli(recipe: Path, out: Path) -> list[str]:
+    return [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())",
+            "experiment", str(recipe), "--out", str(out), "--no-progress"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    raw = recipe_dict(iemocap, tmp_path / "cache", 4, folds=[0])
+    raw["train"]["batch_size"] = 2  # many small steps: the kill lands inside an epoch
+    recipe.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_cli(recipe, ref), check=True, env=env, capture_output=True, timeout=300)
+    proc = subprocess.Popen(_cli(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = None
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        hist = list(out.glob("fold_00_*/history.json"))
+        if hist and len(read_json(hist[0])) >= 2:  # two epochs done, a third running
+            history = hist[0]
+            break
+        time.sleep(0.05)
+    assert history is not None and proc.poll() is None, "training ended before it could be killed"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (fold0(out) / "result.json").exists()
+    subprocess.run(_cli(recipe, out), check=True, env=env, capture_output=True, timeout=300)
+    ra, rb = read_json(fold0(ref) / "result.json"), read_json(fold0(out) / "result.json")
+    assert ra["metrics"] == rb["metrics"] and ra["pred"] == rb["pred"]
+    assert read_json(fold0(ref) / "history.json") == read_json(fold0(out) / "history.json")
