@@ -31,6 +31,7 @@ checked against Silero on RAVDESS/EmoDB/LibriSpeech clips; see tests/test_vad.py
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import torch
@@ -201,7 +202,9 @@ class SileroVAD(BaseVAD):
                 from silero_vad import load_silero_vad
             except ImportError:
                 raise DependencyError("silero-vad", "the Silero VAD", "pip install 'emovox[vad]'") from None
-            cls._model = load_silero_vad()
+            with warnings.catch_warnings():  # the package's own importlib/jit deprecation notices
+                warnings.simplefilter("ignore", DeprecationWarning)
+                cls._model = load_silero_vad()
         return cls._model
 
     def frame_mask(self, wave: np.ndarray) -> np.ndarray:
