@@ -80,3 +80,18 @@ def test_bad_settings():
         Transcriber(beam_size=0, use_cache=False)
     with pytest.raises(ConfigError, match="compute_type"):
         Transcriber(compute_type="float64", use_cache=False)
+
+
+def test_transcribe_command(examples_dir: Path, tmp_path: Path, capsys):
+    from emovox.cli import main
+
+    clip = examples_dir / "03-01-01-01-01-01-03.flac"  # RAVDESS statement 1
+    cache = ["--cache", str(tmp_path / "cache")]
+    assert main(["transcribe", str(clip), str(tmp_path / "missing.wav"), *cache]) == 1  # one bad file: exit 1
+    captured = capsys.readouterr()
+    assert "kids are talking by the door" in captured.out.lower()
+    assert "missing.wav" in captured.err
+    assert main(["transcribe", "--corpus", "ravdess", *cache]) == 2
+    assert "--corpus needs --root" in capsys.readouterr().err
+    assert main(["transcribe", *cache]) == 2
+    assert "exactly one of" in capsys.readouterr().err
