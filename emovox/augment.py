@@ -107,7 +107,8 @@ class SpecAugment:
             if n_frames.numel() != B or bool((n_frames < 0).any()) or bool((n_frames > T).any()):
                 raise ValueError(f"lengths must be {B} values in [0, {T}], got {n_frames.tolist()}")
         masks = self.sample(n_frames, F)
-        cover = masks.time_mask(T)[:, :, None] | masks.frequency_mask(F)[:, None, :]
+        valid = torch.arange(T)[None, :] < n_frames[:, None]
+        cover = (masks.time_mask(T)[:, :, None] | masks.frequency_mask(F)[:, None, :]) & valid[:, :, None]
         out = x.masked_fill(cover.to(x.device), self.mask_value)
         return out[0] if feats.ndim == 2 else out
 
