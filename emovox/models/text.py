@@ -56,6 +56,7 @@ def _transformers():
         import transformers
     except ImportError:  # pragma: no cover - depends on the install
         raise DependencyError("transformers", "the text emotion model", "pip install 'emovox[text]'") from None
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in emovox output
     return transformers
 
 
@@ -217,7 +218,10 @@ class TextModel:
         raw = read_json(folder / "config.json")
         if raw.get("kind") != MODEL_KIND:
             raise ModelError(f"{folder}/config.json is not an emovox text model (kind={raw.get('kind')!r})")
-        config = TextModelConfig(**{k: v for k, v in raw.items() if k != "kind"})
+        try:
+            config = TextModelConfig(**{k: v for k, v in raw.items() if k != "kind"})
+        except TypeError as exc:
+            raise ModelError(f"{folder}/config.json does not match this emovox version ({exc})") from None
         enc_cfg = dict(config.encoder_config)
         try:
             hf_config = tf.AutoConfig.for_model(enc_cfg.pop("model_type"), **enc_cfg)
