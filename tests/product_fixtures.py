@@ -41,3 +41,13 @@ def recognizer(tiny_model: Path):
     # one intra-op thread: the machine running the suite is shared, and oversubscribed OpenMP
     # threads make small convolutions hundreds of times slower
     return Recognizer.load(tiny_model, threads=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model: Path) -> Path:
+    """``tiny_model`` with its ONNX graph exported next to the weights (export once per session)."""
+    pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (pip install 'emovox[onnx]')")
+    pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'emovox[onnx]')")
+    from emovox.export import export_onnx
+
+    return export_onnx(tiny_model)

@@ -14,17 +14,15 @@ from emovox.errors import ModelError  # noqa: E402
 from emovox.export import ONNX_NAME, OnnxEngine, export_onnx  # noqa: E402
 from emovox.inference import Recognizer, TorchEngine  # noqa: E402
 from tests.conftest import make_tone  # noqa: E402
-from tests.product_fixtures import LABELS, make_tiny_model  # noqa: E402
+from tests.product_fixtures import LABELS, make_tiny_model, tiny_model, tiny_onnx  # noqa: E402,F401
 
 #: Max abs difference of posteriors allowed between onnxruntime and torch.
 PARITY = 1e-4
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = make_tiny_model(tmp_path_factory.mktemp("onnx") / "tiny", seed=3)
-    path = export_onnx(folder)
-    return folder, path
+def exported(tiny_model, tiny_onnx):
+    return tiny_model, tiny_onnx
 
 
 def test_export_writes_graph_with_metadata(exported):

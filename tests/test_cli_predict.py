@@ -1,0 +1,108 @@
+"""``emovox predict``: inputs (files, folders, globs), output formats, per-file errors, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL, main
+from tests.conftest import make_tone
+from tests.product_fixtures import LABELS, tiny_model  # noqa: F401
+
+
+@pytest.fixture
+def tree(tmp_path, examples_dir):
+    """good/a.flac, good/sub/b.wav, good/readme.txt, mixed/{ok.wav, bad.wav (text), empty.wav}."""
+    good = tmp_path / "good"
+    (good / "sub").mkdir(parents=True)
+    shutil.copy(sorted(examples_dir.glob("*.flac"))[0], good / "a.flac")
+    sf.write(good / "sub" / "b.wav", make_tone(1.2), 16000)
+    (good / "readme.txt").write_text("not audio, not an audio extension: skipped")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    sf.write(mixed / "ok.wav", make_tone(1.0, freq=300), 44100, subtype="PCM_24")
+    (mixed / "bad.wav").write_text("%PDF-1.4 renamed")
+    (mixed / "empty.wav").write_bytes(b"")
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(["predict", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_table_for_a_folder(tree, tiny_model, capsys):
+    code, out, err = run(capsys, str(tree / "good"), "--model", str(tiny_model), "--threads", "1")
+    assert code == EXIT_OK and err == ""
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:2] == ["file", "emotion"] and len(lines) == 3
+    assert lines[1].startswith(str(tree / "good" / "a.flac")) and lines[2].startswith(str(tree / "good" / "sub" / "b.wav"))
+    assert lines[1].split()[1] in LABELS and len(lines[1].split()) == 4 + len(LABELS)
+
+
+def test_json_and_errors_do_not_stop_the_batch(tree, tiny_model, capsys):
+    code, out, err = run(capsys, str(tree / "mixed"), str(tree / "good" / "a.flac"), "--json",
+                         "--model", str(tiny_model), "--threads", "1")
+    assert code == EXIT_PARTIAL
+    data = json.loads(out)
+    by_name = {d["source"].rsplit("/", 1)[-1]: d for d in data}
+    assert sorted(by_name) == ["a.flac", "bad.wav", "empty.wav", "ok.wav"]
+    assert by_name["ok.wav"]["label"] in LABELS and by_name["ok.wav"]["error"] is None
+    assert abs(sum(by_name["a.flac"]["probabilities"].values()) - 1) < 1e-4
+    assert "not a readable audio file" in by_name["bad.wav"]["error"] and by_name["bad.wav"]["label"] is None
+    assert "empty" in by_name["empty.wav"]["error"]
+    assert "bad.wav" in err and "2 of 4 inputs predicted, 2 failed" in err
+    assert "Traceback" not in err
+
+
+def test_csv_labels_subset_and_output_file(tree, tiny_model, capsys):
+    target = tree / "out" / "r.csv"
+    code, out, _ = run(capsys, str(tree / "good" / "**" / "*.wav"), "--csv", "-o", str(target),
+                       "--labels", "angry,happy,neutral,sad", "--model", str(tiny_model), "--vad", "none")
+    assert code == EXIT_OK and out == ""
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 1 and rows[0]["file"].endswith("b.wav")
+    assert list(rows[0])[:4] == ["file", "label", "duration", "speech_fraction"]
+    assert rows[0]["speech_fraction"] == "" and rows[0]["label"] in ["angry", "happy", "neutral", "sad"]
+    assert sum(float(rows[0][k]) for k in ["angry", "happy", "neutral", "sad"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_onnx_backend(tree, tiny_model, capsys):
+    pytest.importorskip("onnxruntime")
+    code, out, _ = run(capsys, str(tree / "good" / "a.flac"), "--json", "--backend", "onnx",
+                       "--model", str(tiny_model), "--threads", "1")
+    torch_code, torch_out, _ = run(capsys, str(tree / "good" / "a.flac"), "--json", "--model", str(tiny_model))
+    assert code == torch_code == EXIT_OK
+    a, b = json.loads(out)[0], json.loads(torch_out)[0]
+    assert a["label"] == b["label"]
+    assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in LABELS) < 1e-4
+
+
+def test_nothing_to_run_exits_2(tree, tiny_model, capsys):
+    code, _, err = run(capsys, str(tree / "nomatch*.wav"), "--model", str(tiny_model))
+    assert code == EXIT_BAD_INPUT and "no files match" in err
+    empty = tree / "emptydir"
+    empty.mkdir()
+    code, _, err = run(capsys, str(empty), "--model", str(tiny_model))
+    assert code == EXIT_BAD_INPUT and "no audio files" in err
+    code, out, err = run(capsys, str(tree / "mixed" / "bad.wav"), "--model", str(tiny_model))
+    assert code == EXIT_BAD_INPUT and out == "" and "bad.wav" in err
+
+
+def test_bad_options_exit_2(tree, tiny_model, capsys):
+    code, _, err = run(capsys, str(tree / "good"), "--model", str(tiny_model), "--labels", "angry,calm")
+    assert code == EXIT_BAD_INPUT and "calm" in err
+    code, _, err = run(capsys, str(tree / "good"), "--model", str(tree / "good"))
+    assert code == EXIT_BAD_INPUT and "config.json is missing" in err
+
+
+def test_progress_bar_on_stderr(tree, tiny_model, capsys):
+    code, _, err = run(capsys, str(tree / "good"), str(tree / "mixed"), "--progress", "--model", str(tiny_model))
+    assert code == EXIT_PARTIAL and "predicting" in err and "file" in err
