@@ -40,6 +40,13 @@ class ModelError(EmovoxError):
     """A model file/folder that is missing, incomplete or incompatible."""
 
 
+class FileFormatError(EmovoxError, ValueError):
+    """A state or result file (JSON written by emovox) that is unreadable or corrupt.
+
+    Also a :class:`ValueError`, so callers that caught the JSON decoder's error keep working.
+    """
+
+
 class DependencyError(EmovoxError):
     """An optional dependency needed for a feature is not installed."""
 
@@ -56,4 +63,5 @@ __all__ = [
     "ProtocolError",
     "ModelError",
     "DependencyError",
+    "FileFormatError",
 ]

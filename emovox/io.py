@@ -1,7 +1,9 @@
 """Crash-safe file output: write to a temporary file in the same folder, fsync, rename.
 
 A crash never leaves a half-written file under the final name, so later runs can trust any
-file that exists.
+file that exists; the file that was there before stays intact until the rename. The new file
+gets the permissions a plain ``open(path, "w")`` would give it (the umask, or the mode of the
+file it replaces), not the private 0600 of a temporary file.
 """
 
 from __future__ import annotations
@@ -9,9 +11,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from emovox.errors import FileFormatError
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # fallback: read by setting and restoring
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(final: Path) -> int:
+    try:
+        return stat.S_IMODE(final.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -19,6 +59,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
     Use for writers that want a file name (``torch.onnx.export``, ``savefig``, safetensors).
+    If the body raises, the temporary file is removed and ``path`` is left as it was.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -29,7 +70,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _mode_for(final))
         os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -47,12 +90,24 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    """Serialise ``obj`` as JSON (sorted keys, UTF-8) and write it atomically."""
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Serialise ``obj`` as JSON (sorted keys, UTF-8) and write it atomically.
+
+    The object is serialised before anything is written, so an unserialisable value leaves
+    ``path`` untouched.
+    """
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file (counterpart of :func:`atomic_write_json`)."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file (counterpart of :func:`atomic_write_json`).
+
+    A missing file raises :class:`FileNotFoundError`; a corrupt one (not UTF-8 or not JSON)
+    raises :class:`emovox.errors.FileFormatError` naming the file.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FileFormatError(f"{path}: not a valid JSON file ({exc}); it is corrupt or was edited by hand - "
+                              "fix it, or delete it so emovox recomputes it") from None
