@@ -9,7 +9,8 @@ what to do with each chunk (:meth:`FramedSpectrum.reduce`) and with the whole ou
 Framing: frame ``t`` is centred at sample ``t·hop`` when ``center=True`` (zero padding, as
 ``librosa``/``torch.stft`` with ``pad_mode="constant"``; ``1 + N // hop`` frames) and starts at
 sample ``t·hop`` when ``center=False`` (``1 + (N - win) // hop`` frames). A window shorter than
-``n_fft`` is zero-padded to ``n_fft``; magnitudes equal ``torch.stft``'s exactly.
+``n_fft`` is zero-padded to ``n_fft`` (centred in the frame when ``center=True``, as
+``torch.stft`` does; at the frame start when ``center=False``, as VGGish's ``rfft(frame, n_fft)``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class FramedSpectrum(nn.Module):
         self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
         self.center, self.power = center, float(power)
         self.n_bins = n_fft // 2 + 1 if n_bins is None else n_bins
-        # Periodic window, as torch.stft / librosa.stft / VGGish use.
-        self.register_buffer("window", _WINDOWS[window](win_length, periodic=True), persistent=False)
+        # Periodic window (as torch.stft / librosa.stft / VGGish), zero-padded to n_fft: framing
+        # whole n_fft frames is cheaper than letting the FFT pad every frame.
+        offset = (n_fft - win_length) // 2 if center else 0
+        padded = torch.nn.functional.pad(_WINDOWS[window](win_length, periodic=True),
+                                         (offset, n_fft - win_length - offset))
+        self.register_buffer("window", padded, persistent=False)
 
     # -- geometry -----------------------------------------------------------------------------
     def num_frames(self, num_samples: int) -> int:
@@ -70,20 +75,16 @@ class FramedSpectrum(nn.Module):
         return max(0, 1 + (num_samples - self.win_length) // self.hop_length)
 
     def _frames(self, x: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """(B, N) -> (B, n_frames, win_length) strided view of the (padded) signal.
-
-        Only the non-zero part of each (zero-padded) n_fft frame is taken; the FFT pads it
-        back to n_fft. Shifting a frame inside its FFT buffer changes only the phase.
-        """
-        left = self.n_fft // 2 - (self.n_fft - self.win_length) // 2 if self.center else 0
-        need = (n_frames - 1) * self.hop_length + self.win_length
+        """(B, N) -> (B, n_frames, n_fft) strided view of the zero-padded signal."""
+        left = self.n_fft // 2 if self.center else 0
+        need = (n_frames - 1) * self.hop_length + self.n_fft
         right = max(0, need - left - x.shape[-1])
         x = torch.nn.functional.pad(x, (left, right))
-        return x.unfold(-1, self.win_length, self.hop_length)[:, :n_frames]
+        return x.unfold(-1, self.n_fft, self.hop_length)[:, :n_frames]
 
     def spectrum(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, C, win_length) frames -> (B, C, n_bins) power (power=2) or magnitude (power=1)."""
-        spec = torch.fft.rfft(frames * self.window, n=self.n_fft)[..., : self.n_bins]
+        """(B, C, n_fft) frames -> (B, C, n_bins) power (power=2) or magnitude (power=1)."""
+        spec = torch.fft.rfft(frames * self.window)[..., : self.n_bins]
         if self.power == 1.0:
             return spec.abs()
         parts = torch.view_as_real(spec).square()
