@@ -118,3 +118,19 @@ def test_narrow_vggish_shapes_and_frozen_backbone():
     assert model.vggish.features[0].out_channels == 8 and model.vggish.embeddings[0].in_features == 64 * 24
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(not n.startswith("vggish.") for n in trainable)
+
+
+def test_cli_counts_and_bad_recipe(tmp_path, capsys):
+    from emovox.cli import main
+    from emovox.testing.trees import make_emodb_tree
+
+    root = make_emodb_tree(tmp_path / "emodb")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {{corpus: emodb, root: {root}, labels: emodb7}}\n", encoding="utf-8")
+    assert main(["segment-counts", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "| Total | 56 | 56 | 56 |" in out  # 4 speakers x 2 texts x 7 emotions, 0.25 s -> 1 segment each
+    assert "non-overlapping" in out and "overlapping (0.5 s)" in out
+    recipe.write_text(f"data: {{corpus: emodb, root: {root}}}\nsegments: {{hop: 2.0}}\n", encoding="utf-8")
+    assert main(["segment-experiment", str(recipe), "-o", str(tmp_path / "o")]) == 2
+    assert "hop" in capsys.readouterr().err
