@@ -37,7 +37,7 @@ from emovox.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_C = {"linear": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "rbf": [0.1, 1.0, 10.0, 100.0]}
+DEFAULT_C = {"linear": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0], "rbf": [0.1, 1.0, 10.0, 100.0]}
 
 
 @dataclass

@@ -42,6 +42,16 @@ def test_padded_and_short_agree_in_shape_and_roughly_in_value(short):
     assert short.key != padded.key
 
 
+def test_shorter_padding_window(short):
+    ten = build_upstream("whisper", pad_seconds=10)
+    assert ten.window == 1000 and "pad_seconds" in ten.params() and ten.key != short.key
+    assert ten.extract(make_tone(2.0))["frames"].shape == (100, 384)
+    assert ten.extract(make_tone(12.0))["frames"].shape == (600, 384)  # two 10 s windows
+    assert build_upstream("whisper", pad_seconds=30).key == build_upstream("whisper", pad_to_30s=True).key
+    with pytest.raises(ConfigError):
+        build_upstream("whisper", pad_seconds=45)
+
+
 def test_long_clip_is_chunked(short):
     arrays = short.extract(make_tone(31.0))
     assert arrays["frames"].shape == (1550, 384)
