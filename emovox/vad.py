@@ -18,7 +18,7 @@ checked against Silero on RAVDESS/EmoDB/LibriSpeech clips; see tests/test_vad.py
 * analysis: 25 ms Hann window, 512-point FFT, 10 ms hop (the log-mel front-end's frames);
 * initial noise spectrum: per frequency bin, the mean of the lowest 20 % of that bin's values
   over the clip, divided by the expected value of that mean for exponentially distributed
-  noise power (≈ 0.104 for 20 %) — Sohn assumes leading noise frames, but cut clips may
+  noise power (≈ 0.107 for 20 %) — Sohn assumes leading noise frames, but cut clips may
   start with speech;
 * noise tracking: ``λ ← 0.995·λ + 0.005·|X|²`` in frames judged non-speech;
 * noise floor: the noise spectrum never drops below the clip's loud level (95th-percentile
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from emovox.audio import SAMPLE_RATE
-from emovox.errors import ConfigError, DependencyError
+from emovox.errors import AudioError, ConfigError, DependencyError
 from emovox.frontend.stft import as_waveform, power_spectrogram
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,6 @@ class BaseVAD:
 def _mono(wave: np.ndarray | torch.Tensor) -> np.ndarray:
     x, single = as_waveform(wave)
     if not single:
-        from emovox.errors import AudioError
-
         raise AudioError("<waveform>", f"a VAD takes one mono waveform (N,), got {tuple(x.shape)}")
     return x[0].cpu().numpy()
 
