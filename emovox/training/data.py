@@ -78,6 +78,7 @@ def take_chunk(x: torch.Tensor, frames: int, offset: int, mode: str = "repeat") 
     """The ``frames``-long chunk of ``x`` starting at ``offset`` (padded when ``x`` is shorter)."""
     if x.shape[0] <= frames:
         return pad_frames(x, frames, mode)
+    offset = min(max(offset, 0), x.shape[0] - frames)
     return x[offset: offset + frames]
 
 

@@ -121,6 +121,7 @@ def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
                      deterministic=True, logger=False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
                      use_distributed_sampler=False, num_sanity_val_steps=0, enable_progress_bar=progress,
                      enable_model_summary=False, limit_train_batches=t.limit_train_batches,
+                     sync_batchnorm=t.devices > 1 and t.accelerator != "cpu",  # SyncBatchNorm needs GPU
                      default_root_dir=str(fdir))
 
 

@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+import lightning as L
 import numpy as np
+import torch
 
 from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
 from emovox.errors import ConfigError
 from emovox.io import atomic_write_json, read_json
 from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec
+from emovox.training.module import EmotionModule
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +202,6 @@ def narrow_vggish(vggish: Any, width: float, fc: int) -> Any:
 # ------------------------------------------------------------------------------- features
 def vggish_patches(segments: np.ndarray) -> np.ndarray:
     """``(n, W)`` segment waves -> ``(n, 96, 64)`` VGGish patches (first 96 frames of each)."""
-    import torch
-
     from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
 
     frontend = _frontend(VGGishLogMel)
@@ -238,9 +239,7 @@ def clip_patches(utterances: Sequence[Any], spec: SegmentSpec, cache_dir: str | 
 
 
 def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray], classes: Sequence[str]):
-    """``(FeatureDataset of segments, clip id per segment)`` for H6's loaders."""
-    import torch
-
+    """``(FeatureDataset of segments, clip id per segment)`` for the emovox.training.data loaders."""
     from emovox.training.data import FeatureDataset
 
     index = {c: i for i, c in enumerate(classes)}
@@ -254,44 +253,35 @@ def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray]
 
 
 # ------------------------------------------------------------------------------- training
-def _segment_module(model: Any, recipe: SegmentRecipe, classes: Sequence[str], seed: int):
-    """H6's EmotionModule (cross-entropy, validation metrics) with the paper's Adam optimiser."""
-    import torch
+class SegmentModule(EmotionModule):
+    """H6's EmotionModule (cross-entropy, validation loss/UA/WA) with the paper's Adam optimiser."""
 
-    from emovox.training.module import EmotionModule
+    def __init__(self, model: Any, lr: float, weight_decay: float, classes: Sequence[str], seed: int) -> None:
+        super().__init__(model, OptimConfig(lr=lr, weight_decay=weight_decay, schedule="constant"), classes, seed)
 
-    class SegmentModule(EmotionModule):
-        def configure_optimizers(self) -> Any:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.optim.weight_decay)
-
-    return SegmentModule(model, OptimConfig(lr=recipe.lr, schedule="constant"), classes, seed)
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay)
 
 
-class _BestWeights:
-    """Keeps the weights of the epoch with the lowest validation loss (in memory, no pickles)."""
+class BestWeights(L.Callback):
+    """Keeps the weights of the epoch with the lowest ``monitor`` value (in memory, no pickles)."""
 
-    def __new__(cls, monitor: str = "valid_loss"):
-        import lightning as L
+    def __init__(self, monitor: str = "valid_loss") -> None:
+        self.monitor = monitor
+        self.best, self.state, self.epoch = float("inf"), None, -1
 
-        class BestWeights(L.Callback):
-            def __init__(self) -> None:
-                self.best, self.state, self.epoch = float("inf"), None, -1
-
-            def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-                value = trainer.callback_metrics.get(monitor)
-                if trainer.sanity_checking or value is None or float(value) >= self.best:
-                    return
-                self.best, self.epoch = float(value), trainer.current_epoch
-                self.state = copy.deepcopy(pl_module.model.state_dict())
-
-        return BestWeights()
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or float(value) >= self.best:
+            return
+        self.best, self.epoch = float(value), trainer.current_epoch
+        self.state = copy.deepcopy(pl_module.model.state_dict())
 
 
 def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, valid_set: Any | None,
                seed: int, history_path: Path) -> tuple[Any, dict[str, Any]]:
     """Train one model; return it (best validation weights) and training facts."""
-    import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
     from emovox.training.data import eval_loader, train_loader
@@ -299,12 +289,12 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
 
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_segment_model(recipe.model, len(classes))
-    module = _segment_module(model, recipe, classes, seed)
+    module = SegmentModule(model, recipe.lr, recipe.optim.weight_decay, classes, seed)
     t = recipe.train
     callbacks: list[Any] = [EpochHistory(history_path)]
     best = None
     if valid_set is not None:
-        best = _BestWeights()
+        best = BestWeights()
         callbacks.append(best)
         if t.patience is not None:
             callbacks.append(EarlyStopping(monitor="valid_loss", patience=t.patience, mode="min"))
@@ -332,8 +322,8 @@ def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequen
     y = np.asarray(test_set.labels)
     seg = segment_clip_metrics(clip_ids, y, logits)
     ids, _, decisions = aggregate_by_clip(logits, clip_ids, aggregation)
-    first = {c: y[i] for i, c in reversed(list(enumerate(clip_ids)))}
-    metrics = classification_metrics([classes[first[c]] for c in ids], [classes[d] for d in decisions], classes)
+    clip_label = dict(zip(clip_ids, y.tolist()))  # every segment carries its clip's label
+    metrics = classification_metrics([classes[clip_label[c]] for c in ids], [classes[d] for d in decisions], classes)
     metrics.update({k: seg[k] for k in ("sa", "aca", "sca", "alca", "bca", "n_segments", "n_clips")})
     return metrics
 
@@ -363,8 +353,6 @@ def _fingerprint(recipe: SegmentRecipe) -> dict[str, Any]:
 
 def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
     """All folds × runs of ``recipe``; results written as they finish; returns the report summary."""
-    import torch
-
     from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
     from emovox.evaluation.report import write_report
     from emovox.protocols import save_folds

@@ -120,3 +120,9 @@ def test_a_last_batch_of_one_is_merged_for_batch_norm() -> None:
     sizes = [len(b) for b in s]
     assert sizes == [4, 5] and len(s) == 2
     assert [len(b) for b in ChunkBatchSampler([100] * 10, 4, [50])] == [4, 4, 2]
+
+
+def test_chunks_shorter_than_min_frames_are_widened_consistently() -> None:
+    ds = FeatureDataset(_features([40, 31, 100]), [0, 1, 2])
+    x, _, _ = collate([ds[ChunkRequest(i, 24, 16)] for i in range(3)])  # T=24 < MIN_FRAMES=32
+    assert x.shape == (3, 32, 8)

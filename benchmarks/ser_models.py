@@ -1,0 +1,123 @@
+"""Speech emotion models on EmoDB LOSO and RAVDESS 6 × 4, on the openSMILE baseline's folds.
+
+Runs the issue-3 benchmark list through ``emovox experiment`` (same folds as
+``recipes/baseline/*``: same protocol, seed and validation speakers) and prints, per system,
+UA / WA mean ± std over folds and wall time; a Markdown summary is appended after every system to
+``<out>/<corpus>/summary.md`` (so a long run reports incrementally).
+
+CPU sizing (one thread; the machine is shared): the paper-size ResNet34 (32 base channels,
+128 log-mels) is ~10 GFLOPs per 3 s forward, so the systems below default to ``--base-channels 8
+--n-mels 64 --embed-dim 128`` and ``--epochs 12`` (lr constant for 6 epochs, then halved every
+other one), SpecAugment with ``--copies 1``. Every choice is printed and stored with the results.
+
+    python benchmarks/ser_models.py --corpus emodb --systems scratch specaug avg
+    python benchmarks/ser_models.py --corpus ravdess --systems scratch --epochs 10
+
+Systems: ``scratch`` (ResNet34 + stats pooling, no augmentation), ``specaug`` (+ SpecAugment
+conservative), ``avg`` (average instead of statistics pooling, no augmentation),
+``distilled`` (ResNet34 first distilled from the GE2E speaker encoder on the training side,
+then fine-tuned), ``adapters`` (ResNet34 with residual adapters from a speaker-pretrained
+backbone, ``--backbone``). Baseline numbers are read from ``--baseline-dir`` (reports of
+``emovox baseline``) when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = {"emodb": REPO / "recipes/emodb/loso_resnet34.yaml", "ravdess": REPO / "recipes/ravdess/6x4_resnet34.yaml"}
+
+
+def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
+    """Recipe overrides of one benchmark system (on top of the CPU sizing)."""
+    systems = {
+        "scratch": ["augment.policy=none"],
+        "specaug": ["augment.policy=conservative", f"augment.copies={args.copies}"],
+        "avg": ["augment.policy=none", "model.pooling=avg"],
+        "distilled": ["augment.policy=none", "transfer.distill=true", "transfer.mode=fine_tune",
+                      f"transfer.distill_epochs={args.distill_epochs}", "optim.head_lr=0.01"],
+        "adapters": ["augment.policy=none", "transfer.mode=residual_adapter", f"transfer.backbone={args.backbone}",
+                     "model.options.adapters=true", "optim.nesterov=true", "optim.weight_decay=0.005"],
+    }
+    if name not in systems:
+        sys.exit(f"unknown system {name!r}; choose from {sorted(systems)}")
+    return systems[name]
+
+
+def sizing(args: argparse.Namespace) -> list[str]:
+    return [f"model.options.base_channels={args.base_channels}", f"model.options.embed_dim={args.embed_dim}",
+            f"features.n_mels={args.n_mels}", f"train.epochs={args.epochs}",
+            f"optim.constant_epochs={args.constant_epochs}", "optim.halve_every=2", "train.threads=1",
+            "train.progress=false", f"features.cache_dir={args.cache}"]
+
+
+def baseline_rows(corpus: str, folder: Path) -> list[tuple[str, dict]]:
+    rows = []
+    for report in sorted(folder.glob(f"{corpus}-*/report.json")):
+        data = json.loads(report.read_text())
+        rows.append((f"baseline {report.parent.name}", data["metrics"]))
+    return rows
+
+
+def fmt(metrics: dict, key: str) -> str:
+    m = metrics.get(key)
+    return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}" if m else "–"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", choices=sorted(RECIPES), default="emodb")
+    p.add_argument("--systems", nargs="+", default=["scratch", "specaug", "avg"])
+    p.add_argument("--out", type=Path, default=REPO / "runs/bench")
+    p.add_argument("--cache", type=Path, default=REPO / "runs/cache")
+    p.add_argument("--base-channels", type=int, default=8)
+    p.add_argument("--embed-dim", type=int, default=128)
+    p.add_argument("--n-mels", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--constant-epochs", type=int, default=6)
+    p.add_argument("--copies", type=int, default=1, help="SpecAugment copies per clip (paper: 2)")
+    p.add_argument("--distill-epochs", type=int, default=5)
+    p.add_argument("--backbone", default="runs/speaker/backbone", help="speaker-pretrained model for adapters")
+    p.add_argument("--folds", default=None, help="e.g. [0,1] to run only some folds")
+    p.add_argument("--override", action="append", default=[], help="extra recipe overrides")
+    p.add_argument("--baseline-dir", type=Path, default=REPO / "runs/baseline")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from emovox.config import load_recipe
+    from emovox.training.experiment import run_experiment
+
+    out = args.out / args.corpus
+    out.mkdir(parents=True, exist_ok=True)
+    summary = out / "summary.md"
+    if not summary.exists():
+        summary.write_text(f"# {args.corpus}: speech models (sizing: {' '.join(sizing(args))})\n\n"
+                           "| system | UA (%) | WA (%) | folds | wall (min) |\n|---|---:|---:|---:|---:|\n")
+    for name, metrics in baseline_rows(args.corpus, args.baseline_dir):
+        print(f"{name:40s} UA {fmt(metrics, 'ua'):>15s}  WA {fmt(metrics, 'wa'):>15s}")
+    for name in args.systems:
+        overrides = sizing(args) + system_overrides(name, args) + args.override
+        if args.folds:
+            overrides.append(f"data.folds={args.folds}")
+        recipe = load_recipe(RECIPES[args.corpus], overrides)
+        recipe.name = f"{args.corpus}-{name}"
+        started = time.time()
+        result = run_experiment(recipe, out / name, progress=False)
+        minutes = (time.time() - started) / 60
+        row = (f"| {name} | {fmt(result['metrics'], 'ua')} | {fmt(result['metrics'], 'wa')} | "
+               f"{result['n_folds']} | {minutes:.1f} |")
+        print(row, flush=True)
+        with summary.open("a") as fh:
+            fh.write(row + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
