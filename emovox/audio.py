@@ -14,6 +14,7 @@ frame count a header declares), optionally stopping at ``max_seconds``.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from emovox.errors import AudioError
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 #: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
@@ -283,7 +286,8 @@ def iter_blocks(
     """Yield consecutive mono float32 blocks at ``target_rate`` without loading the whole file.
 
     Memory stays O(block): the file is read block by block and resampled with a streaming
-    resampler, so an hour-long recording never sits in memory at once.
+    resampler, so an hour-long recording never sits in memory at once. A truncated file (fewer
+    samples than its header declares) yields what can be read and logs a warning.
     """
     import soxr
 
@@ -298,7 +302,7 @@ def iter_blocks(
         except Exception as exc:
             raise AudioError(p, f"cannot resample from {rate} Hz ({exc})") from None
         block = max(1, int(block_seconds * rate))
-        total = 0
+        total, expected = 0, f.frames
         pending: np.ndarray | None = None
         for mono in _blocks(f, p, block):
             if pending is not None:  # hold one block back so the resampler knows which one is last
@@ -307,6 +311,9 @@ def iter_blocks(
             total += mono.size
         if total == 0:
             raise AudioError(p, "audio has zero samples", "the file is empty; re-export or skip it")
+        if _looks_truncated(f, expected, total):
+            # a long recording cut short (a crashed recorder) is still worth its first part
+            log.warning("%s: file is truncated or corrupt; using the %.1f s that could be read", p, total / rate)
         yield from _emit(stream, pending, last=True)
 
 
