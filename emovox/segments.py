@@ -22,7 +22,8 @@ Aggregation (:data:`AGGREGATIONS`)
 
 Any model can be used (VGGish, ResNet, ...): pass a callable mapping a batch of segment waves, or
 of features made by ``featurize``, to ``(B, C)`` log-posteriors (logits are fine too: every rule
-re-normalises with a log-softmax). :func:`iter_windows` / :func:`predict_timeline` apply the same
+re-normalises with a log-softmax); :func:`torch_model_fn` wraps any emovox torch model that way.
+:func:`iter_windows` / :func:`predict_timeline` apply the same
 windows to long recordings block by block (timelines) without holding the whole file.
 """
 
@@ -297,6 +298,21 @@ def predict_segments(model_fn: SegmentModel, inputs: np.ndarray, batch_size: int
                              "(expected (batch, classes) log-posteriors)")
         outs.append(out.astype(np.float32))
     return np.concatenate(outs)
+
+
+def torch_model_fn(model: Any, device: str = "cpu") -> SegmentModel:
+    """Wrap an emovox ``torch.nn.Module`` (``(B, ...) -> (B, C)`` logits) as a :data:`SegmentModel`:
+    eval mode, no gradients, numpy batch in, log-posteriors out."""
+    import torch
+
+    model.eval().to(device)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            return torch.log_softmax(model(x).float(), dim=-1).cpu().numpy()
+
+    return run
 
 
 def featurize_all(segments: np.ndarray, featurize: Featurizer | None) -> np.ndarray:

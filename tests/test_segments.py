@@ -236,3 +236,21 @@ def test_timeline_scores_every_window():
 
 def test_aggregations_listed():
     assert set(AGGREGATIONS) == {"mean_posteriors", "mean_log_posteriors", "majority_vote"}
+
+
+def test_any_emovox_model_resnet_on_logmel_segments():
+    torch = pytest.importorskip("torch")
+    from emovox.frontend import build_frontend
+    from emovox.models.registry import build_model
+    from emovox.segments import torch_model_fn
+
+    torch.manual_seed(0)
+    frontend = build_frontend("logmel", n_mels=40)
+    model = build_model("resnet20", 3, in_features=40)
+    fn = torch_model_fn(model)
+    pred = predict_clip(fn, make_tone(2.2), OVL, method="mean_posteriors",
+                        featurize=lambda s: frontend(torch.from_numpy(s)).numpy())
+    assert pred.segment_log_posteriors.shape == (4, 3)
+    np.testing.assert_allclose(np.exp(pred.segment_log_posteriors).sum(axis=1), 1.0, rtol=1e-5)
+    assert pred.posterior.sum() == pytest.approx(1.0) and 0 <= pred.decision < 3
+    assert not model.training
