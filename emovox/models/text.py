@@ -245,6 +245,9 @@ class TextModel:
             save_model(self.classifier, str(tmp / "model.safetensors"))
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
             atomic_write_json(tmp / "config.json", {"kind": MODEL_KIND, **asdict(self.config)})
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder gets normal permissions
             if folder.exists():
                 old = folder.with_name(f".{folder.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
