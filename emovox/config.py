@@ -106,6 +106,9 @@ class TrainConfig:
     eval_batch_size: int = 16
     early_stopping: int | None = None  #: patience in epochs on ``monitor``; None = keep best only
     monitor: Literal["valid_ua", "valid_wa", "valid_loss"] = "valid_ua"
+    loss: Literal["ce", "aam"] = "ce"  #: cross-entropy, or additive angular margin softmax (speaker pretraining)
+    aam_margin: float = 0.2
+    aam_scale: float = 30.0
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"

@@ -52,7 +52,12 @@ def absolute_path_overrides(overrides: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import torch
+
+    if not getattr(args, "verbose", 0):  # Lightning's own INFO lines (GPU available, tips...) only with -v
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     from emovox.config import load_recipe
     from emovox.training.experiment import run_experiment

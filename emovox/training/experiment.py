@@ -189,7 +189,8 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
 
         backbone = distill_for_fold(recipe, fold, utts, features, fdir / "distilled", progress)
     model = build_emotion_model(recipe, len(classes), n_features, backbone)
-    module = EmotionModule(model, recipe.optim, classes, seed)
+    module = EmotionModule(model, recipe.optim, classes, seed, recipe.train.loss, recipe.train.aam_margin,
+                           recipe.train.aam_scale)
     data = FoldData(dataset(train_ids, make_augmenter(recipe.augment.policy)),
                     dataset(fold.valid) if fold.valid else None, recipe.train, recipe.augment.copies, seed)
     callbacks = _callbacks(recipe, fdir, bool(fold.valid))

@@ -88,17 +88,33 @@ def freeze_norm_stats(model: nn.Module) -> int:
 class EmotionModule(L.LightningModule):
     """Cross-entropy training of ``model`` ((B, T, F) -> (B, classes) logits)."""
 
-    def __init__(self, model: nn.Module, optim: OptimConfig, class_names: Sequence[str], seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, optim: OptimConfig, class_names: Sequence[str], seed: int = 0,
+                 loss: str = "ce", aam_margin: float = 0.2, aam_scale: float = 30.0) -> None:
         super().__init__()
         self.model = model
         self.optim_cfg = optim
         self.class_names = list(class_names)
         self.seed = int(seed)
+        self.loss_name, self.aam_margin, self.aam_scale = loss, float(aam_margin), float(aam_scale)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._loss_sum, self._loss_count = 0.0, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def _logits_and_loss(self, x: torch.Tensor, y: torch.Tensor, margin: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy on the model's logits, or AAM-softmax (ArcFace: s·cos(θ_y + m) for the target
+        class, on the cosine between the embedding and the output layer's weight rows)."""
+        if self.loss_name != "aam":
+            logits = self.model(x)
+            return logits, F.cross_entropy(logits, y)
+        cos = F.linear(F.normalize(self.model.embed(x)), F.normalize(self.model.classifier.weight))
+        if margin:
+            theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+            target = torch.cos(theta + self.aam_margin)
+            cos = torch.where(F.one_hot(y, cos.shape[1]).bool(), target, cos)
+        logits = self.aam_scale * cos
+        return logits, F.cross_entropy(logits, y)
 
     def train(self, mode: bool = True) -> "EmotionModule":
         super().train(mode)
@@ -121,7 +137,7 @@ class EmotionModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
-        loss = F.cross_entropy(self.model(x), y)
+        _, loss = self._logits_and_loss(x, y, margin=True)
         self._loss_sum += float(loss.detach()) * len(y)
         self._loss_count += len(y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
@@ -133,7 +149,8 @@ class EmotionModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y, _ = batch
-        self._val.append((self.model(x).detach().float().cpu(), y.cpu()))
+        logits, _ = self._logits_and_loss(x, y, margin=False)
+        self._val.append((logits.detach().float().cpu(), y.cpu()))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
@@ -233,7 +250,7 @@ class ResumeCheckpoint(L.Callback):
     def _save(self, trainer: L.Trainer) -> None:
         self._saving = True
         try:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
         finally:
             self._saving = False
 

@@ -254,7 +254,7 @@ def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray]
 
 # ------------------------------------------------------------------------------- training
 class SegmentModule(EmotionModule):
-    """emovox.training.module.EmotionModule (cross-entropy, validation loss/UA/WA) with the paper's Adam optimiser."""
+    """EmotionModule (cross-entropy; valid loss, UA, WA) trained with Adam, as in the paper."""
 
     def __init__(self, model: Any, lr: float, weight_decay: float, classes: Sequence[str], seed: int) -> None:
         super().__init__(model, OptimConfig(lr=lr, weight_decay=weight_decay, schedule="constant"), classes, seed)
