@@ -20,8 +20,9 @@ COUNTS_EPILOG = """examples:
   emovox segment-counts recipes/sahoo2021/emodb_loso.yaml
 
 Prints a table like seed 002's Table 1: clips and segments per class for non-overlapping (1 s) and
-overlapping (1 s, hop 0.5 s) segmentation. 'Total' counts every labelled clip of the corpus,
-'Relevant' those the recipe's label map keeps.
+overlapping (1 s, hop 0.5 s) segmentation. 'Total' counts every clip the corpus loader returns,
+'Relevant' those the recipe's label map keeps. For IEMOCAP's Table 1 total (10039 turns, incl. the
+ones without annotator agreement) add --override data.corpus_args.keep_unagreed=true.
 """
 
 
@@ -65,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
 def run_counts(args: argparse.Namespace) -> int:
     from emovox.corpora import fill_durations
-    from emovox.evaluation.baseline import class_list, load_utterances
     from emovox.segments import SegmentSpec, count_table, format_count_table
+    from emovox.training.experiment import class_names, load_utterances
     from emovox.training.segment_level import load_segment_recipe
 
     recipe = load_segment_recipe(args.recipe, args.override)
     relevant = load_utterances(recipe)
-    classes = class_list(recipe, relevant)
+    classes = class_names(recipe, relevant)
     recipe.data.labels = None
     everything = fill_durations(load_utterances(recipe))
     # Relevant rows carry the mapped label (e.g. excited -> happy); durations come from the full list.

@@ -331,11 +331,11 @@ def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequen
 # ---------------------------------------------------------------------------------- runner
 def load_data(recipe: SegmentRecipe) -> tuple[list[Any], list[str], list[Any]]:
     """(utterances with the label map applied, class order, folds) — same folds as the other runners."""
-    from emovox.evaluation.baseline import class_list, load_utterances
     from emovox.protocols import make_folds
+    from emovox.training.experiment import class_names, load_utterances
 
     utts = load_utterances(recipe)
-    classes = class_list(recipe, utts)
+    classes = class_names(recipe, utts)
     folds = make_folds(utts, recipe.data.protocol, **{"seed": recipe.seed, **recipe.data.protocol_args})
     if recipe.data.folds is not None:
         bad = [i for i in recipe.data.folds if not 0 <= i < len(folds)]
