@@ -240,23 +240,30 @@ def problem(exc: Exception) -> str:
 
 
 # ------------------------------------------------------------------------------------ model
-def load_recognizer(model: str | None, workdir: Path) -> Any:
-    """The bundled default model, or a random ResNet18 of its size when it is not installed."""
-    from emovox.inference import DEFAULT_MODEL, Recognizer
+def model_folder(model: str | None, workdir: Path) -> Path:
+    """``model``, else the bundled default model, else a random ResNet18 of its size saved in ``workdir``."""
+    from emovox.inference import DEFAULT_MODEL
 
     folder = Path(model) if model else DEFAULT_MODEL
-    if not (folder / "config.json").is_file():
-        import torch
+    if model or (folder / "config.json").is_file():
+        return folder
+    import torch
 
-        from emovox.models import build_model, save_model
+    from emovox.models import build_model, save_model
 
-        torch.manual_seed(0)
-        labels = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-        net = build_model("resnet18", len(labels), n_mels=64, base_channels=8, embed_dim=128)
-        folder = save_model(workdir / "random_resnet18", net.eval(), {
-            "frontend": {"name": "logmel", "kwargs": {"n_mels": 64}}, "normalize": "segment",
-            "labels": labels, "name": "random-resnet18"})
-    return Recognizer.load(folder, threads=1)
+    torch.manual_seed(0)
+    labels = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    net = build_model("resnet18", len(labels), n_mels=64, base_channels=8, embed_dim=128)
+    return save_model(workdir / "random_resnet18", net.eval(), {
+        "frontend": {"name": "logmel", "kwargs": {"n_mels": 64}}, "normalize": "segment",
+        "labels": labels, "name": "random-resnet18"})
+
+
+def load_recognizer(model: str | None, workdir: Path) -> Any:
+    """A one-thread Recognizer for :func:`model_folder`."""
+    from emovox.inference import Recognizer
+
+    return Recognizer.load(model_folder(model, workdir), threads=1)
 
 
 # ------------------------------------------------------------------------------------- main
