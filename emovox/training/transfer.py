@@ -72,6 +72,13 @@ def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_featur
     if model_name(recipe.model.name) != name:
         raise ConfigError(f"transfer.backbone: {folder} holds a {name!r} model but model.name is "
                           f"{recipe.model.name!r}; set model.name: {name}")
+    from emovox.models.pooling import pooling_name
+
+    has = config["model"]["kwargs"].get("pooling")
+    if has is not None and pooling_name(has) != pooling_name(recipe.model.pooling):
+        raise ConfigError(f"model.pooling: the backbone {folder} uses pooling {has!r} but the recipe asks for "
+                          f"{recipe.model.pooling!r}; pretrain a backbone with that pooling "
+                          f"(emovox pretrain-speaker --override model.pooling={recipe.model.pooling})")
     expect = getattr(model, "in_features", None)
     if expect is not None and expect != n_features:
         raise ModelError(f"{folder}: the backbone expects {expect}-dim input frames but the recipe's front-end "
