@@ -12,7 +12,7 @@ from fuzz.fuzz_audio import arrays, byte_inputs, check_prediction, rates, run_ar
 from tests.product_fixtures import recognizer, tiny_model  # noqa: F401
 
 SEEDS = seed_files(0.3)
-FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 

@@ -20,6 +20,7 @@ from tests.conftest import make_tone
 
 PACKAGE = Path(emovox.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
+TREES = {path: ast.parse(path.read_text(encoding="utf-8")) for path in SOURCES}
 
 
 def _calls(tree: ast.AST):
@@ -39,7 +40,7 @@ def test_sources_parse_and_are_found():
 def test_every_torch_load_uses_weights_only_true():
     found, unsafe = [], []
     for path in SOURCES:
-        for call, name in _calls(ast.parse(path.read_text(encoding="utf-8"))):
+        for call, name in _calls(TREES[path]):
             if name == "torch.load":
                 found.append(f"{path.name}:{call.lineno}")
                 flag = _kw(call, "weights_only")
@@ -54,7 +55,7 @@ def test_no_pickle_based_loading_in_the_package():
               "yaml.load", "yaml.unsafe_load", "marshal.load", "marshal.loads", "eval", "exec"}
     bad = []
     for path in SOURCES:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = TREES[path]
         for call, name in _calls(tree):
             if name in banned:
                 bad.append(f"{path.relative_to(PACKAGE)}:{call.lineno}: {name}")
