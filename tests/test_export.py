@@ -99,3 +99,18 @@ def test_cli_export(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "out.onnx")
     assert main(["export", "--onnx", "--model", str(tmp_path / "nothing")]) == 2
     assert "no model folder" in capsys.readouterr().err
+
+
+def test_bundled_onnx_graph_matches_its_weights(examples_dir):
+    import onnxruntime as ort
+
+    from emovox.inference import DEFAULT_MODEL
+    from emovox.models.io import read_config
+
+    meta = ort.InferenceSession(str(DEFAULT_MODEL / ONNX_NAME)).get_modelmeta().custom_metadata_map
+    assert meta["emovox_weights_sha256"] == read_config(DEFAULT_MODEL)["weights_sha256"]  # used as shipped
+    clips = sorted(examples_dir.glob("*.flac"))
+    a = Recognizer.load(vad=None, threads=1).predict(clips)
+    b = Recognizer.load(backend="onnx", vad=None, threads=1).predict(clips)
+    diff = max(abs(x.probabilities[k] - y.probabilities[k]) for x, y in zip(a, b) for k in x.probabilities)
+    assert diff < PARITY and [x.label for x in a] == [y.label for y in b]
