@@ -281,3 +281,66 @@ def test_service_good_uploads_succeed_between_bad_ones(client):
     statuses = [post(client, n, CASES[n][0]).status_code for n in sorted(CASES) for _ in range(2)]
     assert statuses == [CASES[n][1].status for n in sorted(CASES) for _ in range(2)]
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+# --------------------------------------------------------------------- audio reader limits
+def test_decode_stops_at_max_seconds(files, hour):
+    from emovox.audio import decode_bytes, load_audio
+
+    with pytest.raises(AudioError, match="longer than the limit of 60 s"):
+        decode_bytes(hour.read_bytes(), "hour.flac", max_seconds=60)
+    with pytest.raises(AudioError, match="longer than the limit of 0.5 s"):
+        load_audio(files / "stereo.wav", max_seconds=0.5)
+    assert load_audio(files / "stereo.wav", max_seconds=1.5).size == 16000
+
+
+def test_a_header_claiming_huge_length_is_not_allocated():
+    """The reader never sizes a buffer from the header: a FLAC claiming 2**36 samples (~50 days)
+    with 1 s of data is reported as corrupt without a giant allocation."""
+    import tracemalloc
+
+    from emovox.audio import decode_bytes
+
+    data = bytearray(GOOD_FLAC)
+    field = int.from_bytes(data[18:26], "big") | ((1 << 36) - 1)  # STREAMINFO total samples
+    data[18:26] = field.to_bytes(8, "big")
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match="truncated|corrupt"):
+            decode_bytes(bytes(data), "liar.flac")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024
+
+
+def test_corrupt_rate_and_channel_headers(files):
+    from emovox.audio import audio_duration, decode_bytes, iter_blocks
+
+    slow = bytearray(GOOD_WAV)
+    slow[24:28] = (100).to_bytes(4, "little")  # 100 Hz: 1 s of samples would become 160 s at 16 kHz
+    with pytest.raises(AudioError, match="sample rate 100 Hz is outside the supported range"):
+        decode_bytes(bytes(slow), "slow.wav")
+    path = files.parent / "slow.wav"
+    path.write_bytes(bytes(slow))
+    for reader in (audio_duration, lambda p: list(iter_blocks(p))):
+        with pytest.raises(AudioError, match="outside the supported range"):
+            reader(path)
+
+
+def test_paths_that_cannot_be_accessed(tmp_path):
+    from emovox.audio import audio_duration, iter_blocks, load_audio
+
+    for bad in (tmp_path / ("x" * 300 + ".wav"), tmp_path / "file.wav" / "below.wav", Path("/dev/null")):
+        if bad.parent.name == "file.wav":
+            bad.parent.write_bytes(GOOD_WAV)
+        for reader in (load_audio, audio_duration, lambda p: list(iter_blocks(p))):
+            with pytest.raises(AudioError):
+                reader(bad)
+
+
+@pytest.mark.xfail(strict=True, reason="Recognizer uses `sample_rate or SAMPLE_RATE`, so 0 silently means 16 kHz; "
+                                       "see the H8 report for the one-line fix in emovox/inference.py")
+def test_api_zero_sample_rate_is_refused(recognizer):
+    with pytest.raises(AudioError, match="sample rate"):
+        recognizer.predict(TONE, sample_rate=0)
