@@ -33,11 +33,20 @@ def _umask() -> int:
     return mask
 
 
+def normal_mode(directory: bool = False) -> int:
+    """The mode ``open()``/``mkdir()`` would give a new file/folder (umask applied).
+
+    For writers that build in a private temporary (``mkstemp``: 0600, ``mkdtemp``: 0700) and
+    rename it into place: chmod the temporary to this first.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def _mode_for(final: Path) -> int:
     try:
         return stat.S_IMODE(final.stat().st_mode)
     except OSError:
-        return 0o666 & ~_umask()
+        return normal_mode()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -295,3 +295,13 @@ def test_every_file_writer_in_the_package_writes_to_a_temporary_path():
     # models/io._fsync_write opens its target for writing: it is only called on paths inside the
     # temporary package folder (checked by test_model_package)
     assert offenders == ['models/io.py:66: with open(path, "wb") as fh:']
+
+
+def test_normal_mode_follows_the_umask():
+    from emovox.io import normal_mode
+
+    mask = os.umask(0o027)
+    try:
+        assert normal_mode() == 0o640 and normal_mode(directory=True) == 0o750
+    finally:
+        os.umask(mask)
