@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emovox.errors import ConfigError
+from tests.conftest import REPO
 from emovox.testing.trees import make_iemocap_tree
 from emovox.training.segment_level import (
     PAPER_LR,
@@ -134,3 +135,28 @@ def test_cli_counts_and_bad_recipe(tmp_path, capsys):
     recipe.write_text(f"data: {{corpus: emodb, root: {root}}}\nsegments: {{hop: 2.0}}\n", encoding="utf-8")
     assert main(["segment-experiment", str(recipe), "-o", str(tmp_path / "o")]) == 2
     assert "hop" in capsys.readouterr().err
+
+
+RECIPES = REPO / "recipes" / "sahoo2021"
+
+
+@pytest.mark.parametrize("name", ["iemocap_8-1-1.yaml", "iemocap_loso.yaml"])
+def test_shipped_iemocap_recipes_run_on_the_fixture(name, iemocap, tmp_path):
+    from emovox.training.segment_level import load_segment_recipe
+
+    tiny = [f"model.{k}={v}" for k, v in TINY.items()]
+    recipe = load_segment_recipe(RECIPES / name, [f"data.root={iemocap}", f"cache_dir={tmp_path / 'c'}", "runs=1",
+                                                  "data.folds=[0]", "train.max_epochs=1", *tiny])
+    assert recipe.train.patience == 50 and recipe.lr == SCRATCH_LR and recipe.segments.hop == 0.5
+    summary = run_segment_experiment(recipe, tmp_path / "out")
+    assert summary["n_folds"] == 1 and set(summary["metrics"]) >= {"sa", "aca", "sca", "alca", "bca"}
+    assert summary["extra"]["speaker_independent"] is (name == "iemocap_loso.yaml")
+
+
+@pytest.mark.parametrize("name", ["emodb_loso.yaml", "ravdess_6x4.yaml"])
+def test_shipped_corpus_recipes_validate(name):
+    from emovox.training.segment_level import load_segment_recipe
+
+    recipe = load_segment_recipe(RECIPES / name)
+    assert recipe.model.width == 0.25 and recipe.model.fc == 512 and recipe.lr == SCRATCH_LR
+    assert recipe.resolve(recipe.data.root).name in ("emodb", "ravdess")
