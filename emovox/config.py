@@ -245,7 +245,15 @@ def _check_ranges(r: Recipe) -> None:
     need(all(m >= 1 for m in r.optim.milestones), "optim.milestones", "1-based epochs, each >= 1")
     need(0 < r.optim.gamma <= 1, "optim.gamma", "must be in (0, 1]")
     need(r.train.epochs >= 1, "train.epochs", "must be >= 1")
-    need(r.train.batch_size >= 1 and r.train.eval_batch_size >= 1, "train.batch_size", "must be >= 1")
+    need(r.train.batch_size >= 1, "train.batch_size", "must be >= 1")
+    need(r.train.eval_batch_size >= 1, "train.eval_batch_size", "must be >= 1")
+    need(r.train.threads is None or r.train.threads >= 1, "train.threads", "null or >= 1")
+    need(r.train.num_workers >= 0, "train.num_workers", "must be >= 0")
+    need(r.train.limit_train_batches is None or r.train.limit_train_batches >= 1, "train.limit_train_batches",
+         "null or >= 1")
+    need(r.transfer.distill_epochs >= 1, "transfer.distill_epochs", "must be >= 1")
+    need(r.train.aam_scale > 0 and 0 <= r.train.aam_margin < 1.6, "train.aam_margin",
+         "aam_margin must be in [0, 1.6) radians and aam_scale > 0")
     need(len(r.train.chunk_frames) > 0 and all(t >= 8 for t in r.train.chunk_frames), "train.chunk_frames",
          "a non-empty list of frame counts, each >= 8")
     need(r.train.eval_frames is None or r.train.eval_frames >= 8, "train.eval_frames", "null or >= 8")

@@ -24,6 +24,8 @@ relative to the current folder; paths inside the recipe relative to the recipe's
 
 #: Recipe keys holding paths: overrides of these resolve against the current folder.
 PATH_KEYS = ("data.root", "data.manifest", "transfer.backbone", "features.cache_dir")
+#: YAML spellings of null (and the empty value): such overrides unset the key, they are no path.
+NULLS = ("", "null", "Null", "NULL", "~")
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +47,8 @@ def absolute_path_overrides(overrides: list[str]) -> list[str]:
     out = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if sep and key.strip() in PATH_KEYS and value.strip() and not os.path.isabs(os.path.expanduser(value.strip())):
+        v = value.strip()
+        if sep and key.strip() in PATH_KEYS and v not in NULLS and not os.path.isabs(os.path.expanduser(v)):
             item = f"{key}={Path(value.strip()).resolve()}"
         out.append(item)
     return out

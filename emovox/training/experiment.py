@@ -66,10 +66,24 @@ def load_utterances(recipe: Recipe) -> list[Any]:
         if d.root is None:
             raise ConfigError("data.root: the corpus folder is required with data.corpus")
         utts = load_corpus(d.corpus, str(recipe.resolve(d.root)), **d.corpus_args)
+    _warn_unknown_labels(utts)
     utts = apply_labels(utts, d.labels)
     if not utts:
         raise ConfigError(f"data.labels: no utterances left after the label map {d.labels!r}")
     return utts
+
+
+def _warn_unknown_labels(utts: Sequence[Any]) -> None:
+    """Warn about labels that are no canonical emotion name (typos such as 'angyr')."""
+    from collections import Counter
+
+    from emovox.corpora import CANONICAL
+
+    odd = Counter(u.label for u in utts if u.label not in CANONICAL)
+    if odd:
+        first = {lab: next(u.id for u in utts if u.label == lab) for lab in odd}
+        log.warning("labels that are no emotion name emovox knows (a typo?): %s; first ids: %s. Canonical names: %s",
+                    dict(odd), first, ", ".join(CANONICAL))
 
 
 def class_names(recipe: Recipe, utterances: Sequence[Any]) -> list[str]:
@@ -241,6 +255,9 @@ def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = 
     from emovox.protocols import make_folds, save_folds
     from emovox.training.data import load_features
 
+    from emovox.training.checks import check_recipe
+
+    check_recipe(recipe)
     progress = recipe.train.progress if progress is None else progress
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
@@ -248,7 +265,10 @@ def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = 
     _check_out_dir(out, recipe)
     utts = load_utterances(recipe)
     classes = class_names(recipe, utts)
-    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
+    from emovox.training.checks import key
+
+    with key("data.protocol_args"):
+        folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
     chosen = list(range(len(folds))) if recipe.data.folds is None else list(recipe.data.folds)
     bad = [i for i in chosen if not 0 <= i < len(folds)]
     if bad:

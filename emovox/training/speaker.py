@@ -77,6 +77,9 @@ def pretrain_speaker(recipe: Recipe, out_dir: str | Path, valid_fraction: float 
     from emovox.training.data import load_features
     from emovox.training.experiment import fold_dir, run_fold
 
+    from emovox.training.checks import check_recipe
+
+    check_recipe(recipe)
     out = Path(out_dir)
     utts = speaker_utterances(recipe, max_speakers)
     speakers = sorted({u.speaker for u in utts})
