@@ -55,17 +55,22 @@ def server(recognizer):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def playwright():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        try:
-            pg = browser.new_page()
-            pg.set_default_timeout(60_000)
-            yield pg
-        finally:
-            browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(playwright, server):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    try:
+        pg = browser.new_page()
+        pg.set_default_timeout(60_000)
+        yield pg
+    finally:
+        browser.close()
 
 
 def test_upload_example_and_read_the_emotion(page, server, recognizer, examples_dir):
@@ -93,3 +98,27 @@ def test_non_audio_upload_shows_the_error(page, server, tmp_path):
     page.click("#analyse")
     page.wait_for_selector("#error:not([hidden])")
     assert "not an audio file" in page.inner_text("#error")
+
+
+def test_record_from_fake_microphone(playwright, server):
+    """Chromium's fake capture device (a beeping tone) stands in for a microphone."""
+    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+    try:
+        context = browser.new_context()
+        context.grant_permissions(["microphone"], origin=server)
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(server + "/")
+        pg.click("#record")
+        pg.wait_for_function("document.getElementById('record-status').textContent === 'Recording…'")
+        pg.wait_for_timeout(2500)
+        pg.click("#stop")
+        pg.wait_for_function("['Done.', ''].includes(document.getElementById('status').textContent) && "
+                             "(document.getElementById('top-label').textContent || "
+                             "!document.getElementById('error').hidden)")
+        assert pg.is_hidden("#error"), pg.inner_text("#error")
+        assert pg.inner_text("#top-label").strip() in LABELS
+        assert pg.inner_text("#meta").startswith("recording.wav")
+    finally:
+        browser.close()
