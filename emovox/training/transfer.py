@@ -50,6 +50,11 @@ def model_kwargs(recipe: Recipe, n_features: int) -> dict[str, Any]:
     elif name in ("resnet20", "resnet20_adapter"):
         kwargs.setdefault("in_features", n_features)
         kwargs.setdefault("pooling", recipe.model.pooling)
+    elif not name.startswith("vggish"):
+        # any other frame-level model (e.g. a pooling + MLP head over upstream frames) is
+        # expected to take the frame size as ``in_features`` and a pooling name.
+        kwargs.setdefault("in_features", n_features)
+        kwargs.setdefault("pooling", recipe.model.pooling)
     return kwargs
 
 
