@@ -123,9 +123,9 @@ def test_corrupt_state_file_is_an_error_not_a_traceback(manifest, tmp_path, caps
     assert code == EXIT_BAD_INPUT and "experiment.json: not a valid JSON file" in err and "Traceback" not in err
 
 
-#: Values that today fail without naming the key, or crash with a traceback (see the H8 report
-#: for the fixes in emovox/training/experiment.py, emovox/config.py and emovox/cli/experiment.py).
-UNNAMED = [
+#: Values checked against the registries (models, poolings, policies, protocols, label maps,
+#: front-end options, backbones, Lightning) before any work: the message still names the key.
+REGISTRY = [
     ("model.name=resnet999", "model.name"),
     ("model.pooling=foo", "model.pooling"),
     ("model.options.foo=3", "model.options"),
@@ -141,20 +141,17 @@ UNNAMED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="message lacks the recipe key or a non-EmovoxError escapes; fixes in the H8 report")
-@pytest.mark.parametrize("override,key", UNNAMED, ids=[o for o, _ in UNNAMED])
-def test_bad_value_checked_elsewhere_names_the_key(manifest, tmp_path, capsys, override, key):
+@pytest.mark.parametrize("override,key", REGISTRY, ids=[o for o, _ in REGISTRY])
+def test_bad_registry_value_names_the_key(manifest, tmp_path, capsys, override, key):
     overrides = [override, "transfer.mode=fine_tune"] if key == "transfer.backbone" else [override]
     code, err, _ = run(tmp_path, capsys, recipe(manifest), *overrides)
     assert code == EXIT_BAD_INPUT and f"{key}" in err and "Traceback" not in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="config._check_ranges accepts these; a run then crashes or ignores them")
 @pytest.mark.parametrize("override,text", [("train.threads=0", "train.threads: null or >= 1"),
                                            ("train.num_workers=-1", "train.num_workers: must be >= 0")])
-def test_values_accepted_today_that_should_be_refused(override, text):
-    """Checked when the recipe is read (so a bad value costs nothing); today threads=0 is silently
-    ignored and num_workers=-1 raises ValueError from the DataLoader after features are computed."""
+def test_ranges_are_checked_when_the_recipe_is_read(override, text):
+    """(threads=0 used to be ignored silently, num_workers=-1 to crash in the DataLoader.)"""
     from emovox.config import recipe_from_dict
     from emovox.errors import ConfigError
 
@@ -162,14 +159,21 @@ def test_values_accepted_today_that_should_be_refused(override, text):
         recipe_from_dict({"data": {"manifest": "m.csv"}}, overrides=[override])
 
 
-@pytest.mark.xfail(strict=True, reason="cli/experiment.absolute_path_overrides turns the YAML null of "
-                                       "--override data.manifest=null into the path ./null")
 def test_null_path_override_is_null(manifest, tmp_path, capsys):
     code, err, _ = run(tmp_path, capsys, recipe(manifest), "data.manifest=null")
     assert code == EXIT_BAD_INPUT and "data.corpus: set data.corpus (with data.root) or data.manifest" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="a features.cache_dir that is a file raises NotADirectoryError (traceback)")
 def test_cache_dir_that_is_a_file(manifest, tmp_path, capsys):
     code, err, _ = run(tmp_path, capsys, recipe(manifest), f"features.cache_dir={manifest}")
     assert code == EXIT_BAD_INPUT and "features.cache_dir" in err, err
+
+
+def test_unknown_corpus_and_missing_corpus_folder(manifest, tmp_path, capsys):
+    raw = recipe(manifest)
+    raw["data"] = {"corpus": "nope", "root": str(tmp_path)}
+    code, err, _ = run(tmp_path, capsys, raw)
+    assert code == EXIT_BAD_INPUT and "unknown corpus 'nope' (supported: iemocap" in err and "generic" in err
+    raw["data"] = {"corpus": "emodb", "root": str(tmp_path / "nowhere")}
+    code, err, _ = run(tmp_path, capsys, raw)
+    assert code == EXIT_BAD_INPUT and "emodb: corpus folder not found" in err and "expected layout" in err

@@ -147,8 +147,6 @@ def test_unmapped_label_with_unmapped_error_cli_exit_2(clips, tmp_path, capsys):
     assert "utterance 's0_sad_0' has label 'sad' which is not mapped" in err and "add it to 'map'" in err
 
 
-@pytest.mark.xfail(strict=True, reason="experiment.load_utterances silently drops (INFO log) or keeps as a class a "
-                                       "manifest label that is no emotion name at all (typo); see the H8 report")
 def test_unknown_label_in_an_experiment_is_reported(clips, tmp_path, caplog):
     """A typo ('angyr') is neither dropped silently nor turned into a class of its own."""
     from emovox.training.experiment import load_utterances
