@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024  # Linux: KiB
+    cpu = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         print(proc.stdout, proc.stderr, sep="\n")
         return proc.returncode
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     classified = sum(1 for w in data["windows"] if w["label"])
     print(f"recording {duration / 60:.1f} min; {len(data['windows'])} windows ({classified} classified), "
           f"{len(data['regions'])} regions, speech {100 * data['speech_fraction']:.0f}% (VAD {args.vad})")
-    print(f"wall {wall:.1f} s (incl. start-up and writing CSV/JSON/PNG), RTF {wall / duration:.4f}, "
+    print(f"wall {wall:.1f} s (incl. start-up and writing CSV/JSON/PNG), RTF {wall / duration:.4f}; "
+          f"CPU {cpu:.1f} s, RTF by CPU time {cpu / duration:.4f}; "
           f"peak RSS {peak_mb:.0f} MB (goal < 1024 MB: {'met' if peak_mb < 1024 else 'NOT met'})")
     return 0
 

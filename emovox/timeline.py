@@ -4,8 +4,8 @@ How a timeline is made (:func:`compute_timeline`):
 
 1. The recording arrives as consecutive 16 kHz blocks (:func:`emovox.audio.iter_blocks` for a
    file), so memory stays O(block + window) whatever the length.
-2. A VAD (Sohn or silero, :mod:`emovox.vad`) marks speech in each block; regions touching across
-   a block boundary are joined.
+2. A VAD (Sohn or silero, :mod:`emovox.vad`) marks speech in each block; regions less than
+   0.5 s apart (the VADs' own hang-over) are joined, which mends regions cut at block boundaries.
 3. Fixed windows (default 2 s, hop 1 s) are cut from the stream by
    :func:`emovox.segments.iter_windows` (the segmentation of issue 5: the last window reaches the
    end of the recording; it is scored on its real audio only, without the zero padding, the way
@@ -173,8 +173,13 @@ def check_window(window: float, hop: float, min_speech: float) -> None:
         raise ConfigError(f"min_speech must be a fraction between 0 and 1, got {min_speech!r}")
 
 
-def _join(regions: list[tuple[float, float]], new: Iterable[tuple[float, float]], tol: float = 1e-3) -> None:
-    """Append ``new`` (sorted) to ``regions`` in place, joining regions that touch."""
+#: Speech regions closer than this are joined across block boundaries: the VADs already bridge
+#: pauses shorter than 0.5 s inside a block (hang-over), so this only mends cuts at block edges.
+JOIN_GAP = 0.5
+
+
+def _join(regions: list[tuple[float, float]], new: Iterable[tuple[float, float]], tol: float = JOIN_GAP) -> None:
+    """Append ``new`` (sorted) to ``regions`` in place, joining regions less than ``tol`` s apart."""
     for s, e in new:
         if e <= s:
             continue
