@@ -300,7 +300,7 @@ class Recognizer:
 
     def _load(self, item: Source, sample_rate: int | None, name: str) -> np.ndarray:
         if isinstance(item, np.ndarray):
-            return prepare_array(item, sample_rate or SAMPLE_RATE, source=name)
+            return prepare_array(item, SAMPLE_RATE if sample_rate is None else sample_rate, source=name)
         if isinstance(item, (str, os.PathLike)):
             return load_audio(item)
         raise ConfigError(f"cannot predict {type(item).__name__} {item!r}: pass a path or a numpy array")
@@ -351,7 +351,7 @@ class Recognizer:
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         if isinstance(recording, np.ndarray):
-            wave = prepare_array(recording, sample_rate or SAMPLE_RATE, source=source or "<array>")
+            wave = prepare_array(recording, SAMPLE_RATE if sample_rate is None else sample_rate, source=source or "<array>")
             step = int(block_seconds * SAMPLE_RATE)
             blocks: Iterable[np.ndarray] = (wave[i:i + step] for i in range(0, wave.size, step))
             name = source or "<array>"

@@ -207,3 +207,11 @@ def test_bundled_default_model(examples_dir):
     assert len(results) == 6 and all(p.ok and p.label in r.labels for p in results)
     four = Recognizer.load(labels=["angry", "happy", "neutral", "sad"], threads=1).predict(results[0].source)
     assert list(four.probabilities) == ["angry", "happy", "neutral", "sad"]
+
+
+def test_zero_or_negative_sample_rate_is_refused(recognizer):
+    for rate in (0, -8000):
+        with pytest.raises(AudioError, match="sample rate"):
+            recognizer.predict(make_tone(1.0), sample_rate=rate)
+    with pytest.raises(AudioError, match="sample rate"):
+        recognizer.timeline(make_tone(3.0), sample_rate=0)
