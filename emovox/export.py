@@ -112,7 +112,8 @@ def _session(data: bytes | str, threads: int | None) -> Any:
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"onnxruntime cannot load the model graph ({exc}); re-export it with emovox export --onnx") from None
+        raise ModelError(f"onnxruntime cannot load the model graph ({exc}); "
+                         "re-export it with emovox export --onnx") from None
 
 
 class OnnxEngine:

@@ -351,7 +351,8 @@ class Recognizer:
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         if isinstance(recording, np.ndarray):
-            wave = prepare_array(recording, SAMPLE_RATE if sample_rate is None else sample_rate, source=source or "<array>")
+            rate = SAMPLE_RATE if sample_rate is None else sample_rate
+            wave = prepare_array(recording, rate, source=source or "<array>")
             step = int(block_seconds * SAMPLE_RATE)
             blocks: Iterable[np.ndarray] = (wave[i:i + step] for i in range(0, wave.size, step))
             name = source or "<array>"
