@@ -86,10 +86,10 @@ def _state(out: Path) -> dict[str, torch.Tensor]:
 def test_resume_to_more_epochs_equals_an_uninterrupted_run(iemocap: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     a, b = tmp_path / "a", tmp_path / "b"
-    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 3, folds=[0])), a)
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 2, folds=[0])), a)
     run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 1, folds=[0])), b)
     assert len(read_json(fold0(b) / "history.json")) == 1
-    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 3, folds=[0])), b)
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, cache, 2, folds=[0])), b)
     assert read_json(fold0(a) / "history.json") == read_json(fold0(b) / "history.json")
     sa, sb = _state(a), _state(b)
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -105,7 +105,7 @@ def _cli(recipe: Path, out: Path) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
-    raw = recipe_dict(iemocap, tmp_path / "cache", 4, folds=[0])
+    raw = recipe_dict(iemocap, tmp_path / "cache", 3, folds=[0])
     raw["train"]["batch_size"] = 2  # many small steps: the kill lands inside an epoch
     recipe.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -116,7 +116,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, t
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         hist = list(out.glob("fold_00_*/history.json"))
-        if hist and len(read_json(hist[0])) >= 2:  # two epochs done, a third running
+        if hist and len(read_json(hist[0])) >= 1:  # one epoch done, the second running
             history = hist[0]
             break
         time.sleep(0.05)
