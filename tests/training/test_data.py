@@ -126,3 +126,57 @@ def test_chunks_shorter_than_min_frames_are_widened_consistently() -> None:
     ds = FeatureDataset(_features([40, 31, 100]), [0, 1, 2])
     x, _, _ = collate([ds[ChunkRequest(i, 24, 16)] for i in range(3)])  # T=24 < MIN_FRAMES=32
     assert x.shape == (3, 32, 8)
+
+
+def _utts(tmp_path, n: int = 4):
+    import soundfile as sf
+
+    from emovox.corpora import Utterance
+    from tests.conftest import make_tone
+
+    out = []
+    for i in range(n):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, make_tone(0.5 + 0.1 * i, freq=150 + 30 * i, seed=i), 16000)
+        out.append(Utterance(f"u{i}", str(path), f"spk{i % 2}", "sad"))
+    return out
+
+
+def test_load_features_caches_and_normalises(tmp_path) -> None:
+    from emovox.config import FeatureConfig
+    from emovox.training.data import load_features
+
+    utts = _utts(tmp_path)
+    cfg = FeatureConfig(n_mels=20, normalize="segment")
+    feats = load_features(utts, cfg, tmp_path / "cache")
+    assert [f.shape[1] for f in feats] == [20] * 4 and feats[0].shape[0] == 1 + 8000 // 160
+    assert torch.allclose(feats[1].mean(0), torch.zeros(20), atol=1e-4)  # segment MVN
+    entries = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(entries) == 4
+    again = load_features(utts, cfg, tmp_path / "cache")  # read back from the cache
+    assert all(torch.equal(a, b) for a, b in zip(feats, again))
+    spk = load_features(utts, FeatureConfig(n_mels=20, normalize="speaker"), tmp_path / "cache")
+    frames = torch.cat([spk[0], spk[2]])  # both utterances of spk0
+    assert torch.allclose(frames.mean(0), torch.zeros(20), atol=1e-4)
+    assert not torch.allclose(spk[0].mean(0), torch.zeros(20), atol=1e-3)
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4  # raw features shared
+
+
+def test_vad_drops_frames_and_unknown_frontend_is_named(tmp_path) -> None:
+    import pytest
+
+    from emovox.config import FeatureConfig
+    from emovox.errors import ConfigError
+    from emovox.training.data import load_features
+
+    utts = _utts(tmp_path, 1)
+    import numpy as np
+    import soundfile as sf
+
+    x, _ = sf.read(utts[0].path)
+    sf.write(utts[0].path, np.concatenate([np.zeros(8000), x, np.zeros(8000)]), 16000)  # 0.5 s silence each side
+    full = load_features(utts, FeatureConfig(n_mels=20, vad=False), tmp_path / "c")[0]
+    speech = load_features(utts, FeatureConfig(n_mels=20, vad=True), tmp_path / "c")[0]
+    assert speech.shape[0] < full.shape[0]
+    with pytest.raises(ConfigError, match="features.frontend: 'mfcc'"):
+        load_features(utts, FeatureConfig(frontend="mfcc"), tmp_path / "c")
