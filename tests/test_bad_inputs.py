@@ -339,8 +339,8 @@ def test_paths_that_cannot_be_accessed(tmp_path):
                 reader(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="Recognizer uses `sample_rate or SAMPLE_RATE`, so 0 silently means 16 kHz; "
-                                       "see the H8 report for the one-line fix in emovox/inference.py")
 def test_api_zero_sample_rate_is_refused(recognizer):
-    with pytest.raises(AudioError, match="sample rate"):
-        recognizer.predict(TONE, sample_rate=0)
+    """0 Hz is an error, not "the default 16 kHz"."""
+    for call in (lambda: recognizer.predict(TONE, sample_rate=0), lambda: recognizer.timeline(TONE, sample_rate=0)):
+        with pytest.raises(AudioError, match="sample rate"):
+            call()
