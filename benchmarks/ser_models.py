@@ -50,7 +50,7 @@ def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
 
 
 def sizing(args: argparse.Namespace) -> list[str]:
-    return [f"model.options.base_channels={args.base_channels}", f"model.options.embed_dim={args.embed_dim}",
+    return [f"model.name={args.model}", f"model.options.base_channels={args.base_channels}", f"model.options.embed_dim={args.embed_dim}",
             f"features.n_mels={args.n_mels}", f"train.epochs={args.epochs}",
             f"optim.constant_epochs={args.constant_epochs}", "optim.halve_every=2", "train.threads=1",
             "train.progress=false", f"features.cache_dir={args.cache}"]
@@ -69,12 +69,29 @@ def fmt(metrics: dict, key: str) -> str:
     return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}" if m else "–"
 
 
+def print_table(args: argparse.Namespace) -> int:
+    """Markdown table of every finished system under ``<out>/<corpus>`` plus the baselines."""
+    rows = []
+    for report in sorted((args.out / args.corpus).glob("*/report.json")):
+        data = json.loads(report.read_text())
+        results = [json.loads(f.read_text()) for f in report.parent.glob("fold_*/result.json")]
+        minutes = sum(r.get("train_seconds", 0) for r in results) / 60
+        rows.append(f"| {report.parent.name} | {fmt(data['metrics'], 'ua')} | {fmt(data['metrics'], 'wa')} | "
+                    f"{data['n_folds']} | {minutes:.0f} |")
+    for name, metrics in baseline_rows(args.corpus, args.baseline_dir):
+        rows.append(f"| {name} | {fmt(metrics, 'ua')} | {fmt(metrics, 'wa')} | | |")
+    print("| system | UA (%) | WA (%) | folds | train (min) |\n|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", choices=sorted(RECIPES), default="emodb")
     p.add_argument("--systems", nargs="+", default=["scratch", "specaug", "avg"])
     p.add_argument("--out", type=Path, default=REPO / "runs/bench")
     p.add_argument("--cache", type=Path, default=REPO / "runs/cache")
+    p.add_argument("--model", default="resnet34", help="resnet34 (paper) or resnet18 (half the blocks, ~2x faster)")
     p.add_argument("--base-channels", type=int, default=8)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--n-mels", type=int, default=64)
@@ -86,7 +103,10 @@ def main() -> int:
     p.add_argument("--folds", default=None, help="e.g. [0,1] to run only some folds")
     p.add_argument("--override", action="append", default=[], help="extra recipe overrides")
     p.add_argument("--baseline-dir", type=Path, default=REPO / "runs/baseline")
+    p.add_argument("--table", action="store_true", help="only print the table of the finished runs under --out")
     args = p.parse_args()
+    if args.table:
+        return print_table(args)
 
     import torch
 
