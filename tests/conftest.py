@@ -7,6 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One intra-op thread: the suite runs on small shared machines (2 cores in CI), where
+# oversubscribed OpenMP threads make small convolutions orders of magnitude slower.
+torch.set_num_threads(1)
+
+# Product fixtures (tiny random model, Recognizer, ONNX graph) registered once for the whole
+# session, so the session-scoped ones really are built once.
+pytest_plugins = ["tests.product_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOVOX_SHARED", REPO.parent / "shared"))

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL, main
 from tests.conftest import make_tone
-from tests.product_fixtures import LABELS, tiny_model  # noqa: F401
+from tests.product_fixtures import LABELS  # noqa: F401
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from emovox.errors import ModelError  # noqa: E402
 from emovox.export import ONNX_NAME, OnnxEngine, export_onnx  # noqa: E402
 from emovox.inference import Recognizer, TorchEngine  # noqa: E402
 from tests.conftest import make_tone  # noqa: E402
-from tests.product_fixtures import LABELS, make_tiny_model, tiny_model, tiny_onnx  # noqa: E402,F401
+from tests.product_fixtures import LABELS, make_tiny_model  # noqa: E402
 
 #: Max abs difference of posteriors allowed between onnxruntime and torch.
 PARITY = 1e-4

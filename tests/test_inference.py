@@ -12,7 +12,7 @@ import soundfile as sf
 from emovox.errors import AudioError, ConfigError, ModelError
 from emovox.inference import Prediction, Recognizer
 from tests.conftest import make_tone
-from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: F401
+from tests.product_fixtures import LABELS
 
 
 def _write(path: Path, x: np.ndarray, sr: int = 16000, subtype: str = "PCM_16") -> Path:

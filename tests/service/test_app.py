@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from emovox.service.app import create_app  # noqa: E402
 from tests.conftest import make_tone  # noqa: E402
-from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: E402,F401
+from tests.product_fixtures import LABELS  # noqa: E402
 
 
 def wav_bytes(x: np.ndarray, sr: int = 16000, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:

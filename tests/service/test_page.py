@@ -24,7 +24,7 @@ pytestmark = [
                                                      "(apt-get install -y chromium)"),
 ]
 
-from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: E402,F401
+from tests.product_fixtures import LABELS  # noqa: E402
 
 
 def _free_port() -> int:
