@@ -11,7 +11,8 @@ Steps (each cached / skipped when already done):
    (frozen Whisper-encoder mean+std vectors + standardisation + logistic regression whose C is picked
    on validation UA) so the fusion can be measured now — say which one in any table;
 4. text scores per fold: MiniLM fine-tuned on the ASR transcripts (``emovox.training.text``);
-5. fusion (``emovox.fusion.fuse_runs``): speech-only, text-only, weighted (w1 on validation), z-norm.
+5. fusion (``emovox.fusion.fuse_runs``): speech-only, text-only, weighted (w1 on validation, judged by
+   cross-entropy and by UA: ``fusion_nll/``, ``fusion_ua/``), z-norm.
 
 RAVDESS sentences carry no emotion ("Kids are talking by the door" / "Dogs are sitting by the
 door"), so text alone is near chance and a sound fusion must not fall below speech-only: the
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--text-epochs", type=int, default=2)
     ap.add_argument("--text-lr", type=float, default=2e-5)
     ap.add_argument("--cache", help="feature/transcript cache folder (default: the emovox cache)")
+    ap.add_argument("--metrics", nargs="+", default=["nll", "ua"], help="w1 criteria to compare (nll ua wa)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -106,12 +108,13 @@ def main() -> None:
                           progress=False, threads=1)
     for i, fold in enumerate(folds):
         run_text_fold(utts, fold, classes, cfg, fold_dir(out / "text", i, fold.name), seed=i, save_model=False)
-    summary = fuse_runs(speech_dir, out / "text", out / "fusion", FusionConfig())
-    print((out / "fusion" / "fusion.md").read_text())
-    print(f"speech scores from: {args.speech_run or 'stand-in (Whisper encoder + logistic regression)'}; "
-          f"total {time.time() - start:.0f} s")
-    for rule, weights in summary["w1"].items():
-        print(rule, {f: round(w, 2) for f, w in weights.items()})
+    print(f"speech scores from: {args.speech_run or 'stand-in (Whisper encoder + logistic regression)'}")
+    for metric in args.metrics:
+        summary = fuse_runs(speech_dir, out / "text", out / f"fusion_{metric}", FusionConfig(metric=metric))
+        print(f"\n## w1 judged by validation {metric}\n")
+        print((out / f"fusion_{metric}" / "fusion.md").read_text())
+        print("weighted w1:", {f: round(w, 2) for f, w in summary["w1"]["weighted"].items()})
+    print(f"total {time.time() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_weighted_grid_picks_the_only_correct_weight():
     # Utterance 3 (class 0): 1·w − 0.25·(1 − w) > 0  ⇔  w > 0.2 — so only w1 = 0.61 gets all three.
     speech = two_class([79, 77, 1])
     text = two_class([-121, -123, -0.25])
-    fusion = fit_weighted(speech, text, [0, 1, 0])
+    fusion = fit_weighted(speech, text, [0, 1, 0], metric="ua")
     assert fusion.w1 == pytest.approx(0.61)
     assert fusion.valid_metric == pytest.approx(1.0)
     assert fusion.rule == "weighted" and fusion.modalities == "both"
@@ -41,7 +41,7 @@ def test_weighted_grid_takes_the_middle_of_a_plateau():
     # utterance 3 needs 4 − 5w > 0. Grid points 0.34 .. 0.74 tie; their median is 0.54.
     speech = two_class([2, 1, -1])
     text = two_class([-1, -3, 4])
-    assert fit_weighted(speech, text, [0, 1, 0]).w1 == pytest.approx(0.54)
+    assert fit_weighted(speech, text, [0, 1, 0], metric="ua").w1 == pytest.approx(0.54)
 
 
 def test_weighted_never_below_speech_only_on_validation():
@@ -50,9 +50,27 @@ def test_weighted_never_below_speech_only_on_validation():
     speech = np.log(rng.dirichlet(np.ones(4), 60))
     speech[np.arange(60), y] += 1.0  # informative speech
     text = np.log(np.full((60, 4), 0.25)) + rng.normal(0, 0.3, (60, 4))  # noise
-    fusion = fit_weighted(speech, text, y)
+    fusion = fit_weighted(speech, text, y, metric="ua")
     speech_ua = np.mean([np.mean(speech[y == c].argmax(1) == c) for c in np.unique(y)])
     assert fusion.valid_metric >= speech_ua
+
+
+def test_weighted_nll_criterion_is_the_default_and_hand_checkable():
+    # Utterance 1 (class 0) and utterance 2 (class 1) both have fused class-0-minus-class-1 score
+    # d = 2w − 1, so the validation cross-entropy log(1 + e^−d) + log(1 + e^d) is symmetric in d
+    # and smallest at d = 0: w1 = 0.5 exactly (UA is 0.5 for every w and cannot choose).
+    speech, text = two_class([1, 1]), two_class([-1, -1])
+    fusion = fit_weighted(speech, text, [0, 1])
+    assert fusion.metric == "nll" and fusion.w1 == pytest.approx(0.5)
+    assert fusion.valid_metric == pytest.approx(np.log(2.0))  # both utterances at p = 0.5
+    # Informative speech, text that only repeats a class prior: the cross-entropy keeps speech in charge.
+    rng = np.random.default_rng(3)
+    y = np.arange(90) % 3
+    logits = rng.normal(0, 1, (90, 3))
+    logits[np.arange(90), y] += 2.0
+    speech = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    text = np.tile(np.log([0.4, 0.3, 0.3]), (90, 1))
+    assert fit_weighted(speech, text, y).w1 >= 0.9
 
 
 def test_znorm_uses_validation_statistics_only():

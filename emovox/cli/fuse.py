@@ -13,7 +13,8 @@ FUSE_EPILOG = """examples:
 Each side is a run folder holding <fold>/scores.json (validation and test log posteriors, as
 written by 'emovox text-train' and 'emovox multimodal') or one scores.json; folds are matched by
 folder name, utterances by id. Rule 'weighted': S = w1*S_speech + (1-w1)*S_text with w1 searched
-on a grid over [0, 1] on the validation part only. Rule 'znorm': each modality z-normalised with
+on a grid over [0, 1] on the validation part only (--metric: cross-entropy by
+default, or UA/WA). Rule 'znorm': each modality z-normalised with
 its validation mean/std, then equal weights. Utterances lacking one modality's score use the
 other one (counted in <fold>/fusion.json).
 """
@@ -38,7 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--text", required=True, help="text run folder or scores.json")
     p.add_argument("-o", "--out", required=True, help="output folder (per-fold fusion.json, reports, fusion.md)")
     p.add_argument("--rules", nargs="+", choices=["weighted", "znorm"], default=["weighted", "znorm"])
-    p.add_argument("--metric", choices=["ua", "wa"], default="ua", help="what the w1 grid maximises (default ua)")
+    p.add_argument("--metric", choices=["nll", "ua", "wa"], default="nll",
+                   help="how the w1 grid is judged on validation: nll = cross-entropy of the fused scores "
+                        "(default), ua / wa = accuracy")
     p.add_argument("--grid-step", type=float, default=0.01, help="w1 grid step (default 0.01)")
     p.set_defaults(func=run_fuse)
 
