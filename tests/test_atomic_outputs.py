@@ -195,8 +195,6 @@ def test_model_package(tmp_path, monkeypatch):
     load_model(folder)  # still a complete, loadable package
 
 
-@pytest.mark.xfail(strict=True, reason="models/io.save_model renames a tempfile.mkdtemp folder (mode 0700) into "
-                                       "place: exported model folders are private; see the H8 report")
 def test_model_package_folder_has_normal_permissions(tmp_path):
     from tests.product_fixtures import make_tiny_model
 

@@ -346,9 +346,6 @@ def test_api_zero_sample_rate_is_refused(recognizer):
             call()
 
 
-@pytest.mark.xfail(strict=True, reason="service/limits.py answers 413 before reading the body, so a client still "
-                                       "uploading often sees a connection reset (54 of 200 oversize uploads in "
-                                       "benchmarks/load.py); the H8 report has the drain fix")
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 def test_service_reads_an_oversize_body_before_answering_413(declared):
     """The 413 goes out after the (bounded) rest of the body was read, so the client reads it."""

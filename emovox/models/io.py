@@ -33,6 +33,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from emovox.errors import ConfigError, EmovoxError, ModelError
+from emovox.io import normal_mode
 from emovox.models.registry import build_model, model_spec
 
 FORMAT = "emovox-model/1"
@@ -104,6 +105,7 @@ def save_model(folder: str | os.PathLike, model: nn.Module, config: Mapping[str,
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, normal_mode(directory=True))  # mkdtemp is 0700; a model folder is not private
     try:
         _fsync_write(tmp / WEIGHTS, weights)
         _fsync_write(tmp / CONFIG, text.encode("utf-8"))

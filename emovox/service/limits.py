@@ -15,6 +15,10 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+#: A refused body is read (and discarded) up to this size before the 413 goes out: clients that
+#: are still sending would otherwise see the connection closed instead of the answer.
+DRAIN_BYTES = 64 * 1024 * 1024
+
 
 class BodySizeLimit:
     def __init__(self, app: Callable, max_bytes: int, paths: tuple[str, ...] = ("/",)) -> None:
@@ -35,6 +39,8 @@ class BodySizeLimit:
                 await _reply(send, 400, "bad_request", "invalid Content-Length header")
                 return
             if too_big:
+                if int(declared) <= DRAIN_BYTES:
+                    await _drain(receive, DRAIN_BYTES)
                 await self._refuse(send, int(declared))
                 return
         chunks: list[bytes] = []
@@ -46,11 +52,13 @@ class BodySizeLimit:
                 return
             body = message.get("body", b"")
             size += len(body)
+            more = message.get("more_body", False)
             if size > self.max_bytes:
+                if more:
+                    await _drain(receive, DRAIN_BYTES - size)
                 await self._refuse(send, size)
                 return
             chunks.append(body)
-            more = message.get("more_body", False)
         body = b"".join(chunks)
         replayed = False
 
@@ -69,6 +77,18 @@ class BodySizeLimit:
                      f"request body is larger than this server's upload limit of {mb:.1f} MB"
                      + (f" ({size} bytes declared or received)" if size else ""),
                      "send a shorter recording, compress it as FLAC, or raise --max-upload-mb")
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and discard the rest of a request body, at most ``limit`` bytes."""
+    drained = 0
+    while drained < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _reply(send: Send, status: int, code: str, message: str, hint: str = "") -> None:

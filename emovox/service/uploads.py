@@ -95,7 +95,10 @@ def decode_upload(data: bytes, name: str, max_seconds: float) -> DecodedUpload:
                             f"{name}: audio is {duration:.0f} s long, longer than this server's limit of "
                             f"{max_seconds:.0f} s", "cut the recording or use the command line")
     try:
-        samples = decode_bytes(data, name)
+        samples = decode_bytes(data, name, max_seconds=max_seconds)  # second line of defence
     except AudioError as exc:
+        if exc.problem.startswith("audio is longer than the limit"):
+            raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}",
+                                "cut the recording or use the command line") from None
         raise UploadProblem(422, "undecodable_audio", f"{exc.source}: {exc.problem}", exc.hint) from None
     return DecodedUpload(name, samples, samples.size / 16_000)
