@@ -19,7 +19,7 @@ from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL, main
 from emovox.errors import AudioError
 from emovox.inference import Recognizer
 from tests.conftest import make_tone
-from tests.product_fixtures import LABELS, recognizer, tiny_model  # noqa: F401
+from tests.product_fixtures import LABELS
 
 
 @dataclass(frozen=True)

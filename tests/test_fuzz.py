@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz.fuzz_audio import arrays, byte_inputs, check_prediction, rates, run_array, run_bytes, seed_files
-from tests.product_fixtures import recognizer, tiny_model  # noqa: F401
 
 SEEDS = seed_files(0.3)
 FAST = settings(max_examples=100, deadline=None, derandomize=True, database=None,
