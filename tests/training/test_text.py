@@ -104,7 +104,7 @@ def test_multimodal_command_smoke(iemocap: Path, local_encoder: Path, tmp_path: 
 
     out = tmp_path / "mm"
     speech = ["train.epochs=1", "train.progress=false", "model.options={base_channels: 4}", "features.n_mels=32",
-              "augment.policy=none"]
+              "augment.policy=none", "transfer.mode=scratch", "transfer.backbone=null"]
     args = ["multimodal", str(RECIPE), "-o", str(out), "--no-progress"]
     for item in overrides(iemocap, local_encoder) + speech:
         args += ["--override", item]
