@@ -130,6 +130,10 @@ def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
             with atomic_path(path) as tmp:
                 torch.save(checkpoint, tmp)
 
+    import warnings
+
+    # frozen batch norms are in eval mode on purpose (transfer modes); Lightning warns about it
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     t = recipe.train
     return L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
                      deterministic=True, logger=False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],

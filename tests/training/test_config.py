@@ -94,3 +94,21 @@ def test_relative_paths_resolve_against_recipe_folder(tmp_path: Path) -> None:
     assert r.resolve(r.data.root) == tmp_path / "corpora/emodb"
     assert r.resolve("/abs/x") == Path("/abs/x")
     assert "base_dir" not in r.to_dict()
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.name=resnet999", "model.name"), ("model.pooling=foo", "model.pooling"),
+    ("model.options.foo=3", "model.options"), ("augment.policy=wild", "augment.policy"),
+    ("data.protocol=nope", "data.protocol"), ("data.protocol_args.k=3", "data.protocol_args"),
+    ("data.labels=nope", "data.labels"), ("features.options.bogus=1", "features.options"),
+    ("features.frontend=mfcc", "features.frontend"), ("train.accelerator=tpu", "train.accelerator"),
+    ("train.strategy=bogus", "train.strategy"), ("transfer.backbone=/nonexistent/model", "transfer.backbone"),
+])
+def test_registry_names_are_checked_with_the_recipe_key(override: str, key: str) -> None:
+    from emovox.training.checks import check_recipe
+
+    raw = {"data": {"corpus": "emodb", "root": "x", "protocol": "leave_one_speaker_out"},
+           "model": {"name": "resnet18", "options": {"base_channels": 2, "embed_dim": 8}}, "features": {"n_mels": 16}}
+    check_recipe(recipe_from_dict(raw))  # the unmodified recipe is fine
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        check_recipe(recipe_from_dict(raw, overrides=[override]))
