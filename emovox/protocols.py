@@ -291,7 +291,8 @@ def _predefined(utterances: Sequence[Utterance], key: str, train: str, valid: st
                 allow_speaker_overlap: bool) -> list[Fold]:
     parts = {p: [u.id for u in utterances if str(u.extra.get(key)) == p] for p in (train, valid, test)}
     if allow_speaker_overlap:
-        log.warning("predefined split: speakers may be shared between train and test (%s)", SPEAKER_DEPENDENT_WARNING)
+        log.warning("predefined split: the corpus's own train/dev/test parts share speakers, so results "
+                    "are not speaker-independent")
     fold = Fold("predefined", parts[train], parts[valid], parts[test], not allow_speaker_overlap,
                 {"protocol": "predefined", "key": key})
     return [check_fold(fold, utterances)]

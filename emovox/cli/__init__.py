@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Lightning's "GPU available: ..." banners and tips are noise for a CPU command line.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(max(level, logging.WARNING))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
