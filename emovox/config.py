@@ -76,6 +76,7 @@ class TransferConfig:
     reinit: Literal["classifier", "head"] = "head"  #: layers replaced by new random ones on transfer
     distill: bool = False  #: first distil the GE2E teacher into the model (emovox.training.distill)
     distill_epochs: int = 5
+    distill_lr: float | None = None  #: SGD lr of the distillation (default: optim.lr)
     distill_manifests: list[str] = field(default_factory=list)  #: extra unlabelled speech (never test audio)
 
 
@@ -252,6 +253,7 @@ def _check_ranges(r: Recipe) -> None:
     need(r.train.limit_train_batches is None or r.train.limit_train_batches >= 1, "train.limit_train_batches",
          "null or >= 1")
     need(r.transfer.distill_epochs >= 1, "transfer.distill_epochs", "must be >= 1")
+    need(r.transfer.distill_lr is None or r.transfer.distill_lr > 0, "transfer.distill_lr", "null or > 0")
     need(r.train.aam_scale > 0 and 0 <= r.train.aam_margin < 1.6, "train.aam_margin",
          "aam_margin must be in [0, 1.6) radians and aam_scale > 0")
     need(len(r.train.chunk_frames) > 0 and all(t >= 8 for t in r.train.chunk_frames), "train.chunk_frames",

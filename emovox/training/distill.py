@@ -118,7 +118,8 @@ def distill_for_fold(recipe: Recipe, fold: Any, utts: Sequence[Any], features: d
     trainer = L.Trainer(max_epochs=recipe.transfer.distill_epochs, accelerator=recipe.train.accelerator, devices=1,
                         deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                         enable_model_summary=False, use_distributed_sampler=False)
-    module = DistillModule(student, teacher, recipe.optim.lr, recipe.optim.momentum, recipe.seed)
+    lr = recipe.transfer.distill_lr if recipe.transfer.distill_lr is not None else recipe.optim.lr
+    module = DistillModule(student, teacher, lr, recipe.optim.momentum, recipe.seed)
     trainer.fit(module, loader)
     loss = float(trainer.callback_metrics.get("distill_loss", float("nan")))
     save_model(out, student.eval(), {
