@@ -23,6 +23,7 @@ CONFIGS = [
     ("compare", {}),
     ("ge2e", {}),
     ("whisper", {"pad_to_30s": False}),
+    ("whisper", {"pad_seconds": 10.0}),
     ("whisper", {"pad_to_30s": True}),
 ]
 
@@ -56,7 +57,8 @@ def main() -> None:
             if name == "whisper":
                 opts = {**opts, "threads": args.threads}
             up = build_upstream(name, **opts)
-            label = name + ("-pad30" if opts.get("pad_to_30s") else "")
+            label = name + ("-pad30" if opts.get("pad_to_30s") else "") + \
+                (f"-pad{opts['pad_seconds']:g}" if opts.get("pad_seconds") else "")
             for seconds in args.seconds:
                 x = speech(seconds)
                 arrays = up.extract(x)  # warm-up
