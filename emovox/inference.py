@@ -2,6 +2,7 @@
 
     from emovox import Recognizer
     r = Recognizer.load()                       # the bundled default model (no download)
+    w = Recognizer.load("whisper")              # the bundled Whisper-encoder model (alias)
     p = r.predict("clip.wav")                   # -> Prediction(label="angry", probabilities={...})
     ps = r.predict(["a.wav", "b.flac"])         # batches; bad files get .error instead of raising
     p = r.predict(samples, sample_rate=44100)   # numpy arrays too
@@ -9,7 +10,8 @@
     tl = r.timeline("meeting.flac")             # windows + VAD + merged regions (emovox.timeline)
 
 A model is a package folder (``model.safetensors`` + ``config.json``, :mod:`emovox.models.io`)
-whose front-end yields frame sequences ``(B, T, F)`` (``logmel``, ``mulaw_spec``). The clip's
+whose front-end yields frame sequences ``(B, T, F)`` (``logmel``, ``mulaw_spec``,
+``whisper_encoder``); the bundled ones have short names (:data:`BUNDLED_MODELS`). The clip's
 features are normalised as the config says (``segment`` MVN; non-speech frames are dropped first
 when the model was trained with ``vad: true``) and the whole clip is scored at
 once; a recording longer than ``max_clip_seconds`` is scored in equal pieces whose
@@ -19,7 +21,8 @@ clips of exactly the same length: padding would change a ResNet's scores (see
 
 Backends: ``torch`` (eager) and ``onnx`` (onnxruntime running the graph written by
 :func:`emovox.export.export_onnx`; the front-end stays the torch module, the normaliser and
-network run in onnxruntime).
+network run in onnxruntime). Models on the ``whisper_encoder`` front-end are torch-only: their
+encoder is a CTranslate2 model, not part of any exportable graph.
 """
 
 from __future__ import annotations
@@ -39,10 +42,16 @@ from emovox.errors import ConfigError, EmovoxError, ModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model"
+WHISPER_MODEL = Path(__file__).parent / "assets" / "whisper_model"
+#: Short names of the bundled models (``Recognizer.load("whisper")``, ``--model whisper``); an
+#: existing folder of the same name in the working directory takes precedence.
+BUNDLED_MODELS = ("default", "whisper")
 BACKENDS = ("torch", "onnx")
 VADS = ("sohn", "silero")
 #: Frame-sequence front-ends the Recognizer can drive (VGGish patch models are training-only).
-SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec")
+SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder")
+#: Front-ends that are not torch graphs, so the model cannot run in onnxruntime.
+TORCH_ONLY_FRONTENDS = ("whisper_encoder",)
 
 Source = str | os.PathLike | np.ndarray
 _SILERO_LOCK = threading.Lock()
@@ -87,10 +96,13 @@ class TorchEngine:
 
 
 def model_folder(path: str | os.PathLike | None) -> Path:
-    folder = Path(path) if path is not None else DEFAULT_MODEL
-    if path is None and not (folder / "config.json").is_file():
+    """The model folder for ``path``: None = the default model, a :data:`BUNDLED_MODELS` name, or a folder."""
+    alias = "default" if path is None else str(path)
+    bundled = alias in BUNDLED_MODELS and (path is None or not Path(alias).exists())
+    folder = {"default": DEFAULT_MODEL, "whisper": WHISPER_MODEL}[alias] if bundled else Path(path)
+    if bundled and not (folder / "config.json").is_file():
         raise ModelError(
-            f"the bundled default model is missing from this installation ({folder}); reinstall emovox "
+            f"the bundled {alias} model is missing from this installation ({folder}); reinstall emovox "
             "(pip install .) or pass a model folder with --model / Recognizer.load(path)")
     return folder
 
@@ -139,6 +151,10 @@ class Recognizer:
         if front["name"] not in SEQUENCE_FRONTENDS:
             raise ModelError(f"{folder}: front-end {front['name']!r} is not supported for prediction "
                              f"(supported: {', '.join(SEQUENCE_FRONTENDS)})")
+        if backend == "onnx" and front["name"] in TORCH_ONLY_FRONTENDS:
+            raise ConfigError(f"{folder}: the onnx backend cannot run this model: its front-end "
+                              f"{front['name']!r} is a CTranslate2 encoder, not an ONNX graph; use backend='torch' "
+                              "(--backend torch)")
         try:
             frontend = build_frontend(front["name"], **front.get("kwargs", {})).eval()
         except ConfigError as exc:

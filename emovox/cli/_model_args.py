@@ -8,8 +8,10 @@ from typing import Any
 
 def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True) -> None:
     """--model, --backend, --labels, --threads."""
-    p.add_argument("--model", metavar="FOLDER",
-                   help="model folder (model.safetensors + config.json); default: the bundled model")
+    p.add_argument("--model", metavar="FOLDER|NAME",
+                   help="model folder (model.safetensors + config.json) or a bundled model's name: "
+                        "'default' (ResNet18 on log-mels; the default) or 'whisper' (linear head on frozen "
+                        "Whisper tiny.en encoder frames: more accurate, torch backend only)")
     if backend:
         p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                        help="inference engine: torch (default) or onnxruntime")

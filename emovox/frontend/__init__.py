@@ -6,6 +6,8 @@ name           class                           what (paper)
 ``logmel``     :class:`LogMel`                 128 log-mel, 25/10 ms (000, 001)
 ``mulaw_spec`` :class:`MuLawSpectrogram`       μ-law magnitude spectrogram, 400 bins (003)
 ``vggish``     :class:`VGGishLogMel`           64 log-mel 125–7500 Hz, 96-frame patches (002)
+``whisper_     :class:`WhisperEncoderFrontend` frozen Whisper tiny.en encoder frames (T, 384),
+encoder``                                      50 Hz, unpadded (CTranslate2; bundled Whisper model)
 =============  ==============================  =========================================
 
 Every front-end is a ``torch.nn.Module`` with ``hop_length`` (samples), ``n_features`` (F) and
@@ -22,11 +24,13 @@ from emovox.errors import ConfigError
 from emovox.frontend.logmel import LogMel
 from emovox.frontend.spectrogram import MuLawSpectrogram
 from emovox.frontend.vggish_input import VGGishLogMel, to_patches
+from emovox.frontend.whisper_encoder import WhisperEncoderFrontend
 
 FRONTENDS: dict[str, type[nn.Module]] = {
     "logmel": LogMel,
     "mulaw_spec": MuLawSpectrogram,
     "vggish": VGGishLogMel,
+    "whisper_encoder": WhisperEncoderFrontend,
 }
 
 
@@ -46,4 +50,5 @@ def build_frontend(name: str, **kwargs) -> nn.Module:
         raise ConfigError(f"front-end {name!r}: {exc}") from None
 
 
-__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "to_patches"]
+__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "WhisperEncoderFrontend",
+           "to_patches"]

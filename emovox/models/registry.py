@@ -14,6 +14,7 @@ resnet18    same with [2, 2, 2, 2] blocks (lighter CPU option)                lo
 resnet20    ResNet20 (+ residual adapters with ``adapters=True``; seed 003)   any F (μ-law spec)
 vggish      VGGish + one hidden layer (N units) + logits (seed 002)           patches (P, 96, 64)
 vggish_mlp  seed 002 baseline MLP: N layers × M units, BN, dropout 0.5        patches (P, 96, 64)
+frame_head  stats pooling + stored standardisation + linear (frozen frames)   any F (``in_features``)
 ==========  ================================================================  ==================
 """
 
@@ -58,12 +59,19 @@ def _resnet20(num_classes: int, **kwargs: Any) -> nn.Module:
     return ResNet20(num_classes, **kwargs)
 
 
+def _frame_head(num_classes: int, **kwargs: Any) -> nn.Module:
+    from emovox.models.frame_head import FrameHead
+
+    return FrameHead(num_classes, **kwargs)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": _resnet("ResNet34"),
     "resnet18": _resnet("ResNet18"),
     "resnet20": _resnet20,
     "vggish": _vggish,
     "vggish_mlp": _vggish_mlp,
+    "frame_head": _frame_head,
 }
 _ALIASES = {"resnet20_adapter": "resnet20", "mlp": "vggish_mlp", "baseline_mlp": "vggish_mlp"}
 
@@ -78,10 +86,12 @@ def model_name(name: str) -> str:
 
 def _accepted(name: str) -> list[str]:
     from emovox.models.adapters import ResNet20
+    from emovox.models.frame_head import FrameHead
     from emovox.models.resnet import ResNet
     from emovox.models.vggish import PatchMLP, VGGishClassifier
 
-    cls = {"resnet20": ResNet20, "vggish": VGGishClassifier, "vggish_mlp": PatchMLP}.get(name, ResNet)
+    cls = {"resnet20": ResNet20, "vggish": VGGishClassifier, "vggish_mlp": PatchMLP,
+           "frame_head": FrameHead}.get(name, ResNet)
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "num_blocks", "num_classes")]
 
 
