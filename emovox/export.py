@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.errors import DependencyError, ModelError
+from emovox.errors import ConfigError, DependencyError, ModelError
 from emovox.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,12 @@ def _export_bytes(model_folder: str | os.PathLike) -> tuple[bytes, dict[str, Any
         raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
     graph, config = _torch_graph(model_folder)
     from emovox.frontend import build_frontend
+    from emovox.inference import TORCH_ONLY_FRONTENDS
 
     front = config["frontend"]
+    if front["name"] in TORCH_ONLY_FRONTENDS:
+        raise ConfigError(f"{model_folder}: cannot export to ONNX: its front-end {front['name']!r} is a "
+                          "CTranslate2 encoder, so a graph of the head alone could not run; use the torch backend")
     n_feats = int(build_frontend(front["name"], **front.get("kwargs", {})).n_features)
     example = torch.zeros(2, 200, n_feats)
     dims = {"features": {0: torch.export.Dim("batch", max=4096), 1: torch.export.Dim("frames", min=8, max=10**7)}}

@@ -93,3 +93,13 @@ def test_whisper_frontend_frame_count(recognizer):
     wave = torch.from_numpy(make_tone(0.73))
     frames = front(wave[None])
     assert frames.shape == (1, front.num_frames(wave.numel()), 384) and frames.dtype == torch.float32
+
+
+def test_whisper_model_cannot_be_exported_to_onnx(tmp_path):
+    from emovox.errors import ConfigError
+    from emovox.export import export_onnx
+    from emovox.inference import model_folder
+
+    with pytest.raises(ConfigError, match="CTranslate2"):
+        export_onnx(model_folder("whisper"), tmp_path / "w.onnx")
+    assert not (tmp_path / "w.onnx").exists()

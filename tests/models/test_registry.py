@@ -15,6 +15,7 @@ CASES = {
     "resnet18": (dict(n_mels=16, base_channels=4, embed_dim=8, pooling="avg"), (2, 20, 16)),
     "resnet20": (dict(widths=[4, 8, 16], stem_channels=4, adapters=True), (2, 20, 16)),
     "vggish_mlp": (dict(num_layers=2, hidden=8), (2, 96, 64)),
+    "frame_head": (dict(in_features=16), (2, 20, 16)),
 }
 
 
