@@ -9,6 +9,12 @@ its validation speakers for choosing the weight decay. Features: unpadded int8 W
 :func:`emovox.evaluation.baseline.utterance_vectors` (the same cache as recipes/baseline).
 The head (``frame_head``) is multinomial logistic regression fitted with L-BFGS; after the
 held-out report it is refitted on train + valid and written as the model package.
+
+    python recipes/whisper_head/train.py --cv [--cv-output runs/whisper_head/cv]
+
+runs the same recipe on all 5 folds of that split (weight decay chosen on each fold's validation
+speakers, test speakers scored once) and writes per-fold metrics + mean ± std with
+:func:`emovox.evaluation.report.write_report`; it writes no model.
 """
 
 from __future__ import annotations
@@ -74,32 +80,12 @@ def predict(model, x: np.ndarray) -> np.ndarray:
         return model.classifier(model.standardize(torch.from_numpy(x).float())).argmax(-1).numpy()
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from emovox.evaluation.baseline import utterance_vectors
+def run_fold(fold, by_id: dict, feats: dict) -> dict:
+    """Choose the weight decay on ``fold``'s validation speakers, fit on its training speakers and
+    score its test speakers once; the arrays are kept for the shipped refit."""
     from emovox.evaluation.metrics import classification_metrics
-    from emovox.models.io import save_model
-    from emovox.protocols import speaker_kfold
-    from emovox.upstreams import build_upstream
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpora", default=str(REPO.parent / "shared" / "corpora"), help="folder with the corpora")
-    p.add_argument("-o", "--output", default=str(REPO / "emovox" / "assets" / "whisper_model"), help="model folder")
-    p.add_argument("--report", default=str(REPO / "runs" / "whisper_head" / "report.json"), help="metrics JSON")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(1)
-
-    utts = load_data(Path(args.corpora))
-    fold = speaker_kfold(utts, n_folds=5, valid_fraction=0.1, seed=0)[0]
-    by_id = {u.id: u for u in utts}
     train, valid, test_utts = ([by_id[i] for i in ids] for ids in (fold.train, fold.valid, fold.test))
-    test_spk = {u.speaker for u in test_utts}
-    if test_spk != TEST_SPEAKERS:
-        sys.exit(f"fold 1 test speakers {sorted(test_spk)} differ from the default model's {sorted(TEST_SPEAKERS)}")
-    upstream = build_upstream("whisper")  # unpadded, int8: the key recipes/baseline cached
-    feats = {id(u): v for u, v in zip(utts, utterance_vectors(utts, upstream, progress=True))}
 
     def xy(part):
         return (np.stack([feats[id(u)] for u in part]), np.array([CLASSES.index(u.label) for u in part]))
@@ -108,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     valid_ua = {}
     for wd in WEIGHT_DECAYS:
         valid_ua[wd] = classification_metrics(yva, predict(fit_head(xtr, ytr, wd), xva), range(len(CLASSES)))["ua"]
-        log.info("weight_decay %g: valid UA %.3f", wd, valid_ua[wd])
+        log.info("%s weight_decay %g: valid UA %.3f", fold.name, wd, valid_ua[wd])
     best = max(WEIGHT_DECAYS, key=lambda wd: (valid_ua[wd], wd))
     pred = predict(fit_head(xtr, ytr, best), xte)
     test = classification_metrics(yte, pred, range(len(CLASSES)))
@@ -116,13 +102,76 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in sorted({u.corpus for u in test_utts}):
         part = np.array([u.corpus == corpus for u in test_utts])
         by_corpus[corpus] = classification_metrics(yte[part], pred[part], range(len(CLASSES)))
-    log.info("held-out fold 1 (wd %g): UA %.3f WA %.3f macro-F1 %.3f (n=%d)",
-             best, test["ua"], test["wa"], test["macro_f1"], test["n"])
+    log.info("held-out %s (wd %g): UA %.3f WA %.3f macro-F1 %.3f (n=%d)",
+             fold.name, best, test["ua"], test["wa"], test["macro_f1"], test["n"])
     for corpus, m in by_corpus.items():
         log.info("  %s speakers only: UA %.3f WA %.3f (n=%d)", corpus, m["ua"], m["wa"], m["n"])
+    return {"train": train, "valid": valid, "test_utts": test_utts, "best": best, "valid_ua": valid_ua,
+            "test": test, "by_corpus": by_corpus, "x_fit": np.concatenate([xtr, xva]),
+            "y_fit": np.concatenate([ytr, yva])}
 
-    x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
-    model = fit_head(x_all, y_all, best)
+
+def cross_validate(folds: list, by_id: dict, feats: dict, out_dir: str) -> dict:
+    """All folds with the same recipe; per-fold metrics + mean ± std written by ``write_report``."""
+    from emovox.evaluation.report import write_report
+
+    results, extra = [], {}
+    for fold in folds:
+        r = run_fold(fold, by_id, feats)
+        results.append({"fold": fold.name, "metrics": r["test"]})
+        extra[fold.name] = {
+            "weight_decay": r["best"], "valid_ua": r["valid_ua"][r["best"]],
+            "test_speakers": fold.info["test_speakers"],
+            "valid_speakers": sorted({u.speaker for u in r["valid"]}),
+            "n_train": len(r["train"]), "n_valid": len(r["valid"]), "n_test": len(r["test_utts"]),
+            "test_by_corpus": {c: {k: m[k] for k in ("n", "ua", "wa", "macro_f1")} for c, m in r["by_corpus"].items()},
+        }
+    title = "Whisper head, speaker_kfold (5 folds, seed 0), RAVDESS + TESS + EmoDB, 7 classes"
+    summary = write_report(out_dir, results, labels=CLASSES, title=title,
+                           extra={"recipe": "recipes/whisper_head/train.py --cv", "folds": extra})
+    for k in ("ua", "wa", "macro_f1"):
+        log.info("%s: %.3f ± %.3f", k, summary["metrics"][k]["mean"], summary["metrics"][k]["std"])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from emovox.evaluation.baseline import utterance_vectors
+    from emovox.models.io import save_model
+    from emovox.protocols import speaker_kfold
+    from emovox.upstreams import build_upstream
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpora", default=str(REPO.parent / "shared" / "corpora"), help="folder with the corpora")
+    p.add_argument("-o", "--output", default=str(REPO / "emovox" / "assets" / "whisper_model"), help="model folder")
+    p.add_argument("--report", default=str(REPO / "runs" / "whisper_head" / "report.json"), help="metrics JSON")
+    p.add_argument("--cv", action="store_true",
+                   help="run all 5 folds with the same recipe and write a cross-validation report; writes no model")
+    p.add_argument("--cv-output", default=str(REPO / "runs" / "whisper_head" / "cv"),
+                   help="folder for the --cv report (report.md, report.json, confusion.png)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)
+
+    utts = load_data(Path(args.corpora))
+    folds = speaker_kfold(utts, n_folds=5, valid_fraction=0.1, seed=0)
+    fold = folds[0]
+    by_id = {u.id: u for u in utts}
+    test_spk = set(fold.info["test_speakers"])
+    if test_spk != TEST_SPEAKERS:
+        sys.exit(f"fold 1 test speakers {sorted(test_spk)} differ from the default model's {sorted(TEST_SPEAKERS)}")
+    upstream = build_upstream("whisper")  # unpadded, int8: the key recipes/baseline cached
+    feats = {id(u): v for u, v in zip(utts, utterance_vectors(utts, upstream, progress=True))}
+    if args.cv:
+        cross_validate(folds, by_id, feats, args.cv_output)
+        log.info("wrote %s (no model written)", args.cv_output)
+        return 0
+
+    r = run_fold(fold, by_id, feats)
+    train, valid, test_utts, best, valid_ua, test = (r[k] for k in ("train", "valid", "test_utts", "best",
+                                                                       "valid_ua", "test"))
+    model = fit_head(r["x_fit"], r["y_fit"], best)
     config = {
         "name": "emovox-whisper-7class-v1",
         "card": "MODEL_CARD.md",
@@ -149,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.report, {"weight_decay": best, "valid_ua": {str(k): v for k, v in valid_ua.items()},
-                                    "test": test, "test_by_corpus": by_corpus})
+                                    "test": test, "test_by_corpus": r["by_corpus"]})
     log.info("wrote %s and %s", args.output, args.report)
     return 0
 
