@@ -22,7 +22,7 @@ from emovox.corpora.manifest import (
     validate,
     write_manifest,
 )
-from emovox.corpora.registry import CORPORA, SPEAKER_ONLY, corpus_module, iter_corpus, load_corpus
+from emovox.corpora.registry import CORPORA, SPEAKER_ONLY, corpus_module, iter_corpus, load_corpus, load_data
 
 __all__ = [
     "CANONICAL",
@@ -31,6 +31,7 @@ __all__ = [
     "corpus_module",
     "iter_corpus",
     "load_corpus",
+    "load_data",
     "normalize_label",
     "PRESETS",
     "LabelMap",

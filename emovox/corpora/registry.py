@@ -66,3 +66,21 @@ def load_corpus(name: str, root: str, labels: str | Mapping[str, Any] | LabelMap
     validate(utts, f"{name} corpus at {root}", check_files=check_files, require_label=key not in SPEAKER_ONLY)
     lm = label_map_from_config(labels)
     return utts if lm is None else lm.apply(utts)
+
+
+def load_data(manifest: str | os.PathLike | None = None, corpus: str | None = None,
+              root: str | os.PathLike | None = None, corpus_args: Mapping[str, Any] | None = None) -> list[Utterance]:
+    """A recipe's ``data`` section: a manifest file, or a corpus loader run over its root folder.
+
+    Paths are taken as given (callers resolve them against the recipe's folder first).
+    """
+    from emovox.corpora.manifest import read_manifest
+    from emovox.errors import ConfigError
+
+    if manifest is not None:
+        return read_manifest(manifest)
+    if corpus is None:
+        raise ConfigError("data: give either data.manifest or data.corpus + data.root")
+    if root is None:
+        raise ConfigError("data.root: the corpus folder is required with data.corpus")
+    return load_corpus(corpus, str(root), **dict(corpus_args or {}))

@@ -234,17 +234,10 @@ def run_folds(x: np.ndarray, utterances: Sequence[Any], folds: Sequence[Any], re
 # ----------------------------------------------------------------------------------- runs
 def load_utterances(recipe: BaselineRecipe) -> list[Any]:
     """The recipe's utterances with its label map applied."""
-    from emovox.corpora import apply_labels, read_manifest
+    from emovox.corpora import apply_labels, load_data
 
     d = recipe.data
-    if d.manifest is not None:
-        utts = read_manifest(recipe.resolve(d.manifest))
-    else:
-        from emovox.corpora import load_corpus
-
-        if d.root is None:
-            raise ConfigError("data.root: the corpus folder is required with data.corpus")
-        utts = load_corpus(d.corpus, recipe.resolve(d.root))
+    utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root))
     utts = apply_labels(utts, d.labels)
     if not utts:
         raise ConfigError(f"no utterances left after the label map {d.labels!r}")

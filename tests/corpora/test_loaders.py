@@ -105,3 +105,22 @@ def test_registry_errors(tmp_path):
         load_corpus("ravdess", tmp_path / "absent")
     with pytest.raises(ManifestError, match="no utterances found"):
         load_corpus("ravdess", tmp_path)
+
+
+def test_load_data_reads_a_manifest_or_runs_a_loader(tmp_path):
+    import pytest
+
+    from emovox.corpora import load_data, write_manifest
+    from emovox.errors import ConfigError
+    from emovox.testing import make_emodb_tree
+
+    root = tmp_path / "emodb"
+    make_emodb_tree(root)
+    from_corpus = load_data(corpus="emodb", root=root)
+    write_manifest(tmp_path / "m.csv", from_corpus)
+    from_manifest = load_data(manifest=tmp_path / "m.csv")
+    assert [u.id for u in from_manifest] == [u.id for u in from_corpus] and from_corpus
+    with pytest.raises(ConfigError, match="data.root"):
+        load_data(corpus="emodb")
+    with pytest.raises(ConfigError, match="data.manifest or data.corpus"):
+        load_data()
