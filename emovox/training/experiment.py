@@ -56,16 +56,11 @@ RESUMABLE_KEYS = {("train", "epochs"), ("train", "early_stopping"), ("train", "p
 # ----------------------------------------------------------------------------- inputs
 def load_utterances(recipe: Recipe) -> list[Any]:
     """The recipe's utterances, label map applied (ConfigError/ManifestError when unusable)."""
-    from emovox.corpora import apply_labels, read_manifest
-    from emovox.corpora.registry import load_corpus
+    from emovox.corpora import apply_labels
+    from emovox.corpora.registry import load_data
 
     d = recipe.data
-    if d.manifest is not None:
-        utts = read_manifest(recipe.resolve(d.manifest))
-    else:
-        if d.root is None:
-            raise ConfigError("data.root: the corpus folder is required with data.corpus")
-        utts = load_corpus(d.corpus, str(recipe.resolve(d.root)), **d.corpus_args)
+    utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root), d.corpus_args)
     _warn_unknown_labels(utts)
     utts = apply_labels(utts, d.labels)
     if not utts:

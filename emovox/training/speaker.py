@@ -30,16 +30,10 @@ def speaker_utterances(recipe: Recipe, max_speakers: int | None = None, min_utte
     """The recipe's utterances labelled by speaker (``max_speakers`` with the most utterances)."""
     from collections import Counter
 
-    from emovox.corpora import read_manifest
-    from emovox.corpora.registry import load_corpus
+    from emovox.corpora.registry import load_data
 
     d = recipe.data
-    if d.manifest is not None:
-        utts = read_manifest(recipe.resolve(d.manifest))
-    else:
-        if d.root is None:
-            raise ConfigError("data.root: the corpus folder is required with data.corpus")
-        utts = load_corpus(d.corpus, str(recipe.resolve(d.root)), **d.corpus_args)
+    utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root), d.corpus_args)
     counts = Counter(u.speaker for u in utts)
     keep = [s for s, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_utterances]
     if max_speakers is not None:
