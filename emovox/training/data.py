@@ -225,14 +225,26 @@ def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) 
 
 
 # ---------------------------------------------------------------------------- features
-Extractor = Callable[[np.ndarray], np.ndarray]  # 16 kHz samples -> (T, F) float32
+Extractor = Callable[[np.ndarray], dict[str, np.ndarray]]  # 16 kHz samples -> named arrays to cache
 
 
-def feature_extractor(cfg: "FeatureConfig") -> tuple[str, Extractor, int | None]:
-    """(cache key, samples -> (T, F) function, hop in samples or None) for ``cfg.frontend``.
+@dataclass(frozen=True)
+class FeatureSource:
+    """How one recipe's features are made: cache folder name, extractor, which cached array is
+    the (T, F) feature matrix, and the hop in samples (None when not 10 ms-aligned)."""
+
+    key: str
+    extract: Extractor
+    field: str
+    hop: int | None
+
+
+def feature_extractor(cfg: "FeatureConfig") -> FeatureSource:
+    """The :class:`FeatureSource` of ``cfg.frontend``.
 
     ``cfg.frontend`` names an :mod:`emovox.frontend` front-end (``logmel`` gets ``n_mels``) or an
     :mod:`emovox.upstreams` upstream whose ``frames`` array is used (``whisper``: 50 frames/s).
+    Upstream entries are the upstream's own cache entries (shared with ``emovox baseline``).
     """
     import inspect
 
@@ -246,14 +258,14 @@ def feature_extractor(cfg: "FeatureConfig") -> tuple[str, Extractor, int | None]
             kwargs.setdefault("n_mels", cfg.n_mels)
         frontend = build_frontend(cfg.frontend, **kwargs)
 
-        def run(samples: np.ndarray) -> np.ndarray:
+        def run(samples: np.ndarray) -> dict[str, np.ndarray]:
             with torch.no_grad():
-                return frontend(torch.from_numpy(samples)).numpy().astype(np.float32)
+                return {"features": frontend(torch.from_numpy(samples)).numpy().astype(np.float32)}
 
-        return extractor_key(cfg.frontend, kwargs), run, int(frontend.hop_length)
+        return FeatureSource(extractor_key(cfg.frontend, kwargs), run, "features", int(frontend.hop_length))
     if cfg.frontend in UPSTREAMS:
         upstream = build_upstream(cfg.frontend, **cfg.options)
-        return upstream.key, lambda samples: upstream.extract(samples)["frames"].astype(np.float32), None
+        return FeatureSource(upstream.key, upstream.extract, "frames", None)
     raise ConfigError(f"features.frontend: {cfg.frontend!r} is neither a front-end ({', '.join(FRONTENDS)}) "
                       f"nor an upstream with frame features ({', '.join(UPSTREAMS)})")
 
@@ -279,13 +291,13 @@ def load_features(utterances: Sequence["Utterance"], cfg: "FeatureConfig", cache
     from emovox.cache import FeatureCache, extractor_key, source_key
     from emovox.evaluation.baseline import utterance_audio
 
-    key, extract, hop = feature_extractor(cfg)
-    cache = FeatureCache(cache_dir, key)
+    source = feature_extractor(cfg)
+    cache = FeatureCache(cache_dir, source.key)
     vad = None
     if cfg.vad:
         from emovox.vad import HOP_LENGTH, build_vad
 
-        if hop != HOP_LENGTH:
+        if source.hop != HOP_LENGTH:
             raise ConfigError(f"features.vad: VAD works at 10 ms frames; front-end {cfg.frontend!r} has another rate")
         vad, vad_cache = build_vad("sohn"), FeatureCache(cache_dir, extractor_key("vad-sohn", {}))
     out = []
@@ -298,7 +310,8 @@ def load_features(utterances: Sequence["Utterance"], cfg: "FeatureConfig", cache
                 memo["x"] = utterance_audio(u)
             return memo["x"]
 
-        feats = torch.from_numpy(cache.get_or_compute(src, lambda: {"features": extract(samples())})["features"])
+        arrays = cache.get_or_compute(src, lambda: source.extract(samples()))
+        feats = torch.from_numpy(np.asarray(arrays[source.field], dtype=np.float32))
         if vad is not None:
             from emovox.vad import drop_nonspeech
 
@@ -347,7 +360,7 @@ class FoldData(L.LightningDataModule):
 
 
 __all__ = [
-    "Augmenter", "ChunkBatchSampler", "FoldData", "feature_extractor", "load_features", "make_augmenter",
-    "normalize_features", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
+    "Augmenter", "ChunkBatchSampler", "FeatureSource", "FoldData", "feature_extractor", "load_features",
+    "make_augmenter", "normalize_features", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
     "collate", "eval_loader", "pad_frames", "take_chunk", "train_loader",
 ]

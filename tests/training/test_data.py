@@ -180,3 +180,26 @@ def test_vad_drops_frames_and_unknown_frontend_is_named(tmp_path) -> None:
     assert speech.shape[0] < full.shape[0]
     with pytest.raises(ConfigError, match="features.frontend: 'mfcc'"):
         load_features(utts, FeatureConfig(frontend="mfcc"), tmp_path / "c")
+
+
+def test_upstream_frames_are_features_and_share_the_upstream_cache(tmp_path) -> None:
+    import pytest
+
+    from emovox.config import FeatureConfig
+    from emovox.errors import EmovoxError
+    from emovox.training.data import load_features
+
+    try:
+        from emovox.upstreams.ge2e import weights_path
+
+        weights_path()
+    except EmovoxError as exc:
+        pytest.skip(f"GE2E weights unavailable: {exc}")
+    utts = _utts(tmp_path, 2)
+    feats = load_features(utts, FeatureConfig(frontend="ge2e", normalize="none"), tmp_path / "cache")
+    assert [f.shape[1] for f in feats] == [256, 256] and feats[0].shape[0] > 10
+    from emovox.cache import FeatureCache, source_key
+    from emovox.upstreams import build_upstream
+
+    entry = FeatureCache(tmp_path / "cache", build_upstream("ge2e").key).get(source_key(utts[0].path))
+    assert entry is not None and {"embedding", "frames"} <= set(entry)  # the upstream's own entry
