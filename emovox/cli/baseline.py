@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from emovox.cli._options import parse_key_values
+
 EPILOG = """examples:
   emovox baseline --corpus emodb --root ../shared/corpora/emodb --features egemaps \\
       --protocol leave_one_speaker_out -o runs/baseline/emodb-egemaps
@@ -51,20 +53,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _options(items: list[str], flag: str) -> dict[str, Any]:
-    from emovox.config import parse_override
-    from emovox.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        try:
-            keys, value = parse_override(item)
-        except ConfigError as exc:
-            raise ConfigError(f"{flag}: {exc}") from None
-        out[".".join(keys)] = value
-    return out
-
-
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     """``raw[a][b] = value`` for ``dotted = "a.b"``, creating sections."""
     from emovox.errors import ConfigError
@@ -109,8 +97,10 @@ def build_raw(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             flags[key] = str(Path(value).resolve())
     if args.manifest is not None:
         flags["data.manifest"] = str(Path(args.manifest).resolve())
-    flags.update({f"features.options.{k}": v for k, v in _options(args.feature_option, "--feature-option").items()})
-    flags.update({f"data.protocol_args.{k}": v for k, v in _options(args.protocol_option, "--protocol-option").items()})
+    feature_options = parse_key_values(args.feature_option, "--feature-option")
+    protocol_options = parse_key_values(args.protocol_option, "--protocol-option")
+    flags.update({f"features.options.{k}": v for k, v in feature_options.items()})
+    flags.update({f"data.protocol_args.{k}": v for k, v in protocol_options.items()})
     for key, value in flags.items():
         if value is not None:
             _set(raw, key, value)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from emovox.cli._options import parse_key_values
+
 EPILOG = """corpora (ROOT layout):
   iemocap      IEMOCAP_full_release: Session{1..5}/dialog/EmoEvaluation/*.txt, sentences/wav/...
   ravdess      Actor_NN/03-01-EE-II-SS-RR-AA.wav
@@ -52,20 +54,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _options(items: list[str]) -> dict[str, Any]:
-    from emovox.config import parse_override
-    from emovox.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        try:
-            keys, value = parse_override(item)
-        except ConfigError as exc:
-            raise ConfigError(f"--option: {exc}") from None
-        out[".".join(keys)] = value
-    return out
-
-
 def summary_table(utterances: list[Any]) -> str:
     """Counts per label and per speaker as plain-text tables."""
     from emovox.corpora import label_counts, speaker_counts
@@ -94,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from emovox.errors import ManifestError
 
     key = ALIASES.get(args.corpus.lower(), args.corpus.lower())
-    utts = list(tqdm(iter_corpus(args.corpus, args.root, **_options(args.option)), desc=f"scan {args.corpus}",
+    loader_options = parse_key_values(args.option, "--option")
+    utts = list(tqdm(iter_corpus(args.corpus, args.root, **loader_options), desc=f"scan {args.corpus}",
                      unit=" utt", disable=args.no_progress, file=sys.stderr))
     if not utts:
         raise ManifestError(f"{args.corpus}: no utterances found under {args.root} (see `emovox prepare --help`)")
