@@ -103,6 +103,7 @@ def main() -> int:
     p.add_argument("--folds", default=None, help="e.g. [0,1] to run only some folds")
     p.add_argument("--override", action="append", default=[], help="extra recipe overrides")
     p.add_argument("--baseline-dir", type=Path, default=REPO / "runs/baseline")
+    p.add_argument("--tag", default="", help="suffix of the output folder/row name (variants of a system)")
     p.add_argument("--table", action="store_true", help="only print the table of the finished runs under --out")
     args = p.parse_args()
     if args.table:
@@ -126,12 +127,13 @@ def main() -> int:
         overrides = sizing(args) + system_overrides(name, args) + args.override
         if args.folds:
             overrides.append(f"data.folds={args.folds}")
+        label = name + (f"-{args.tag}" if args.tag else "")
         recipe = load_recipe(RECIPES[args.corpus], overrides)
-        recipe.name = f"{args.corpus}-{name}"
+        recipe.name = f"{args.corpus}-{label}"
         started = time.time()
-        result = run_experiment(recipe, out / name, progress=False)
+        result = run_experiment(recipe, out / label, progress=False)
         minutes = (time.time() - started) / 60
-        row = (f"| {name} | {fmt(result['metrics'], 'ua')} | {fmt(result['metrics'], 'wa')} | "
+        row = (f"| {label} | {fmt(result['metrics'], 'ua')} | {fmt(result['metrics'], 'wa')} | "
                f"{result['n_folds']} | {minutes:.1f} |")
         print(row, flush=True)
         with summary.open("a") as fh:
