@@ -17,7 +17,9 @@ Systems: ``scratch`` (ResNet34 + stats pooling, no augmentation), ``specaug`` (+
 conservative), ``avg`` (average instead of statistics pooling, no augmentation),
 ``distilled`` (ResNet34 first distilled from the GE2E speaker encoder on the training side,
 then fine-tuned), ``adapters`` (ResNet34 with residual adapters from a speaker-pretrained
-backbone, ``--backbone``). Baseline numbers are read from ``--baseline-dir`` (reports of
+backbone, ``--backbone``); ``whisper_head`` / ``ge2e_head`` (frozen Whisper encoder / GE2E
+speaker-encoder frames + statistics pooling + MLP head; their own recipes, no CNN sizing).
+``--fuse A B`` fuses two finished systems (validation-chosen weight). Baseline numbers are read from ``--baseline-dir`` (reports of
 ``emovox baseline``) when present.
 """
 
@@ -31,6 +33,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {"emodb": REPO / "recipes/emodb/loso_resnet34.yaml", "ravdess": REPO / "recipes/ravdess/6x4_resnet34.yaml"}
+#: Systems with a recipe of their own (frozen upstream frames + trainable head; no CNN sizing).
+HEAD_RECIPES = {
+    "whisper_head": {"emodb": REPO / "recipes/emodb/loso_whisper_head.yaml",
+                     "ravdess": REPO / "recipes/ravdess/6x4_whisper_head.yaml"},
+    "ge2e_head": {"emodb": REPO / "recipes/emodb/loso_ge2e_head.yaml",
+                  "ravdess": REPO / "recipes/ravdess/6x4_ge2e_head.yaml"},
+}
 
 
 def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
@@ -44,8 +53,10 @@ def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
         "adapters": ["augment.policy=none", "transfer.mode=residual_adapter", f"transfer.backbone={args.backbone}",
                      "model.options.adapters=true", "optim.nesterov=true", "optim.weight_decay=0.005"],
     }
+    if name in HEAD_RECIPES:
+        return []
     if name not in systems:
-        sys.exit(f"unknown system {name!r}; choose from {sorted(systems)}")
+        sys.exit(f"unknown system {name!r}; choose from {sorted([*systems, *HEAD_RECIPES])}")
     return systems[name]
 
 
@@ -85,6 +96,24 @@ def print_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def fuse(args: argparse.Namespace) -> int:
+    """Weighted late fusion of two finished runs (``emovox fuse --names A B``); one summary row."""
+    from emovox.fusion import FusionConfig, fuse_runs
+
+    a, b = args.fuse
+    folder = args.out / args.corpus
+    summary = fuse_runs(folder / a, folder / b, folder / f"fuse-{a}+{b}", FusionConfig(rules=["weighted"]), names=(a, b))
+    rows = []
+    for system, report in summary["systems"].items():
+        rows.append(f"| {system if system != 'weighted' else f'fusion {a} + {b}'} | {fmt(report['metrics'], 'ua')} | "
+                    f"{fmt(report['metrics'], 'wa')} | {len(summary['folds'])} | |")
+    print("\n".join(rows))
+    print("w1 per fold:", ", ".join(f"{w:.2f}" for w in summary["w1"]["weighted"].values()))
+    with (folder / "summary.md").open("a") as fh:
+        fh.write(rows[-1] + "\n")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", choices=sorted(RECIPES), default="emodb")
@@ -105,9 +134,14 @@ def main() -> int:
     p.add_argument("--baseline-dir", type=Path, default=REPO / "runs/baseline")
     p.add_argument("--tag", default="", help="suffix of the output folder/row name (variants of a system)")
     p.add_argument("--table", action="store_true", help="only print the table of the finished runs under --out")
+    p.add_argument("--fuse", nargs=2, metavar=("A", "B"),
+                   help="score-level fusion of two finished systems (folder names under --out/CORPUS), "
+                        "w1 chosen on each fold's validation part by cross-entropy; writes fuse-A+B/")
     args = p.parse_args()
     if args.table:
         return print_table(args)
+    if args.fuse:
+        return fuse(args)
 
     import torch
 
@@ -124,11 +158,14 @@ def main() -> int:
     for name, metrics in baseline_rows(args.corpus, args.baseline_dir):
         print(f"{name:40s} UA {fmt(metrics, 'ua'):>15s}  WA {fmt(metrics, 'wa'):>15s}")
     for name in args.systems:
-        overrides = sizing(args) + system_overrides(name, args) + args.override
+        if name in HEAD_RECIPES:
+            path, overrides = HEAD_RECIPES[name][args.corpus], ["train.progress=false", *args.override]
+        else:
+            path, overrides = RECIPES[args.corpus], sizing(args) + system_overrides(name, args) + args.override
         if args.folds:
             overrides.append(f"data.folds={args.folds}")
         label = name + (f"-{args.tag}" if args.tag else "")
-        recipe = load_recipe(RECIPES[args.corpus], overrides)
+        recipe = load_recipe(path, overrides)
         recipe.name = f"{args.corpus}-{label}"
         started = time.time()
         result = run_experiment(recipe, out / label, progress=False)

@@ -440,8 +440,11 @@ def fuse_scoresets(speech: ScoreSet, text: ScoreSet, cfg: FusionConfig) -> dict[
 
 
 def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
-              cfg: FusionConfig | None = None) -> dict[str, Any]:
+              cfg: FusionConfig | None = None, names: tuple[str, str] = ("speech", "text")) -> dict[str, Any]:
     """Fuse the per-fold score files of a speech run and a text run (folds matched by folder name).
+
+    Any two runs on the same folds fuse the same way (two speech systems too): ``names`` are
+    what the two sides are called in the reports (``w1`` is always the weight of the first).
 
     Writes ``<fold>/fusion.json`` (chosen w1, statistics, coverage, metrics of every system), one
     report per system (``speech/``, ``text/``, ``weighted/``, ``znorm/``: table, mean ± std,
@@ -453,6 +456,8 @@ def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
 
     cfg = cfg or FusionConfig()
     cfg.validate()
+    if len(set(names)) != 2 or set(names) & set(cfg.rules):
+        raise FusionError(f"fusion names {names} must be two different names other than {cfg.rules}")
     s_files, t_files = score_files(speech_dir), score_files(text_dir)
     common = [f for f in s_files if f in t_files]
     if not common:
@@ -464,10 +469,12 @@ def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
     per_fold = {}
     for f in common:
         per_fold[f] = fuse_scoresets(ScoreSet.load(s_files[f]), ScoreSet.load(t_files[f]), cfg)
+        systems = per_fold[f]["systems"]
+        systems[names[0]], systems[names[1]] = systems.pop("speech"), systems.pop("text")
         atomic_write_json(out / f / "fusion.json", {"fold": f, **per_fold[f]})
     classes = ScoreSet.load(s_files[common[0]]).classes
     summary: dict[str, Any] = {"folds": common, "systems": {}, "w1": {}}
-    for system in ["speech", "text", *cfg.rules]:
+    for system in [*names, *cfg.rules]:
         results = [{"fold": f, "metrics": per_fold[f]["systems"][system]} for f in common]
         summary["systems"][system] = write_report(out / system, results, classes, title=f"{system}")
     for rule in cfg.rules:
@@ -480,7 +487,7 @@ def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
             cells.append(f"{100 * m:.2f} ± {100 * s:.2f}")
         lines.append(f"| {system} | {cells[0]} | {cells[1]} |")
     if "weighted" in summary["w1"]:
-        lines += ["", "w1 (weight of speech) chosen on each fold's validation part: "
+        lines += ["", f"w1 (weight of {names[0]}) chosen on each fold's validation part: "
                   + "; ".join(f"{f}: {w:.2f}" for f, w in summary["w1"]["weighted"].items())]
     atomic_write_text(out / "fusion.md", "\n".join(lines) + "\n")
     atomic_write_json(out / "fusion.json", summary)

@@ -49,9 +49,9 @@ BUNDLED_MODELS = ("default", "whisper")
 BACKENDS = ("torch", "onnx")
 VADS = ("sohn", "silero")
 #: Frame-sequence front-ends the Recognizer can drive (VGGish patch models are training-only).
-SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder")
+SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder", "upstream")
 #: Front-ends that are not torch graphs, so the model cannot run in onnxruntime.
-TORCH_ONLY_FRONTENDS = ("whisper_encoder",)
+TORCH_ONLY_FRONTENDS = ("whisper_encoder", "upstream")
 
 Source = str | os.PathLike | np.ndarray
 _SILERO_LOCK = threading.Lock()
@@ -153,7 +153,7 @@ class Recognizer:
                              f"(supported: {', '.join(SEQUENCE_FRONTENDS)})")
         if backend == "onnx" and front["name"] in TORCH_ONLY_FRONTENDS:
             raise ConfigError(f"{folder}: the onnx backend cannot run this model: its front-end "
-                              f"{front['name']!r} is a CTranslate2 encoder, not an ONNX graph; use backend='torch' "
+                              f"{front['name']!r} is a frozen upstream encoder, not an ONNX graph; use backend='torch' "
                               "(--backend torch)")
         try:
             frontend = build_frontend(front["name"], **front.get("kwargs", {})).eval()

@@ -206,3 +206,19 @@ def test_fuse_command_writes_all_systems(tmp_path, capsys):
     assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "nothing"),
                  "-o", str(out)]) == 2
     assert "no score files" in capsys.readouterr().err
+
+
+def test_fuse_command_names_the_two_sides(tmp_path, capsys):
+    from emovox.cli import main
+
+    rng = np.random.default_rng(2)
+    write_run(tmp_path, "speech", rng)
+    write_run(tmp_path, "text", rng, noise=1.5)
+    out = tmp_path / "fused"
+    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
+                 "-o", str(out), "--names", "resnet", "whisper", "--rules", "weighted"]) == 0
+    assert "w1 (resnet weight) per fold" in capsys.readouterr().out
+    assert set(json.loads((out / "fusion.json").read_text())["systems"]) == {"resnet", "whisper", "weighted"}
+    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
+                 "-o", str(tmp_path / "bad"), "--names", "weighted", "x"]) == 2
+    assert "must be two different names" in capsys.readouterr().err and not (tmp_path / "bad").exists()

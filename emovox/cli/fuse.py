@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
                    help="how the w1 grid is judged on validation: nll = cross-entropy of the fused scores "
                         "(default), ua / wa = accuracy")
     p.add_argument("--grid-step", type=float, default=0.01, help="w1 grid step (default 0.01)")
+    p.add_argument("--names", nargs=2, default=["speech", "text"], metavar=("FIRST", "SECOND"),
+                   help="what the two sides are called in the reports, e.g. --names resnet whisper when "
+                        "fusing two speech runs (every 'emovox experiment' fold writes scores.json)")
     p.set_defaults(func=run_fuse)
 
     m = subparsers.add_parser(
@@ -58,21 +61,23 @@ def register(subparsers: Any) -> None:
 
 
 def _print_summary(summary: dict[str, Any], out: str | Path) -> None:
+    names = list(summary["systems"])
     for system, report in summary["systems"].items():
         ua, wa = report["metrics"]["ua"], report["metrics"]["wa"]
         print(f"{system:>9}: UA {100 * ua['mean']:.2f} ± {100 * ua['std']:.2f}  WA {100 * wa['mean']:.2f} ± "
               f"{100 * wa['std']:.2f}")
     for rule, weights in summary["w1"].items():
         if rule == "weighted":
-            print(f"w1 (speech weight) per fold: {', '.join(f'{w:.2f}' for w in weights.values())}")
-    print(f"reports in {out} (fusion.md, speech/, text/, weighted/, znorm/)")
+            print(f"w1 ({names[0]} weight) per fold: {', '.join(f'{w:.2f}' for w in weights.values())}")
+    print(f"reports in {out} (fusion.md, {', '.join(f'{n}/' for n in names)})")
 
 
 def run_fuse(args: argparse.Namespace) -> int:
     from emovox.fusion import FusionConfig, fuse_runs
 
     summary = fuse_runs(args.speech, args.text, args.out,
-                        FusionConfig(rules=list(args.rules), metric=args.metric, grid_step=args.grid_step))
+                        FusionConfig(rules=list(args.rules), metric=args.metric, grid_step=args.grid_step),
+                        names=tuple(args.names))
     _print_summary(summary, args.out)
     return 0
 

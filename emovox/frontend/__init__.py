@@ -23,6 +23,7 @@ from torch import nn
 from emovox.errors import ConfigError
 from emovox.frontend.logmel import LogMel
 from emovox.frontend.spectrogram import MuLawSpectrogram
+from emovox.frontend.upstream_frames import UpstreamFrames
 from emovox.frontend.vggish_input import VGGishLogMel, to_patches
 from emovox.frontend.whisper_encoder import WhisperEncoderFrontend
 
@@ -31,6 +32,7 @@ FRONTENDS: dict[str, type[nn.Module]] = {
     "mulaw_spec": MuLawSpectrogram,
     "vggish": VGGishLogMel,
     "whisper_encoder": WhisperEncoderFrontend,
+    "upstream": UpstreamFrames,
 }
 
 
@@ -50,5 +52,5 @@ def build_frontend(name: str, **kwargs) -> nn.Module:
         raise ConfigError(f"front-end {name!r}: {exc}") from None
 
 
-__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "WhisperEncoderFrontend",
+__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "WhisperEncoderFrontend", "UpstreamFrames",
            "to_patches"]

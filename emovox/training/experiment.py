@@ -13,6 +13,7 @@ Output folder::
         checkpoints/best.ckpt  best epoch on the validation part (``train.monitor``)
         history.json           per-epoch train/valid metrics and learning rates
         predictions.csv        test utterances: id, speaker, true, predicted, logits
+        scores.json            validation + test log posteriors (input of ``emovox fuse``)
         model/                 best model package (model.safetensors + config.json)
         result.json            fold metrics; written last, it marks the fold as finished
     report.md / report.json    per-fold table, mean ± std, confusion matrices (emovox.evaluation.report)
@@ -166,6 +167,21 @@ def _write_predictions(path: Path, utts: Sequence[Any], classes: Sequence[str], 
     atomic_write_text(path, buf.getvalue())
 
 
+def _write_scores(path: Path, model: torch.nn.Module, fold: Any, classes: Sequence[str], name: str,
+                  y: dict[str, list[int]], test_logits: np.ndarray, dataset: Any, recipe: Recipe) -> None:
+    """``scores.json``: validation and test log posteriors of the selected model (the file
+    ``emovox fuse`` reads, so any two runs on the same folds can be fused)."""
+    from emovox.fusion import ScoreSet
+    from emovox.training.module import predict_logits
+
+    scores = ScoreSet(classes, {"modality": "speech", "fold": name, "recipe": recipe.name})
+    if fold.valid:
+        valid = predict_logits(model, dataset(fold.valid), recipe.train.eval_batch_size)
+        scores.add("valid", list(fold.valid), y["valid"], torch.log_softmax(torch.from_numpy(valid), 1).numpy())
+    scores.add("test", list(fold.test), y["test"], torch.log_softmax(torch.from_numpy(test_logits), 1).numpy())
+    scores.save(path)
+
+
 def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
              classes: Sequence[str], out: Path, progress: bool = True) -> dict[str, Any]:
     """Train, select and test one fold (resuming from its checkpoint); returns its result dict."""
@@ -202,6 +218,8 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
 
         backbone = distill_for_fold(recipe, fold, utts, features, fdir / "distilled", progress)
     model = build_emotion_model(recipe, len(classes), n_features, backbone)
+    if callable(getattr(model, "fit_inputs", None)):  # e.g. FrameHead: standardisation from the training side only
+        model.fit_inputs([features[i] for i in train_ids])
     module = EmotionModule(model, recipe.optim, classes, seed, recipe.train.loss, recipe.train.aam_margin,
                            recipe.train.aam_scale)
     data = FoldData(dataset(train_ids, make_augmenter(recipe.augment.policy)),
@@ -229,8 +247,11 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
     }
     if trainer.is_global_zero:
         _write_predictions(fdir / "predictions.csv", test_utts, classes, logits)
+        _write_scores(fdir / "scores.json", module.model, fold, classes, fold.name,
+                      {"valid": [label_index[by_id[i].label] for i in fold.valid],
+                       "test": [label_index[u.label] for u in test_utts]}, logits, dataset, recipe)
         save_model(fdir / "model", module.model, {
-            "frontend": {"name": recipe.features.frontend, "kwargs": _frontend_kwargs(recipe, n_features)},
+            "frontend": _frontend_config(recipe, n_features),
             "normalize": recipe.features.normalize, "vad": recipe.features.vad, "labels": list(classes),
             "training": {"recipe": recipe.name, "fold": fold.name, "metrics": {k: metrics[k] for k in ("ua", "wa")}},
         })
@@ -240,11 +261,16 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
     return result
 
 
-def _frontend_kwargs(recipe: Recipe, n_features: int) -> dict[str, Any]:
+def _frontend_config(recipe: Recipe, n_features: int) -> dict[str, Any]:
+    """The saved model's front-end: the recipe's, or ``upstream`` for frozen-upstream frames."""
+    from emovox.upstreams import UPSTREAMS
+
     kwargs = dict(recipe.features.options)
+    if recipe.features.frontend in UPSTREAMS:
+        return {"name": "upstream", "kwargs": {"upstream": recipe.features.frontend, "options": kwargs}}
     if recipe.features.frontend == "logmel":
         kwargs.setdefault("n_mels", n_features)
-    return kwargs
+    return {"name": recipe.features.frontend, "kwargs": kwargs}
 
 
 # ----------------------------------------------------------------------------- the run

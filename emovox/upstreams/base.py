@@ -24,6 +24,8 @@ class Upstream(ABC):
     dim: int = 0
     #: Frames per second of the ``"frames"`` array, or None when there is none.
     frame_rate: float | None = None
+    #: Size of each ``"frames"`` row, or None when there is none.
+    frame_dim: int | None = None
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the output; part of the cache key."""

@@ -126,6 +126,7 @@ class GE2EEncoder(Upstream):
     name = "ge2e"
     dim = HIDDEN
     frame_rate = SAMPLE_RATE / HOP
+    frame_dim = HIDDEN
 
     def __init__(self, pooling: str = "embedding") -> None:
         if pooling not in ("embedding", "partials_mean_std", "frames_mean_std"):

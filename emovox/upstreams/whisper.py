@@ -84,6 +84,7 @@ class WhisperEncoder(Upstream):
     name = "whisper"
     dim = 2 * WIDTH
     frame_rate = SAMPLE_RATE / HOP / 2
+    frame_dim = WIDTH
 
     def __init__(self, pad_to_30s: bool = False, compute_type: str = "int8", threads: int = 1,
                  pad_seconds: float | None = None) -> None:

@@ -129,3 +129,43 @@ def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, t
     ra, rb = read_json(fold0(ref) / "result.json"), read_json(fold0(out) / "result.json")
     assert ra["metrics"] == rb["metrics"] and ra["pred"] == rb["pred"]
     assert read_json(fold0(ref) / "history.json") == read_json(fold0(out) / "history.json")
+
+
+def test_every_fold_writes_fusable_scores_and_frame_heads_standardise_on_training_only(
+        iemocap: Path, tmp_path: Path) -> None:
+    """scores.json holds valid + test log posteriors of the selected model (the same decisions as
+    predictions.csv); a FrameHead's standardisation comes from the fold's training side only."""
+    import numpy as np
+
+    from emovox.fusion import ScoreSet, fuse_runs
+    from emovox.models.io import load_model
+    from emovox.training.data import load_features
+    from emovox.training.experiment import load_utterances
+
+    raw = recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0])
+    raw["model"] = {"name": "frame_head", "pooling": "stats", "options": {"hidden": 8}}
+    raw["features"]["normalize"] = "none"
+    recipe = recipe_from_dict(raw)
+    out = tmp_path / "head"
+    run_experiment(recipe, out)
+    f = fold0(out)
+    fold, scores = read_json(f / "fold.json"), ScoreSet.load(f / "scores.json")
+    assert scores.part("test").ids == fold["test"] and scores.part("valid").ids == fold["valid"]
+    probs = np.exp(scores.part("test").scores)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert [scores.classes[i] for i in probs.argmax(1)] == read_json(f / "result.json")["pred"]
+
+    utts = load_utterances(recipe)
+    feats = dict(zip([u.id for u in utts], load_features(utts, recipe.features, tmp_path / "cache")))
+    model, _ = load_model(f / "model")
+    pooled = torch.cat([model.pooling(feats[i].T.unsqueeze(0)) for i in fold["train"]])
+    torch.testing.assert_close(model.feature_mean, pooled.mean(0), atol=1e-4, rtol=1e-4)
+    everything = torch.cat([model.pooling(feats[i].T.unsqueeze(0)) for i in fold["train"] + fold["test"]])
+    assert not torch.allclose(model.feature_mean, everything.mean(0), atol=1e-4, rtol=1e-4)
+
+    # two speech systems on the same folds fuse under their own names
+    run_experiment(recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0])), tmp_path / "cnn")
+    summary = fuse_runs(tmp_path / "cnn", out, tmp_path / "fused", names=("cnn", "head"))
+    assert set(summary["systems"]) == {"cnn", "head", "weighted", "znorm"}
+    assert (tmp_path / "fused" / "head" / "report.md").is_file()
+    assert "w1 (weight of cnn)" in (tmp_path / "fused" / "fusion.md").read_text()

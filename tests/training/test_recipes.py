@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from emovox.config import load_recipe
 from emovox.testing.trees import make_iemocap_tree, make_voxceleb_tree
@@ -76,3 +77,34 @@ def test_iemocap_recipe_smoke(env: dict[str, Path], tmp_path: Path, recipe: Path
     assert summary["labels"] == ["angry", "happy", "neutral", "sad"] or summary["labels"] == \
         ["angry", "excited", "neutral", "sad"]
     assert (next((tmp_path / "run").glob("fold_00_*")) / "model" / "model.safetensors").is_file()
+
+
+HEADS = sorted(RECIPES.glob("emodb/*_head.yaml")) + sorted(RECIPES.glob("ravdess/*_head.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", HEADS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_upstream_head_recipes_run_on_the_iemocap_fixture(env: dict[str, Path], tmp_path: Path, recipe: Path) -> None:
+    """The Whisper/GE2E head recipes end to end (real frozen upstream, one fold, one epoch) with the
+    data section pointed at the miniature IEMOCAP tree."""
+    assert len(HEADS) == 4
+    r = load_recipe(recipe, ["data.corpus=iemocap", f"data.root={env['iemocap']}", "data.labels=iemocap_exp1",
+                             "data.protocol=loso", "data.protocol_args={}", f"features.cache_dir={env['cache']}",
+                             "train.chunk_frames=[10,12]", *COMMON])
+    summary = run_experiment(r, tmp_path / "run", progress=False)
+    fold = next((tmp_path / "run").glob("fold_00_*"))
+    assert summary["n_folds"] == 1 and (fold / "scores.json").is_file()
+    from emovox.models.io import load_model
+
+    model, config = load_model(fold / "model")
+    assert config["frontend"] == {"name": "upstream", "kwargs": {"upstream": r.features.frontend,
+                                                                 "options": dict(r.features.options)}}
+    assert model.in_features == (384 if "whisper" in recipe.name else 256)
+    assert not torch.all(model.feature_scale == 1)  # standardisation was fitted
+    # the exported fold model predicts from audio with the very upstream it was trained on
+    from emovox import Recognizer
+
+    wav = next(env["iemocap"].rglob("*.wav"))
+    p = Recognizer.load(fold / "model").predict(str(wav))
+    assert p.error is None and abs(sum(p.probabilities.values()) - 1) < 1e-4
+    assert set(p.probabilities) == set(config["labels"])
