@@ -17,7 +17,8 @@ Systems: ``scratch`` (ResNet34 + stats pooling, no augmentation), ``specaug`` (+
 conservative), ``avg`` (average instead of statistics pooling, no augmentation),
 ``distilled`` (ResNet34 first distilled from the GE2E speaker encoder on the training side,
 then fine-tuned), ``adapters`` (ResNet34 with residual adapters from a speaker-pretrained
-backbone, ``--backbone``); ``whisper_head`` / ``ge2e_head`` (frozen Whisper encoder / GE2E
+backbone, ``--backbone``); ``distilled_adapters`` (residual adapters + BN + head trained on the
+fold's GE2E-distilled trunk, 3×3 convolutions frozen); ``whisper_head`` / ``ge2e_head`` (frozen Whisper encoder / GE2E
 speaker-encoder frames + statistics pooling + MLP head; their own recipes, no CNN sizing).
 ``--fuse A B`` fuses two finished systems (validation-chosen weight). Baseline numbers are read from ``--baseline-dir`` (reports of
 ``emovox baseline``) when present.
@@ -52,6 +53,10 @@ def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
                       f"transfer.distill_epochs={args.distill_epochs}", "optim.head_lr=0.01"],
         "adapters": ["augment.policy=none", "transfer.mode=residual_adapter", f"transfer.backbone={args.backbone}",
                      "model.options.adapters=true", "optim.nesterov=true", "optim.weight_decay=0.005"],
+        # residual adapters on the fold's own GE2E-distilled trunk (speaker knowledge without VoxCeleb)
+        "distilled_adapters": ["augment.policy=none", "transfer.distill=true", "transfer.mode=residual_adapter",
+                               f"transfer.distill_epochs={args.distill_epochs}", "model.options.adapters=true",
+                               "optim.nesterov=true", "optim.weight_decay=0.005"],
     }
     if name in HEAD_RECIPES:
         return []
@@ -80,6 +85,21 @@ def fmt(metrics: dict, key: str) -> str:
     return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}" if m else "–"
 
 
+def valid_ua(run: Path) -> float | None:
+    """Mean over folds of the validation UA at each fold's selected epoch (the only number a
+    choice between variants may look at; test UA never chooses)."""
+    values = []
+    for result in run.glob("fold_*/result.json"):
+        best = json.loads(result.read_text()).get("best_epoch")
+        history = result.parent / "history.json"
+        if best is None or best < 0 or not history.is_file():
+            continue
+        epochs = {e["epoch"]: e for e in json.loads(history.read_text())}
+        if best in epochs and epochs[best].get("valid_ua") is not None:
+            values.append(epochs[best]["valid_ua"])
+    return sum(values) / len(values) if values else None
+
+
 def print_table(args: argparse.Namespace) -> int:
     """Markdown table of every finished system under ``<out>/<corpus>`` plus the baselines."""
     rows = []
@@ -87,11 +107,12 @@ def print_table(args: argparse.Namespace) -> int:
         data = json.loads(report.read_text())
         results = [json.loads(f.read_text()) for f in report.parent.glob("fold_*/result.json")]
         minutes = sum(r.get("train_seconds", 0) for r in results) / 60
+        v = valid_ua(report.parent)
         rows.append(f"| {report.parent.name} | {fmt(data['metrics'], 'ua')} | {fmt(data['metrics'], 'wa')} | "
-                    f"{data['n_folds']} | {minutes:.0f} |")
+                    f"{'–' if v is None else f'{100 * v:.1f}'} | {data['n_folds']} | {minutes:.0f} |")
     for name, metrics in baseline_rows(args.corpus, args.baseline_dir):
-        rows.append(f"| {name} | {fmt(metrics, 'ua')} | {fmt(metrics, 'wa')} | | |")
-    print("| system | UA (%) | WA (%) | folds | train (min) |\n|---|---:|---:|---:|---:|")
+        rows.append(f"| {name} | {fmt(metrics, 'ua')} | {fmt(metrics, 'wa')} | | | |")
+    print("| system | UA (%) | WA (%) | valid UA (%) | folds | train (min) |\n|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0
 

@@ -47,6 +47,10 @@ class FileFormatError(EmovoxError, ValueError):
     """
 
 
+class FusionError(EmovoxError):
+    """Scores that cannot be fused or read (shape mismatch, inf values, no modality, bad score file)."""
+
+
 class DependencyError(EmovoxError):
     """An optional dependency needed for a feature is not installed."""
 
@@ -64,4 +68,5 @@ __all__ = [
     "ModelError",
     "DependencyError",
     "FileFormatError",
+    "FusionError",
 ]

@@ -90,7 +90,7 @@ def speech_scores(recipe: Any, run_dir: Path, progress: bool = False) -> int:
     """
     import torch
 
-    from emovox.fusion import ScoreSet
+    from emovox.scores import ScoreSet
     from emovox.models.io import load_model
     from emovox.protocols import load_folds
     from emovox.training.data import FeatureDataset, load_features

@@ -171,7 +171,7 @@ def _write_scores(path: Path, model: torch.nn.Module, fold: Any, classes: Sequen
                   y: dict[str, list[int]], test_logits: np.ndarray, dataset: Any, recipe: Recipe) -> None:
     """``scores.json``: validation and test log posteriors of the selected model (the file
     ``emovox fuse`` reads, so any two runs on the same folds can be fused)."""
-    from emovox.fusion import ScoreSet
+    from emovox.scores import ScoreSet
     from emovox.training.module import predict_logits
 
     scores = ScoreSet(classes, {"modality": "speech", "fold": name, "recipe": recipe.name})

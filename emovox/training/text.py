@@ -324,7 +324,7 @@ def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], 
     Writes ``scores.json`` (an :class:`emovox.fusion.ScoreSet` with both parts), ``model/`` and,
     last (it marks the fold finished), ``result.json`` (test metrics, training history).
     """
-    from emovox.fusion import ScoreSet
+    from emovox.scores import ScoreSet
     from emovox.io import atomic_write_json, read_json
 
     out = Path(out_dir)
