@@ -185,15 +185,21 @@ def test_score_set_round_trip_keeps_missing_rows(tmp_path):
         ScoreSet.load(tmp_path / "bad.json")
 
 
+def fuse_cli(tmp_path, seed: int, out, *extra: str) -> int:
+    """``emovox fuse`` on two generated runs (speech, and a noisier 'text') under ``tmp_path``."""
+    from emovox.cli import main
+
+    rng = np.random.default_rng(seed)
+    write_run(tmp_path, "speech", rng)
+    write_run(tmp_path, "text", rng, noise=1.5)
+    return main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"), "-o", str(out), *extra])
+
+
 def test_fuse_command_writes_all_systems(tmp_path, capsys):
     from emovox.cli import main
 
-    rng = np.random.default_rng(1)
-    write_run(tmp_path, "speech", rng)
-    write_run(tmp_path, "text", rng, noise=1.5)
     out = tmp_path / "fused"
-    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
-                 "-o", str(out)]) == 0
+    assert fuse_cli(tmp_path, 1, out) == 0
     printed = capsys.readouterr().out
     assert "w1 (speech weight) per fold" in printed
     summary = json.loads((out / "fusion.json").read_text())
@@ -209,16 +215,9 @@ def test_fuse_command_writes_all_systems(tmp_path, capsys):
 
 
 def test_fuse_command_names_the_two_sides(tmp_path, capsys):
-    from emovox.cli import main
-
-    rng = np.random.default_rng(2)
-    write_run(tmp_path, "speech", rng)
-    write_run(tmp_path, "text", rng, noise=1.5)
     out = tmp_path / "fused"
-    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
-                 "-o", str(out), "--names", "resnet", "whisper", "--rules", "weighted"]) == 0
+    assert fuse_cli(tmp_path, 2, out, "--names", "resnet", "whisper", "--rules", "weighted") == 0
     assert "w1 (resnet weight) per fold" in capsys.readouterr().out
     assert set(json.loads((out / "fusion.json").read_text())["systems"]) == {"resnet", "whisper", "weighted"}
-    assert main(["fuse", "--speech", str(tmp_path / "speech"), "--text", str(tmp_path / "text"),
-                 "-o", str(tmp_path / "bad"), "--names", "weighted", "x"]) == 2
+    assert fuse_cli(tmp_path, 2, tmp_path / "bad", "--names", "weighted", "x") == 2
     assert "must be two different names" in capsys.readouterr().err and not (tmp_path / "bad").exists()
