@@ -111,9 +111,22 @@ def test_chunking_does_not_change_the_output():
     torch.testing.assert_close(fe(x), full, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(FRONTENDS))
+#: Front-ends under test, with the options they need ("upstream" wraps a frozen upstream).
+FRONTEND_CASES = {**{name: {} for name in FRONTENDS if name != "upstream"},
+                  "upstream-ge2e": {"upstream": "ge2e"}, "upstream-whisper": {"upstream": "whisper"}}
+
+
+def make_frontend(case: str):
+    return build_frontend(case.split("-")[0], **FRONTEND_CASES[case])
+
+
+def test_every_frontend_is_under_test():
+    assert {c.split("-")[0] for c in FRONTEND_CASES} == set(FRONTENDS)
+
+
+@pytest.mark.parametrize("name", sorted(FRONTEND_CASES))
 def test_batch_equals_items(name):
-    fe = build_frontend(name)
+    fe = make_frontend(name)
     xb = torch.from_numpy(np.stack([make_tone(1.5, seed=s, freq=150 + 40 * s) for s in range(3)]))
     out = fe(xb)
     assert out.shape == (3, fe.num_frames(xb.shape[1]), fe.n_features)
@@ -122,9 +135,9 @@ def test_batch_equals_items(name):
         torch.testing.assert_close(out[i], fe(xb[i]), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(FRONTENDS))
+@pytest.mark.parametrize("name", sorted(FRONTEND_CASES))
 def test_accepts_numpy_and_float64(name):
-    fe = build_frontend(name)
+    fe = make_frontend(name)
     x = make_tone(1.0).astype(np.float64)
     torch.testing.assert_close(fe(x), fe(torch.from_numpy(x.astype(np.float32))))
 
@@ -297,3 +310,10 @@ def test_normalize_segments_levels():
     assert normalize_segments(segs, level="none")[1] is segs[1]
     with pytest.raises(ConfigError, match="unknown normalisation level"):
         normalize_segments(segs, level="global")
+
+
+def test_upstream_frontend_needs_an_upstream_with_frames():
+    with pytest.raises(ConfigError, match="no frame features"):
+        build_frontend("upstream", upstream="egemaps")
+    with pytest.raises(ConfigError, match="unknown upstream"):
+        build_frontend("upstream", upstream="wav2vec")

@@ -33,7 +33,8 @@ class UpstreamFrames(nn.Module):
         self.n_features = int(self.upstream.frame_dim)
 
     def num_frames(self, num_samples: int) -> int:
-        return max(1, int(np.ceil(int(num_samples) / self.hop_length)))
+        """Rows the upstream gives for ``num_samples`` samples (its own framing rule)."""
+        return int(self.upstream.num_frames(num_samples))
 
     def forward(self, waves: torch.Tensor | np.ndarray) -> torch.Tensor:
         if isinstance(waves, torch.Tensor):

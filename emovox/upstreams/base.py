@@ -27,6 +27,10 @@ class Upstream(ABC):
     #: Size of each ``"frames"`` row, or None when there is none.
     frame_dim: int | None = None
 
+    def num_frames(self, num_samples: int) -> int:
+        """Rows of the ``"frames"`` array for ``num_samples`` samples (upstreams with frames override)."""
+        raise NotImplementedError(f"upstream {self.name!r} has no frame features")
+
     def params(self) -> dict[str, Any]:
         """Everything that changes the output; part of the cache key."""
         return {}

@@ -128,6 +128,11 @@ class GE2EEncoder(Upstream):
     frame_rate = SAMPLE_RATE / HOP
     frame_dim = HIDDEN
 
+    @staticmethod
+    def num_frames(num_samples: int) -> int:
+        """Rows of ``frames`` for ``num_samples`` samples (centred 10 ms STFT frames)."""
+        return int(num_samples) // HOP + 1
+
     def __init__(self, pooling: str = "embedding") -> None:
         if pooling not in ("embedding", "partials_mean_std", "frames_mean_std"):
             from emovox.errors import ConfigError

@@ -86,6 +86,11 @@ class WhisperEncoder(Upstream):
     frame_rate = SAMPLE_RATE / HOP / 2
     frame_dim = WIDTH
 
+    @staticmethod
+    def num_frames(num_samples: int) -> int:
+        """Rows of ``frames`` for ``num_samples`` samples (one per 20 ms covered)."""
+        return encoder_frames(int(num_samples) // HOP)
+
     def __init__(self, pad_to_30s: bool = False, compute_type: str = "int8", threads: int = 1,
                  pad_seconds: float | None = None) -> None:
         if pad_seconds is not None and not (0 < float(pad_seconds) <= CHUNK_SECONDS):
