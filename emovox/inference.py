@@ -153,8 +153,8 @@ class Recognizer:
                              f"(supported: {', '.join(SEQUENCE_FRONTENDS)})")
         if backend == "onnx" and front["name"] in TORCH_ONLY_FRONTENDS:
             raise ConfigError(f"{folder}: the onnx backend cannot run this model: its front-end "
-                              f"{front['name']!r} is a frozen upstream encoder, not an ONNX graph; use backend='torch' "
-                              "(--backend torch)")
+                              f"{front['name']!r} runs a frozen upstream encoder (Whisper via CTranslate2, or GE2E), "
+                              "not an ONNX graph; use backend='torch' (--backend torch)")
         try:
             frontend = build_frontend(front["name"], **front.get("kwargs", {})).eval()
         except ConfigError as exc:
