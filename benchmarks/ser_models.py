@@ -58,8 +58,6 @@ def system_overrides(name: str, args: argparse.Namespace) -> list[str]:
                                f"transfer.distill_epochs={args.distill_epochs}", "model.options.adapters=true",
                                "optim.nesterov=true", "optim.weight_decay=0.005"],
     }
-    if name in HEAD_RECIPES:
-        return []
     if name not in systems:
         sys.exit(f"unknown system {name!r}; choose from {sorted([*systems, *HEAD_RECIPES])}")
     return systems[name]

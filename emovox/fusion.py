@@ -274,8 +274,10 @@ class FusionConfig:
         return np.round(np.linspace(0.0, 1.0, n + 1), 6)
 
 
-def fuse_scoresets(speech: ScoreSet, text: ScoreSet, cfg: FusionConfig) -> dict[str, Any]:
-    """Fuse one fold: every rule fitted on the valid part, applied to the test part; metrics of all systems."""
+def fuse_scoresets(speech: ScoreSet, text: ScoreSet, cfg: FusionConfig,
+                   names: tuple[str, str] = ("speech", "text")) -> dict[str, Any]:
+    """Fuse one fold: every rule fitted on the valid part, applied to the test part; metrics of all
+    systems (the two inputs reported under ``names``)."""
     from emovox.evaluation.metrics import classification_metrics
 
     ids = {n: speech.part(n).ids for n in ("valid", "test")}
@@ -287,7 +289,7 @@ def fuse_scoresets(speech: ScoreSet, text: ScoreSet, cfg: FusionConfig) -> dict[
     text_only = ScoreSet(speech.classes)
     text_only.source = text.source
     text_only.add("test", ids["test"], y["test"], t["test"])
-    systems = {"speech": speech.metrics("test"), "text": text_only.metrics("test")}
+    systems = {names[0]: speech.metrics("test"), names[1]: text_only.metrics("test")}
     for rule, result in fused.items():
         systems[rule] = classification_metrics(y["test"], result.predictions, labels)
     for m in systems.values():
@@ -324,9 +326,7 @@ def fuse_runs(speech_dir: str | Path, text_dir: str | Path, out_dir: str | Path,
     out = Path(out_dir)
     per_fold = {}
     for f in common:
-        per_fold[f] = fuse_scoresets(ScoreSet.load(s_files[f]), ScoreSet.load(t_files[f]), cfg)
-        systems = per_fold[f]["systems"]
-        systems[names[0]], systems[names[1]] = systems.pop("speech"), systems.pop("text")
+        per_fold[f] = fuse_scoresets(ScoreSet.load(s_files[f]), ScoreSet.load(t_files[f]), cfg, names)
         atomic_write_json(out / f / "fusion.json", {"fold": f, **per_fold[f]})
     classes = ScoreSet.load(s_files[common[0]]).classes
     summary: dict[str, Any] = {"folds": common, "systems": {}, "w1": {}}

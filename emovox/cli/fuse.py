@@ -85,20 +85,18 @@ def run_fuse(args: argparse.Namespace) -> int:
 def speech_scores(recipe: Any, run_dir: Path, progress: bool = False) -> int:
     """Write ``scores.json`` (valid + test log posteriors) into each finished fold of a speech run.
 
-    Uses the run's own fold models, folds and cached features; folds that already have scores
-    are left alone. Returns how many files were written.
+    Every fold of ``emovox experiment`` writes its own ``scores.json`` now; this fills in the
+    folds of runs made before that (from the run's own fold models, folds and cached features);
+    folds that already have scores are left alone. Returns how many files were written.
     """
-    import torch
-
-    from emovox.scores import ScoreSet
     from emovox.models.io import load_model
     from emovox.protocols import load_folds
     from emovox.training.data import FeatureDataset, load_features
-    from emovox.training.experiment import class_names, fold_dir, load_utterances
-    from emovox.training.module import predict_logits
+    from emovox.training.experiment import class_names, fold_dir, fold_scores, load_utterances
 
     utts = load_utterances(recipe)
-    classes, by_id = class_names(recipe, utts), {u.id: u for u in utts}
+    classes = class_names(recipe, utts)
+    label_of = {u.id: classes.index(u.label) for u in utts}
     folds = load_folds(run_dir / "folds.json", utts)
     todo = [(i, f) for i, f in enumerate(folds)
             if (fold_dir(run_dir, i, f.name) / "model").is_dir() and not (fold_dir(run_dir, i, f.name) / "scores.json").is_file()]
@@ -106,17 +104,15 @@ def speech_scores(recipe: Any, run_dir: Path, progress: bool = False) -> int:
         return 0
     feats = dict(zip([u.id for u in utts], load_features(utts, recipe.features, recipe.resolve(recipe.features.cache_dir),
                                                        progress)))
+
+    def dataset(ids: list[str]) -> FeatureDataset:
+        return FeatureDataset([feats[u] for u in ids], [label_of[u] for u in ids], pad=recipe.train.pad,
+                              eval_frames=recipe.train.eval_frames)
+
     for i, fold in todo:
         model, _ = load_model(fold_dir(run_dir, i, fold.name) / "model")
-        scores = ScoreSet(classes, {"modality": "speech", "fold": fold.name})
-        for part in ("valid", "test"):
-            ids = list(getattr(fold, part))
-            if ids:
-                y = [classes.index(by_id[u].label) for u in ids]
-                ds = FeatureDataset([feats[u] for u in ids], y, pad=recipe.train.pad, eval_frames=recipe.train.eval_frames)
-                logits = torch.from_numpy(predict_logits(model, ds, recipe.train.eval_batch_size))
-                scores.add(part, ids, y, torch.log_softmax(logits, dim=1).numpy())
-        scores.save(fold_dir(run_dir, i, fold.name) / "scores.json")
+        fold_scores(model, fold, classes, label_of, dataset, recipe.train.eval_batch_size,
+                    {"modality": "speech", "fold": fold.name}).save(fold_dir(run_dir, i, fold.name) / "scores.json")
     return len(todo)
 
 

@@ -167,19 +167,25 @@ def _write_predictions(path: Path, utts: Sequence[Any], classes: Sequence[str], 
     atomic_write_text(path, buf.getvalue())
 
 
-def _write_scores(path: Path, model: torch.nn.Module, fold: Any, classes: Sequence[str], name: str,
-                  y: dict[str, list[int]], test_logits: np.ndarray, dataset: Any, recipe: Recipe) -> None:
-    """``scores.json``: validation and test log posteriors of the selected model (the file
-    ``emovox fuse`` reads, so any two runs on the same folds can be fused)."""
+def fold_scores(model: torch.nn.Module, fold: Any, classes: Sequence[str], label_of: dict[str, int],
+                dataset: Any, batch_size: int, meta: dict[str, Any],
+                known: dict[str, np.ndarray] | None = None) -> Any:
+    """A :class:`emovox.scores.ScoreSet` of ``model`` on the fold's ``valid`` and ``test`` parts
+    (log posteriors; the file ``emovox fuse`` reads). ``dataset(ids)`` builds a part's dataset;
+    logits already computed for a part can be passed in ``known`` instead of predicted again."""
     from emovox.scores import ScoreSet
     from emovox.training.module import predict_logits
 
-    scores = ScoreSet(classes, {"modality": "speech", "fold": name, "recipe": recipe.name})
-    if fold.valid:
-        valid = predict_logits(model, dataset(fold.valid), recipe.train.eval_batch_size)
-        scores.add("valid", list(fold.valid), y["valid"], torch.log_softmax(torch.from_numpy(valid), 1).numpy())
-    scores.add("test", list(fold.test), y["test"], torch.log_softmax(torch.from_numpy(test_logits), 1).numpy())
-    scores.save(path)
+    scores = ScoreSet(classes, meta)
+    for part in ("valid", "test"):
+        ids = list(getattr(fold, part))
+        if not ids:
+            continue
+        logits = (known or {}).get(part)
+        if logits is None:
+            logits = predict_logits(model, dataset(ids), batch_size)
+        scores.add(part, ids, [label_of[i] for i in ids], torch.log_softmax(torch.from_numpy(logits), 1).numpy())
+    return scores
 
 
 def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
@@ -247,9 +253,10 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
     }
     if trainer.is_global_zero:
         _write_predictions(fdir / "predictions.csv", test_utts, classes, logits)
-        _write_scores(fdir / "scores.json", module.model, fold, classes, fold.name,
-                      {"valid": [label_index[by_id[i].label] for i in fold.valid],
-                       "test": [label_index[u.label] for u in test_utts]}, logits, dataset, recipe)
+        label_of = {i: label_index[by_id[i].label] for i in [*fold.valid, *fold.test]}
+        fold_scores(module.model, fold, classes, label_of, dataset, recipe.train.eval_batch_size,
+                    {"modality": "speech", "fold": fold.name, "recipe": recipe.name},
+                    known={"test": logits}).save(fdir / "scores.json")
         save_model(fdir / "model", module.model, {
             "frontend": _frontend_config(recipe, n_features),
             "normalize": recipe.features.normalize, "vad": recipe.features.vad, "labels": list(classes),
@@ -311,4 +318,4 @@ def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = 
     return write_report(out, results, classes, title=title)
 
 
-__all__ = ["class_names", "fingerprint", "load_utterances", "run_experiment", "run_fold"]
+__all__ = ["class_names", "fingerprint", "fold_scores", "load_utterances", "run_experiment", "run_fold"]
