@@ -6,7 +6,7 @@ All three run on the same clips in one process, through the same :class:`emovox.
 code path (log-mel front-end + segment MVN + network + softmax; no VAD), one clip at a time
 (batch 1, the ``emovox predict`` case). Audio is decoded once beforehand, so decoding is not
 timed. One extra row adds the Sohn VAD that ``emovox predict`` runs for its speech-fraction
-column (it does not change the prediction). RTF = processing seconds / audio seconds (lower is faster); each entry is the median of
+column (it does not change the prediction); ``--also`` adds rows for other models (torch backend). RTF = processing seconds / audio seconds (lower is faster); each entry is the median of
 ``--repeats`` passes over all clips after one warm-up pass.
 
 Reference: ResNet34 with 32 base channels on 128 log-mels and statistics pooling (seed 000/001),
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model folder (default: the bundled model)")
     p.add_argument("--clips", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--also", action="append", default=[], metavar="MODEL",
+                   help="time another model too (torch backend), e.g. --also whisper or a fold's model/ folder "
+                        "from 'emovox experiment' (repeatable)")
     p.add_argument("--reference-clips", type=int, default=None,
                    help="time the slow reference on the first N clips only (default: all)")
     args = p.parse_args(argv)
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                  rtf(Recognizer.load(folder, backend="onnx", vad=None, threads=1), waves, args.repeats)))
     rows.append(("default model, torch + Sohn VAD (emovox predict)", default_params,
                  rtf(Recognizer.load(folder, vad="sohn", threads=1), waves, args.repeats)))
+    for other in args.also:
+        rows.append((f"{other}, torch", count_parameters(load_model(model_folder(other))[0]),
+                     rtf(Recognizer.load(other, vad=None, threads=1), waves, args.repeats)))
     with tempfile.TemporaryDirectory() as tmp:
         ref = reference_model(Path(tmp) / "resnet34")
         ref_waves = waves[: args.reference_clips] if args.reference_clips else waves
