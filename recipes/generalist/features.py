@@ -1,0 +1,89 @@
+"""Pooled Whisper hidden states of every clip of the shared corpora (the default model's features).
+
+For each clip: 16 kHz mono audio (soundfile), Whisper log-mel (:func:`emovox.whisper.mel.log_mel`,
+unpadded, chunked at 30 s), the packaged Whisper encoder's hidden states 0..n_layers
+(:mod:`emovox.whisper.encoder`), each mean ‖ std pooled over frames -> ``(n_layers + 1, 2 d)``
+fp16. ``--degrade telephone`` first passes the audio through the telephone-band chain of
+:mod:`emovox.robust` (the robustness table's test copies). Shards of 200 clips are written
+atomically under ``OUT/<corpus>/``; a re-run skips finished clips.
+
+    python recipes/generalist/features.py --corpora ravdess tess --out runs/generalist/feats
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from emovox.io import atomic_path
+from emovox.whisper.encoder import MAX_MEL_FRAMES, whisper_layers
+from emovox.whisper.mel import HOP, log_mel
+
+GLOBS = {"ravdess": "ravdess/Actor_*/*.flac", "tess": "tess/*/*.flac", "emodb": "emodb/wav/*.flac",
+         "nemo": "nemo/samples/*.opus", "ased": "ased/*/*.opus"}
+
+
+def pooled_layers(wl: torch.nn.Module, samples: np.ndarray) -> np.ndarray:
+    mel = log_mel(samples)
+    chunks = [mel[:, i:i + MAX_MEL_FRAMES] for i in range(0, mel.shape[1], MAX_MEL_FRAMES)] or [mel]
+    with torch.inference_mode():
+        hs = torch.cat([wl(torch.from_numpy(np.ascontiguousarray(c))[None])[:, 0] for c in chunks], dim=1)
+    return torch.cat([hs.mean(1), hs.std(1, unbiased=False)], dim=-1).numpy().astype(np.float16)
+
+
+def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    if kind == "none":
+        return samples
+    from emovox.robust import telephone_band  # noqa: PLC0415  (only for degraded copies)
+
+    return telephone_band(samples, rng=np.random.default_rng(seed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", default="../shared/corpora")
+    ap.add_argument("--corpora", nargs="+", default=list(GLOBS), choices=list(GLOBS))
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--degrade", default="none", choices=["none", "telephone"])
+    ap.add_argument("--out", default="runs/generalist/feats")
+    ap.add_argument("--shard", type=int, default=200)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    wl = whisper_layers(args.model, "all", attn="sdpa")
+    for corpus in args.corpora:
+        files = sorted(glob.glob(os.path.join(args.root, GLOBS[corpus])))
+        out = Path(args.out) / f"{args.model}-{args.degrade}" / corpus
+        out.mkdir(parents=True, exist_ok=True)
+        for s in range(0, len(files), args.shard):
+            target = out / f"{s // args.shard:04d}.npz"
+            if target.exists():
+                continue
+            part = files[s:s + args.shard]
+            feats, durs = [], []
+            for i, f in enumerate(part):
+                x, sr = sf.read(f, dtype="float32", always_2d=True)
+                x = x.mean(1)
+                if sr != 16000:
+                    raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
+                x = degrade(x, args.degrade, seed=s + i)
+                if len(x) < 2 * HOP * 2:
+                    x = np.pad(x, (0, 4 * HOP - len(x)))
+                feats.append(pooled_layers(wl, x))
+                durs.append(len(x) / 16000)
+            rel = np.array([os.path.relpath(f, args.root) for f in part])
+            with atomic_path(target, suffix=".npz") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, paths=rel, feats=np.stack(feats), durations=np.array(durs, np.float32))
+            print(corpus, target.name, len(part), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
