@@ -1,0 +1,98 @@
+"""Speech presence for abstention: the Silero VAD's ONNX graph run with onnxruntime (torch-free).
+
+The ``silero-vad`` package ships ``silero_vad.onnx``; its file is located without importing
+the package (which imports torch). The graph takes 512-sample chunks (32 ms at 16 kHz) with the
+previous chunk's last 64 samples as context and a recurrent state, and gives a speech
+probability per chunk. :func:`speech_summary` reports the speech fraction and seconds of a clip;
+a clip is ``no_speech`` when it has less than :data:`MIN_SPEECH_SECONDS` of speech or a speech
+fraction below :data:`MIN_SPEECH_FRACTION` (documented defaults, checked on the generated
+non-speech set of :mod:`emovox.testing.nonspeech` and on every shared corpus).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emovox.errors import DependencyError
+
+SAMPLE_RATE = 16000
+CHUNK, CONTEXT = 512, 64
+THRESHOLD = 0.5
+MIN_SPEECH_SECONDS = 0.3
+MIN_SPEECH_FRACTION = 0.05
+_LOCK = threading.Lock()
+_SESSIONS: dict[int, object] = {}
+
+
+def silero_onnx_path() -> Path:
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyError("silero-vad", "speech detection", "pip install silero-vad")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad.onnx"
+    if not path.is_file():
+        raise DependencyError("silero-vad", f"speech detection ({path.name} missing)", "pip install --force-reinstall silero-vad")
+    return path
+
+
+def _session(threads: int = 1):
+    with _LOCK:
+        if threads not in _SESSIONS:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = opts.inter_op_num_threads = threads
+            opts.log_severity_level = 3
+            _SESSIONS[threads] = ort.InferenceSession(str(silero_onnx_path()), opts, providers=["CPUExecutionProvider"])
+        return _SESSIONS[threads]
+
+
+class SileroStream:
+    """Chunk-by-chunk speech probabilities with carried state (usable for live streams)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.session = _session(threads)
+        self.state = np.zeros((2, 1, 128), np.float32)
+        self.context = np.zeros((1, CONTEXT), np.float32)
+        self.sr = np.array(SAMPLE_RATE, dtype=np.int64)
+
+    def __call__(self, chunk: np.ndarray) -> float:
+        x = np.concatenate([self.context, np.asarray(chunk, np.float32).reshape(1, CHUNK)], axis=1)
+        out, self.state = self.session.run(None, {"input": x, "state": self.state, "sr": self.sr})  # type: ignore[attr-defined]
+        self.context = x[:, -CONTEXT:]
+        return float(np.asarray(out).reshape(-1)[0])
+
+
+def speech_probabilities(samples: np.ndarray, threads: int = 1) -> np.ndarray:
+    """One speech probability per 32 ms chunk of 16 kHz ``samples`` (the last chunk zero-padded)."""
+    x = np.asarray(samples, np.float32).reshape(-1)
+    n = -(-len(x) // CHUNK)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    x = np.pad(x, (0, n * CHUNK - len(x)))
+    stream = SileroStream(threads)
+    return np.array([stream(x[i * CHUNK:(i + 1) * CHUNK]) for i in range(n)], np.float32)
+
+
+@dataclass(frozen=True)
+class SpeechSummary:
+    fraction: float
+    seconds: float
+    mask: np.ndarray  # per 32 ms chunk
+
+    @property
+    def no_speech(self) -> bool:
+        return self.seconds < MIN_SPEECH_SECONDS or self.fraction < MIN_SPEECH_FRACTION
+
+
+def speech_summary(samples: np.ndarray, threads: int = 1) -> SpeechSummary:
+    """Speech fraction/seconds of a clip (chunks with probability >= :data:`THRESHOLD`)."""
+    probs = speech_probabilities(samples, threads)
+    mask = probs >= THRESHOLD
+    seconds = float(mask.sum()) * CHUNK / SAMPLE_RATE
+    duration = max(len(samples) / SAMPLE_RATE, 1e-9)
+    return SpeechSummary(min(1.0, seconds / duration), seconds, mask)

@@ -1,0 +1,54 @@
+"""Export a :class:`emovox.whisper.model.WhisperEmotionNet` to ONNX: waves in, logits out.
+
+One graph from 16 kHz samples ``(1, N)`` (dynamic ``N``, 0.04–30 s) to logits ``(1, C)``:
+the log-mel (strided-convolution STFT), the truncated Whisper encoder, pooling and head, opset
+17, written with the dynamo exporter. :func:`quantize_int8` writes onnxruntime's dynamic int8
+quantisation of it (weights int8, activations quantised per call), the graph used for prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from emovox.errors import DependencyError, ModelError
+from emovox.io import atomic_path
+
+OPSET = 17
+MIN_SAMPLES, MAX_SAMPLES = 640, 30 * 16000
+
+
+def export_audio_onnx(net: torch.nn.Module, target: Path) -> Path:
+    """Write ``net`` (waves -> logits) as ONNX to ``target`` atomically."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
+    example = torch.zeros(1, 3 * 16000)
+    dims = {"waves": {1: torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(net.eval(), (example,), dynamo=True, input_names=["waves"],
+                                        output_names=["logits"], dynamic_shapes=dims, opset_version=OPSET,
+                                        optimize=True, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
+            raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})") from None
+    with atomic_path(target, suffix=".onnx") as tmp:
+        tmp.write_bytes(program.model_proto.SerializeToString())
+    return target
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """onnxruntime dynamic int8 quantisation of ``source`` (MatMul/Gemm weights, per channel)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(target, suffix=".onnx") as tmp:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    return target

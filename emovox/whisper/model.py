@@ -1,0 +1,138 @@
+"""Emotion models on Whisper hidden states: pooled-layer heads, the audio-in network, training.
+
+Pipeline (one definition for training, prediction and export): 16 kHz waves ->
+:func:`emovox.whisper.mel.torch_log_mel_module` -> :class:`emovox.whisper.encoder.WhisperLayers`
+(cut after the highest layer used) -> mean ‖ std over frames per layer ``(L, B, 2d)`` ->
+:class:`PooledHead`: per-layer standardisation (statistics of the training side), then the
+layers combined by concatenation or by a learnable softmax-weighted sum (SUPERB style, here
+over the pooled statistics), then a linear or one-hidden-layer MLP head -> logits.
+Heads train on cached pooled statistics (:func:`fit_head`), so the encoder runs once per clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from emovox.audio_model import AudioModelConfig
+from emovox.errors import ConfigError
+from emovox.whisper.encoder import WhisperLayers, load_encoder
+from emovox.whisper.mel import torch_log_mel_module
+
+
+class PooledHead(nn.Module):
+    """``(L, B, 2d)`` pooled layer statistics -> ``(B, C)`` logits."""
+
+    def __init__(self, n_layers: int, dim: int, n_classes: int, combine: str = "concat", hidden: int = 0,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if combine not in ("concat", "weighted"):
+            raise ConfigError(f"combine must be 'concat' or 'weighted', got {combine!r}")
+        self.combine = combine
+        self.register_buffer("mean", torch.zeros(n_layers, 1, dim))
+        self.register_buffer("std", torch.ones(n_layers, 1, dim))
+        self.layer_logits = nn.Parameter(torch.zeros(n_layers)) if combine == "weighted" else None
+        width = dim * (n_layers if combine == "concat" else 1)
+        body: list[nn.Module] = [nn.Dropout(dropout)]
+        if hidden:
+            body += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
+            width = hidden
+        body.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*body)
+
+    def set_stats(self, pooled: np.ndarray) -> None:
+        """Fit the standardisation on training-side pooled statistics ``(N, L, 2d)``."""
+        x = torch.from_numpy(np.asarray(pooled, np.float32)).transpose(0, 1)
+        self.mean.copy_(x.mean(1, keepdim=True))
+        self.std.copy_(x.std(1, keepdim=True).clamp_min(1e-4))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = (pooled - self.mean) / self.std
+        if self.layer_logits is not None:
+            x = (torch.softmax(self.layer_logits, 0)[:, None, None] * x).sum(0)
+        else:
+            x = x.transpose(0, 1).reshape(x.shape[1], -1)
+        return self.net(x)
+
+
+class WhisperEmotionNet(nn.Module):
+    """``(1, N)`` 16 kHz waves -> ``(1, C)`` logits (log-mel, truncated encoder, pooling, head)."""
+
+    def __init__(self, layers: WhisperLayers, head: PooledHead) -> None:
+        super().__init__()
+        self.log_mel = torch_log_mel_module(layers.dims.n_mels)
+        self.layers, self.head = layers, head
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        hs = self.layers(self.log_mel(waves))
+        pooled = torch.cat([hs.mean(2), (hs - hs.mean(2, keepdim=True)).pow(2).mean(2).sqrt()], dim=-1)
+        return self.head(pooled)
+
+
+def build_net(config: AudioModelConfig, head_state: dict[str, torch.Tensor]) -> WhisperEmotionNet:
+    encoder, dims = load_encoder(config.whisper_model)
+    head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden)
+    head.load_state_dict(head_state)
+    return WhisperEmotionNet(WhisperLayers(encoder, dims, config.layers), head).eval()
+
+
+@dataclass
+class HeadTraining:
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.2
+    hidden: int = 0
+    combine: str = "concat"
+    seed: int = 0
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    classes = np.unique(y)
+    return float(np.mean([(pred[y == c] == c).mean() for c in classes]))
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, cfg: HeadTraining,
+             valid: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[PooledHead, dict[str, float]]:
+    """Train a :class:`PooledHead` on pooled statistics ``x`` ``(N, L, 2d)`` with sample ``weights``.
+
+    With ``valid`` the epoch with the best validation UA is kept (validation speakers only)."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    head = PooledHead(x.shape[1], x.shape[2], n_classes, cfg.combine, cfg.hidden, cfg.dropout)
+    head.set_stats(x)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    xt = torch.from_numpy(np.asarray(x, np.float32)).transpose(0, 1)
+    yt = torch.from_numpy(np.asarray(y, np.int64))
+    p = np.asarray(weights, np.float64) / np.sum(weights)
+    best, best_state, history = -1.0, None, {}
+    steps = max(1, len(y) // cfg.batch_size)
+    for epoch in range(cfg.epochs):
+        head.train()
+        for _ in range(steps):
+            idx = torch.from_numpy(rng.choice(len(y), cfg.batch_size, p=p))
+            loss = nn.functional.cross_entropy(head(xt[:, idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        if valid is not None and (epoch % 5 == 4 or epoch == cfg.epochs - 1):
+            ua = balanced_accuracy(valid[1], predict_head(head, valid[0]).argmax(1))
+            if ua > best:
+                best, best_state = ua, {k: v.clone() for k, v in head.state_dict().items()}
+                history = {"valid_ua": ua, "epoch": epoch + 1}
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    return head.eval(), history
+
+
+def predict_head(head: PooledHead, x: np.ndarray) -> np.ndarray:
+    """Logits ``(N, C)`` of pooled statistics ``(N, L, 2d)``."""
+    head.eval()
+    with torch.inference_mode():
+        return head(torch.from_numpy(np.asarray(x, np.float32)).transpose(0, 1)).numpy()
