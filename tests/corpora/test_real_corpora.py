@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emovox.corpora import label_counts, load_corpus, speaker_counts
-from emovox.protocols import leave_k_speakers_out, leave_one_speaker_out
+from emovox.protocols import leave_k_speakers_out, leave_one_corpus_out, leave_one_speaker_out
 
 
 def test_ravdess(corpora_dir):
@@ -74,7 +74,12 @@ def test_ased(corpora_dir):
 @pytest.mark.shared
 def test_five_corpora_speakers_unique(corpora_dir):
     owner: dict[str, str] = {}
+    utts = []
     for name in ("ravdess", "tess", "emodb", "nemo", "ased"):
-        for u in load_corpus(name, corpora_dir / name):
-            assert owner.setdefault(u.speaker, name) == name, f"speaker {u.speaker} in {owner[u.speaker]} and {name}"
+        utts += load_corpus(name, corpora_dir / name)
+    for u in utts:
+        assert owner.setdefault(u.speaker, u.corpus) == u.corpus, f"speaker {u.speaker} in {owner[u.speaker]} and {u.corpus}"
     assert len(owner) == 24 + 2 + 10 + 9 + 65
+    folds = leave_one_corpus_out(utts)
+    assert {f.info["test_corpus"]: len(f.test) for f in folds} == {"ased": 2474, "emodb": 535, "nemo": 4481,
+                                                                   "ravdess": 1440, "tess": 2800}
