@@ -276,6 +276,85 @@ def _take_speakers(order: list[str], count: dict[str, int], target: float) -> se
     return chosen
 
 
+def leave_one_corpus_out(utterances: Sequence[Utterance], valid_fraction: float = 0.1, seed: int = 0,
+                         held_out: Sequence[str] | None = None) -> list[Fold]:
+    """Cross-corpus folds: one per corpus (``Utterance.corpus``), held out whole as the test part.
+
+    Train = every other corpus. Validation = whole speakers held out from the training side,
+    drawn per training corpus (``round(valid_fraction * its speakers)``, at most all but one; a
+    corpus with few speakers such as TESS may give none), so model selection sees every training
+    corpus but never the test corpus; if the rounding leaves no validation speaker at all, one
+    speaker of the largest training corpus is used. Speaker independence is asserted here (train,
+    valid and test speakers pairwise disjoint) on top of :func:`check_fold`, so a speaker id shared
+    by two corpora raises :class:`ProtocolError`. ``held_out`` limits which corpora get a fold
+    (all still train the others). ``info`` records ``test_corpus``, ``train_corpora``,
+    ``test_labels`` (the labels the held-out corpus has, sorted) and the validation speakers.
+    """
+    utts = list(utterances)
+    missing = [u.id for u in utts if not u.corpus]
+    if missing:
+        raise ProtocolError(f"leave_one_corpus_out: {len(missing)} utterance(s) have no 'corpus' field, e.g. "
+                            f"{missing[0]!r} (fill the manifest's corpus column, or load with emovox.corpora)")
+    corpora = sorted({u.corpus for u in utts}, key=_natural_key)
+    if len(corpora) < 2:
+        raise ProtocolError(f"leave_one_corpus_out: need at least 2 corpora, the manifest has {corpora}")
+    targets = corpora if held_out is None else list(held_out)
+    unknown = [c for c in targets if c not in corpora]
+    if unknown or not targets:
+        raise ProtocolError(f"leave_one_corpus_out: held_out {unknown or targets} not among the manifest's "
+                            f"corpora {corpora}")
+    if not 0 <= valid_fraction < 1:
+        raise ProtocolError(f"leave_one_corpus_out: valid_fraction must be in [0, 1), got {valid_fraction}")
+    folds = []
+    for i, name in enumerate(corpora):
+        if name not in targets:
+            continue
+        test = [u for u in utts if u.corpus == name]
+        train = [u for u in utts if u.corpus != name]
+        rng = np.random.default_rng([seed, i])
+        valid_spk = _corpus_valid_speakers(train, valid_fraction, rng)
+        valid = [u for u in train if u.speaker in valid_spk]
+        train = [u for u in train if u.speaker not in valid_spk]
+        spk = {p: {u.speaker for u in part} for p, part in (("train", train), ("valid", valid), ("test", test))}
+        for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+            if spk[a] & spk[b]:
+                raise ProtocolError(f"leave_one_corpus_out, fold test-{name}: speaker(s) {sorted(spk[a] & spk[b])[:5]} "
+                                    f"in both {a} and {b}; speaker ids must be unique across corpora (prefix them "
+                                    "with the corpus name, as the nemo/ased loaders do)")
+        info = {"protocol": "leave_one_corpus_out", "test_corpus": name,
+                "train_corpora": [c for c in corpora if c != name],
+                "test_labels": sorted({u.label for u in test}),
+                "valid_speakers": sorted(valid_spk, key=_natural_key),
+                "test_speakers": sorted(spk["test"], key=_natural_key)}
+        folds.append(check_fold(Fold(f"test-{name}", _ids(train), _ids(valid), _ids(test), True, info), utts))
+    return folds
+
+
+def _corpus_valid_speakers(train: list[Utterance], fraction: float, rng: np.random.Generator) -> set[str]:
+    """Validation speakers drawn per training corpus (see :func:`leave_one_corpus_out`)."""
+    if fraction <= 0:
+        return set()
+    by_corpus: dict[str, list[str]] = {}
+    for u in train:
+        speakers = by_corpus.setdefault(u.corpus, [])
+        if u.speaker not in speakers:
+            speakers.append(u.speaker)
+    chosen: set[str] = set()
+    for corpus in sorted(by_corpus, key=_natural_key):
+        speakers = sorted(by_corpus[corpus], key=_natural_key)
+        n = min(len(speakers) - 1, int(round(fraction * len(speakers))))
+        if n > 0:
+            chosen.update(rng.choice(speakers, size=n, replace=False).tolist())
+    if not chosen:
+        largest = max(sorted(by_corpus, key=_natural_key), key=lambda c: len(by_corpus[c]))
+        speakers = sorted(by_corpus[largest], key=_natural_key)
+        if len(speakers) >= 2:
+            chosen.add(str(rng.choice(speakers)))
+        else:
+            log.warning("leave_one_corpus_out: no training corpus has 2 speakers; no validation part")
+    return chosen
+
+
 def predefined_split(utterances: Sequence[Utterance], key: str = "split", train: str = "train",
                      valid: str = "dev", test: str = "test") -> list[Fold]:
     """The corpus's own split stored in ``extra[key]`` (MELD train/dev/test).
@@ -306,6 +385,7 @@ PROTOCOLS: dict[str, Callable[..., list[Fold]]] = {
     "speaker_kfold": speaker_kfold,
     "kfold": speaker_kfold,
     "ratio_split": ratio_split,
+    "leave_one_corpus_out": leave_one_corpus_out,
     "split": ratio_split,
     "predefined": lambda utts, allow_speaker_overlap=False, key="split", train="train", valid="dev", test="test",
     seed=0: _predefined(utts, key, train, valid, test, allow_speaker_overlap),

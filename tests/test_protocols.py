@@ -156,3 +156,68 @@ def test_bad_requests():
         make_folds(utts, "loso", colour="red")
     with pytest.raises(ProtocolError, match="needs at least 3 speakers"):
         ratio_split(corpus(n_speakers=2))
+
+
+# ------------------------------------------------------------------------ leave one corpus out
+def multi_corpus(spec: dict[str, tuple[int, tuple[str, ...]]], per_label: int = 2) -> list[Utterance]:
+    """``{corpus: (n_speakers, labels)}`` -> utterances with speakers ``<corpus>:<k>``."""
+    utts = []
+    for name, (n_spk, labels) in spec.items():
+        for s in range(n_spk):
+            for lab in labels:
+                for k in range(per_label):
+                    utts.append(Utterance(f"{name}_{s}_{lab}_{k}", "", f"{name}:{s}", lab, name))
+    return utts
+
+
+FIVE = {"ravdess": (24, ("angry", "calm", "happy", "neutral", "sad")), "tess": (2, ("angry", "happy", "neutral", "sad", "surprise")),
+        "emodb": (10, ("angry", "boredom", "happy", "neutral", "sad")), "nemo": (9, ("angry", "happy", "neutral", "sad")),
+        "ased": (65, ("angry", "fear", "happy", "neutral", "sad"))}
+
+
+def test_leave_one_corpus_out_folds():
+    utts = multi_corpus(FIVE)
+    corpus_of = {u.id: u.corpus for u in utts}
+    spk = {u.id: u.speaker for u in utts}
+    folds = make_folds(utts, "leave_one_corpus_out", valid_fraction=0.1, seed=3)
+    assert [f.name for f in folds] == ["test-ased", "test-emodb", "test-nemo", "test-ravdess", "test-tess"]
+    for f in folds:
+        held = f.info["test_corpus"]
+        assert {corpus_of[i] for i in f.test} == {held}
+        assert len(f.test) == sum(1 for u in utts if u.corpus == held)
+        assert held not in {corpus_of[i] for i in f.train + f.valid}
+        assert len(f.train) + len(f.valid) + len(f.test) == len(utts)
+        tr, va, te = ({spk[i] for i in part} for part in (f.train, f.valid, f.test))
+        assert not (tr & va or tr & te or va & te)
+        # validation: round(10 % of each training corpus's speakers), never TESS's 2 speakers
+        expect = {"ravdess": 2, "tess": 0, "emodb": 1, "nemo": 1, "ased": 6}
+        per_corpus = {c: sum(1 for s in f.info["valid_speakers"] if s.startswith(c + ":")) for c in FIVE}
+        assert per_corpus == {c: (0 if c == held else n) for c, n in expect.items()}
+        assert f.info["train_corpora"] == sorted(set(FIVE) - {held})
+    assert folds[4].info["test_labels"] == ["angry", "happy", "neutral", "sad", "surprise"]
+    again = make_folds(utts, "leave_one_corpus_out", valid_fraction=0.1, seed=3)
+    assert [f.valid for f in again] == [f.valid for f in folds]
+    other = make_folds(utts, "leave_one_corpus_out", valid_fraction=0.1, seed=4)
+    assert [f.valid for f in other] != [f.valid for f in folds]
+
+
+def test_leave_one_corpus_out_held_out_and_small_corpora():
+    utts = multi_corpus({"a": (1, LABELS), "b": (2, LABELS), "c": (3, LABELS)})
+    folds = make_folds(utts, "leave_one_corpus_out", held_out=["c"], valid_fraction=0.1)
+    assert [f.name for f in folds] == ["test-c"]
+    # 10 % of 1 or 2 speakers rounds to 0: one speaker of the largest training corpus (b) validates
+    assert len(folds[0].info["valid_speakers"]) == 1 and folds[0].info["valid_speakers"][0].startswith("b:")
+    assert make_folds(utts, "leave_one_corpus_out", valid_fraction=0)[0].valid == []
+
+
+def test_leave_one_corpus_out_errors():
+    utts = multi_corpus({"a": (2, LABELS), "b": (2, LABELS)})
+    clash = utts + [Utterance("c_0", "", "a:0", "sad", "c")]  # a speaker id used by two corpora
+    with pytest.raises(ProtocolError, match="speaker.*a:0.*unique across corpora"):
+        make_folds(clash, "leave_one_corpus_out", valid_fraction=0)
+    with pytest.raises(ProtocolError, match="at least 2 corpora"):
+        make_folds([u for u in utts if u.corpus == "a"], "leave_one_corpus_out")
+    with pytest.raises(ProtocolError, match="no 'corpus' field"):
+        make_folds(utts + [Utterance("x", "", "x:0", "sad", "")], "leave_one_corpus_out")
+    with pytest.raises(ProtocolError, match="held_out .*'z'"):
+        make_folds(utts, "leave_one_corpus_out", held_out=["z"])

@@ -3,22 +3,22 @@
 Every loader writes one of the :data:`CANONICAL` names (full lowercase English) into the
 manifest, whatever the corpus calls it:
 
-============ ========== ========= ======== ===== ======= ===========
-canonical    IEMOCAP    RAVDESS   TESS     EmoDB CREMA-D MELD
-============ ========== ========= ======== ===== ======= ===========
-angry        ang        05 angry  angry    W     ANG     anger
-boredom      --         --        --       L     --      --
-calm         --         02 calm   --       --    --      --
-disgust      dis        07        disgust  E     DIS     disgust
-excited      exc        --        --       --    --      --
-fear         fea        06        fear     A     FEA     fear
-frustrated   fru        --        --       --    --      --
-happy        hap        03        happy    F     HAP     joy
-neutral      neu        01        neutral  N     NEU     neutral
-other        oth        --        --       --    --      --
-sad          sad        04        sad      T     SAD     sadness
-surprise     sur        08        ps       --    --      surprise
-============ ========== ========= ======== ===== ======= ===========
+============ ========== ========= ======== ===== ======= =========== ========= =======
+canonical    IEMOCAP    RAVDESS   TESS     EmoDB CREMA-D MELD        nEMO      ASED
+============ ========== ========= ======== ===== ======= =========== ========= =======
+angry        ang        05 angry  angry    W     ANG     anger       anger     Angry
+boredom      --         --        --       L     --      --          --        --
+calm         --         02 calm   --       --    --      --          --        --
+disgust      dis        07        disgust  E     DIS     disgust     --        --
+excited      exc        --        --       --    --      --          --        --
+fear         fea        06        fear     A     FEA     fear        fear      Fearful
+frustrated   fru        --        --       --    --      --          --        --
+happy        hap        03        happy    F     HAP     joy         happiness Happy
+neutral      neu        01        neutral  N     NEU     neutral     neutral   Neutral
+other        oth        --        --       --    --      --          --        --
+sad          sad        04        sad      T     SAD     sadness     sadness   Sad
+surprise     sur        08        ps       --    --      surprise    surprised --
+============ ========== ========= ======== ===== ======= =========== ========= =======
 
 A :class:`LabelMap` then chooses the experiment's classes (ordered: the order is the class
 index order of models and confusion matrices) and merges labels (``excited -> happy``).
@@ -132,6 +132,8 @@ PRESETS: dict[str, LabelMap] = {
     "tess7": _preset("tess7", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")),
     "cremad6": _preset("cremad6", ("angry", "disgust", "fear", "happy", "neutral", "sad")),
     "meld7": _preset("meld7", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")),
+    "nemo6": _preset("nemo6", ("angry", "fear", "happy", "neutral", "sad", "surprise")),
+    "ased5": _preset("ased5", ("angry", "fear", "happy", "neutral", "sad")),
 }
 
 

@@ -21,6 +21,8 @@ CORPORA = {
     "ravdess": "ravdess",
     "tess": "tess",
     "emodb": "emodb",
+    "nemo": "nemo",
+    "ased": "ased",
     "cremad": "cremad",
     "meld": "meld",
     "voxceleb": "voxceleb",

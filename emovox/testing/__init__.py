@@ -7,9 +7,11 @@
 from emovox.testing.trees import (
     IEMOCAP_REAL_COUNTS,
     IEMOCAP_SMALL_COUNTS,
+    make_ased_tree,
     make_cremad_tree,
     make_emodb_tree,
     make_iemocap_tree,
+    make_nemo_tree,
     make_ravdess_tree,
     make_tess_tree,
     make_voxceleb_tree,
@@ -19,9 +21,11 @@ from emovox.testing.trees import (
 __all__ = [
     "IEMOCAP_REAL_COUNTS",
     "IEMOCAP_SMALL_COUNTS",
+    "make_ased_tree",
     "make_cremad_tree",
     "make_emodb_tree",
     "make_iemocap_tree",
+    "make_nemo_tree",
     "make_ravdess_tree",
     "make_tess_tree",
     "make_voxceleb_tree",

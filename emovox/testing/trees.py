@@ -37,10 +37,12 @@ def tone(seconds: float, freq: float, seed: int = 0, sr: int = SAMPLE_RATE) -> n
 class _Writer:
     """Writes tones, caching one waveform per (label, speaker) pitch."""
 
-    def __init__(self, seconds: float, labels: Sequence[str], speakers: Sequence[str]) -> None:
+    def __init__(self, seconds: float, labels: Sequence[str], speakers: Sequence[str],
+                 audio_format: tuple[str, str] = ("WAV", "PCM_16")) -> None:
         import soundfile as sf
 
         self._sf = sf
+        self.audio_format = audio_format
         self.seconds = seconds
         self.lab = {lab: i for i, lab in enumerate(sorted(set(labels)))}
         self.spk = {s: i for i, s in enumerate(sorted(set(speakers)))}
@@ -53,7 +55,7 @@ class _Writer:
             freq = 110.0 + 45.0 * self.lab.get(label, 0) + 7.0 * self.spk.get(speaker, 0)
             buf = io.BytesIO()
             self._sf.write(buf, tone(self.seconds, freq, seed=len(self.cache)), SAMPLE_RATE,
-                           format="WAV", subtype="PCM_16")
+                           format=self.audio_format[0], subtype=self.audio_format[1])
             self.cache[key] = buf.getvalue()
         if path.parent not in self.dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,4 +207,59 @@ def make_tess_tree(root: str | os.PathLike, words: Sequence[str] = ("back", "bar
         for emo in emotions:
             for word in words:
                 writer.write(base / f"{spk}_{emo}" / f"{spk}_{word}_{emo}.wav", emo, spk)
+    return base
+
+
+#: soundfile (format, subtype) per file extension the trees can write.
+_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".opus": ("OGG", "OPUS")}
+
+
+def _audio_format(ext: str) -> tuple[str, str]:
+    if ext not in _FORMATS:
+        raise ValueError(f"unsupported tree audio extension {ext!r} (choose from {', '.join(_FORMATS)})")
+    return _FORMATS[ext]
+
+
+def make_nemo_tree(root: str | os.PathLike, speakers: Sequence[str] = ("EB0", "KS0", "MP0"),
+                   emotions: Sequence[str] = ("anger", "fear", "happiness", "neutral", "sadness", "surprised"),
+                   sentences: int = 2, seconds: float = 0.25, ext: str = ".opus", tsv: bool = True) -> Path:
+    """An nEMO tree ``samples/<SPK>_<emotion>_<n>.opus`` (+ ``data.tsv`` unless ``tsv=False``).
+
+    Sentence numbers run 1..``sentences`` per speaker and emotion; ``data.tsv`` lists every clip
+    under its original ``.wav`` name with padded speaker ids, as the release does. Returns ``root``.
+    """
+    base = Path(root)
+    writer = _Writer(seconds, emotions, speakers, _audio_format(ext))
+    rows = ["file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"]
+    for i, spk in enumerate(speakers):
+        for emo in emotions:
+            for n in range(1, sentences + 1):
+                writer.write(base / "samples" / f"{spk}_{emo}_{n}{ext}", emo, spk)
+                rows.append(f"{spk}_{emo}_{n}.wav\t{emo}\tZdanie numer {n}.\tzdanie numer {n}\t        {spk}\t"
+                            f"{'female' if i % 2 else 'male'}\t{20 + i}")
+    if tsv:
+        _write_text(base / "data.tsv", "\n".join(rows) + "\n")
+    return base
+
+
+_ASED_FOLDERS = {"n": "01Neutral", "f": "02Fearful", "h": "03Happy", "s": "04Sad", "a": "05Angry"}
+
+
+def make_ased_tree(root: str | os.PathLike, speakers: Sequence[int] = (1, 2, 3, 4), sentences: Sequence[int] = (1, 2),
+                   emotions: str = "nfhsa", seconds: float = 0.25, ext: str = ".opus") -> Path:
+    """An ASED tree ``<NN><Emotion>/<e><k>-<sentence>-<repetition>-<gender>-<speaker>.opus``.
+
+    Two repetitions per sentence; odd speakers are female (gender field 01), even male (02).
+    Returns ``root``.
+    """
+    base = Path(root)
+    names = [f"{s:02d}" for s in speakers]
+    writer = _Writer(seconds, list(emotions), names, _audio_format(ext))
+    for spk in names:
+        gender = "01" if int(spk) % 2 else "02"
+        for e in emotions:
+            folder = _ASED_FOLDERS[e]
+            for sent in sentences:
+                for rep in (1, 2):
+                    writer.write(base / folder / f"{e}{folder[1]}-{sent:02d}-{rep:02d}-{gender}-{spk}{ext}", e, spk)
     return base
