@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -37,16 +36,19 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
+from emovox.audio_model import is_audio_model
 from emovox.errors import ConfigError, EmovoxError, ModelError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model"
-WHISPER_MODEL = Path(__file__).parent / "assets" / "whisper_model"
-#: Short names of the bundled models (``Recognizer.load("whisper")``, ``--model whisper``); an
-#: existing folder of the same name in the working directory takes precedence.
-BUNDLED_MODELS = ("default", "whisper")
-BACKENDS = ("torch", "onnx")
+FAST_MODEL = Path(__file__).parent / "assets" / "fast_model"
+#: Short names of the bundled models (``Recognizer.load("fast")``, ``--model fast``); an existing
+#: folder of the same name in the working directory takes precedence. ``whisper`` (the retired
+#: Whisper tiny.en model) is an alias of ``default``, which replaced it.
+BUNDLED_MODELS = ("default", "fast")
+ALIASES = {"whisper": "default"}
+BACKENDS = ("auto", "torch", "onnx")
 VADS = ("sohn", "silero")
 #: Frame-sequence front-ends the Recognizer can drive (VGGish patch models are training-only).
 SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder", "upstream")
@@ -54,7 +56,6 @@ SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder", "upstream")
 TORCH_ONLY_FRONTENDS = ("whisper_encoder", "upstream")
 
 Source = str | os.PathLike | np.ndarray
-_SILERO_LOCK = threading.Lock()
 
 
 @dataclass
@@ -67,6 +68,10 @@ class Prediction:
     duration: float | None = None
     speech_fraction: float | None = None
     error: str | None = None
+    #: too little speech to judge (:mod:`emovox.speech`): no emotion label, empty probabilities
+    no_speech: bool = False
+    #: calibrated top probability below the model's ``uncertain_below``
+    uncertain: bool = False
 
     @property
     def ok(self) -> bool:
@@ -98,8 +103,9 @@ class TorchEngine:
 def model_folder(path: str | os.PathLike | None) -> Path:
     """The model folder for ``path``: None = the default model, a :data:`BUNDLED_MODELS` name, or a folder."""
     alias = "default" if path is None else str(path)
-    bundled = alias in BUNDLED_MODELS and (path is None or not Path(alias).exists())
-    folder = {"default": DEFAULT_MODEL, "whisper": WHISPER_MODEL}[alias] if bundled else Path(path)
+    bundled = (alias in BUNDLED_MODELS or alias in ALIASES) and (path is None or not Path(alias).exists())
+    alias = ALIASES.get(alias, alias) if bundled else alias
+    folder = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}[alias] if bundled else Path(str(path))
     if bundled and not (folder / "config.json").is_file():
         raise ModelError(
             f"the bundled {alias} model is missing from this installation ({folder}); reinstall emovox "
@@ -112,7 +118,7 @@ class Recognizer:
 
     def __init__(self, frontend: Any, engine: Callable[[Any], np.ndarray], config: dict[str, Any],
                  folder: Path, backend: str, labels: Sequence[str] | None = None,
-                 vad: str | None = "sohn", batch_size: int = 16, max_clip_seconds: float = 30.0) -> None:
+                 vad: str | None = "silero", batch_size: int = 16, max_clip_seconds: float = 30.0) -> None:
         self.frontend, self.engine, self.config = frontend, engine, config
         self.folder, self.backend = folder, backend
         self.model_labels: list[str] = list(config["labels"])
@@ -125,27 +131,56 @@ class Recognizer:
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, backend: str = "torch",
-             labels: Sequence[str] | str | None = None, vad: str | None = "sohn", batch_size: int = 16,
+    def load(cls, path: str | os.PathLike | None = None, backend: str = "auto",
+             labels: Sequence[str] | str | None = None, vad: str | None = "silero", batch_size: int = 16,
              threads: int | None = None) -> "Recognizer":
-        """Load a model package (default: the bundled model) for the ``torch`` or ``onnx`` backend.
+        """Load a model package (default: the bundled model).
 
-        ``labels`` restricts the output to a subset (probabilities renormalised over it);
-        ``vad`` (``sohn`` | ``silero`` | None) measures each clip's speech fraction;
-        ``threads`` sets the intra-op threads of the backend.
+        ``backend``: ``auto`` (onnxruntime for audio-in models such as the default, torch for the
+        others), ``onnx`` or ``torch``. ``labels`` restricts the output to a subset (probabilities
+        renormalised over it); ``vad`` (``silero`` | ``sohn`` | None) measures each clip's speech
+        (no VAD: no ``no_speech`` abstention); ``threads`` sets the backend's intra-op threads
+        (default 1: parallelise across files or requests instead, see README "Threads").
         """
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+        if isinstance(labels, str):
+            labels = [s.strip() for s in labels.split(",") if s.strip()]
+        folder = model_folder(path)
+        if is_audio_model(folder):
+            return cls._load_audio(folder, backend, labels, vad, batch_size, threads or 1)
+        return cls._load_features(folder, "torch" if backend == "auto" else backend, labels, vad, batch_size,
+                                  threads or 1)
+
+    @classmethod
+    def _load_audio(cls, folder: Path, backend: str, labels: Sequence[str] | None, vad: str | None,
+                    batch_size: int, threads: int) -> "Recognizer":
+        """An audio-in package (:mod:`emovox.audio_model`): onnxruntime, or the torch reference."""
+        from emovox.audio_model import OnnxAudioModel, read_audio_config
+
+        cfg = read_audio_config(folder)
+        if backend == "torch":
+            from emovox.whisper.model import TorchAudioModel
+
+            engine: Callable[[np.ndarray], np.ndarray] = TorchAudioModel(folder, cfg, threads)
+        else:
+            engine = OnnxAudioModel(folder, threads=threads)
+            backend = "onnx"
+        config = {"name": cfg.name, "labels": list(cfg.labels), "model": {"name": f"whisper-{cfg.whisper_model}-head"},
+                  "frontend": {"name": "waves"}, "uncertain_below": cfg.uncertain_below, "audio_model": cfg.to_dict()}
+        return cls(None, engine, config, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
+
+    @classmethod
+    def _load_features(cls, folder: Path, backend: str, labels: Sequence[str] | None, vad: str | None,
+                       batch_size: int, threads: int) -> "Recognizer":
         import torch
 
         from emovox.frontend import build_frontend
         from emovox.models.io import load_model, read_config
 
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if threads is not None:
-            if not isinstance(threads, int) or threads < 1:
-                raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-            torch.set_num_threads(threads)
-        folder = model_folder(path)
+        torch.set_num_threads(threads)
         config = read_config(folder)
         front = config["frontend"]
         if front["name"] not in SEQUENCE_FRONTENDS:
@@ -170,8 +205,6 @@ class Recognizer:
             from emovox.export import OnnxEngine
 
             engine = OnnxEngine.for_model(folder, threads=threads)
-        if isinstance(labels, str):
-            labels = [s.strip() for s in labels.split(",") if s.strip()]
         return cls(frontend, engine, config, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
 
     def with_labels(self, labels: Sequence[str] | None) -> "Recognizer":
@@ -229,6 +262,8 @@ class Recognizer:
 
     def _raw(self, waves: np.ndarray) -> np.ndarray:
         """Probabilities over all model labels (no restriction)."""
+        if self.frontend is None:  # audio-in model: the engine takes the waves themselves
+            return np.stack([np.asarray(self.engine(w), dtype=np.float64) for w in waves])
         import torch
 
         waves = np.ascontiguousarray(waves, dtype=np.float32)
@@ -243,15 +278,24 @@ class Recognizer:
         return np.concatenate([np.asarray(self.engine(drop_nonspeech(f, vad.frame_mask(w))[None]), dtype=np.float64)
                                for f, w in zip(feats, waves)])
 
-    def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any, speech: float | None,
-                labels: Sequence[str] | None) -> Prediction:
+    def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any,
+                speech: tuple[float | None, float | None], labels: Sequence[str] | None) -> Prediction:
+        from emovox.speech import MIN_SPEECH_FRACTION, MIN_SPEECH_SECONDS
+
+        duration = wave_or_seconds.size / SAMPLE_RATE if isinstance(wave_or_seconds, np.ndarray) else wave_or_seconds
+        fraction, seconds = speech
+        fraction = None if fraction is None else round(float(fraction), 4)
+        if seconds is not None and (seconds < MIN_SPEECH_SECONDS or (fraction or 0.0) < MIN_SPEECH_FRACTION):
+            return Prediction(source=source, label=None, probabilities={}, duration=round(float(duration), 3),
+                              speech_fraction=fraction, no_speech=True)
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         sub = probs[index] / max(float(probs[index].sum()), 1e-30)
-        duration = wave_or_seconds.size / SAMPLE_RATE if isinstance(wave_or_seconds, np.ndarray) else wave_or_seconds
+        threshold = self.config.get("uncertain_below")
+        uncertain = threshold is not None and float(probs.max()) < float(threshold)
         return Prediction(source=source, label=names[int(np.argmax(sub))],
                           probabilities={k: round(float(v), 6) for k, v in zip(names, sub)},
-                          duration=round(float(duration), 3), speech_fraction=speech)
+                          duration=round(float(duration), 3), speech_fraction=fraction, uncertain=bool(uncertain))
 
     # ------------------------------------------------------------------------- prediction
     def predict(self, inputs: Source | Sequence[Source], sample_rate: int | None = None, *,
@@ -306,7 +350,7 @@ class Recognizer:
                 else:
                     probs = self._clip_posterior(group[0][2])[None]
                 for (i, name, wave), p in zip(group, probs):
-                    results[i] = self._result(name, p, wave, self._speech_fraction(wave), labels)
+                    results[i] = self._result(name, p, wave, self._speech(wave), labels)
             except EmovoxError as exc:
                 if strict:
                     raise
@@ -342,18 +386,24 @@ class Recognizer:
             if block.size < SAMPLE_RATE and logps:
                 continue  # a short tail adds little; it still counts in the duration
             logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
-            speech += (self._speech_fraction(block) or 0.0) * block.size
+            speech += self._speech(block)[1] or 0.0
         probs = aggregate(np.stack(logps), "mean_log_posteriors")
-        fraction = round(speech / total, 4) if self.vad else None
-        return self._result(name, probs, total / SAMPLE_RATE, fraction, labels)
+        seconds = total / SAMPLE_RATE
+        summary = (speech / seconds, speech) if self.vad else (None, None)
+        return self._result(name, probs, seconds, summary, labels)
 
     # ------------------------------------------------------------------------------- VAD
-    def _speech_fraction(self, wave: np.ndarray) -> float | None:
+    def _speech(self, wave: np.ndarray) -> tuple[float | None, float | None]:
+        """(speech fraction, speech seconds) of a clip, or (None, None) without a VAD."""
         if self.vad is None:
-            return None
-        regions = _vad_function(self.vad)(wave)
-        speech = sum(e - s for s, e in regions)
-        return round(min(1.0, speech / (wave.size / SAMPLE_RATE)), 4)
+            return None, None
+        if self.vad == "silero":
+            from emovox.speech import speech_summary
+
+            summary = speech_summary(wave)
+            return summary.fraction, summary.seconds
+        speech = sum(e - s for s, e in _vad_function(self.vad)(wave))
+        return min(1.0, speech / max(wave.size / SAMPLE_RATE, 1e-9)), speech
 
     # -------------------------------------------------------------------------- timeline
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
@@ -404,15 +454,12 @@ def _vad_function(name: str) -> Callable[[np.ndarray], list[tuple[float, float]]
     """mono 16 kHz wave -> speech regions in seconds, with the VAD of :mod:`emovox.vad`."""
     from emovox.vad import build_vad
 
+    if name == "silero":  # the Silero ONNX graph through onnxruntime (torch-free, thread-safe)
+        from emovox.speech import speech_regions
+
+        return speech_regions
     detector = build_vad(name)
-    if name != "silero":
-        return lambda wave: [(float(s), float(e)) for s, e in detector.regions(wave)]
-
-    def regions(wave: np.ndarray) -> list[tuple[float, float]]:
-        with _SILERO_LOCK:  # one shared stateful network: not safe to run from two threads at once
-            return [(float(s), float(e)) for s, e in detector.regions(wave)]
-
-    return regions
+    return lambda wave: [(float(s), float(e)) for s, e in detector.regions(wave)]
 
 
 __all__ = ["BACKENDS", "DEFAULT_MODEL", "Prediction", "Recognizer", "TorchEngine"]

@@ -96,3 +96,22 @@ def speech_summary(samples: np.ndarray, threads: int = 1) -> SpeechSummary:
     seconds = float(mask.sum()) * CHUNK / SAMPLE_RATE
     duration = max(len(samples) / SAMPLE_RATE, 1e-9)
     return SpeechSummary(min(1.0, seconds / duration), seconds, mask)
+
+
+def speech_regions(samples: np.ndarray, min_pause: float = 0.3, min_speech: float = 0.1,
+                   threads: int = 1) -> list[tuple[float, float]]:
+    """Speech regions ``[(start, end)]`` in seconds: pauses shorter than ``min_pause`` are bridged,
+    runs shorter than ``min_speech`` dropped (32 ms resolution)."""
+    mask = speech_probabilities(samples, threads) >= THRESHOLD
+    step = CHUNK / SAMPLE_RATE
+    runs: list[list[float]] = []
+    for i, on in enumerate(mask):
+        if not on:
+            continue
+        start = i * step
+        if runs and start - runs[-1][1] < min_pause:
+            runs[-1][1] = start + step
+        else:
+            runs.append([start, start + step])
+    duration = len(samples) / SAMPLE_RATE
+    return [(round(s, 3), round(min(e, duration), 3)) for s, e in runs if e - s >= min_speech]

@@ -106,7 +106,8 @@ def write_ct2(path: Path, variables: dict[str, np.ndarray], name: str = "Whisper
 
     parts = [struct.pack("<I", 6), string(name), struct.pack("<I", revision), struct.pack("<I", len(variables))]
     for key, value in variables.items():
-        arr = np.ascontiguousarray(value)
+        arr = np.asarray(value)
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # keeps 0-d scalars 0-d
         parts += [string(key), struct.pack("<B", arr.ndim), *(struct.pack("<I", d) for d in arr.shape),
                   struct.pack("<B", codes[arr.dtype.newbyteorder("<") if arr.dtype.byteorder == "=" else arr.dtype]),
                   struct.pack("<I", arr.nbytes), arr.tobytes()]

@@ -12,6 +12,7 @@ block ``i``; the last block's output has the final layer norm applied (``transfo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError, ModelError
-from emovox.whisper.packaged import PACKAGED, WhisperDims, encoder_arrays
+from emovox.whisper.ct2 import read_ct2_files
+from emovox.whisper.packaged import PACKAGED, WhisperDims, dims_from_arrays, encoder_arrays
 
 MAX_MEL_FRAMES = 3000
 
@@ -100,11 +102,23 @@ class WhisperLayers(nn.Module):
 
 
 def load_encoder(model: str = "base", attn: str = "eager") -> tuple[nn.Module, WhisperDims]:
-    """The full packaged encoder (frozen, eval mode) and its dimensions."""
-    dims = PACKAGED[model].dims if model in PACKAGED else None
-    if dims is None:
-        raise ConfigError(f"unknown Whisper model {model!r}; choose one of {list(PACKAGED)}")
-    return load_encoder_from_arrays(encoder_arrays(model), dims, attn), dims
+    """The full encoder (frozen, eval mode) and its dimensions.
+
+    ``model`` is a packaged name (:data:`emovox.whisper.packaged.PACKAGED`) or a folder holding a
+    CTranslate2 Whisper ``model.bin`` (any size; e.g. your own ``ct2-transformers-converter`` output)."""
+    if model in PACKAGED:
+        dims = PACKAGED[model].dims
+        return load_encoder_from_arrays(encoder_arrays(model), dims, attn), dims
+    path = Path(model) / "model.bin"
+    if not path.is_file():
+        raise ConfigError(f"unknown Whisper model {model!r}; choose one of {list(PACKAGED)} or a folder with a "
+                          "CTranslate2 model.bin")
+    arrays = read_ct2_files([path], keep=lambda n: n.startswith("encoder/"))
+    heads = arrays.get("encoder/num_heads")
+    if heads is None:
+        raise ModelError(f"{path}: no encoder/num_heads; not a CTranslate2 Whisper model")
+    dims = dims_from_arrays(arrays, int(heads))
+    return load_encoder_from_arrays(arrays, dims, attn), dims
 
 
 def load_encoder_from_arrays(arrays: dict[str, np.ndarray], dims: WhisperDims, attn: str = "eager") -> nn.Module:

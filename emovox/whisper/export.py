@@ -52,3 +52,40 @@ def quantize_int8(source: Path, target: Path) -> Path:
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm"])
     return target
+
+
+def write_package(folder: str | Path, config, head_state: dict[str, torch.Tensor], int8: bool = True) -> Path:
+    """Write an audio-in model package (:mod:`emovox.audio_model`) atomically.
+
+    ``config.json``, ``head.safetensors`` (the torch reference's head), ``model.fp32.onnx`` and,
+    with ``int8``, ``model.onnx`` = its dynamic int8 quantisation (else ``model.onnx`` is fp32).
+    The package is built in a temporary sibling folder and renamed into place."""
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from emovox.io import atomic_write_json
+    from emovox.whisper.model import build_net
+
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        net = build_net(config, head_state)
+        save_file({k: v.contiguous() for k, v in head_state.items()}, str(tmp / "head.safetensors"))
+        export_audio_onnx(net, tmp / "model.fp32.onnx")
+        if int8:
+            quantize_int8(tmp / "model.fp32.onnx", tmp / "model.onnx")
+        else:
+            shutil.copyfile(tmp / "model.fp32.onnx", tmp / "model.onnx")
+        atomic_write_json(tmp / "config.json", config.to_dict())
+        if target.exists():
+            if not (target / "config.json").is_file():
+                raise ModelError(f"{target} exists and is not a model package; choose another folder")
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -136,3 +136,34 @@ def predict_head(head: PooledHead, x: np.ndarray) -> np.ndarray:
     head.eval()
     with torch.inference_mode():
         return head(torch.from_numpy(np.asarray(x, np.float32)).transpose(0, 1)).numpy()
+
+
+class TorchAudioModel:
+    """The torch reference of an audio-in package: ``(N,)`` waves -> calibrated probabilities."""
+
+    def __init__(self, folder, config: AudioModelConfig, threads: int = 1) -> None:
+        from pathlib import Path
+
+        from safetensors.torch import load_file
+
+        from emovox.errors import ModelError
+
+        torch.set_num_threads(threads)
+        path = Path(folder) / "head.safetensors"
+        if not path.is_file():
+            raise ModelError(f"{folder}: head.safetensors is missing, so the torch backend cannot run this model; "
+                             "use the onnx backend")
+        self.config = config
+        self.net = build_net(config, load_file(str(path)))
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        from emovox.calibration import softmax
+
+        x = np.asarray(wave, np.float32).reshape(-1)
+        limit = 30 * 16000
+        pieces = max(1, -(-x.size // limit))
+        size = -(-x.size // pieces)
+        with torch.inference_mode():
+            logits = [self.net(torch.from_numpy(np.pad(p, (0, max(0, 640 - p.size))))[None])[0].numpy()
+                      for p in (x[i * size:(i + 1) * size] for i in range(pieces))]
+        return softmax(np.mean(logits, axis=0), self.config.temperature)

@@ -17,6 +17,7 @@ one fp16 safetensors file under the emovox cache (``$EMOVOX_CACHE`` or ``~/.cach
 from __future__ import annotations
 
 import hashlib
+import re
 import importlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -128,7 +129,7 @@ def encoder_arrays(name: str, cache_dir: Path | None = None, verify: bool = True
 
 def dims_from_arrays(arrays: dict[str, np.ndarray], n_heads: int) -> WhisperDims:
     """Dimensions read off the tensors (``n_heads`` is not a tensor shape, so it is passed)."""
-    n_layers = len({k.split("/")[1] for k in arrays if k.startswith("encoder/layer_")})
+    n_layers = len({k.split("/")[1] for k in arrays if re.match(r"encoder/layer_\d+/", k)})
     d_model = int(arrays["encoder/conv1/weight"].shape[0])
     return WhisperDims(int(arrays["encoder/conv1/weight"].shape[1]), int(arrays["encoder/position_encodings/encodings"].shape[0]),
                        d_model, n_heads, n_layers)

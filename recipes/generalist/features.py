@@ -3,7 +3,7 @@
 For each clip: 16 kHz mono audio (soundfile), Whisper log-mel (:func:`emovox.whisper.mel.log_mel`,
 unpadded, chunked at 30 s), the packaged Whisper encoder's hidden states 0..n_layers
 (:mod:`emovox.whisper.encoder`), each mean ‖ std pooled over frames -> ``(n_layers + 1, 2 d)``
-fp16. ``--degrade telephone`` first passes the audio through the telephone-band chain of
+fp16. ``--degrade telephone`` first passes the audio through the telephone band (8 kHz, G.711 mu-law) of
 :mod:`emovox.robust` (the robustness table's test copies). Shards of 200 clips are written
 atomically under ``OUT/<corpus>/``; a re-run skips finished clips.
 
@@ -43,7 +43,7 @@ def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
         return samples
     from emovox.robust import telephone_band  # noqa: PLC0415  (only for degraded copies)
 
-    return telephone_band(samples, rng=np.random.default_rng(seed))
+    return telephone_band(samples, mulaw=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--degrade", default="none", choices=["none", "telephone"])
     ap.add_argument("--out", default="runs/generalist/feats")
     ap.add_argument("--shard", type=int, default=200)
+    ap.add_argument("--reverse", action="store_true", help="last shard first (a second worker on the same corpus)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     wl = whisper_layers(args.model, "all", attn="sdpa")
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         files = sorted(glob.glob(os.path.join(args.root, GLOBS[corpus])))
         out = Path(args.out) / f"{args.model}-{args.degrade}" / corpus
         out.mkdir(parents=True, exist_ok=True)
-        for s in range(0, len(files), args.shard):
+        starts = range(0, len(files), args.shard)
+        for s in reversed(starts) if args.reverse else starts:
             target = out / f"{s // args.shard:04d}.npz"
             if target.exists():
                 continue

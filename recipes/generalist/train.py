@@ -1,0 +1,153 @@
+"""Train and evaluate the default model: Whisper-layer head on five corpora, seven classes.
+
+    python recipes/generalist/train.py --stage select     # candidates x leave-one-corpus-out, valid UA
+    python recipes/generalist/train.py --stage evaluate   # chosen candidate: LOCO, 5-fold CV, telephone, ECE
+    python recipes/generalist/train.py --stage ship       # final fit on all speakers -> model package
+
+Candidates are in ``recipe.yaml``; the choice uses validation speakers only (the mean over the
+leave-one-corpus-out folds of the validation UA), never a test corpus. Every stage writes JSON
+(and the tables of README.md) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from emovox.calibration import expected_calibration_error, fit_temperature, softmax
+from emovox.evaluation.cross_corpus import score_held_out, summarize_cross_corpus
+from emovox.protocols import check_fold, leave_one_corpus_out, speaker_kfold
+from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, predict_head
+
+sys.path.insert(0, str(Path(__file__).parent))
+from data import LABELS, balanced_weights, indices, label_ids, load_features, load_utterances  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def candidate_training(cand: dict) -> HeadTraining:
+    keys = {k: cand[k] for k in ("epochs", "lr", "weight_decay", "dropout", "hidden", "combine") if k in cand}
+    return HeadTraining(**keys)
+
+
+def run_fold(feats, y, w, utts, fold, cand, classes=LABELS):
+    check_fold(fold, utts)
+    tr, va, te = (indices(utts, ids) for ids in (fold.train, fold.valid, fold.test))
+    layers = cand["layers"]
+    x = feats[:, layers]
+    head, hist = fit_head(x[tr], y[tr], w[tr], len(classes), candidate_training(cand), valid=(x[va], y[va]))
+    return head, hist, (tr, va, te), predict_head(head, x[va]), predict_head(head, x[te]) if len(te) else None
+
+
+def stage_select(args, recipe, feats, y, w, utts):
+    folds = leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0)
+    rows = {}
+    for name, cand in recipe["candidates"].items():
+        uas = []
+        for fold in folds:
+            _, hist, *_ = run_fold(feats, y, w, utts, fold, cand)
+            uas.append(hist["valid_ua"])
+        rows[name] = {"valid_ua_mean": float(np.mean(uas)), "valid_ua": uas}
+        print(name, f"{100 * np.mean(uas):.1f}", flush=True)
+    best = max(rows, key=lambda k: rows[k]["valid_ua_mean"])
+    return {"candidates": rows, "chosen": best, "rule": "max mean validation UA over the LOCO folds"}
+
+
+def stage_evaluate(args, recipe, feats, y, w, utts, tel):
+    cand = recipe["candidates"][args.candidate]
+    out: dict = {"candidate": args.candidate, "loco": [], "loco_telephone": [], "kfold": []}
+    truth = np.array([u.label for u in utts])
+    for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
+        head, hist, (tr, va, te), _, logits = run_fold(feats, y, w, utts, fold, cand)
+        corpus = fold.info["test_corpus"]
+        res = score_held_out(truth[te], logits, LABELS, corpus=corpus)
+        res["valid_ua"] = hist["valid_ua"]
+        out["loco"].append(res)
+        if tel is not None:
+            tl = predict_head(head, tel[te][:, cand["layers"]])
+            out["loco_telephone"].append(score_held_out(truth[te], tl, LABELS, corpus=corpus))
+        print("loco", corpus, round(100 * res["shared"]["ua"], 1), round(100 * res["own"]["ua"], 1), flush=True)
+    out["loco_summary"] = summarize_cross_corpus(out["loco"])
+    if out["loco_telephone"]:
+        out["loco_telephone_summary"] = summarize_cross_corpus(out["loco_telephone"])
+    eces = []
+    for fold in speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=0):
+        head, hist, (tr, va, te), vlog, tlog = run_fold(feats, y, w, utts, fold, cand)
+        t = fit_temperature(vlog, y[va])
+        ua = balanced_accuracy(y[te], tlog.argmax(1))
+        row = {"fold": fold.name, "ua": ua, "wa": float((tlog.argmax(1) == y[te]).mean()), "temperature": t,
+               "ece_before": expected_calibration_error(softmax(tlog), y[te]),
+               "ece_after": expected_calibration_error(softmax(tlog, t), y[te])}
+        if tel is not None:
+            row["ua_telephone"] = balanced_accuracy(y[te], predict_head(head, tel[te][:, cand["layers"]]).argmax(1))
+        out["kfold"].append(row)
+        eces.append(row["ece_after"])
+        print("kfold", fold.name, round(100 * ua, 1), round(row["ece_before"], 3), round(row["ece_after"], 3), flush=True)
+    return out
+
+
+def stage_ship(args, recipe, feats, y, w, utts):
+    from emovox.audio_model import AudioModelConfig
+    from emovox.whisper.export import write_package
+
+    cand = recipe["candidates"][args.candidate]
+    fold = speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=1)[0]
+    # the final model trains on every speaker but the validation ones (epoch + temperature choice)
+    from emovox.protocols import Fold
+
+    final = Fold("final", fold.train + fold.test, fold.valid, [], info={"protocol": "final"})
+    head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand)
+    t = fit_temperature(vlog, y[va])
+    card = {"valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
+            "temperature": t, "ece_valid_before": expected_calibration_error(softmax(vlog), y[va]),
+            "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
+    config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
+                              combine=cand.get("combine", "concat"), hidden=int(cand.get("hidden", 0)),
+                              temperature=t, name="default", version=recipe["version"], card=card)
+    state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    target = write_package(args.package, config, state)
+    return {"package": str(target), **card}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["select", "evaluate", "ship"], required=True)
+    ap.add_argument("--recipe", default=str(HERE / "recipe.yaml"))
+    ap.add_argument("--root", default="../shared/corpora")
+    ap.add_argument("--feats", default="runs/generalist/feats")
+    ap.add_argument("--out", default="runs/generalist")
+    ap.add_argument("--candidate", default=None, help="default: the one --stage select chose")
+    ap.add_argument("--package", default="runs/generalist/package")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    recipe = yaml.safe_load(Path(args.recipe).read_text())
+    utts = load_utterances(args.root)
+    feats = load_features(args.feats, args.root, utts)
+    y, w = label_ids(utts), balanced_weights(utts)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.candidate is None and args.stage != "select":
+        args.candidate = json.loads((out / "select.json").read_text())["chosen"]
+    if args.stage == "select":
+        result = stage_select(args, recipe, feats, y, w, utts)
+    elif args.stage == "evaluate":
+        try:
+            tel = load_features(args.feats, args.root, utts, variant="base-telephone")
+        except KeyError as exc:
+            print(f"no telephone-band features ({exc}); skipping the telephone rows", flush=True)
+            tel = None
+        result = stage_evaluate(args, recipe, feats, y, w, utts, tel)
+    else:
+        result = stage_ship(args, recipe, feats, y, w, utts)
+    (out / f"{args.stage}.json").write_text(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
