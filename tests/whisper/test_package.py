@@ -1,0 +1,130 @@
+"""Audio-in model packages: ONNX export parity, int8, Recognizer backends, abstention, standalone use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.audio_model import AudioModelConfig, OnnxAudioModel, read_audio_config
+from emovox.errors import ModelError
+from emovox.inference import Recognizer
+from emovox.testing.whisper import write_tiny_whisper
+from emovox.whisper.export import write_package
+from emovox.whisper.model import PooledHead, TorchAudioModel
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+LABELS = ["angry", "happy", "neutral", "sad"]
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal (not speech, but it exercises every stage)."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio_model")
+    whisper = write_tiny_whisper(root / "whisper", n_layers=2)
+    torch.manual_seed(0)
+    head = PooledHead(2, 64, len(LABELS))
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.3)
+        head.std.fill_(2.0)
+    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], temperature=1.5,
+                              name="tiny", uncertain_below=0.3)
+    return write_package(root / "pkg", config, head.state_dict())
+
+
+def test_package_files_and_typed_config(package):
+    assert {p.name for p in package.iterdir()} >= {"config.json", "head.safetensors", "model.onnx", "model.fp32.onnx"}
+    cfg = read_audio_config(package)
+    assert cfg.labels == LABELS and cfg.layers == [1, 2] and cfg.temperature == 1.5
+
+
+def test_onnx_fp32_matches_torch_and_int8_agrees(package):
+    cfg = read_audio_config(package)
+    ref = TorchAudioModel(package, cfg)
+    fp32 = OnnxAudioModel(package, graph="model.fp32.onnx")
+    int8 = OnnxAudioModel(package)
+    for seconds, seed in [(0.5, 0), (2.3, 1), (7.0, 2)]:
+        x = speechlike(seconds, seed)
+        p_ref, p32, p8 = ref(x), fp32(x), int8(x)
+        assert np.abs(p32 - p_ref).max() <= 1e-4
+        assert np.abs(p8 - p_ref).max() <= 0.1
+        assert abs(p_ref.sum() - 1) < 1e-6
+
+
+def test_recognizer_backends_agree_and_mark_uncertain(package):
+    onnx = Recognizer.load(package, backend="onnx", vad=None)
+    tref = Recognizer.load(package, backend="torch", vad=None)
+    x = speechlike(3.0)
+    a = onnx.predict(x, sample_rate=16000)
+    b = tref.predict(x, sample_rate=16000)
+    assert a.label in LABELS and a.label == b.label
+    assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS) <= 0.1
+    assert a.uncertain == (max(a.probabilities.values()) < 0.3)
+
+
+def test_silence_and_noise_are_no_speech(package):
+    r = Recognizer.load(package)
+    rng = np.random.default_rng(0)
+    for wave in (np.zeros(48000, np.float32), (rng.standard_normal(48000) * 0.05).astype(np.float32)):
+        p = r.predict(wave, sample_rate=16000)
+        assert p.no_speech and p.label is None and p.probabilities == {} and p.ok
+
+
+def test_damaged_config_is_a_model_error(tmp_path, package):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cfg = json.loads((package / "config.json").read_text())
+    for change in ({"temperature": -1}, {"labels": []}, {"graph": "../x.onnx"}, {"bogus": 1}, {"layers": "all"}):
+        (bad / "config.json").write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(ModelError):
+            read_audio_config(bad)
+
+
+def test_onnx_prediction_path_does_not_import_torch(package):
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from emovox.inference import Recognizer
+        r = Recognizer.load({str(package)!r})
+        t = np.arange(48000) / 16000
+        p = r.predict((0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), sample_rate=16000)
+        assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]
+        print('ok', p.ok)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok True" in out.stdout
+
+
+def test_standalone_onnx_without_emovox(package, tmp_path):
+    """The graph runs with numpy + onnxruntime alone and matches emovox (issue 5, item 6)."""
+    x = speechlike(2.0, 3)
+    np.save(tmp_path / "x.npy", x)
+    expected = OnnxAudioModel(package)(x)
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.modules['emovox'] = None  # importing emovox now fails: the check below uses none of it
+        import numpy as np, onnxruntime as ort
+        cfg = json.load(open({str(package / 'config.json')!r}))
+        s = ort.InferenceSession({str(package / 'model.onnx')!r}, providers=['CPUExecutionProvider'])
+        z = s.run(None, {{'waves': np.load({str(tmp_path / 'x.npy')!r})[None].astype(np.float32)}})[0][0]
+        z = z / cfg['temperature']; p = np.exp(z - z.max()); p /= p.sum()
+        print(json.dumps(p.tolist()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert np.abs(np.array(json.loads(out.stdout)) - expected).max() <= 1e-4
