@@ -33,6 +33,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed-run
 	$(BIN)/emovox predict examples/
+	@echo
+	@echo "emovox is installed in $(VENV). Next: 'source $(VENV)/bin/activate' and then 'emovox --help',"
+	@echo "or call it directly: $(BIN)/emovox predict YOUR_RECORDING.wav"
 
 test: $(VENV)/.installed-dev
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \

@@ -199,7 +199,7 @@ class SileroVAD(BaseVAD):
             try:
                 from silero_vad import load_silero_vad
             except ImportError:
-                raise DependencyError("silero-vad", "the Silero VAD", "pip install 'emovox[vad]'") from None
+                raise DependencyError("silero-vad", "the Silero VAD", "pip install silero-vad") from None
             with warnings.catch_warnings():  # the package's own importlib/jit deprecation notices
                 warnings.simplefilter("ignore", DeprecationWarning)
                 cls._model = load_silero_vad()
