@@ -28,7 +28,7 @@ def test_predict_file_returns_typed_result(recognizer, wav_file):
     assert math.isclose(sum(p.probabilities.values()), 1.0, abs_tol=1e-4)
     assert p.label == max(p.probabilities, key=p.probabilities.get)
     assert p.duration == pytest.approx(1.0, abs=1e-3)
-    assert 0.0 <= p.speech_fraction <= 1.0
+    assert p.speech_fraction is None and not p.no_speech  # scored without a VAD
     assert p.to_dict()["label"] == p.label
 
 
@@ -72,7 +72,7 @@ def test_bad_files_in_a_batch_do_not_stop_it(recognizer, tmp_path, wav_file):
     assert "not found" in results[3].error
     assert "shorter than one 25 ms" in results[4].error
     assert "NaN" in results[5].error
-    assert results[6].speech_fraction == 0.0  # all-zero audio: a result, but no speech
+    assert results[6].ok and results[6].label is not None  # without a VAD even silence is scored
     assert all(r.label is None and r.probabilities == {} for r in results if not r.ok)
 
 
@@ -126,8 +126,17 @@ def test_without_vad_no_speech_fraction(tiny_model, wav_file):
     assert r.predict(wav_file).speech_fraction is None
 
 
+@pytest.mark.parametrize("vad", ["silero", "sohn"])
+def test_silence_and_tones_are_no_speech(tiny_model, tmp_path, vad):
+    r = Recognizer.load(tiny_model, threads=1, vad=vad)
+    silent = _write(tmp_path / "zeros.wav", np.zeros(16000, np.float32))
+    for p in (r.predict(silent), r.predict(make_tone(2.0), sample_rate=16000)):
+        assert p.ok and p.no_speech and p.label is None and p.probabilities == {}
+        assert p.speech_fraction is not None and p.speech_fraction < 0.05
+
+
 def test_long_file_is_read_in_pieces(tiny_model, tmp_path):
-    r = Recognizer.load(tiny_model, threads=1)
+    r = Recognizer.load(tiny_model, threads=1, vad=None)
     r.max_clip_seconds = 1.0  # anything over 4 s is read block by block
     x = np.concatenate([make_tone(3.0, freq=200), np.zeros(8000, np.float32), make_tone(2.5, freq=300)])
     path = _write(tmp_path / "long.flac", x)
@@ -139,7 +148,6 @@ def test_long_file_is_read_in_pieces(tiny_model, tmp_path):
     logp = np.mean([np.log([r.predict(c).probabilities[k] for k in LABELS]) for c in pieces], axis=0)
     expected = np.exp(logp) / np.exp(logp).sum()
     assert [p.probabilities[k] for k in LABELS] == pytest.approx(expected.tolist(), abs=1e-4)
-    assert 0.0 <= p.speech_fraction <= 1.0
 
 
 def syllables(seconds: float, seed: int = 0) -> np.ndarray:
