@@ -88,7 +88,11 @@ def table(predictions: Sequence[Any], labels: Sequence[str]) -> str:
     lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>8}" for s in short)]
     for p in ok:
         speech = "-" if p.speech_fraction is None else f"{100 * p.speech_fraction:.0f}%"
-        lines.append(f"{p.source:<{width}}  {p.label:<9}{p.duration:>7.1f}{speech:>7}"
+        if p.no_speech:
+            lines.append(f"{p.source:<{width}}  {'no_speech':<9}{p.duration:>7.1f}{speech:>7}")
+            continue
+        mark = "?" if p.uncertain else ""
+        lines.append(f"{p.source:<{width}}  {p.label + mark:<9}{p.duration:>7.1f}{speech:>7}"
                      + "".join(f"{p.probabilities[k]:>8.3f}" for k in labels))
     return "\n".join(lines) + "\n"
 
@@ -98,7 +102,7 @@ def as_csv(predictions: Sequence[Any], labels: Sequence[str]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["file", "label", "duration", "speech_fraction", *labels, "error"])
     for p in predictions:
-        probs = [f"{p.probabilities[k]:.6f}" if p.ok else "" for k in labels]
+        probs = [f"{p.probabilities[k]:.6f}" if p.ok and not p.no_speech else "" for k in labels]
         w.writerow([p.source, p.label or "", "" if p.duration is None else p.duration,
                     "" if p.speech_fraction is None else p.speech_fraction, *probs, p.error or ""])
     return buf.getvalue()
