@@ -22,6 +22,7 @@ import yaml
 
 from emovox.calibration import expected_calibration_error, fit_temperature, softmax
 from emovox.evaluation.cross_corpus import score_held_out, summarize_cross_corpus
+from emovox.errors import ProtocolError
 from emovox.protocols import check_fold, leave_one_corpus_out, speaker_kfold
 from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, predict_head
 
@@ -37,7 +38,13 @@ def candidate_training(cand: dict) -> HeadTraining:
 
 
 def run_fold(feats, y, w, utts, fold, cand, classes=LABELS):
-    check_fold(fold, utts)
+    if fold.test:
+        check_fold(fold, utts)
+    else:  # the shipped model: no test part, but validation speakers are still never trained on
+        spk = {u.id: u.speaker for u in utts}
+        shared = {spk[i] for i in fold.train} & {spk[i] for i in fold.valid}
+        if shared:
+            raise ProtocolError(f"fold {fold.name!r}: validation speakers also in training: {sorted(shared)[:3]}")
     tr, va, te = (indices(utts, ids) for ids in (fold.train, fold.valid, fold.test))
     layers = cand["layers"]
     x = feats[:, layers]

@@ -128,3 +128,15 @@ def test_standalone_onnx_without_emovox(package, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert np.abs(np.array(json.loads(out.stdout)) - expected).max() <= 1e-4
+
+
+def test_generated_non_speech_set_gets_no_emotion_label(package):
+    """>= 100 generated non-speech clips (silence, hum, tones, noise, clicks, chords; 1-30 s): 0 labels."""
+    from emovox.testing.nonspeech import nonspeech_clips
+
+    clips = nonspeech_clips()
+    assert len(clips) >= 100
+    r = Recognizer.load(package)
+    results = r.predict([x for _, x in clips], sample_rate=16000)
+    labelled = [(name, p.label) for (name, _), p in zip(clips, results) if p.label is not None or not p.no_speech]
+    assert labelled == []
