@@ -104,13 +104,13 @@ def test_cli_export(tmp_path, capsys):
 def test_bundled_onnx_graph_matches_its_weights(examples_dir):
     import onnxruntime as ort
 
-    from emovox.inference import DEFAULT_MODEL
+    from emovox.inference import FAST_MODEL
     from emovox.models.io import read_config
 
-    meta = ort.InferenceSession(str(DEFAULT_MODEL / ONNX_NAME)).get_modelmeta().custom_metadata_map
-    assert meta["emovox_weights_sha256"] == read_config(DEFAULT_MODEL)["weights_sha256"]  # used as shipped
+    meta = ort.InferenceSession(str(FAST_MODEL / ONNX_NAME)).get_modelmeta().custom_metadata_map
+    assert meta["emovox_weights_sha256"] == read_config(FAST_MODEL)["weights_sha256"]  # used as shipped
     clips = sorted(examples_dir.glob("*.flac"))
-    a = Recognizer.load(vad=None, threads=1).predict(clips)
-    b = Recognizer.load(backend="onnx", vad=None, threads=1).predict(clips)
+    a = Recognizer.load("fast", vad=None, threads=1).predict(clips)
+    b = Recognizer.load("fast", backend="onnx", vad=None, threads=1).predict(clips)
     diff = max(abs(x.probabilities[k] - y.probabilities[k]) for x, y in zip(a, b) for k in x.probabilities)
     assert diff < PARITY and [x.label for x in a] == [y.label for y in b]

@@ -204,16 +204,16 @@ def test_model_trained_with_vad_drops_nonspeech_frames(tmp_path):
 
 
 # ------------------------------------------------------------------------ the bundled model
-def test_bundled_default_model(examples_dir):
-    from emovox.inference import DEFAULT_MODEL
+def test_bundled_fast_model(examples_dir):
+    from emovox.inference import FAST_MODEL
 
-    assert (DEFAULT_MODEL / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
-    assert (DEFAULT_MODEL / "MODEL_CARD.md").is_file()
-    r = Recognizer.load(threads=1)
+    assert (FAST_MODEL / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
+    assert (FAST_MODEL / "MODEL_CARD.md").is_file()
+    r = Recognizer.load("fast", threads=1, vad=None)
     assert r.labels == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     results = r.predict(sorted(examples_dir.glob("*.flac")))
     assert len(results) == 6 and all(p.ok and p.label in r.labels for p in results)
-    four = Recognizer.load(labels=["angry", "happy", "neutral", "sad"], threads=1).predict(results[0].source)
+    four = Recognizer.load("fast", labels=["angry", "happy", "neutral", "sad"], threads=1).predict(results[0].source)
     assert list(four.probabilities) == ["angry", "happy", "neutral", "sad"]
 
 

@@ -17,7 +17,7 @@ import torch
 from emovox.errors import DependencyError, ModelError
 from emovox.io import atomic_path
 
-OPSET = 17
+OPSET = 18
 MIN_SAMPLES, MAX_SAMPLES = 640, 30 * 16000
 
 

@@ -37,7 +37,7 @@ def candidate_training(cand: dict) -> HeadTraining:
     return HeadTraining(**keys)
 
 
-def run_fold(feats, y, w, utts, fold, cand, classes=LABELS):
+def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
     if fold.test:
         check_fold(fold, utts)
     else:  # the shipped model: no test part, but validation speakers are still never trained on
@@ -48,7 +48,10 @@ def run_fold(feats, y, w, utts, fold, cand, classes=LABELS):
     tr, va, te = (indices(utts, ids) for ids in (fold.train, fold.valid, fold.test))
     layers = cand["layers"]
     x = feats[:, layers]
-    head, hist = fit_head(x[tr], y[tr], w[tr], len(classes), candidate_training(cand), valid=(x[va], y[va]))
+    xt, yt, wt = x[tr], y[tr], w[tr]
+    if aug is not None:  # robust training: the degraded copy of every training clip is one more sample
+        xt, yt, wt = np.concatenate([xt, aug[tr][:, layers]]), np.concatenate([yt, yt]), np.concatenate([wt, wt])
+    head, hist = fit_head(xt, yt, wt, len(classes), candidate_training(cand), valid=(x[va], y[va]))
     return head, hist, (tr, va, te), predict_head(head, x[va]), predict_head(head, x[te]) if len(te) else None
 
 
@@ -68,10 +71,11 @@ def stage_select(args, recipe, feats, y, w, utts):
 
 def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     cand = recipe["candidates"][args.candidate]
-    out: dict = {"candidate": args.candidate, "loco": [], "loco_telephone": [], "kfold": []}
+    aug = tel if args.augment == "telephone" else None
+    out: dict = {"candidate": args.candidate, "augment": args.augment, "loco": [], "loco_telephone": [], "kfold": []}
     truth = np.array([u.label for u in utts])
     for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
-        head, hist, (tr, va, te), _, logits = run_fold(feats, y, w, utts, fold, cand)
+        head, hist, (tr, va, te), _, logits = run_fold(feats, y, w, utts, fold, cand, aug=aug)
         corpus = fold.info["test_corpus"]
         res = score_held_out(truth[te], logits, LABELS, corpus=corpus)
         res["valid_ua"] = hist["valid_ua"]
@@ -85,7 +89,7 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
         out["loco_telephone_summary"] = summarize_cross_corpus(out["loco_telephone"])
     eces = []
     for fold in speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=0):
-        head, hist, (tr, va, te), vlog, tlog = run_fold(feats, y, w, utts, fold, cand)
+        head, hist, (tr, va, te), vlog, tlog = run_fold(feats, y, w, utts, fold, cand, aug=aug)
         t = fit_temperature(vlog, y[va])
         ua = balanced_accuracy(y[te], tlog.argmax(1))
         row = {"fold": fold.name, "ua": ua, "wa": float((tlog.argmax(1) == y[te]).mean()), "temperature": t,
@@ -99,7 +103,7 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     return out
 
 
-def stage_ship(args, recipe, feats, y, w, utts):
+def stage_ship(args, recipe, feats, y, w, utts, aug=None):
     from emovox.audio_model import AudioModelConfig
     from emovox.whisper.export import write_package
 
@@ -109,7 +113,7 @@ def stage_ship(args, recipe, feats, y, w, utts):
     from emovox.protocols import Fold
 
     final = Fold("final", fold.train + fold.test, fold.valid, [], info={"protocol": "final"})
-    head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand)
+    head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand, aug=aug)
     t = fit_temperature(vlog, y[va])
     card = {"valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
             "temperature": t, "ece_valid_before": expected_calibration_error(softmax(vlog), y[va]),
@@ -131,6 +135,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/generalist")
     ap.add_argument("--candidate", default=None, help="default: the one --stage select chose")
     ap.add_argument("--package", default="runs/generalist/package")
+    ap.add_argument("--augment", choices=["none", "telephone"], default="none",
+                    help="also train on the telephone-band copy of every training clip")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     recipe = yaml.safe_load(Path(args.recipe).read_text())
@@ -141,18 +147,22 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.candidate is None and args.stage != "select":
         args.candidate = json.loads((out / "select.json").read_text())["chosen"]
-    if args.stage == "select":
-        result = stage_select(args, recipe, feats, y, w, utts)
-    elif args.stage == "evaluate":
+    tel = None
+    if args.stage == "evaluate" or args.augment == "telephone":
         try:
             tel = load_features(args.feats, args.root, utts, variant="base-telephone")
         except KeyError as exc:
+            if args.augment == "telephone":
+                raise
             print(f"no telephone-band features ({exc}); skipping the telephone rows", flush=True)
-            tel = None
+    if args.stage == "select":
+        result = stage_select(args, recipe, feats, y, w, utts)
+    elif args.stage == "evaluate":
         result = stage_evaluate(args, recipe, feats, y, w, utts, tel)
     else:
-        result = stage_ship(args, recipe, feats, y, w, utts)
-    (out / f"{args.stage}.json").write_text(json.dumps(result, indent=1, default=float))
+        result = stage_ship(args, recipe, feats, y, w, utts, tel if args.augment == "telephone" else None)
+    suffix = "" if args.augment == "none" else f"-{args.augment}"
+    (out / f"{args.stage}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     return 0
 
 

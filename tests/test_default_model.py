@@ -1,0 +1,62 @@
+"""The bundled default model: package contents, size, abstention and quality on held-out speakers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emovox.audio_model import read_audio_config
+from emovox.inference import DEFAULT_MODEL, Recognizer, model_folder
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+def test_package_is_small_typed_and_card_present():
+    files = {p.name: p.stat().st_size for p in DEFAULT_MODEL.iterdir()}
+    assert {"config.json", "model.onnx", "head.safetensors", "MODEL_CARD.md"} <= set(files)
+    assert sum(files.values()) <= 25 * 1024 * 1024
+    cfg = read_audio_config(DEFAULT_MODEL)
+    assert cfg.labels == LABELS and 0.05 < cfg.temperature < 20
+    assert model_folder("whisper") == DEFAULT_MODEL  # the retired model's name points here
+
+
+def test_examples_and_non_speech(examples_dir):
+    r = Recognizer.load()
+    assert r.backend == "onnx" and r.labels == LABELS
+    results = r.predict(sorted(examples_dir.glob("*.flac")))
+    assert len(results) == 6 and all(p.ok and not p.no_speech and p.label in LABELS for p in results)
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-4 for p in results)
+    rng = np.random.default_rng(0)
+    for wave in (np.zeros(3 * 16000, np.float32), (0.1 * rng.standard_normal(16000 * 5)).astype(np.float32)):
+        p = r.predict(wave, sample_rate=16000)
+        assert p.no_speech and p.label is None
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/corpora (real corpora) beside the checkout")
+def test_quality_floor_on_held_out_validation_speakers():
+    """Clips of the speakers the shipped model never trained on (listed in its config card)."""
+    from emovox.corpora.registry import load_corpus
+
+    held_out = set(read_audio_config(DEFAULT_MODEL).card["valid_speakers"])
+    assert held_out, "the model card lists no held-out speakers"
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for corpus in ("ravdess", "tess", "emodb", "nemo", "ased"):
+        for u in load_corpus(corpus, str(SHARED / corpus), check_files=False):
+            if u.speaker in held_out and u.label in LABELS:
+                by_label[u.label].append(u.path)
+    rng = np.random.default_rng(0)
+    chosen = {k: list(rng.choice(v, size=min(12, len(v)), replace=False)) for k, v in by_label.items()}
+    r = Recognizer.load(vad=None)
+    recalls = []
+    for label, paths in chosen.items():
+        preds = r.predict(paths)
+        recalls.append(np.mean([p.label == label for p in preds]))
+    ua = float(np.mean(recalls))
+    assert ua >= 0.6, f"held-out UA {ua:.3f} ({json.dumps(dict(zip(chosen, map(float, recalls))))})"
