@@ -375,6 +375,8 @@ class RobustAugmenter:
         rng = np.random.default_rng([self.seed, *([key] if isinstance(key, int) else key)])
         y = np.asarray(x, dtype=np.float32)
         applied: list[str] = []
+        if y.size == 0:
+            return y.copy(), applied
         if rng.random() < cfg.speed.p:
             factor = rng.uniform(*cfg.speed.factors)
             y = speed_perturb(y, factor, self.sr)

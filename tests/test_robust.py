@@ -148,6 +148,8 @@ def test_augmenter_is_deterministic_per_seed_and_key():
     y2, e2 = b.augment(x, (0, 3))
     assert e1 == e2 and np.array_equal(y1, y2)
     assert [e.split()[0] for e in e1] == ["speed", "reverb", "noise", "telephone", "codec"]
+    for n in (0, 1, 100):  # degenerate lengths do not crash
+        assert np.isfinite(a(np.full(n, 0.1, np.float32), n)).all()
     y3, _ = a.augment(x, (1, 3))
     assert not np.array_equal(y1, y3)
     assert np.abs(y1).max() <= 0.99 + 1e-6 and high_band_fraction(y1) < 0.05

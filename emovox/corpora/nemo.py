@@ -67,6 +67,9 @@ def iter_utterances(root: str) -> Iterator[Utterance]:
         if row.get("speaker_id") and row["speaker_id"] != spk:
             raise ManifestError(f"nemo: {f} is named for speaker {spk} but {tsv} says {row['speaker_id']!r}; "
                                 "fix the file name or the data.tsv row")
+        if row.get("emotion") and EMOTIONS.get(row["emotion"]) != label:
+            raise ManifestError(f"nemo: {f} is named for emotion {f.stem.split('_')[1]!r} but {tsv} says "
+                                f"{row['emotion']!r}; fix the file name or the data.tsv row")
         extra: dict[str, object] = {"sentence": number}
         if row:
             extra.update(gender=row.get("gender", ""), normalized_text=row.get("normalized_text", ""))

@@ -45,6 +45,12 @@ def test_nemo_tsv_speaker_mismatch(tmp_path):
     tsv.write_text(tsv.read_text(encoding="utf-8").replace(" EB0\t", " XX9\t", 1), encoding="utf-8")
     with pytest.raises(ManifestError, match="named for speaker EB0 but .*data.tsv says 'XX9'"):
         load_corpus("nemo", root)
+    root = make_nemo_tree(tmp_path / "nemo2", speakers=("EB0",), sentences=1)
+    tsv = root / "data.tsv"
+    tsv.write_text(tsv.read_text(encoding="utf-8").replace("EB0_anger_1.wav\tanger", "EB0_anger_1.wav\tfear"),
+                   encoding="utf-8")
+    with pytest.raises(ManifestError, match="named for emotion 'anger' but .*data.tsv says 'fear'"):
+        load_corpus("nemo", root)
 
 
 def test_ased_tree(tmp_path):
