@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, capture_output=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
@@ -34,7 +34,7 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", default=str(REPO / "examples" / "03-01-05-02-01-01-08.flac"))
+    ap.add_argument("--clip", default=str(REPO / "examples" / "03-01-05-02-01-01-08.flac"), type=lambda p: str(Path(p).resolve()))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--before", default=None, help="another checkout to time the same command from")
     ap.add_argument("--out", default=None)
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         rows["default (--before checkout)"] = (cli, str(Path(args.before).resolve()))
     result = {}
     for name, (cmd, path) in rows.items():
-        env = {**base, "PYTHONPATH": path}
-        run([sys.executable, *cmd], env)  # warm the file cache
-        samples = [run([sys.executable, *cmd], env) for _ in range(args.repeats)]
+        env = {**base, "PYTHONPATH": path}  # run from the checkout itself: python -c puts the cwd first
+        run([sys.executable, *cmd], env, path)  # warm the file cache
+        samples = [run([sys.executable, *cmd], env, path) for _ in range(args.repeats)]
         result[name] = {"cpu_s": round(statistics.median(s[0] for s in samples), 3),
                         "wall_s": round(statistics.median(s[1] for s in samples), 3)}
         print(name, result[name], flush=True)

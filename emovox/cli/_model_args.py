@@ -9,12 +9,12 @@ from typing import Any
 def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True) -> None:
     """--model, --backend, --labels, --threads."""
     p.add_argument("--model", metavar="FOLDER|NAME",
-                   help="model folder (model.safetensors + config.json) or a bundled model's name: "
-                        "'default' (ResNet18 on log-mels; the default) or 'whisper' (linear head on frozen "
-                        "Whisper tiny.en encoder frames: more accurate, torch backend only)")
+                   help="model folder (config.json + weights) or a bundled model's name: 'default' (Whisper "
+                        "base layers + head, int8 ONNX; the default) or 'fast' (small ResNet18 on log-mels)")
     if backend:
-        p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                       help="inference engine: torch (default) or onnxruntime")
+        p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                       help="inference engine: auto (default: onnxruntime for audio-in models such as the "
+                            "default, torch otherwise), torch, or onnx")
     if labels:
         p.add_argument("--labels", metavar="A,B,...",
                        help="only these labels, probabilities renormalised (e.g. angry,happy,neutral,sad)")
@@ -41,10 +41,10 @@ def positive_float(text: str) -> float:
     return value
 
 
-def load_recognizer(args: argparse.Namespace, vad: str | None = "sohn", **kwargs: Any):
+def load_recognizer(args: argparse.Namespace, vad: str | None = "silero", **kwargs: Any):
     """The Recognizer the options ask for (errors are EmovoxError: the CLI prints them, exit 2)."""
     from emovox.inference import Recognizer
 
-    return Recognizer.load(getattr(args, "model", None), backend=getattr(args, "backend", "torch"),
+    return Recognizer.load(getattr(args, "model", None), backend=getattr(args, "backend", "auto"),
                            labels=getattr(args, "labels", None), vad=vad, threads=getattr(args, "threads", None),
                            **kwargs)

@@ -35,8 +35,8 @@ def register(subparsers: Any) -> None:
     fmt.add_argument("--csv", action="store_true", help="CSV output (one row per file)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per batch (default 16)")
-    p.add_argument("--vad", choices=("sohn", "silero", "none"), default="sohn",
-                   help="VAD for the speech fraction column (default sohn; none skips it)")
+    p.add_argument("--vad", choices=("silero", "sohn", "none"), default="silero",
+                   help="VAD for the speech fraction and the no_speech abstention (default silero; none: every clip gets an emotion)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar (default: when stderr is a terminal)")
