@@ -8,12 +8,13 @@ from typing import Any
 from emovox.cli._model_args import add_model_args
 
 EPILOG = """examples:
-  emovox export --onnx --model runs/default/model            # writes runs/default/model/model.onnx
-  emovox export --onnx -o emovox.onnx                         # the bundled model
+  emovox export --onnx -o emovox.onnx                         # the bundled default model
+  emovox export --onnx --model fast -o fast.onnx              # the small CNN (log-mel input)
 
-The graph maps log-mel features (batch, frames, mels) to probabilities (batch, classes);
-batch and frames are dynamic. 'emovox predict --backend onnx' uses model.onnx from the model
-folder when its checksum matches the weights (and exports in memory otherwise).
+The default model's graph maps 16 kHz mono samples (1, N) to calibrated posteriors (1, classes):
+the whole feature pipeline is inside, so onnxruntime + numpy run it without emovox
+(examples/onnx_standalone.py); labels and temperature are in the graph's metadata. Models on
+log-mel features export a graph from log-mels (batch, frames, mels) to probabilities.
 """
 
 
@@ -32,11 +33,20 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    from emovox.audio_model import is_audio_model
     from emovox.errors import ModelError
     from emovox.export import export_onnx
     from emovox.inference import model_folder
 
     folder = model_folder(args.model)
+    if is_audio_model(folder):
+        from emovox.whisper.export import export_posteriors_graph
+
+        path = export_posteriors_graph(folder, args.out or "model.onnx")
+        print(path)
+        print(f"exported {folder} -> {path} ({path.stat().st_size / 1e6:.1f} MB): waves in, posteriors out",
+              file=sys.stderr)
+        return 0
     target_dir = os.path.dirname(os.path.abspath(args.out)) if args.out else str(folder)
     if os.path.isdir(target_dir) and not os.access(target_dir, os.W_OK):
         raise ModelError(f"{target_dir} is not writable; choose another output with -o PATH")

@@ -89,3 +89,41 @@ def write_package(folder: str | Path, config, head_state: dict[str, torch.Tensor
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def export_posteriors_graph(folder: str | Path, out: str | Path) -> Path:
+    """A self-contained graph of an audio-in package for people without emovox.
+
+    Input ``waves`` (1, N) float32 16 kHz mono; output ``posteriors`` (1, C) = softmax(logits / T)
+    with the package's calibrated temperature; the labels (comma-separated), the temperature and
+    the input contract are stored in the graph's metadata (``emovox_labels`` ...)."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
+    import numpy as np
+
+    from emovox.audio_model import read_audio_config
+
+    config = read_audio_config(folder)
+    model = onnx.load(str(Path(folder) / config.graph))
+    graph = model.graph
+    logits = graph.output[0].name
+    graph.initializer.append(numpy_helper.from_array(np.array(config.temperature, np.float32), "emovox_temperature"))
+    graph.node.extend([helper.make_node("Div", [logits, "emovox_temperature"], ["emovox_scaled"]),
+                       helper.make_node("Softmax", ["emovox_scaled"], ["posteriors"], axis=-1)])
+    out_info = helper.make_tensor_value_info("posteriors", onnx.TensorProto.FLOAT, [1, len(config.labels)])
+    del graph.output[:]
+    graph.output.append(out_info)
+    meta = {"emovox_labels": ",".join(config.labels), "emovox_temperature": str(config.temperature),
+            "emovox_input": "waves: float32 (1, N), 16 kHz mono, N from 640 to 480000 samples (score longer audio "
+                            "in 30 s pieces and average the log posteriors)",
+            "emovox_model": f"{config.name} {config.version}"}
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    target = Path(out)
+    with atomic_path(target, suffix=".onnx") as tmp:
+        onnx.save(model, str(tmp))
+    return target

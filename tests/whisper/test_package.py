@@ -111,18 +111,21 @@ def test_onnx_prediction_path_does_not_import_torch(package):
 
 
 def test_standalone_onnx_without_emovox(package, tmp_path):
-    """The graph runs with numpy + onnxruntime alone and matches emovox (issue 5, item 6)."""
+    """`emovox export --onnx`: waves in, posteriors out, run by numpy + onnxruntime alone (issue 5, item 6)."""
+    from emovox.cli import main
+
     x = speechlike(2.0, 3)
     np.save(tmp_path / "x.npy", x)
     expected = OnnxAudioModel(package)(x)
+    graph = tmp_path / "exported.onnx"
+    assert main(["export", "--onnx", "--model", str(package), "-o", str(graph)]) == 0
     code = textwrap.dedent(f"""
         import sys, json
         sys.modules['emovox'] = None  # importing emovox now fails: the check below uses none of it
         import numpy as np, onnxruntime as ort
-        cfg = json.load(open({str(package / 'config.json')!r}))
-        s = ort.InferenceSession({str(package / 'model.onnx')!r}, providers=['CPUExecutionProvider'])
-        z = s.run(None, {{'waves': np.load({str(tmp_path / 'x.npy')!r})[None].astype(np.float32)}})[0][0]
-        z = z / cfg['temperature']; p = np.exp(z - z.max()); p /= p.sum()
+        s = ort.InferenceSession({str(graph)!r}, providers=['CPUExecutionProvider'])
+        assert s.get_modelmeta().custom_metadata_map['emovox_labels'] == {",".join(LABELS)!r}
+        p = s.run(None, {{'waves': np.load({str(tmp_path / 'x.npy')!r})[None].astype(np.float32)}})[0][0]
         print(json.dumps(p.tolist()))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

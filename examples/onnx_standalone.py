@@ -1,0 +1,38 @@
+"""Run an exported emovox graph with numpy + onnxruntime + soundfile only (no emovox, no torch).
+
+    emovox export --onnx -o emovox.onnx
+    python examples/onnx_standalone.py emovox.onnx recording.wav
+"""
+
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import soundfile as sf
+
+
+def load_16k_mono(path: str) -> np.ndarray:
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr != 16000:  # simple linear resampling; use soxr or similar for quality
+        t = np.arange(int(len(x) * 16000 / sr)) * sr / 16000
+        x = np.interp(t, np.arange(len(x)), x).astype(np.float32)
+    return x
+
+
+def posteriors(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
+    piece = 30 * 16000  # the graph takes up to 30 s; longer audio: average the log posteriors
+    chunks = [x[i:i + piece] for i in range(0, max(len(x), 1), piece)]
+    logp = [np.log(session.run(None, {"waves": np.pad(c, (0, max(0, 640 - len(c))))[None]})[0][0] + 1e-12)
+            for c in chunks]
+    p = np.exp(np.mean(logp, axis=0))
+    return p / p.sum()
+
+
+if __name__ == "__main__":
+    graph, audio = sys.argv[1], sys.argv[2]
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    labels = session.get_modelmeta().custom_metadata_map["emovox_labels"].split(",")
+    p = posteriors(session, load_16k_mono(audio))
+    for label, prob in sorted(zip(labels, p), key=lambda t: -t[1]):
+        print(f"{label:10s} {prob:.3f}")
