@@ -42,8 +42,8 @@ MAX_ABS = float(2**32)
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
-#: Output samples reserved up front when no budget bounds the length (30 min at 16 kHz, virtual).
-_INITIAL_OUTPUT = 30 * 60 * SAMPLE_RATE
+#: Output samples reserved up front when no budget bounds the length (60 s at 16 kHz; doubled as needed).
+_INITIAL_OUTPUT = 60 * SAMPLE_RATE
 _HINT_SMALLER = "send a shorter recording, or convert it to 16 kHz mono first (e.g. with ffmpeg or sox)"
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)

@@ -247,7 +247,7 @@ def client(recognizer):
 
     from emovox.service.app import create_app
 
-    with TestClient(create_app(recognizer, max_upload_bytes=2_000_000, max_seconds=600)) as c:
+    with TestClient(create_app(recognizer, max_upload_bytes=2_000_000, max_seconds=600), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -59,8 +59,8 @@ def check_timeline_request(duration: float, window: float, hop: float, n_labels:
     if max_windows is not None and n > max_windows:
         fit = (duration - window) / max(1, max_windows - 1)
         raise TimelineTooLarge(f"{duration:.0f} s with hop {hop:g} s gives {n} windows, more than the limit of "
-                               f"{max_windows} per request; use hop >= {max(MIN_HOP, fit):.2f} s or a shorter "
-                               "recording")
+                               f"{max_windows} per request; use hop >= {max(MIN_HOP, fit):.2f} s (window >= hop) or a "
+                               "shorter recording")
     size = n * (_WINDOW_BYTES + _LABEL_BYTES * max(1, n_labels))
     if max_output_bytes is not None and size > max_output_bytes:
         raise TimelineTooLarge(f"the timeline would be about {size / 1e6:.1f} MB of JSON ({n} windows x {n_labels} "

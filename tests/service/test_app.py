@@ -200,9 +200,17 @@ def test_cli_serve_binds_localhost_by_default(tiny_model, monkeypatch):
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.port == 8000
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
-    assert main(["serve", "--model", str(tiny_model), "--port", "8123", "--max-upload-mb", "1"]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
-    with TestClient(seen["app"], base_url=LOCAL) as c:
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: seen.update(config=self.config))
+    assert main(["serve", "--model", str(tiny_model), "--port", "8123", "--max-upload-mb", "1",
+                 "--allow-host", "emovox.lan"]) == 0
+    config = seen["config"]
+    assert config.host == "127.0.0.1" and config.port == 8123
+    assert config.limit_concurrency == 200 and config.timeout_keep_alive == 5
+    assert config.http.header_timeout == 10.0  # the protocol that closes slow/idle connections
+    with TestClient(config.app, base_url=LOCAL) as c:
         assert c.get("/healthz").json()["model"]["name"] == "tiny-test-model"
         assert_error(upload(c, b"RIFF" + b"\0" * (1024 * 1024 + 1)), 413, "payload_too_large")
+    with TestClient(config.app, base_url="http://emovox.lan:8123") as c:
+        assert c.get("/healthz").status_code == 200
+    with TestClient(config.app, base_url="http://attacker.example") as c:
+        assert_error(c.get("/healthz"), 400, "bad_host")
