@@ -144,15 +144,20 @@ def _to_mono(block: np.ndarray, source: object, offset: float = 0.0) -> np.ndarr
 
 def prepare_array(
     samples: np.ndarray,
-    sample_rate: int,
+    sample_rate: int | None,
     source: object = "<array>",
     target_rate: int = SAMPLE_RATE,
 ) -> np.ndarray:
     """Validate, down-mix and resample an array of shape (n,) or (n, channels).
 
     Integer arrays are scaled to [-1, 1]. Raises :class:`AudioError` for empty, too short,
-    NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate).
+    NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate). An array carries
+    no rate of its own, so ``sample_rate`` is required: ``None`` is refused rather than guessed
+    (a 44.1 kHz clip taken as 16 kHz gives a confident, wrong answer).
     """
+    if sample_rate is None:
+        raise AudioError(source, "an array needs its sample rate",
+                         "pass sample_rate=... (e.g. predict(x, sample_rate=44100)); emovox resamples it")
     try:
         x = np.asarray(samples)
     except Exception as exc:  # ragged lists, exotic array-likes

@@ -326,3 +326,14 @@ def test_high_rate_bomb_memory_is_bounded_by_the_16khz_output(tmp_path: Path, ra
     result, extra_mb = run.stdout.split()
     assert result == expect
     assert float(extra_mb) <= 100, f"decoding cost {extra_mb} MB of extra RSS"
+
+
+def test_arrays_without_a_sample_rate_are_refused(recognizer) -> None:
+    x = make_tone(1.0, sr=44100)
+    with pytest.raises(AudioError, match="an array needs its sample rate"):
+        prepare_array(x, None)
+    with pytest.raises(AudioError, match="pass sample_rate="):
+        recognizer.predict(x)
+    with pytest.raises(AudioError, match="pass sample_rate="):
+        recognizer.timeline(x)
+    assert recognizer.predict(x, sample_rate=44100).duration == pytest.approx(1.0, abs=1e-3)
