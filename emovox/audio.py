@@ -18,11 +18,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from emovox.errors import AudioError
+from emovox.errors import AudioError, AudioTooLong, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +32,19 @@ SAMPLE_RATE = 16_000
 MIN_SAMPLES = 400
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus")
 #: Accepted input sample rates (Hz): below 4 kHz there is no speech band left to classify;
-#: above 768 kHz is not audio equipment. Bounds also cap the resampling blow-up (4x at most).
-MIN_RATE, MAX_RATE = 4_000, 768_000
+#: above 384 kHz (the highest rate of studio converters) is a corrupt or hostile header.
+MIN_RATE, MAX_RATE = 4_000, 384_000
 #: More channels than any real recording (mic arrays included); usually a (channels, samples) array.
 MAX_CHANNELS = 256
 #: Largest accepted |sample|: 2**32 covers integer PCM stored as floats; beyond it the
 #: front-end's power spectrum overflows float32 (corrupt or mis-scaled data).
 MAX_ABS = float(2**32)
-#: Samples (all channels) decoded per read: memory stays bounded whatever a header claims.
-_BLOCK_SAMPLES = 1 << 22
+#: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
+#: header claims; each block is resampled to the output rate before the next one is read.
+_BLOCK_SAMPLES = 1 << 20
+#: Output samples reserved up front when no budget bounds the length (60 s at 16 kHz; doubled as needed).
+_INITIAL_OUTPUT = 60 * SAMPLE_RATE
+_HINT_SMALLER = "send a shorter recording, or convert it to 16 kHz mono first (e.g. with ffmpeg or sox)"
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
 _HINT_FORMAT = "emovox reads WAV, FLAC and OGG; convert other formats first, e.g. with ffmpeg or sox"
@@ -49,6 +54,53 @@ def _soundfile():
     import soundfile as sf
 
     return sf
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a container header declares (cheap to read; ``frames`` may lie in a corrupt file)."""
+
+    rate: int
+    channels: int
+    frames: int
+    format: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """What one decode may cost: ``max_seconds`` of output, ``max_input_samples`` (frames x
+    channels at the input rate: the decoding work), and ``cancel``, called between blocks (it
+    raises to stop the work, e.g. :class:`emovox.errors.Cancelled` when a deadline passed)."""
+
+    max_seconds: float | None = None
+    max_input_samples: int | None = None
+    cancel: Callable[[], None] | None = None
+
+
+def check_budget(header: AudioHeader, budget: DecodeBudget, source: object = "<upload>") -> None:
+    """Refuse from the header alone what would exceed ``budget`` (:class:`AudioTooLong`).
+
+    Decoding checks the same limits again as it goes: a header can under-declare.
+    """
+    if budget.max_seconds is not None and header.seconds > budget.max_seconds:
+        raise AudioTooLong(source, f"audio is {header.seconds:.0f} s long, longer than the limit of "
+                                   f"{budget.max_seconds:g} s", "cut the recording or use the command line")
+    work = header.frames * header.channels
+    if budget.max_input_samples is not None and work > budget.max_input_samples:
+        raise AudioTooLong(source, f"audio holds {work} samples ({header.channels} channel(s) at {header.rate} Hz), "
+                                   f"more than this server decodes per request ({budget.max_input_samples})",
+                           _HINT_SMALLER)
+
+
+def check_length(n_samples: int, source: object = "<array>", rate: int = SAMPLE_RATE) -> None:
+    """The one minimum-length rule of ``predict`` and ``timeline``: at least one 25 ms analysis frame."""
+    if n_samples < MIN_SAMPLES * rate // SAMPLE_RATE:
+        raise AudioError(source, f"audio is {1000 * n_samples / rate:.1f} ms long, shorter than one 25 ms "
+                                 "analysis frame", "emotion needs at least a fraction of a second of speech")
 
 
 # ------------------------------------------------------------------------------ validation
@@ -92,15 +144,20 @@ def _to_mono(block: np.ndarray, source: object, offset: float = 0.0) -> np.ndarr
 
 def prepare_array(
     samples: np.ndarray,
-    sample_rate: int,
+    sample_rate: int | None,
     source: object = "<array>",
     target_rate: int = SAMPLE_RATE,
 ) -> np.ndarray:
     """Validate, down-mix and resample an array of shape (n,) or (n, channels).
 
     Integer arrays are scaled to [-1, 1]. Raises :class:`AudioError` for empty, too short,
-    NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate).
+    NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate). An array carries
+    no rate of its own, so ``sample_rate`` is required: ``None`` is refused rather than guessed
+    (a 44.1 kHz clip taken as 16 kHz gives a confident, wrong answer).
     """
+    if sample_rate is None:
+        raise AudioError(source, "an array needs its sample rate",
+                         "pass sample_rate=... (e.g. predict(x, sample_rate=44100)); emovox resamples it")
     try:
         x = np.asarray(samples)
     except Exception as exc:  # ragged lists, exotic array-likes
@@ -138,13 +195,7 @@ def _finish(mono: np.ndarray, rate: int, source: object, target_rate: int) -> np
         raise AudioError(source, "no audio samples could be decoded (empty or corrupt file)",
                          "re-export it or skip it")
     x = _resample(mono, rate, target_rate, source) if rate != target_rate else mono
-    if x.size < MIN_SAMPLES * target_rate // SAMPLE_RATE:
-        ms = 1000 * x.size / target_rate
-        raise AudioError(
-            source,
-            f"audio is {ms:.1f} ms long, shorter than one 25 ms analysis frame",
-            "emotion needs at least a fraction of a second of speech",
-        )
+    check_length(x.size, source, target_rate)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -180,10 +231,12 @@ def _open(handle: Any, source: object):
     sf = _soundfile()
     try:
         f = sf.SoundFile(handle)
-    except sf.LibsndfileError as exc:
-        raise AudioError(source, f"not a readable audio file, or corrupt ({exc.error_string})", _HINT_FORMAT) from None
     except Exception as exc:
-        raise AudioError(source, f"not a readable audio file ({type(exc).__name__}: {exc})", _HINT_FORMAT) from None
+        rate = _declared_wav_rate(handle)
+        if rate is not None:
+            check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
+        detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
+        raise AudioError(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
     try:
         check_rate(f.samplerate, source)
         _check_channels(f.channels, source)
@@ -191,6 +244,22 @@ def _open(handle: Any, source: object):
         f.close()
         raise
     return f
+
+
+def _declared_wav_rate(handle: Any) -> int | None:
+    """The sample rate a RIFF/WAVE header declares (None when it is not one), read without libsndfile."""
+    try:
+        if isinstance(handle, io.BytesIO):
+            head = handle.getbuffer()[:4096].tobytes()
+        else:
+            with open(handle, "rb") as fh:
+                head = fh.read(4096)
+    except (OSError, ValueError, TypeError):
+        return None
+    at = head.find(b"fmt ", 12)
+    if not head.startswith((b"RIFF", b"RF64")) or at < 0 or len(head) < at + 16:
+        return None
+    return int.from_bytes(head[at + 12:at + 16], "little")
 
 
 def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
@@ -209,23 +278,72 @@ def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
             return
 
 
-def _read(handle: Any, source: object, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode a whole file/stream to mono float32 at its own rate; every failure is AudioError."""
+def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
+          target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a whole file/stream to mono float32 at ``target_rate``, resampling block by block.
+
+    Peak memory is the output at ``target_rate`` plus one input block, whatever the input rate.
+    Every failure is AudioError (:class:`AudioTooLong` past the budget); ``budget.cancel`` runs
+    between blocks.
+    """
+    budget = budget or DecodeBudget()
     with _open(handle, source) as f:
-        rate, expected = f.samplerate, f.frames
-        limit = None if max_seconds is None else int(max_seconds * rate)
-        parts, total = [], 0
+        header = _header(f)
+        check_budget(header, budget, source)
+        out = _Output(header, budget, target_rate, source)
+        read = 0
         for block in _blocks(f, source, max(1, _BLOCK_SAMPLES // f.channels)):
-            parts.append(block)
-            total += block.size
-            if limit is not None and total > limit:
-                raise AudioError(source, f"audio is longer than the limit of {max_seconds:g} s",
-                                 "cut the recording, or use `emovox timeline` for long recordings")
-        if _looks_truncated(f, expected, total):
+            if budget.cancel is not None:
+                budget.cancel()
+            read += block.size
+            if budget.max_input_samples is not None and read * f.channels > budget.max_input_samples:
+                raise AudioTooLong(source, f"audio holds more than {budget.max_input_samples} samples at "
+                                           f"{f.samplerate} Hz (this server's decoding budget)", _HINT_SMALLER)
+            out.add(block)
+        if _looks_truncated(f, header.frames, read):
             raise AudioError(source, "file is truncated or corrupt (fewer samples than its header declares)",
                              "re-export or re-download it")
-    data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, np.float32))
-    return data, rate
+        return out.finish()
+
+
+class _Output:
+    """A growing 16 kHz output buffer fed block by block through a streaming resampler.
+
+    Its capacity is reserved with ``np.empty`` (untouched pages cost no memory) from the budget or
+    the header, and doubled when a lying header under-declares; nothing is kept at the input rate.
+    """
+
+    def __init__(self, header: AudioHeader, budget: DecodeBudget, target_rate: int, source: object) -> None:
+        import soxr
+
+        self.source, self.target_rate, self.rate = source, target_rate, header.rate
+        self.limit = None if budget.max_seconds is None else int(budget.max_seconds * target_rate)
+        self.max_seconds = budget.max_seconds
+        guess = header.frames * target_rate // max(1, header.rate) + 4096
+        cap = min(guess, _INITIAL_OUTPUT) if self.limit is None else min(guess, self.limit + 4096)
+        self.buf, self.n = np.empty(max(cap, 4096), np.float32), 0
+        try:
+            self.stream = (soxr.ResampleStream(header.rate, target_rate, 1, dtype="float32", quality="HQ")
+                           if header.rate != target_rate else None)
+        except Exception as exc:
+            raise AudioError(source, f"cannot resample from {header.rate} Hz ({exc})") from None
+
+    def add(self, mono: np.ndarray, last: bool = False) -> None:
+        y = mono if self.stream is None else self.stream.resample_chunk(mono, last=last)
+        if self.n + y.size > self.buf.size:
+            grown = np.empty(max(2 * self.buf.size, self.n + y.size), np.float32)
+            grown[:self.n] = self.buf[:self.n]
+            self.buf = grown
+        self.buf[self.n:self.n + y.size] = y
+        self.n += y.size
+        if self.limit is not None and self.n > self.limit:
+            raise AudioTooLong(self.source, f"audio is longer than the limit of {self.max_seconds:g} s",
+                               "cut the recording, or use `emovox timeline` for long recordings")
+
+    def finish(self) -> np.ndarray:
+        if self.stream is not None:
+            self.add(np.zeros(0, np.float32), last=True)
+        return self.buf[:self.n]
 
 
 def _looks_truncated(f, expected: int, got: int) -> bool:
@@ -238,46 +356,78 @@ def _looks_truncated(f, expected: int, got: int) -> bool:
 
 
 def load_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE, *,
-               max_seconds: float | None = None) -> np.ndarray:
-    """Load WAV/FLAC/OGG at any rate, bit depth and channel count as mono float32 at ``target_rate``.
+               max_seconds: float | None = None, budget: DecodeBudget | None = None) -> np.ndarray:
+    """Load any supported file (:data:`SUPPORTED_FORMATS`) as mono float32 at ``target_rate``.
 
-    ``max_seconds`` stops decoding (AudioError) once the audio is longer than that.
+    ``max_seconds`` (or a whole :class:`DecodeBudget`) stops decoding with :class:`AudioTooLong`
+    once the audio is longer than that.
     """
     p = Path(path)
+    budget = _merge(budget, max_seconds)
     try:
         _check_path(p)
-        data, rate = _read(str(p), p, max_seconds)
-        return _finish(data, rate, p, target_rate)
-    except AudioError:
+        return _checked(_read(str(p), p, budget, target_rate), p, target_rate)
+    except (AudioError, Cancelled):
         raise
     except Exception as exc:  # nothing but AudioError leaves this function
-        raise AudioError(p, f"unexpected failure while reading ({type(exc).__name__}: {exc})") from None
+        raise AudioError(p, f"unexpected failure while reading ({type(exc).__name__})") from None
 
 
 def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_RATE, *,
-                 max_seconds: float | None = None) -> np.ndarray:
+                 max_seconds: float | None = None, budget: DecodeBudget | None = None) -> np.ndarray:
     """Decode an in-memory audio file (e.g. an HTTP upload); never touches the file system.
 
-    ``max_seconds`` stops decoding (AudioError) once the audio is longer than that, whatever
-    the header claims (a guard against decompression bombs).
+    The header is checked against the budget before decoding, and the budget again while decoding
+    block by block (a guard against decompression bombs and lying headers).
     """
+    budget = _merge(budget, max_seconds)
     try:
         if not data:
             raise AudioError(name, "upload is empty (0 bytes)")
-        samples, rate = _read(io.BytesIO(data), name, max_seconds)
-        return _finish(samples, rate, name, target_rate)
-    except AudioError:
+        return _checked(_read(io.BytesIO(data), name, budget, target_rate), name, target_rate)
+    except (AudioError, Cancelled):
         raise
     except Exception as exc:
-        raise AudioError(name, f"unexpected failure while decoding ({type(exc).__name__}: {exc})") from None
+        raise AudioError(name, f"unexpected failure while decoding ({type(exc).__name__})") from None
+
+
+def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") -> AudioHeader:
+    """The header of an in-memory file (bytes) or a path, with its rate and channels checked."""
+    handle: Any = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
+    if not isinstance(handle, io.BytesIO):
+        _check_path(Path(handle))
+    elif not data:
+        raise AudioError(source, "upload is empty (0 bytes)")
+    try:
+        with _open(handle, source) as f:
+            return _header(f)
+    except (AudioError, Cancelled):
+        raise
+    except Exception as exc:
+        raise AudioError(source, f"unexpected failure while reading the header ({type(exc).__name__})") from None
+
+
+def _header(f: Any) -> AudioHeader:
+    return AudioHeader(int(f.samplerate), int(f.channels), max(0, int(f.frames)), str(f.format))
+
+
+def _merge(budget: DecodeBudget | None, max_seconds: float | None) -> DecodeBudget:
+    budget = budget or DecodeBudget()
+    if max_seconds is not None and (budget.max_seconds is None or max_seconds < budget.max_seconds):
+        budget = DecodeBudget(max_seconds, budget.max_input_samples, budget.cancel)
+    return budget
+
+
+def _checked(x: np.ndarray, source: object, rate: int) -> np.ndarray:
+    if x.size == 0:
+        raise AudioError(source, "no audio samples could be decoded (empty or corrupt file)", "re-export it or skip it")
+    check_length(x.size, source, rate)
+    return x
 
 
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the header (cheap; does not decode)."""
-    p = Path(path)
-    _check_path(p)
-    with _open(str(p), p) as f:
-        return f.frames / f.samplerate
+    return read_header(path, Path(path)).seconds
 
 
 def iter_blocks(
@@ -311,6 +461,7 @@ def iter_blocks(
             total += mono.size
         if total == 0:
             raise AudioError(p, "audio has zero samples", "the file is empty; re-export or skip it")
+        check_length(total * target_rate // rate, p, target_rate)  # the rule predict applies too
         if _looks_truncated(f, expected, total):
             # a long recording cut short (a crashed recorder) is still worth its first part
             log.warning("%s: file is truncated or corrupt; using the %.1f s that could be read", p, total / rate)

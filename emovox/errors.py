@@ -24,6 +24,18 @@ class AudioError(EmovoxError):
         super().__init__(msg)
 
 
+class AudioTooLong(AudioError):
+    """Audio that is valid but costs more than the caller's budget (too long, too many samples)."""
+
+
+class Cancelled(EmovoxError):
+    """Work stopped on purpose: its deadline passed or its client went away."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        super().__init__(f"work stopped: {reason}")
+
+
 class ManifestError(EmovoxError):
     """A manifest row or corpus tree that is malformed (missing files, duplicate ids...)."""
 
@@ -62,6 +74,8 @@ class DependencyError(EmovoxError):
 __all__ = [
     "EmovoxError",
     "AudioError",
+    "AudioTooLong",
+    "Cancelled",
     "ManifestError",
     "ConfigError",
     "ProtocolError",

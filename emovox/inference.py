@@ -303,7 +303,7 @@ class Recognizer:
                 progress: Callable[[Iterable], Iterable] | None = None) -> Prediction | list[Prediction]:
         """Predict one input (path or array) -> :class:`Prediction`, or a list -> list of them.
 
-        Arrays need ``sample_rate`` (default 16000). For a single input bad audio raises
+        Arrays need ``sample_rate`` (required: None is an AudioError). For a single input bad audio raises
         :class:`emovox.errors.AudioError`; in a list each bad item gets ``error`` set and the
         others still get results. ``progress`` wraps the item iterator (e.g. ``tqdm``).
         """
@@ -360,7 +360,7 @@ class Recognizer:
 
     def _load(self, item: Source, sample_rate: int | None, name: str) -> np.ndarray:
         if isinstance(item, np.ndarray):
-            return prepare_array(item, SAMPLE_RATE if sample_rate is None else sample_rate, source=name)
+            return prepare_array(item, sample_rate, source=name)  # None is refused: no guessed rate
         if isinstance(item, (str, os.PathLike)):
             return load_audio(item)
         raise ConfigError(f"cannot predict {type(item).__name__} {item!r}: pass a path or a numpy array")
@@ -417,8 +417,7 @@ class Recognizer:
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         if isinstance(recording, np.ndarray):
-            rate = SAMPLE_RATE if sample_rate is None else sample_rate
-            wave = prepare_array(recording, rate, source=source or "<array>")
+            wave = prepare_array(recording, sample_rate, source=source or "<array>")  # None is refused
             step = int(block_seconds * SAMPLE_RATE)
             blocks: Iterable[np.ndarray] = (wave[i:i + step] for i in range(0, wave.size, step))
             name = source or "<array>"

@@ -201,7 +201,7 @@ def run_bytes(recognizer: Any, name: str, data: bytes, via_file: bool = False) -
 
     try:
         samples = decode_bytes(data, name, max_seconds=MAX_SECONDS)
-        check_prediction(recognizer.predict(samples, source=name))
+        check_prediction(recognizer.predict(samples, sample_rate=16000, source=name))
         outcome = "ok"
     except EmovoxError as exc:
         outcome = f"EmovoxError/{type(exc).__name__}: {problem(exc)}"

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox.audio import MIN_SAMPLES, SAMPLE_RATE, audio_duration, decode_bytes, iter_blocks, load_audio, prepare_array
-from emovox.errors import AudioError
+from emovox.audio import (MIN_SAMPLES, SAMPLE_RATE, DecodeBudget, audio_duration, decode_bytes, iter_blocks, load_audio,
+                          prepare_array, read_header)
+from emovox.errors import AudioError, AudioTooLong
 
 from tests.conftest import make_tone
 
@@ -188,3 +189,151 @@ def test_iter_blocks_matches_full_load(tmp_path: Path) -> None:
 def test_iter_blocks_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="file not found"):
         list(iter_blocks(tmp_path / "x.wav"))
+
+
+# ------------------------------------------------------------------ cost budget and block decoding
+def _wav_with_rate(rate: int) -> bytes:
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    sf.write(buf, make_tone(1.0), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    data[24:28] = struct.pack("<I", rate % 2**32)  # fmt chunk: sample rate, then byte rate
+    data[28:32] = struct.pack("<I", 2 * rate % 2**32)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("rate", [0, 1, 3_999, 384_001, 655_350, 4_000_000_000])
+def test_invalid_rates_are_named(rate: int) -> None:
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz is outside the supported range") as info:
+        decode_bytes(_wav_with_rate(rate), "r.wav", max_seconds=600)
+    assert " at 0x" not in str(info.value) and not isinstance(info.value, AudioTooLong)
+
+
+def test_block_resampling_matches_one_shot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emovox.audio as audio
+    import soxr
+
+    x = make_tone(3.0, sr=44100)
+    path = tmp_path / "x.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    monkeypatch.setattr(audio, "_BLOCK_SAMPLES", 10_000)  # many blocks
+    y = load_audio(path)
+    ref = soxr.resample(x, 44100, SAMPLE_RATE, quality="HQ")
+    assert abs(y.size - ref.size) <= 1
+    n = min(y.size, ref.size)
+    assert np.max(np.abs(y[:n] - ref[:n])) < 1e-3
+
+
+def test_budget_checked_from_header_and_while_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import emovox.audio as audio
+
+    buf = io.BytesIO()
+    sf.write(buf, make_tone(4.0, sr=48000), 48000, format="FLAC")
+    data = buf.getvalue()
+    header = read_header(data)
+    assert (header.rate, header.channels, header.frames) == (48000, 1, 4 * 48000)
+    with pytest.raises(AudioTooLong, match="more than this server decodes"):
+        decode_bytes(data, "x.flac", budget=DecodeBudget(max_input_samples=100_000))
+    with pytest.raises(AudioTooLong, match="longer than the limit of 3 s"):
+        decode_bytes(data, "x.flac", max_seconds=3)
+    # a header that under-declares is caught while decoding: the same limits, checked per block
+    monkeypatch.setattr(audio, "check_budget", lambda *a: None)
+    monkeypatch.setattr(audio, "_BLOCK_SAMPLES", 8192)
+    with pytest.raises(AudioTooLong, match="longer than the limit of 3 s"):
+        decode_bytes(data, "x.flac", max_seconds=3)
+    with pytest.raises(AudioTooLong, match="more than 100000 samples"):
+        decode_bytes(data, "x.flac", budget=DecodeBudget(max_input_samples=100_000))
+    assert decode_bytes(data, "x.flac", max_seconds=5).size == 4 * SAMPLE_RATE
+
+
+def test_cancel_runs_between_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import emovox.audio as audio
+    from emovox.errors import Cancelled
+
+    buf = io.BytesIO()
+    sf.write(buf, make_tone(2.0), SAMPLE_RATE, format="WAV")
+    monkeypatch.setattr(audio, "_BLOCK_SAMPLES", 4000)
+    calls = []
+
+    def cancel() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise Cancelled("deadline passed")
+
+    with pytest.raises(Cancelled):
+        decode_bytes(buf.getvalue(), "x.wav", budget=DecodeBudget(cancel=cancel))
+    assert len(calls) == 3  # stopped at the third block of eight
+
+
+def test_timeline_blocks_share_the_minimum_length_rule(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    sf.write(path, make_tone(0.01), SAMPLE_RATE)  # 10 ms: predict refuses it, so must timeline
+    with pytest.raises(AudioError, match="shorter than one 25 ms analysis frame"):
+        list(iter_blocks(path))
+    with pytest.raises(AudioError, match="shorter than one 25 ms analysis frame"):
+        load_audio(path)
+
+
+_RSS_PROBE = """
+import resource, sys
+from pathlib import Path
+from emovox.audio import decode_bytes
+from emovox.errors import EmovoxError
+data = Path(sys.argv[1]).read_bytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    out = decode_bytes(data, "bomb.flac", max_seconds=600).size
+except EmovoxError as exc:
+    out = type(exc).__name__
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(out, (after - before) / 1024)
+"""
+
+
+def _silent_flac(path: Path, rate: int, seconds: float) -> None:
+    with sf.SoundFile(path, "w", rate, 1, format="FLAC", subtype="PCM_16") as f:
+        block, left = np.zeros(1 << 20, np.float32), int(rate * seconds)
+        while left > 0:
+            f.write(block[:min(left, block.size)])
+            left -= block.size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate,expect", [(384_000, "9440000"), (655_350, "AudioError")])
+def test_high_rate_bomb_memory_is_bounded_by_the_16khz_output(tmp_path: Path, rate: int, expect: str) -> None:
+    """590 s of silence at a high rate: under 1.5 MB of FLAC that used to cost 1.7-3 GB to decode.
+
+    Decoding resamples each block to 16 kHz, so the extra peak RSS is about the 16 kHz output
+    (590 s x 16 kHz x 4 B = 38 MB) plus one block, whatever the input rate (655 350 Hz is refused).
+    """
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.flac"
+    _silent_flac(path, rate, 590)
+    assert path.stat().st_size < 1.5e6
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(path)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    result, extra_mb = run.stdout.split()
+    assert result == expect
+    assert float(extra_mb) <= 100, f"decoding cost {extra_mb} MB of extra RSS"
+
+
+def test_arrays_without_a_sample_rate_are_refused(recognizer) -> None:
+    x = make_tone(1.0, sr=44100)
+    with pytest.raises(AudioError, match="an array needs its sample rate"):
+        prepare_array(x, None)
+    with pytest.raises(AudioError, match="pass sample_rate="):
+        recognizer.predict(x)
+    with pytest.raises(AudioError, match="pass sample_rate="):
+        recognizer.timeline(x)
+    assert recognizer.predict(x, sample_rate=44100).duration == pytest.approx(1.0, abs=1e-3)

@@ -177,3 +177,118 @@ def test_unknown_corpus_and_missing_corpus_folder(manifest, tmp_path, capsys):
     raw["data"] = {"corpus": "emodb", "root": str(tmp_path / "nowhere")}
     code, err, _ = run(tmp_path, capsys, raw)
     assert code == EXIT_BAD_INPUT and "emodb: corpus folder not found" in err and "expected layout" in err
+
+
+# ----------------------------------------------------------------------------- model folders
+def _package(tmp_path: Path, name: str = "m") -> Path:
+    from tests.product_fixtures import make_tiny_model
+
+    return make_tiny_model(tmp_path / name)
+
+
+def _edit(folder: Path, path: str, value) -> Path:
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    node = config
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("path,value,match", [
+    ("model.kwargs.base_channels", 8.5, "cannot build model 'resnet18'"),
+    ("model.kwargs.base_channels", 2000, "wrong shape"),
+    ("model.kwargs.num_classes", 5e6, "num_classes"),
+    ("model.kwargs.n_mels", "64", "cannot build model 'resnet18'"),
+    ("model.kwargs.embed_dim", -3, "out of range"),
+    ("model.kwargs.embed_dim", 10**12, "out of range"),
+    ("model.kwargs.extra", {"a": 1}, "must be a number, string, boolean"),
+    ("frontend.kwargs.n_mels", "64", "frontend.kwargs.n_mels must be an integer"),
+    ("frontend.kwargs.n_fft", 65536, "out of range"),
+    ("weights_sha256", 12, "64 hex digits"),
+    ("labels", ["a"] * 5, "distinct"),
+])
+def test_bad_model_configs_are_model_errors(tmp_path, path, value, match):
+    from emovox.errors import ModelError
+    from emovox.inference import Recognizer
+
+    folder = _edit(_package(tmp_path), path, value)
+    with pytest.raises(ModelError, match=match):
+        Recognizer.load(folder)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000,
+                                  "NaN", '{"format": "emovox-model/1"' + " " * (2 << 20) + "}"])
+def test_hostile_json_is_a_model_error(tmp_path, text):
+    from emovox.errors import ModelError
+    from emovox.models.io import read_config
+
+    folder = _package(tmp_path)
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ModelError):
+        read_config(folder)
+
+
+def test_checksum_is_streamed_not_read_whole(tmp_path):
+    """A 13 MB weights file with a wrong checksum is refused after reading it in 1 MB chunks."""
+    import tracemalloc
+
+    import torch
+
+    from emovox.errors import ModelError
+    from emovox.models import build_model, load_model, save_model
+
+    model = build_model("resnet18", 4, n_mels=32, base_channels=32, embed_dim=64)
+    folder = save_model(tmp_path / "big", model, {"frontend": {"name": "logmel", "kwargs": {"n_mels": 32}},
+                                                  "labels": list("abcd")})
+    assert (folder / "model.safetensors").stat().st_size > 10e6
+    _edit(folder, "weights_sha256", "0" * 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError, match="checksum does not match"):
+            load_model(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4e6, f"{peak} bytes traced while checking a 13 MB file"
+    del torch
+
+
+_MODEL_RSS_PROBE = """
+import resource, sys
+from emovox.errors import ModelError
+from emovox.models.io import load_model
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for folder in sys.argv[1:]:
+    try:
+        load_model(folder)
+        print("loaded", folder)
+    except ModelError as exc:
+        print("ModelError", str(exc)[:60].replace(" ", "_"))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("extra_mb", (after - before) / 1024)
+"""
+
+
+@pytest.mark.slow
+def test_huge_configs_are_refused_before_allocation(tmp_path):
+    """num_classes 5000 / base_channels 2000 used to build the network (GBs) before comparing shapes."""
+    import os
+    import subprocess
+    import sys
+
+    wide = _edit(_package(tmp_path, "wide"), "model.kwargs.base_channels", 2000)
+    many = _edit(_edit(_package(tmp_path, "many"), "model.kwargs.num_classes", 5000), "labels",
+                 [f"c{i}" for i in range(5000)])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _MODEL_RSS_PROBE, str(wide), str(many)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.split("\n")
+    assert [ln.split()[0] for ln in lines[:2]] == ["ModelError", "ModelError"], run.stdout
+    assert float(lines[2].split()[1]) < 100, run.stdout

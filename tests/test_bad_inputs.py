@@ -133,7 +133,7 @@ def test_api_batch_keeps_good_results_next_to_errors(recognizer, files, tmp_path
     names = sorted(CASES)
     inputs = [files / n for n in names] + [locked, tmp_path / "missing.wav", "x" * 300 + ".wav",
                                            np.full(8000, np.nan, np.float32), make_tone(1.0)]
-    results = recognizer.predict(inputs)
+    results = recognizer.predict(inputs, sample_rate=16000)
     assert len(results) == len(inputs)
     for name, r in zip(names, results):
         expected = CASES[name][1].problem
@@ -247,7 +247,7 @@ def client(recognizer):
 
     from emovox.service.app import create_app
 
-    with TestClient(create_app(recognizer, max_upload_bytes=2_000_000, max_seconds=600)) as c:
+    with TestClient(create_app(recognizer, max_upload_bytes=2_000_000, max_seconds=600), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -62,7 +62,7 @@ def test_onnx_recognizer_matches_torch(exported, examples_dir):
     onnx_r = Recognizer.load(folder, backend="onnx", threads=1, vad=None)
     assert onnx_r.info()["backend"] == "onnx"
     diffs = []
-    for a, b in zip(torch_r.predict(files), onnx_r.predict(files)):
+    for a, b in zip(torch_r.predict(files, sample_rate=16000), onnx_r.predict(files, sample_rate=16000)):
         assert a.ok and b.ok and a.label == b.label
         diffs.append(max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS))
     assert max(diffs) < PARITY
@@ -75,7 +75,7 @@ def test_stale_graph_is_not_used(exported, tmp_path):
     x = make_tone(1.0)
     onnx_r = Recognizer.load(other, backend="onnx", threads=1, vad=None)
     torch_r = Recognizer.load(other, threads=1, vad=None)
-    a, b = onnx_r.predict(x), torch_r.predict(x)
+    a, b = onnx_r.predict(x, sample_rate=16000), torch_r.predict(x, sample_rate=16000)
     assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS) < PARITY
 
 

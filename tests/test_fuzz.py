@@ -39,7 +39,7 @@ def test_every_seed_file_decodes_and_predicts(recognizer):
 def test_check_prediction_rejects_unusable_output(recognizer):
     from fuzz.fuzz_audio import BadOutput
 
-    good = recognizer.predict(np.zeros(8000, np.float32))
+    good = recognizer.predict(np.zeros(8000, np.float32), sample_rate=16000)
     check_prediction(good)
     bad = type(good)(source="x", label="angry", probabilities={"angry": float("nan")})
     with pytest.raises(BadOutput):

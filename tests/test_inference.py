@@ -64,7 +64,7 @@ def test_bad_files_in_a_batch_do_not_stop_it(recognizer, tmp_path, wav_file):
     short = _write(tmp_path / "short.wav", make_tone(0.01))
     silent = _write(tmp_path / "zeros.wav", np.zeros(16000, np.float32))
     nan = np.full(16000, np.nan, np.float32)
-    results = recognizer.predict([wav_file, text, empty, tmp_path / "missing.wav", short, nan, silent])
+    results = recognizer.predict([wav_file, text, empty, tmp_path / "missing.wav", short, nan, silent], sample_rate=16000)
     ok = [r.ok for r in results]
     assert ok == [True, False, False, False, False, False, True]
     assert "not a readable audio file" in results[1].error
@@ -82,7 +82,7 @@ def test_single_bad_input_raises_audio_error(recognizer, tmp_path):
     with pytest.raises(AudioError, match="bad.wav"):
         recognizer.predict(bad)
     with pytest.raises(AudioError, match="NaN"):
-        recognizer.predict(np.array([0.0, np.inf] * 1000, np.float32))
+        recognizer.predict(np.array([0.0, np.inf] * 1000, np.float32), sample_rate=16000)
 
 
 def test_label_subset_renormalises(recognizer, wav_file):
@@ -145,7 +145,7 @@ def test_long_file_is_read_in_pieces(tiny_model, tmp_path):
     # the result is the mean log-posterior of its 1 s pieces
     stored = sf.read(path, dtype="float32")[0]  # 16-bit quantised, as the reader sees it
     pieces = [stored[i:i + 16000] for i in range(0, stored.size, 16000)]
-    logp = np.mean([np.log([r.predict(c).probabilities[k] for k in LABELS]) for c in pieces], axis=0)
+    logp = np.mean([np.log([r.predict(c, sample_rate=16000).probabilities[k] for k in LABELS]) for c in pieces], axis=0)
     expected = np.exp(logp) / np.exp(logp).sum()
     assert [p.probabilities[k] for k in LABELS] == pytest.approx(expected.tolist(), abs=1e-4)
 
@@ -196,7 +196,7 @@ def test_model_trained_with_vad_drops_nonspeech_frames(tmp_path):
     plain = Recognizer.load(make_tiny_model(tmp_path / "plain"), vad=None, threads=1)  # same weights, no VAD
 
     def change(rec):  # how much 2 s of added silence moves the posteriors
-        a, b = rec.predict(speech), rec.predict(padded)
+        a, b = rec.predict(speech, sample_rate=16000), rec.predict(padded, sample_rate=16000)
         return max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS)
 
     # silence is dropped before normalisation: the padding barely matters

@@ -142,7 +142,7 @@ def test_request_data_never_becomes_a_path(tmp_path, monkeypatch):
             decoded.append(file if isinstance(file, (str, os.PathLike)) else type(file).__name__)
             super().__init__(file, *a, **k)
 
-    with TestClient(create_app(recognizer, max_upload_bytes=1_000_000)) as client:
+    with TestClient(create_app(recognizer, max_upload_bytes=1_000_000), base_url="http://127.0.0.1") as client:
         monkeypatch.setattr(builtins, "open", spy_open)
         monkeypatch.setattr(sf, "SoundFile", SpySoundFile)
         for name in (str(secret), "../../" + secret.name, secret.name, "file://" + str(secret)):

@@ -14,8 +14,11 @@ EPILOG = """examples:
   emovox serve --port 9000 --workers 4 --max-upload-mb 50
   curl -F file=@clip.wav http://127.0.0.1:8000/v1/predict
 
-Binds to 127.0.0.1 (this computer only). --host 0.0.0.0 exposes it to the network: there is no
-authentication, so do that only behind a proxy you control.
+Binds to 127.0.0.1 (this computer only) and answers only requests whose Host is 127.0.0.1,
+localhost or ::1 (add names with --allow-host). --host 0.0.0.0 exposes it to the network:
+there is no authentication, so do that only behind a proxy you control.
+Every request is bounded: upload size, audio length and decoding work, time to send headers and
+body, time waiting for a worker (then 503), decoding and inference time (the work is stopped).
 """
 
 
@@ -31,8 +34,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="upload size limit (default 25 MB)")
     p.add_argument("--max-seconds", type=positive_float, default=600.0, help="audio length limit (default 600 s)")
     p.add_argument("--decode-timeout", type=positive_float, default=30.0, help="decoding time limit (default 30 s)")
+    p.add_argument("--inference-timeout", type=positive_float, default=120.0,
+                   help="prediction/timeline time limit per request (default 120 s)")
     p.add_argument("--max-pending", type=positive_int, default=64,
                    help="requests allowed to wait for a worker before answering 503 (default 64)")
+    p.add_argument("--queue-timeout", type=positive_float, default=10.0,
+                   help="longest wait for a worker before answering 503 (default 10 s)")
+    p.add_argument("--read-timeout", type=positive_float, default=60.0,
+                   help="time allowed to send the request body before 408 (default 60 s)")
+    p.add_argument("--header-timeout", type=positive_float, default=10.0,
+                   help="time allowed to send the request headers before the connection is closed (default 10 s)")
+    p.add_argument("--limit-concurrency", type=positive_int, default=200,
+                   help="open connections/requests beyond which uvicorn answers 503 (default 200)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (repeatable; '*' = any; default: "
+                        "127.0.0.1, localhost, ::1)")
     add_model_args(p, labels=False)
     p.set_defaults(func=run)
 
@@ -45,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from emovox.service.app import create_app
+        from emovox.service.app import LOCAL_HOSTS, create_app
+        from emovox.service.server import server_config
     except ImportError as exc:
         raise DependencyError(exc.name or "fastapi", "emovox serve", "pip install 'emovox[serve]'") from None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -56,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
     from emovox.cli._model_args import load_recognizer
 
     app = create_app(load_recognizer(args), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                     max_seconds=args.max_seconds, decode_timeout=args.decode_timeout, workers=args.workers,
-                     max_pending=args.max_pending)
+                     max_seconds=args.max_seconds, decode_timeout=args.decode_timeout,
+                     inference_timeout=args.inference_timeout, read_timeout=args.read_timeout,
+                     queue_timeout=args.queue_timeout, workers=args.workers, max_pending=args.max_pending,
+                     allowed_hosts=(*LOCAL_HOSTS, *args.allow_host))
+    config = server_config(app, args.host, args.port, header_timeout=args.header_timeout,
+                           limit_concurrency=args.limit_concurrency)
     print(f"emovox serving on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(config).run()
     return 0

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,22 +44,122 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
+#: Largest config.json read (a model config is a few kB; training info included, well under this).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest JSON nesting accepted in config.json (the schema needs 4).
+MAX_CONFIG_DEPTH = 16
+#: Bounds on numbers in model/front-end kwargs: sizes of real networks are far below.
+MAX_KWARG_INT, MAX_KWARG_FLOAT = 1 << 16, 1e6
+MAX_CLASSES = 10_000
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on its JSON header
+#: Front-end sizes that bound its filterbank/window allocations (n_mels x n_fft stays < 10 M floats).
+_FRONTEND_MAX = {"n_mels": 1024, "n_fft": 16_384, "win_length": 16_384, "hop_length": 16_384,
+                 "sample_rate": 384_000, "threads": 256, "f_min": 192_000.0, "f_max": 192_000.0}
+
+
+def _depth(value: Any, limit: int = MAX_CONFIG_DEPTH) -> int:
+    """Nesting depth of a JSON value, stopping (returning limit + 1) past ``limit``."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, d + 1) for v in item)
+    return deepest
+
+
+def _check_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
+    """ModelError for a kwarg that is not a plain, bounded JSON value (checked before building)."""
+    for key, value in kwargs.items():
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > 4096:
+            raise ModelError(f"{where}.{key}: a list of {len(value)} values is too long (at most 4096)")
+        for v in items:
+            if v is None or isinstance(v, (bool, str)):
+                if isinstance(v, str) and len(v) > 200:
+                    raise ModelError(f"{where}.{key}: string of {len(v)} characters is too long")
+                continue
+            if isinstance(v, int):
+                bound = MAX_CLASSES if key == "num_classes" else MAX_KWARG_INT
+                if not 0 <= v <= bound:
+                    raise ModelError(f"{where}.{key} = {v} is out of range (0..{bound}); the config is corrupt")
+            elif isinstance(v, float):
+                if not math.isfinite(v) or abs(v) > MAX_KWARG_FLOAT:
+                    raise ModelError(f"{where}.{key} = {v!r} is not a usable number; the config is corrupt")
+            else:
+                raise ModelError(f"{where}.{key} must be a number, string, boolean or list of them, "
+                                 f"got {type(v).__name__}")
+
+
+def _check_frontend_kwargs(name: str, kwargs: Mapping[str, Any], where: str) -> None:
+    """Front-end kwargs against the annotations of its constructor: ints are positive ints,
+    floats finite and >= 0, bools bools, strings strings (None only where the signature allows it)."""
+    import inspect
+
+    from emovox.frontend import FRONTENDS
+
+    cls = FRONTENDS.get(name)
+    if cls is None:
+        return  # unknown names are reported by the front-end registry itself
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in kwargs.items():
+        if key not in params:
+            continue
+        note = str(params[key].annotation)
+        kinds = set(re.findall(r"\b(int|float|bool|str|None)\b", note))
+        if value is None and "None" in kinds:
+            continue
+        if kinds & {"int", "float"} and not ({"str", "bool"} & kinds):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or ("float" not in kinds and not isinstance(value, int)):
+                raise ModelError(f"{where}: frontend.kwargs.{key} must be {'a number' if 'float' in kinds else 'an integer'}"
+                                 f", got {_short(value)}")
+            top = _FRONTEND_MAX.get(key, MAX_KWARG_FLOAT)
+            if not math.isfinite(value) or not 0 <= value <= top or ("float" not in kinds and value < 1):
+                raise ModelError(f"{where}: frontend.kwargs.{key} = {_short(value)} is out of range (at most {top:g})")
+        elif kinds == {"bool"} and not isinstance(value, bool):
+            raise ModelError(f"{where}: frontend.kwargs.{key} must be true or false, got {_short(value)}")
+        elif "str" in kinds and not isinstance(value, str) and not (value is None and "None" in kinds):
+            raise ModelError(f"{where}: frontend.kwargs.{key} must be a string, got {_short(value)}")
+
+
 def _check_config(config: Mapping[str, Any], where: str) -> None:
-    """ModelError unless ``config`` follows the schema above."""
+    """ModelError unless ``config`` follows the schema above with plain, bounded values."""
     fmt = config.get("format")
     if fmt != FORMAT:
-        raise ModelError(f"{where}: model format {fmt!r} is not supported (this emovox reads {FORMAT!r}; "
+        raise ModelError(f"{where}: model format {_short(fmt)} is not supported (this emovox reads {FORMAT!r}; "
                          "re-export the model with this version)")
     spec = config.get("model")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("kwargs"), dict):
-        raise ModelError(f"{where}: 'model' must be {{\"name\": str, \"kwargs\": {{...}}}}, got {spec!r}")
+        raise ModelError(f"{where}: 'model' must be {{\"name\": str, \"kwargs\": {{...}}}}, got {_short(spec)}")
     front = config.get("frontend")
     if not isinstance(front, dict) or not isinstance(front.get("name"), str) or \
             not isinstance(front.get("kwargs", {}), dict):
-        raise ModelError(f"{where}: 'frontend' must be {{\"name\": str, \"kwargs\": {{...}}}}, got {front!r}")
+        raise ModelError(f"{where}: 'frontend' must be {{\"name\": str, \"kwargs\": {{...}}}}, got {_short(front)}")
     labels = config.get("labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise ModelError(f"{where}: 'labels' must be a non-empty list of class names, got {labels!r}")
+        raise ModelError(f"{where}: 'labels' must be a non-empty list of class names, got {_short(labels)}")
+    if len(labels) > MAX_CLASSES or len(set(labels)) != len(labels):
+        raise ModelError(f"{where}: 'labels' must be at most {MAX_CLASSES} distinct names ({len(labels)} given)")
+    _check_kwargs(spec["kwargs"], f"{where}: model.kwargs")
+    _check_kwargs(front.get("kwargs", {}), f"{where}: frontend.kwargs")
+    _check_frontend_kwargs(front["name"], front.get("kwargs", {}), where)
+    classes = spec["kwargs"].get("num_classes")
+    if classes is not None and classes != len(labels):
+        raise ModelError(f"{where}: {len(labels)} labels for a model with {_short(classes)} outputs "
+                         "(model.kwargs.num_classes)")
+    sha = config.get("weights_sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise ModelError(f"{where}: 'weights_sha256' must be 64 hex digits, got {_short(sha)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _sha256(data: bytes) -> str:
@@ -132,51 +235,125 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{folder}: not an emovox model folder ({CONFIG} is missing; "
                          "packages are written by emovox.models.save_model)")
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{path}: {size} bytes is far too large for a model config (at most "
+                             f"{MAX_CONFIG_BYTES}); the package is corrupt, re-export it")
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable or not JSON ({exc}); the package is corrupt, re-export it") from None
+    except RecursionError:
+        raise ModelError(f"{path}: JSON nested too deeply; the package is corrupt, re-export it") from None
     if not isinstance(config, dict):
         raise ModelError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    if _depth(config) > MAX_CONFIG_DEPTH:
+        raise ModelError(f"{path}: JSON nested deeper than {MAX_CONFIG_DEPTH} levels; the package is corrupt")
     _check_config(config, str(path))
     return config
 
 
+def _safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` from a safetensors file's header, without reading any tensor.
+
+    ModelError when the header is malformed or its tensors do not fit in the file.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 2 <= n <= min(_MAX_HEADER, size - 8):
+                raise ModelError(f"{path}: not a safetensors file (header length {n} for a {size}-byte file); "
+                                 "the package is corrupt, re-export it")
+            header = json.loads(fh.read(n))
+    except ModelError:
+        raise
+    except (OSError, ValueError, RecursionError, struct.error) as exc:
+        raise ModelError(f"{path}: unreadable safetensors header ({type(exc).__name__}); re-export the model") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path}: safetensors header is not a JSON object; re-export the model")
+    out, data = {}, size - 8 - n
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        ok = isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list) \
+            and all(isinstance(d, int) and d >= 0 for d in entry["shape"]) \
+            and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2 \
+            and all(isinstance(o, int) for o in entry["data_offsets"])
+        if not ok or not 0 <= entry["data_offsets"][0] <= entry["data_offsets"][1] <= data:
+            raise ModelError(f"{path}: tensor {_short(name)} has a malformed entry in the safetensors header; "
+                             "the file is corrupt, re-export the model")
+        out[name] = (entry["dtype"], tuple(entry["shape"]))
+    return out
+
+
+def _stream_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _build(spec: Mapping[str, Any], where: str, device: str | None = None) -> nn.Module:
+    """The network of ``spec``; any failure (bad kwarg types/values) is a ModelError."""
+    import torch
+
+    try:
+        if device is None:
+            return build_model(spec["name"], **spec["kwargs"])
+        with torch.device(device):
+            return build_model(spec["name"], **spec["kwargs"])
+    except EmovoxError as exc:
+        raise ModelError(f"{where}: cannot build model {spec['name']!r}: {exc}") from None
+    except (MemoryError, RecursionError) as exc:
+        raise ModelError(f"{where}: model {spec['name']!r} is too large to build ({type(exc).__name__})") from None
+    except Exception as exc:  # TypeError/ValueError/RuntimeError from a constructor given a bad value
+        raise ModelError(f"{where}: cannot build model {spec['name']!r} from its kwargs "
+                         f"({type(exc).__name__}: {_short(str(exc))}); the config is corrupt") from None
+
+
 def load_model(folder: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a package (eval mode, CPU) and return it with its config."""
-    from safetensors.torch import load
+    """Rebuild the model of a package (eval mode, CPU) and return it with its config.
+
+    Everything is checked before anything large is allocated: the config's types and ranges, the
+    network built on the ``meta`` device (no memory) against the shapes in the safetensors header,
+    and the checksum of the weights read in 1 MB chunks. Every failure is a ModelError.
+    """
+    from safetensors.torch import load_file
 
     folder = Path(folder)
     config = read_config(folder)
-    wpath = folder / WEIGHTS
+    wpath, where = folder / WEIGHTS, str(folder / CONFIG)
     if not wpath.is_file():
         raise ModelError(f"{folder}: incomplete model package ({WEIGHTS} is missing)")
-    data = wpath.read_bytes()
-    expected = config.get("weights_sha256")
-    if expected is not None and _sha256(data) != expected:
-        raise ModelError(f"{wpath}: checksum does not match {CONFIG} (corrupt or mixed-up files); re-export the model")
-    try:
-        state = load(data)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt file
-        raise ModelError(f"{wpath}: not a readable safetensors file ({exc})") from None
+    header = _safetensors_header(wpath)
     spec = config["model"]
-    try:
-        model = build_model(spec["name"], **spec["kwargs"])
-    except EmovoxError as exc:
-        raise ModelError(f"{folder / CONFIG}: cannot build model {spec['name']!r}: {exc}") from None
-    except TypeError as exc:  # e.g. num_classes missing from kwargs
-        raise ModelError(f"{folder / CONFIG}: cannot build model {spec['name']!r}: {exc}") from None
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+    own = {k: tuple(v.shape) for k, v in _build(spec, where, "meta").state_dict().items()}
+    missing = [k for k in own if k not in header]
+    unexpected = [k for k in header if k not in own]
+    mismatched = [k for k in header if k in own and own[k] != header[k][1]]
     if missing or unexpected or mismatched:
         raise ModelError(
             f"{wpath}: weights do not fit model {spec['name']!r} from {CONFIG} (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}, wrong shape {mismatched[:3]}); the package is inconsistent")
-    model.load_state_dict(state)
+    expected = config.get("weights_sha256")
+    try:
+        if expected is not None and _stream_sha256(wpath) != expected:
+            raise ModelError(f"{wpath}: checksum does not match {CONFIG} (corrupt or mixed-up files); "
+                             "re-export the model")
+        state = load_file(str(wpath))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any read/parse failure means a corrupt file
+        raise ModelError(f"{wpath}: not a readable safetensors file ({type(exc).__name__}); re-export the model") from None
+    model = _build(spec, where)  # its shapes are now known to match the weights on disk
+    try:
+        model.load_state_dict(state)
+    except Exception as exc:  # dtype trouble the header check cannot see
+        raise ModelError(f"{wpath}: weights cannot be loaded ({type(exc).__name__}); re-export the model") from None
     if getattr(model, "num_classes", len(config["labels"])) != len(config["labels"]):
-        raise ModelError(f"{folder / CONFIG}: {len(config['labels'])} labels for a model with "
-                         f"{model.num_classes} outputs")
+        raise ModelError(f"{where}: {len(config['labels'])} labels for a model with {model.num_classes} outputs")
     return model.eval(), config
 
 

@@ -1,72 +1,69 @@
 """The emovox HTTP service (FastAPI): prediction and timelines for uploaded audio, plus a web page.
 
 Endpoints: ``POST /v1/predict`` and ``POST /v1/timeline`` (multipart field ``file``),
-``GET /healthz``, ``GET /`` (the page), ``/docs`` and ``/openapi.json``.
+``GET /healthz``, ``GET /`` (the page), ``/docs`` (a plain page served from the package: no
+CDN) and ``/openapi.json``.
 
-Limits (all errors are JSON ``{"error": {"code", "message", "hint"}}``):
+Every error body has one shape, ``{"error": {"code", "message", "hint"}}``:
 
-* body larger than ``max_upload_bytes`` -> 413 ``payload_too_large`` (checked from
-  Content-Length and while streaming, before anything is parsed); audio longer than
-  ``max_seconds`` (header) -> 413 ``audio_too_long``;
-* not WAV/FLAC/OGG/AIFF/MP3 by its first bytes -> 415 ``unsupported_media_type``;
-* audio that cannot be decoded (corrupt, truncated, empty, NaN, too short) -> 422
-  ``undecodable_audio``; decoding that takes longer than ``decode_timeout`` s -> 422
-  ``decode_timeout``;
-* malformed requests (no ``file`` field, bad parameters) -> 400 ``bad_request``;
-* more than ``max_pending`` requests waiting for the model -> 503 ``busy`` (Retry-After).
+* 400 ``bad_request`` (no ``file`` field, bad parameters, malformed multipart), ``bad_host``
+  (a Host header not in the allow-list: DNS-rebinding guard);
+* 404 ``not_found``, 405 ``method_not_allowed``;
+* 408 ``request_timeout``: the body did not arrive within ``read_timeout`` s;
+* 413 ``payload_too_large`` (body over ``max_upload_bytes``, from Content-Length or while
+  streaming), ``audio_too_long`` (over ``max_seconds``, or more than ``max_decode_samples``
+  samples x channels at the input rate: checked from the header before decoding),
+  ``timeline_too_large`` (more windows or output than :mod:`emovox.service.budget` allows);
+* 415 ``unsupported_media_type``: not audio emovox reads, by its first bytes;
+* 422 ``undecodable_audio`` (corrupt, truncated, empty, NaN, too short, invalid sample rate),
+  ``decode_timeout`` (decoding ran past ``decode_timeout`` s; the decoder is stopped);
+* 503 ``busy`` (``Retry-After``): too many requests waiting, or none got a worker within
+  ``queue_timeout`` s; ``timeout``: inference ran past ``inference_timeout`` s (stopped).
 
-Decoding and inference run in a bounded thread pool (``workers`` threads), never on the event
-loop. Request data is only held in memory; client file names are labels, never paths.
+Decoding and inference run in a bounded pool (:mod:`emovox.service.jobs`), never on the event
+loop; deadlines and client disconnects stop the work between blocks and window batches. Messages
+never carry object addresses or server paths. Uploads are decoded from memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import copy
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import re
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Sequence
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.errors import EmovoxError
-from emovox.service.limits import BodySizeLimit
-from emovox.service.uploads import UploadProblem, check_upload, decode_upload
+from emovox.service.budget import MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request
+from emovox.service.docs import docs_page
+from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
+from emovox.service.limits import BodySizeLimit, HostAllowList
+from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+#: Hosts the service answers for by default (a local tool; add names with ``allowed_hosts``).
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+               413: "payload_too_large", 415: "unsupported_media_type", 422: "undecodable_audio", 503: "busy"}
+_ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
+_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"()<>]+/)+")
 
 
-class _Pool:
-    """A bounded executor with a cap on waiting jobs (beyond it callers get 503)."""
-
-    def __init__(self, workers: int, max_pending: int) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emovox-infer")
-        self.max_pending = max_pending
-        self._pending = 0
-        self._lock = threading.Lock()
-
-    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-        with self._lock:
-            if self._pending >= self.max_pending:
-                raise UploadProblem(503, "busy", "the server is busy; too many requests are waiting",
-                                    "retry in a few seconds")
-            self._pending += 1
-        try:
-            future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-            return await asyncio.wait_for(future, timeout) if timeout else await future
-        finally:
-            with self._lock:
-                self._pending -= 1
+def clean_message(text: str) -> str:
+    """A message safe to send to clients: no object addresses, no absolute server directories."""
+    return _ABS_PATH.sub("", _ADDRESS.sub("", text))
 
 
 def _error(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    problem = UploadProblem(status, code, message, hint)
+    problem = UploadProblem(status, code, clean_message(message), clean_message(hint))
     headers = {"Retry-After": "5"} if status == 503 else None
     return JSONResponse(problem.body(), status_code=status, headers=headers)
 
@@ -78,36 +75,119 @@ def create_app(
     backend: str = "torch",
     max_upload_bytes: int = 25 * 1024 * 1024,
     max_seconds: float = 600.0,
+    max_decode_samples: int | None = None,
     decode_timeout: float = 30.0,
+    inference_timeout: float = 120.0,
+    read_timeout: float = 60.0,
+    queue_timeout: float = 10.0,
     workers: int = 2,
     max_pending: int = 64,
+    max_windows: int | None = None,
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
-    """Build the app around ``recognizer`` (default: ``Recognizer.load(model, backend=backend)``)."""
+    """Build the app around ``recognizer`` (default: ``Recognizer.load(model, backend=backend)``).
+
+    ``max_decode_samples`` (frames x channels at the input rate; default: ``max_seconds`` of
+    96 kHz stereo) bounds the decoding work; ``allowed_hosts`` ``("*",)`` disables the Host check.
+    """
     if recognizer is None:
         from emovox.inference import Recognizer
 
         recognizer = Recognizer.load(model, backend=backend)
-    pool = _Pool(workers, max_pending)
+    recognizer = _cancellable(recognizer)
+    pool = JobPool(workers, max_pending, queue_timeout)
+    decode_samples = max_decode_samples or int(max_seconds * 96_000 * 2)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        pool.executor.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown()
 
-    app = FastAPI(
-        lifespan=lifespan,
-        title="emovox",
-        version=_version(),
-        summary="Speech emotion recognition: upload audio, get emotion probabilities and timelines.",
-        description=__doc__,
-    )
+    app = FastAPI(lifespan=lifespan, title="emovox", version=_version(), docs_url=None, redoc_url=None,
+                  summary="Speech emotion recognition: upload audio, get emotion probabilities and timelines.",
+                  description=__doc__)
     app.state.recognizer = recognizer
     app.state.pool = pool
-    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, paths=("/v1/",))
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, paths=("/v1/",), read_timeout=read_timeout)
+    app.add_middleware(HostAllowList, hosts=tuple(allowed_hosts))
+    _register_errors(app)
+
+    async def _decode(request: Request, file: UploadFile) -> Any:
+        data = await file.read()
+        name = check_upload(data, file.filename, file.content_type)
+        timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
+                                "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
+        return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
+                              timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected)
+
+    def _labels(labels: str | None) -> list[str] | None:
+        return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+
+    router = APIRouter()
+
+    @router.get("/healthz", summary="Liveness and model information")
+    async def healthz() -> dict:
+        info = {k: v for k, v in recognizer.info().items() if k != "path"}  # no server paths to clients
+        return {"status": "ok", "model": info}
+
+    @router.post("/v1/predict", summary="Emotion probabilities of one recording")
+    async def predict(
+        request: Request,
+        file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
+        labels: str | None = Query(None, description="comma-separated subset of labels, e.g. angry,happy,neutral,sad"),
+    ) -> dict:
+        chosen = _labels(labels)
+        if chosen is not None:
+            recognizer.with_labels(chosen)  # unknown labels: 400 before any decoding
+        audio = await _decode(request, file)
+        pred = await pool.run(lambda: recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
+                                                         labels=chosen),
+                              timeout=inference_timeout, disconnected=request.is_disconnected)
+        return pred.to_dict()
+
+    @router.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
+    async def timeline(
+        request: Request,
+        file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
+        window: float = Query(2.0, description=f"window length in seconds ({MIN_WINDOW}-60)"),
+        hop: float = Query(1.0, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
+        vad: str = Query("sohn", pattern="^(sohn|silero|none)$", description="voice activity detector"),
+        labels: str | None = Query(None, description="comma-separated subset of labels"),
+    ) -> dict:
+        chosen = _labels(labels)
+        n_labels = len(recognizer.with_labels(chosen).labels) if chosen else len(recognizer.labels)
+        check_timeline_request(0.0, window, hop, n_labels)  # bad settings: 400 before decoding
+        audio = await _decode(request, file)
+        check_timeline_request(audio.duration, window, hop, n_labels,
+                               **({} if max_windows is None else {"max_windows": max_windows}))
+        tl = await pool.run(lambda: recognizer.timeline(
+            audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
+            source=audio.name, labels=chosen), timeout=inference_timeout, disconnected=request.is_disconnected)
+        return tl.to_dict()
+
+    @router.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @router.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()))
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _register_errors(app: FastAPI) -> None:
+    """Every error in the one documented shape (FastAPI's own ``{"detail": ...}`` included)."""
 
     @app.exception_handler(UploadProblem)
     async def _problem(_: Request, exc: UploadProblem) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.hint)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nobody reads it; the job was stopped
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,57 +195,34 @@ def create_app(
         return _error(400, "bad_request", f"invalid request ({where})",
                       "send multipart/form-data with the audio in a field named 'file'")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = {404: f"no such page or endpoint: {request.url.path[:200]}",
+                   405: f"{request.method} is not allowed on {request.url.path[:200]}"}.get(
+            exc.status_code, str(exc.detail))
+        hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else ""
+        response = _error(exc.status_code, code, message, hint)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(TimelineTooLarge)
+    async def _too_large(_: Request, exc: TimelineTooLarge) -> JSONResponse:
+        return _error(413, "timeline_too_large", str(exc), "use a larger hop or send a shorter recording")
+
     @app.exception_handler(EmovoxError)
     async def _emovox(_: Request, exc: EmovoxError) -> JSONResponse:
         return _error(400, "bad_request", str(exc))
 
-    async def _decode(file: UploadFile) -> Any:
-        data = await file.read()
-        name = check_upload(data, file.filename, file.content_type)
-        try:
-            return await pool.run(decode_upload, data, name, max_seconds, timeout=decode_timeout)
-        except asyncio.TimeoutError:
-            raise UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:.0f} s",
-                                "send a shorter or simpler file (16 kHz mono WAV or FLAC)") from None
 
-    def _labels(labels: str | None) -> list[str] | None:
-        return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
-
-    @app.get("/healthz", summary="Liveness and model information")
-    async def healthz() -> dict:
-        info = {k: v for k, v in recognizer.info().items() if k != "path"}  # no server paths to clients
-        return {"status": "ok", "model": info}
-
-    @app.post("/v1/predict", summary="Emotion probabilities of one recording")
-    async def predict(
-        file: UploadFile = File(..., description="audio file: " + "WAV, FLAC, OGG, AIFF or MP3"),
-        labels: str | None = Query(None, description="comma-separated subset of labels, e.g. angry,happy,neutral,sad"),
-    ) -> dict:
-        audio = await _decode(file)
-        pred = await pool.run(lambda: recognizer.predict(audio.samples, source=audio.name, labels=_labels(labels)))
-        return pred.to_dict()
-
-    @app.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
-    async def timeline(
-        file: UploadFile = File(..., description="audio file: WAV, FLAC, OGG, AIFF or MP3"),
-        window: float = Query(2.0, ge=0.1, le=60, description="window length in seconds"),
-        hop: float = Query(1.0, gt=0, le=60, description="hop between windows in seconds (<= window)"),
-        vad: str = Query("sohn", pattern="^(sohn|silero|none)$", description="voice activity detector"),
-        labels: str | None = Query(None, description="comma-separated subset of labels"),
-    ) -> dict:
-        audio = await _decode(file)
-        tl = await pool.run(lambda: recognizer.timeline(
-            audio.samples, window=window, hop=hop, vad=None if vad == "none" else vad, source=audio.name,
-            labels=_labels(labels)))
-        return tl.to_dict()
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    return app
+def _cancellable(recognizer: Any) -> Any:
+    """A shallow copy of ``recognizer`` whose model calls check the running job's cancel token."""
+    if not hasattr(recognizer, "engine") or isinstance(recognizer.engine, CancellableEngine):
+        return recognizer
+    wrapped = copy.copy(recognizer)
+    wrapped.engine = CancellableEngine(recognizer.engine)
+    return wrapped
 
 
 def _version() -> str:

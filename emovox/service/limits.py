@@ -1,13 +1,21 @@
-"""ASGI middleware that caps request bodies before anything parses them (413 with a JSON body).
+"""ASGI middleware that bounds a request before anything parses it.
 
-A declared ``Content-Length`` above the cap is refused at once; a body without one (chunked) is
-read into memory up to the cap and refused as soon as it grows past it. Accepted bodies are
-replayed to the app unchanged, so memory per request stays below the cap.
+* :class:`BodySizeLimit`: a declared ``Content-Length`` above the cap is refused at once (413);
+  a body without one (chunked) is read into memory up to the cap and refused as soon as it grows
+  past it. The whole body must arrive within ``read_timeout`` seconds, else 408 and the
+  connection is closed (a stalled or slowloris upload holds nothing for long). Accepted bodies
+  are replayed to the app unchanged, so memory per request stays below the cap.
+* :class:`HostAllowList`: requests whose ``Host`` header names another host get 400 (a guard
+  against DNS rebinding: a web page on another site cannot talk to a 127.0.0.1 service).
+
+Both answer in the service's one error shape ``{"error": {"code", "message", "hint"}}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any, Awaitable, Callable
 
 Scope = dict[str, Any]
@@ -18,13 +26,31 @@ Send = Callable[[Message], Awaitable[None]]
 #: A refused body is read (and discarded) up to this size before the 413 goes out: clients that
 #: are still sending would otherwise see the connection closed instead of the answer.
 DRAIN_BYTES = 64 * 1024 * 1024
+#: ... and for at most this many seconds (a client that declares 60 MB and stalls gets its 413).
+DRAIN_SECONDS = 2.0
+
+
+class _Timeout(Exception):
+    pass
+
+
+async def _receive_by(receive: Receive, deadline: float) -> Message:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _Timeout
+    try:
+        return await asyncio.wait_for(receive(), left)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise _Timeout from None
 
 
 class BodySizeLimit:
-    def __init__(self, app: Callable, max_bytes: int, paths: tuple[str, ...] = ("/",)) -> None:
+    def __init__(self, app: Callable, max_bytes: int, paths: tuple[str, ...] = ("/",),
+                 read_timeout: float = 60.0) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
         self.paths = paths
+        self.read_timeout = float(read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith(self.paths):
@@ -46,8 +72,15 @@ class BodySizeLimit:
         chunks: list[bytes] = []
         size = 0
         more = True
+        deadline = time.monotonic() + self.read_timeout
         while more:
-            message = await receive()
+            try:
+                message = await _receive_by(receive, deadline)
+            except _Timeout:
+                await _reply(send, 408, "request_timeout",
+                             f"the request body did not arrive within {self.read_timeout:g} s ({size} bytes received)",
+                             "send the whole upload at once; check the network connection")
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -81,9 +114,12 @@ class BodySizeLimit:
 
 async def _drain(receive: Receive, limit: int) -> None:
     """Read and discard the rest of a request body, at most ``limit`` bytes."""
-    drained = 0
+    drained, deadline = 0, time.monotonic() + DRAIN_SECONDS
     while drained < limit:
-        message = await receive()
+        try:
+            message = await _receive_by(receive, deadline)
+        except _Timeout:
+            return
         if message["type"] != "http.request":
             return
         drained += len(message.get("body", b""))
@@ -100,3 +136,26 @@ async def _reply(send: Send, status: int, code: str, message: str, hint: str = "
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": payload})
+
+
+class HostAllowList:
+    """400 ``bad_host`` unless the request's Host (port stripped) is one of ``hosts`` (``*`` = any)."""
+
+    def __init__(self, app: Callable, hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")) -> None:
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or "*" in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").strip().lower()
+        host = raw[1:raw.index("]")] if raw.startswith("[") and "]" in raw else raw.rsplit(":", 1)[0]
+        if host in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await _reply(send, 400, "bad_host", f"this server does not answer for host {raw[:100]!r}",
+                     "call it as http://127.0.0.1:PORT/ or add the name with emovox serve --allow-host")

@@ -1,19 +1,21 @@
-"""Upload checks for the HTTP service: size cap, audio sniffing, bounded decoding.
+"""Upload checks for the HTTP service: audio sniffing, bounded decoding, the error shape.
 
-Request data is only ever bytes in memory: the client's file name is used as a label in
-messages (sanitised), never as a path.
+The client's file name is used as a label in messages (sanitised), never as a path. Upload
+bodies are held in memory up to the size cap (:mod:`emovox.service.limits`); the multipart
+parser may spool large parts to the temp dir (python-multipart's default), which Starlette
+deletes when the request ends.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from emovox.audio import decode_bytes
-from emovox.errors import AudioError
+from emovox.audio import SAMPLE_RATE, DecodeBudget, check_budget, decode_bytes, read_header
+from emovox.errors import AudioError, AudioTooLong
 
 SUPPORTED = "WAV, FLAC, OGG/Vorbis/Opus, AIFF or MP3"
 _MAGIC = (
@@ -75,30 +77,16 @@ def check_upload(data: bytes, filename: str | None, content_type: str | None) ->
     return name
 
 
-def header_duration(data: bytes, name: str) -> float:
-    """Duration from the container header (cheap); raises UploadProblem(422) when unreadable."""
-    import soundfile as sf
-
+def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples: int | None = None,
+                  cancel: Callable[[], None] | None = None) -> DecodedUpload:
+    """Decode an already sniffed upload to 16 kHz mono within its budget (checked from the header
+    first, then block by block); ``cancel`` runs between blocks. Raises UploadProblem (413/422)."""
+    budget = DecodeBudget(max_seconds, max_input_samples, cancel)
     try:
-        info = sf.info(io.BytesIO(data))
-    except Exception as exc:
-        raise UploadProblem(422, "undecodable_audio", f"{name}: audio header cannot be read ({exc})",
-                            "the file is corrupt or truncated; re-export it") from None
-    return info.frames / info.samplerate if info.samplerate else 0.0
-
-
-def decode_upload(data: bytes, name: str, max_seconds: float) -> DecodedUpload:
-    """Decode an already sniffed upload to 16 kHz mono, refusing audio longer than ``max_seconds``."""
-    duration = header_duration(data, name)
-    if duration > max_seconds:
-        raise UploadProblem(413, "audio_too_long",
-                            f"{name}: audio is {duration:.0f} s long, longer than this server's limit of "
-                            f"{max_seconds:.0f} s", "cut the recording or use the command line")
-    try:
-        samples = decode_bytes(data, name, max_seconds=max_seconds)  # second line of defence
+        check_budget(read_header(data, name), budget, name)
+        samples = decode_bytes(data, name, budget=budget)
+    except AudioTooLong as exc:
+        raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}", exc.hint) from None
     except AudioError as exc:
-        if exc.problem.startswith("audio is longer than the limit"):
-            raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}",
-                                "cut the recording or use the command line") from None
         raise UploadProblem(422, "undecodable_audio", f"{exc.source}: {exc.problem}", exc.hint) from None
-    return DecodedUpload(name, samples, samples.size / 16_000)
+    return DecodedUpload(name, samples, samples.size / SAMPLE_RATE)
