@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 
-def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True) -> None:
-    """--model, --backend, --labels, --threads."""
+def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True,
+                   threads_default: int | None = None, threads_help: str = "default: all") -> None:
+    """--model, --backend, --labels, --threads (default ``threads_default``; None = the backend's)."""
     p.add_argument("--model", metavar="FOLDER|NAME",
                    help="model folder (model.safetensors + config.json) or a bundled model's name: "
                         "'default' (ResNet18 on log-mels; the default) or 'whisper' (linear head on frozen "
@@ -18,7 +19,8 @@ def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: boo
     if labels:
         p.add_argument("--labels", metavar="A,B,...",
                        help="only these labels, probabilities renormalised (e.g. angry,happy,neutral,sad)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for inference (default: all)")
+    p.add_argument("--threads", type=positive_int, metavar="N", default=threads_default,
+                   help=f"CPU threads for inference ({threads_help})")
 
 
 def positive_int(text: str) -> int:
