@@ -308,7 +308,8 @@ class Engine:
 
 # ---------------------------------------------------------------------------------- progress
 class Progress:
-    """A tqdm bar (files/s, ETA) on a terminal; otherwise a plain line every ``every`` seconds."""
+    """Progress of a run: ``bar`` True = a tqdm bar (files/s, ETA), False = silent, None = the bar
+    on a terminal and otherwise a plain line every ``every`` seconds (logs, batch jobs)."""
 
     def __init__(self, total: int | None, initial: int = 0, bar: bool | None = None, every: float = 10.0,
                  stream: Any = None) -> None:
@@ -317,9 +318,9 @@ class Progress:
         self.started = time.monotonic()
         self._done_at_start = initial
         self._last = self.started
-        use_bar = self.stream.isatty() if bar is None else bar
+        self.quiet = bar is False
         self._bar = None
-        if use_bar:
+        if bar or (bar is None and self.stream.isatty()):
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=initial, desc="predicting", unit="file", file=self.stream,
@@ -329,6 +330,8 @@ class Progress:
         self.count += n
         if self._bar is not None:
             self._bar.update(n)
+            return
+        if self.quiet:
             return
         now = time.monotonic()
         if now - self._last >= self.every:
@@ -351,7 +354,7 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self.count > self._done_at_start:
+        elif self.count > self._done_at_start and not self.quiet:
             print(self.line() + ", done", file=self.stream, flush=True)
 
 

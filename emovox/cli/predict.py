@@ -27,7 +27,7 @@ archives (-o FILE: one record per file, written as it comes, in input order):
   emovox predict /archive -o results.jsonl --jobs 2        # JSON Lines; re-run the same command to resume
   emovox predict --manifest calls.csv -o results.csv --csv # a CSV with a 'path' column, or one path a line
   emovox predict /archive -o results.parquet --parquet     # Parquet (needs pyarrow), written at the end
-  torchrun --nnodes 2 --nproc-per-node 4 -m emovox.cli predict /archive -o shards/results.jsonl \\
+  torchrun --nnodes 2 --nproc-per-node 4 --no-python emovox predict /archive -o shards/results.jsonl \\
       --devices 4 --num-nodes 2                             # Lightning DDP: one shard file per rank
 
 A file that cannot be read gets an error record (and a line on stderr); the others still get results.
