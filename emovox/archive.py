@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -205,8 +206,16 @@ _WORKER: Predictor | None = None
 def _init_worker(spec: ModelSpec) -> None:
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)  # before torch is imported in this process
     os.environ["MKL_NUM_THREADS"] = str(spec.threads)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed with SIGKILL cannot stop its pool: leave with it
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     global _WORKER
     _WORKER = Predictor(spec)
+
+
+def _exit_with(parent: Any) -> None:
+    parent.join()
+    os._exit(1)
 
 
 def _worker_info() -> dict[str, Any]:

@@ -183,7 +183,8 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path,
     make_clips(folder, 30, seconds=0.3)
     cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "predict", str(folder), "--model", str(tiny_model), "--vad", "none",
            "--jobs", str(jobs), "--no-progress", "-o"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    tag = f"EMOVOX_TEST_TAG={tmp_path}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "EMOVOX_TEST_TAG": str(tmp_path)}
     ref = tmp_path / "ref.jsonl"
     done = subprocess.run(cmd + [str(ref)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "30 of 31 inputs predicted" in done.stderr, done.stderr[-2000:]
@@ -205,6 +206,21 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path,
     final = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 1 and "resumed" in final.stderr, final.stderr[-2000:]
     assert out.read_bytes() == ref.read_bytes()
+    deadline = time.monotonic() + 30  # the killed runs' workers noticed and left
+    while (left := _processes_with(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"worker processes outlived their killed parent: {left}"
+
+
+def _processes_with(tag: str) -> list[int]:
+    found: list[int] = []
+    for proc in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        try:
+            if proc.name.isdigit() and tag.encode() + b"\0" in (proc / "environ").read_bytes() + b"\0":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_writer_stamp_is_in_every_record(tmp_path):
