@@ -183,21 +183,32 @@ class ResultWriter:
     def open(self) -> Finished:
         """Open for appending; returns what a previous (possibly killed) run already finished."""
         done = Finished()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.fmt == "parquet" and self.path.exists() and not self.journal.exists():
-            self._parquet_to_journal()
         target = self.journal
-        fresh = not target.exists() or target.stat().st_size == 0
-        if not fresh:
-            if self.fmt == "csv":
-                fresh = not _scan_csv(target, self.header, done)
-            else:
-                _scan_jsonl(target, done)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.fmt == "parquet" and self.path.exists() and not self.journal.exists():
+                self._parquet_to_journal()
+            fresh = not target.exists() or target.stat().st_size == 0
+            if not fresh:
+                if self.fmt == "csv":
+                    fresh = not _scan_csv(target, self.header, done)
+                else:
+                    _scan_jsonl(target, done)
+        except UnicodeDecodeError:
+            raise FileFormatError(f"{target}: not a UTF-8 text file, so not an emovox predict output; "
+                                  "choose another output file") from None
+        except OSError as exc:
+            raise FileFormatError(f"{target}: cannot read or create the output file ({exc.strerror}); "
+                                  "choose another output path") from None
         if done.stamp is not None and done.stamp != self.stamp:
             raise FileFormatError(f"{target}: holds results of model {done.stamp.get('model')!r} version "
                                   f"{done.stamp.get('model_version')!r}, this run uses {self.stamp['model']!r} "
                                   f"version {self.stamp['model_version']!r}: choose another output file")
-        self._fh = open(target, "w" if fresh else "a", encoding="utf-8", newline="")
+        try:
+            self._fh = open(target, "w" if fresh else "a", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise FileFormatError(f"{target}: cannot write the output file ({exc.strerror}); "
+                                  "choose another output path") from None
         if fresh and self.fmt == "csv":
             self._put(_csv_line(self.header))
         return done

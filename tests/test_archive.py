@@ -103,6 +103,12 @@ def test_resume_refuses_another_models_file_and_foreign_files(clips, tiny_model,
     out.write_text("hello\n")
     with pytest.raises(FileFormatError, match="line 1 is not an emovox predict record"):
         predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(b"\xff\xfe,binary\n")
+    with pytest.raises(FileFormatError, match="not a UTF-8 text file"):
+        predict_archive(iter_inputs([str(clips / "d0")]), binary, spec(tiny_model), progress=False)
+    with pytest.raises(FileFormatError, match="cannot read or create the output file"):
+        predict_archive(iter_inputs([str(clips / "d0")]), tmp_path, spec(tiny_model), progress=False)
 
 
 def test_csv_and_parquet_resume_to_the_same_content(clips, tiny_model, tmp_path):
