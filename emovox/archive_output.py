@@ -23,7 +23,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 from emovox.errors import DependencyError, FileFormatError
 
@@ -103,12 +103,16 @@ class Finished:
         return self.ok + self.failed
 
 
-def _complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(offset after the line, line) for each newline-terminated line; truncates a torn tail."""
+def _complete_lines(path: Path, torn_ok: Callable[[bytes], bool]) -> Iterator[tuple[int, bytes]]:
+    """(offset after the line, line) for each newline-terminated line; then truncates a torn tail
+    (the half record of a killed run) when there were complete lines or ``torn_ok(tail)``."""
     end = 0
     with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
+                if not end and not torn_ok(line):
+                    raise FileFormatError(f"{path}: this file was not written by emovox predict (it starts with "
+                                          f"{line[:20]!r}); choose another output file")
                 break
             end += len(line)
             yield end, line
@@ -118,7 +122,7 @@ def _complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _scan_jsonl(path: Path, done: Finished) -> None:
-    for number, (_, line) in enumerate(_complete_lines(path), 1):
+    for number, (_, line) in enumerate(_complete_lines(path, lambda tail: tail.startswith(b'{"')), 1):
         try:
             record = json.loads(line)
             source = record["source"]
@@ -132,7 +136,8 @@ def _scan_jsonl(path: Path, done: Finished) -> None:
 
 def _scan_csv(path: Path, header: Sequence[str], done: Finished) -> bool:
     """Read a CSV output; False when it holds not even a complete header (start afresh)."""
-    lines = _complete_lines(path)
+    head = _csv_line(header).encode("utf-8")
+    lines = _complete_lines(path, head.startswith)
     first = next(lines, None)
     if first is None:
         return False
@@ -204,13 +209,15 @@ class ResultWriter:
             raise FileFormatError(f"{target}: holds results of model {done.stamp.get('model')!r} version "
                                   f"{done.stamp.get('model_version')!r}, this run uses {self.stamp['model']!r} "
                                   f"version {self.stamp['model_version']!r}: choose another output file")
+        from emovox.io import atomic_write_text
+
         try:
-            self._fh = open(target, "w" if fresh else "a", encoding="utf-8", newline="")
+            if fresh:  # created whole (empty, or the CSV header), then only ever appended to
+                atomic_write_text(target, _csv_line(self.header) if self.fmt == "csv" else "")
+            self._fh = open(target, "a", encoding="utf-8", newline="")
         except OSError as exc:
             raise FileFormatError(f"{target}: cannot write the output file ({exc.strerror}); "
                                   "choose another output path") from None
-        if fresh and self.fmt == "csv":
-            self._put(_csv_line(self.header))
         return done
 
     def _put(self, text: str) -> None:
@@ -278,10 +285,12 @@ class ResultWriter:
 
         label_cols = self._labels()
         extra = self.header[self.header.index("error") + 1:-len(STAMP)]
+        from emovox.io import atomic_path
+
         try:
             table = pq.ParquetFile(self.path)
             batches = table.iter_batches()
-            with open(self.journal, "w", encoding="utf-8") as fh:
+            with atomic_path(self.journal) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                 for batch in batches:
                     for row in batch.to_pylist():
                         ok = row.get("error") is None
@@ -292,7 +301,6 @@ class ResultWriter:
                                **{k: row.get(k) for k in STAMP}}
                         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         except (OSError, ValueError) as exc:
-            self.journal.unlink(missing_ok=True)
             raise FileFormatError(f"{self.path}: not a readable Parquet file ({exc}); choose another output file")
 
 

@@ -103,6 +103,10 @@ def test_resume_refuses_another_models_file_and_foreign_files(clips, tiny_model,
     out.write_text("hello\n")
     with pytest.raises(FileFormatError, match="line 1 is not an emovox predict record"):
         predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    out.write_text("[previous results]")  # no newline: not a torn record of ours, so not truncated
+    with pytest.raises(FileFormatError, match="not written by emovox predict"):
+        predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    assert out.read_text() == "[previous results]"
     binary = tmp_path / "x.csv"
     binary.write_bytes(b"\xff\xfe,binary\n")
     with pytest.raises(FileFormatError, match="not a UTF-8 text file"):
@@ -118,6 +122,10 @@ def test_csv_and_parquet_resume_to_the_same_content(clips, tiny_model, tmp_path)
     header = text.splitlines()[0].split(",")
     assert header[:4] == ["file", "label", "duration", "speech_fraction"] and header[-2:] == ["model", "model_version"]
     assert header[4:4 + len(LABELS)] == LABELS and len(text.splitlines()) == 14
+    torn_header = tmp_path / "torn.csv"
+    torn_header.write_text(text[:7])  # killed while writing the header
+    predict_archive(iter_inputs([str(clips)]), torn_header, spec(tiny_model), progress=False)
+    assert torn_header.read_text() == text
     part = tmp_path / "part.csv"
     part.write_text(text[:text.index("\n", len(text) // 2) + 20])  # half the rows and a torn one
     predict_archive(iter_inputs([str(clips)]), part, spec(tiny_model), progress=False)

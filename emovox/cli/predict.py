@@ -1,9 +1,10 @@
 """``emovox predict``: emotions of audio files, folders (recursive), globs and manifests.
 
-Without ``-o`` the results are printed when all are done (a table, ``--json`` or ``--csv``).
-With ``-o FILE`` they are written one record per file as they come (:mod:`emovox.archive`):
-JSON Lines (default), ``--csv`` or ``--parquet``, resumable, ``--jobs N`` processes, or the
-cluster route (``--devices``/``--num-nodes``: Lightning DDP, :mod:`emovox.archive_cluster`).
+Without ``-o`` the results are printed when all are done (a table, ``--json`` or ``--csv``);
+``--json -o FILE`` writes that JSON list to FILE (atomically) when all are done. Otherwise
+``-o FILE`` writes one record per file as they come (:mod:`emovox.archive`): JSON Lines
+(default), ``--csv`` or ``--parquet``; resumable, ``--jobs N`` processes, or the cluster route
+(``--devices``/``--num-nodes``: Lightning DDP, :mod:`emovox.archive_cluster`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from emovox.cli._model_args import add_model_args, positive_int
 EPILOG = """examples:
   emovox predict clip.wav                         # a table: file, emotion, probability of each emotion
   emovox predict recordings/ "more/*.flac"        # directories are searched recursively; quote globs
-  emovox predict calls/ --csv                     # or --json (one list); printed when all are done
+  emovox predict calls/ --json -o results.json    # or --csv; one JSON list, written when all are done
   emovox predict clip.wav --labels angry,happy,neutral,sad --backend onnx
 
 archives (-o FILE: one record per file, written as it comes, in input order):
@@ -46,11 +47,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--manifest", action="append", default=[], metavar="FILE",
                    help="a list of files: CSV with a 'path' column, or one path a line (repeatable)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="JSON output (a list; with -o: JSON Lines, the default)")
+    fmt.add_argument("--json", action="store_true",
+                     help="JSON output: one list, printed or written to -o FILE when all are done")
     fmt.add_argument("--csv", action="store_true", help="CSV output (one row per file)")
     fmt.add_argument("--parquet", action="store_true", help="Parquet output (with -o; needs pyarrow)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write records to FILE as they come (resumable; JSON Lines unless --csv/--parquet)")
+                   help="write one record per file to FILE as they come, resumable: JSON Lines, or --csv, "
+                        "--parquet (with --json: the JSON list instead, when all are done)")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="worker processes, one model and one thread each (default 1: in this process)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per batch (default 16)")
@@ -108,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.paths and not args.manifest:
         print("emovox predict: error: give audio files, folders, globs or --manifest FILE", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if (args.parquet or args.devices) and not args.output:
-        print("emovox predict: error: --parquet and --devices need -o FILE", file=sys.stderr)
+    if (args.parquet or args.devices) and (not args.output or args.json):
+        print("emovox predict: error: --parquet and --devices need -o FILE (and no --json)", file=sys.stderr)
         return EXIT_BAD_INPUT
     n_files = n_problems = 0
     for item in unique(iter_inputs(args.paths, args.manifest)):  # a first pass: counts, keeps no list
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"emovox predict: {item.source}: {item.problem}", file=sys.stderr)
         print("emovox predict: error: nothing to predict", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.output:
+    if args.output and not args.json:
         return _run_archive(args, n_files + n_problems)
     return _run_print(args, n_files + n_problems)
 
@@ -165,7 +168,12 @@ def _run_print(args: argparse.Namespace, n_files: int) -> int:
     records = [{**r, **stamp} for r in records]
     text = as_json(records) if args.json else as_csv(records, info["labels"], info["fields"]) if args.csv else \
         table(records, info["labels"])
-    sys.stdout.write(text)
+    if args.output:
+        from emovox.io import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
     n_ok = sum(r.get("error") is None for r in records)
     return _exit(n_ok, len(records) - n_ok)
 
@@ -173,7 +181,7 @@ def _run_print(args: argparse.Namespace, n_files: int) -> int:
 def _run_archive(args: argparse.Namespace, n_files: int) -> int:
     from emovox.archive import iter_inputs, predict_archive, unique
 
-    fmt = "csv" if args.csv else "parquet" if args.parquet else None if not args.json else "jsonl"
+    fmt = "csv" if args.csv else "parquet" if args.parquet else None
     if args.devices:
         from emovox.archive_cluster import predict_cluster
 
