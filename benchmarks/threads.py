@@ -5,8 +5,9 @@
 
 Each setting runs in a fresh process: ``Recognizer.load(model, threads=T)`` (the bundled default
 model, torch backend, Sohn VAD: what ``emovox predict`` does), one warm-up clip, then
-``predict(path)`` for every clip, one at a time (decoding included). The child reports its own
-CPU time (user + system, ``getrusage``) and the wall clock of that loop. "loaded" starts
+``predict(path)`` for every clip, one at a time (decoding included), for at most ``--budget``
+seconds. The child reports its own CPU time (user + system, ``getrusage``) and the wall clock of
+that loop; both are compared per clip. "loaded" starts
 ``--burners`` busy-loop processes (default: one per core) before the runs and stops them after.
 
 The default (``emovox predict --threads 1``) passes when its CPU time per clip is within 10 %
@@ -37,18 +38,22 @@ import json, resource, sys, time
 import torch
 from emovox.inference import Recognizer
 
-model, threads, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+model, threads, budget, paths = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 r = Recognizer.load(None if model == "default" else model, threads=threads)
 r.predict(paths[0])  # warm-up: lazy initialisation is not the steady state
 u0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
+done = 0
 for p in paths:
     r.predict(p)
+    done += 1
+    if time.perf_counter() - t0 > budget:  # a setting that crawls (spin-waiting threads) stops early
+        break
 wall = time.perf_counter() - t0
 u1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
 print(json.dumps({"threads": threads, "torch_threads": torch.get_num_threads(), "cpu": cpu, "wall": wall,
-                  "clips": len(paths)}))
+                  "clips": done}))
 '''
 
 
@@ -72,10 +77,10 @@ def _burn() -> None:  # pragma: no cover - a CPU load generator
         x = (x * 1103515245 + 12345) % 2147483648
 
 
-def measure(model: str, threads: int, paths: list[str]) -> dict:
+def measure(model: str, threads: int, paths: list[str], budget: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("OMP_NUM_THREADS", None)  # the setting under test decides, as for a user's shell
-    done = subprocess.run([sys.executable, "-c", CHILD, model, str(threads), *paths], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, model, str(threads), str(budget), *paths], env=env, capture_output=True,
                           text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"threads={threads} failed:\n{done.stderr[-2000:]}")
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burners", type=int, default=os.cpu_count() or 1, help="busy processes for 'loaded'")
     ap.add_argument("--model", default="default", help="bundled model name or folder (default: default)")
     ap.add_argument("--conditions", default="idle,loaded")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds of wall clock per setting; a slower setting stops early (default 60)")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     settings = [int(s) for s in args.settings.split(",")] if args.settings else \
@@ -106,17 +113,19 @@ def main(argv: list[str] | None = None) -> int:
                 b.start()
             time.sleep(1.0)
         try:
-            rows = [measure(args.model, t, paths) for t in settings]
+            rows = [measure(args.model, t, paths, args.budget) for t in settings]
         finally:
             for b in burners:
                 b.terminate()
                 b.join()
+        for r in rows:  # per clip from here on: settings cut short by --budget did fewer clips
+            r["cpu"], r["wall"] = r["cpu"] / r["clips"], r["wall"] / r["clips"]
         best = min(r["cpu"] for r in rows)
         print(f"\n{condition} ({len(burners)} burner processes)")
-        print(f"{'threads':>8}{'CPU ms/clip':>13}{'wall ms/clip':>14}{'CPU / best':>12}")
+        print(f"{'threads':>8}{'clips':>7}{'CPU ms/clip':>13}{'wall ms/clip':>14}{'CPU / best':>12}")
         for r in rows:
             mark = "  <- default" if r["threads"] == DEFAULT_THREADS else ""
-            print(f"{r['threads']:>8}{1000 * r['cpu'] / r['clips']:>13.1f}{1000 * r['wall'] / r['clips']:>14.1f}"
+            print(f"{r['threads']:>8}{r['clips']:>7}{1000 * r['cpu']:>13.1f}{1000 * r['wall']:>14.1f}"
                   f"{r['cpu'] / best:>12.2f}{mark}")
         default = next((r for r in rows if r["threads"] == DEFAULT_THREADS), None)
         if default is not None:

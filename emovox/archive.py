@@ -200,6 +200,7 @@ class Predictor:
 
 
 _WORKER: Predictor | None = None
+_INIT_ERROR: tuple[str, str] = ("EmovoxError", "the worker could not load the model")
 
 
 def _init_worker(spec: ModelSpec) -> None:
@@ -208,8 +209,11 @@ def _init_worker(spec: ModelSpec) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed with SIGKILL cannot stop its pool: leave with it
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    global _WORKER
-    _WORKER = Predictor(spec)
+    global _WORKER, _INIT_ERROR
+    try:
+        _WORKER = Predictor(spec)
+    except EmovoxError as exc:  # reported by _worker_info: a failing initializer only says "broken pool"
+        _INIT_ERROR = (type(exc).__name__, str(exc))
 
 
 def _exit_with(parent: Any) -> None:
@@ -218,8 +222,17 @@ def _exit_with(parent: Any) -> None:
 
 
 def _worker_info() -> dict[str, Any]:
-    assert _WORKER is not None
+    if _WORKER is None:
+        return {"error": _INIT_ERROR}
     return _WORKER.info
+
+
+def _raise_init_error(name: str, message: str) -> None:
+    from emovox import errors
+
+    cls = getattr(errors, name, None)
+    simple = (errors.ConfigError, errors.ModelError, errors.ManifestError, errors.FileFormatError)
+    raise cls(message) if cls in simple else EmovoxError(message)
 
 
 def _worker_predict(source: str) -> dict[str, Any]:
@@ -245,6 +258,9 @@ class Engine:
         else:
             self._pool = self._new_pool()
             self.info = self._pool.submit(_worker_info).result()
+            if "error" in self.info:
+                self.close()
+                _raise_init_error(*self.info["error"])
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context(self.start_method),

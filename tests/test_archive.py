@@ -18,7 +18,7 @@ import soundfile as sf
 
 from emovox.archive import ModelSpec, Problem, Progress, iter_inputs, predict_archive, read_manifest, unique
 from emovox.archive_output import ResultWriter
-from emovox.errors import FileFormatError, ManifestError
+from emovox.errors import FileFormatError, ManifestError, ModelError
 from tests.conftest import REPO, make_tone
 from tests.product_fixtures import LABELS  # noqa: F401
 
@@ -177,6 +177,12 @@ def test_two_workers_same_file_as_one_and_a_crashing_file_is_isolated(clips, tin
     assert [r["source"] for r in records] == items[:2] + [str(crash)] + items[2:]
     assert (s.ok, s.failed) == (6, 1) and "worker process died" in records[2]["error"]
     assert [r["probabilities"] for r in records[3:]] == [r["probabilities"] for r in lines(one)[2:6]]
+
+
+def test_a_model_that_workers_cannot_load_is_a_clear_error(clips, tmp_path):
+    with pytest.raises(ModelError, match="config.json"):
+        predict_archive(iter_inputs([str(clips)]), tmp_path / "r.jsonl", ModelSpec(model=str(tmp_path)), jobs=2)
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 def test_progress_log_lines_when_not_a_terminal(capsys):
