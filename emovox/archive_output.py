@@ -178,7 +178,7 @@ class ResultWriter:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise DependencyError("pyarrow", "Parquet output (--parquet)", "pip install pyarrow") from None
+                raise DependencyError("pyarrow", "Parquet output (--parquet)", "pip install 'emovox[parquet]'") from None
 
     @property
     def journal(self) -> Path:
