@@ -106,3 +106,37 @@ def test_bad_options_exit_2(tree, tiny_model, capsys):
 def test_progress_bar_on_stderr(tree, tiny_model, capsys):
     code, _, err = run(capsys, str(tree / "good"), str(tree / "mixed"), "--progress", "--model", str(tiny_model))
     assert code == EXIT_PARTIAL and "predicting" in err and "file" in err
+
+
+def test_output_file_is_json_lines_and_a_rerun_resumes(tree, tiny_model, capsys, tmp_path):
+    target = tmp_path / "out" / "r.jsonl"
+    code, out, err = run(capsys, str(tree / "mixed"), str(tree / "good"), "-o", str(target), "--model", str(tiny_model),
+                         "--vad", "none")
+    assert code == EXIT_PARTIAL and out == "" and "3 of 5 inputs predicted" in err
+    records = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["source"].rsplit("/", 1)[-1] for r in records] == ["bad.wav", "empty.wav", "ok.wav", "a.flac", "b.wav"]
+    assert all(r["model"] == "tiny-test-model" for r in records) and records[2]["label"] in LABELS
+    code, _, err = run(capsys, str(tree / "mixed"), str(tree / "good"), "-o", str(target), "--model", str(tiny_model),
+                       "--vad", "none")
+    assert code == EXIT_PARTIAL and "resumed: 5 files were already done, 0 predicted now" in err
+    assert [json.loads(line) for line in target.read_text().splitlines()] == records
+
+
+def test_manifest_and_option_errors(tree, tiny_model, capsys, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker\n{tree / 'good' / 'a.flac'},s1\n../nothing/here.wav,s2\n")
+    code, out, err = run(capsys, "--manifest", str(manifest), "--json", "--model", str(tiny_model), "--vad", "none")
+    data = json.loads(out)
+    assert code == EXIT_PARTIAL and [d["error"] is None for d in data] == [True, False]
+    assert data[1]["source"] == str(tmp_path / "../nothing/here.wav") and "here.wav" in err
+    code, _, err = run(capsys, "--model", str(tiny_model))
+    assert code == EXIT_BAD_INPUT and "--manifest" in err
+    code, _, err = run(capsys, str(tree / "good"), "--parquet", "--model", str(tiny_model))
+    assert code == EXIT_BAD_INPUT and "need -o FILE" in err
+
+
+def test_threads_default_to_one_for_predict():
+    from emovox.cli import build_parser
+
+    assert build_parser().parse_args(["predict", "x.wav"]).threads == 1
+    assert build_parser().parse_args(["predict", "x.wav", "--threads", "2"]).threads == 2

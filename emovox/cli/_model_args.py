@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 
-def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True) -> None:
-    """--model, --backend, --labels, --threads."""
+def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: bool = True,
+                   threads_default: int | None = None, threads_help: str = "default: all") -> None:
+    """--model, --backend, --labels, --threads (default ``threads_default``; None = the backend's)."""
     p.add_argument("--model", metavar="FOLDER|NAME",
                    help="model folder (config.json + weights) or a bundled model's name: 'default' (Whisper "
                         "base layers + head, int8 ONNX; the default) or 'fast' (small ResNet18 on log-mels)")
@@ -18,7 +19,8 @@ def add_model_args(p: argparse.ArgumentParser, labels: bool = True, backend: boo
     if labels:
         p.add_argument("--labels", metavar="A,B,...",
                        help="only these labels, probabilities renormalised (e.g. angry,happy,neutral,sad)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for inference (default: all)")
+    p.add_argument("--threads", type=positive_int, metavar="N", default=threads_default,
+                   help=f"CPU threads for inference ({threads_help})")
 
 
 def positive_int(text: str) -> int:

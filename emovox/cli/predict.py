@@ -1,156 +1,201 @@
-"""``emovox predict``: emotions of audio files, directories (recursive) and globs."""
+"""``emovox predict``: emotions of audio files, folders (recursive), globs and manifests.
+
+Without ``-o`` the results are printed when all are done (a table, ``--json`` or ``--csv``);
+``--json -o FILE`` writes that JSON list to FILE (atomically) when all are done. Otherwise
+``-o FILE`` writes one record per file as they come (:mod:`emovox.archive`): JSON Lines
+(default), ``--csv`` or ``--parquet``; resumable, ``--jobs N`` processes, or the cluster route
+(``--devices``/``--num-nodes``: Lightning DDP, :mod:`emovox.archive_cluster`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
-import glob
 import io
 import json
 import sys
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from emovox.cli._model_args import add_model_args, positive_int
 
 EPILOG = """examples:
   emovox predict clip.wav                         # a table: file, emotion, probability of each emotion
   emovox predict recordings/ "more/*.flac"        # directories are searched recursively; quote globs
-  emovox predict calls/ --json -o results.json    # or --csv; -o writes a file instead of stdout
+  emovox predict calls/ --json -o results.json    # or --csv; one JSON list, written when all are done
   emovox predict clip.wav --labels angry,happy,neutral,sad --backend onnx
 
-A file that cannot be read gets an error line (stderr) and the others still get results.
+archives (-o FILE: one record per file, written as it comes, in input order):
+  emovox predict /archive -o results.jsonl --jobs 2        # JSON Lines; re-run the same command to resume
+  emovox predict --manifest calls.csv -o results.csv --csv # a CSV with a 'path' column, or one path a line
+  emovox predict /archive -o results.parquet --parquet     # Parquet (needs pyarrow), written at the end
+  torchrun --nnodes 2 --nproc-per-node 4 --no-python emovox predict /archive -o shards/results.jsonl \\
+      --devices 4 --num-nodes 2                             # Lightning DDP: one shard file per rank
+
+A file that cannot be read gets an error record (and a line on stderr); the others still get results.
+A re-run with the same -o skips the files it already holds, also after a crash or kill -9.
+Threads: one per process by default (clips are small: parallelise across files with --jobs).
 Exit status: 0 all files predicted, 1 some failed, 2 nothing could be predicted (or bad options).
 """
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "predict", help="predict the emotion of audio files, folders and globs",
+        "predict", help="predict the emotion of audio files, folders, globs and manifests",
         description="Predict the emotion of each recording with the bundled model (or --model).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, directories (recursive) or glob patterns")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="audio files, directories (recursive) or glob patterns")
+    p.add_argument("--manifest", action="append", default=[], metavar="FILE",
+                   help="a list of files: CSV with a 'path' column, or one path a line (repeatable)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="JSON output (a list with one object per file)")
+    fmt.add_argument("--json", action="store_true",
+                     help="JSON output: one list, printed or written to -o FILE when all are done")
     fmt.add_argument("--csv", action="store_true", help="CSV output (one row per file)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+    fmt.add_argument("--parquet", action="store_true", help="Parquet output (with -o; needs pyarrow)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write one record per file to FILE as they come, resumable: JSON Lines, or --csv, "
+                        "--parquet (with --json: the JSON list instead, when all are done)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="worker processes, one model and one thread each (default 1: in this process)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per batch (default 16)")
     p.add_argument("--vad", choices=("silero", "sohn", "none"), default="silero",
                    help="VAD for the speech fraction and the no_speech abstention (default silero; none: every clip gets an emotion)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show the progress bar (default: when stderr is a terminal)")
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
-    add_model_args(p)
+                     help="always show the progress bar (default: when stderr is a terminal; else log lines)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="cluster route: Lightning DDP with N processes per node, one shard file per rank (with -o)")
+    p.add_argument("--num-nodes", type=positive_int, default=1, metavar="M",
+                   help="cluster route: nodes (torchrun/SLURM set the ranks; default 1)")
+    add_model_args(p, threads_default=1,
+                   threads_help="default 1: clip-level prediction is fastest with one thread per process")
     p.set_defaults(func=run)
 
 
-# ----------------------------------------------------------------------------------- inputs
-def expand(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files to predict (in order, without duplicates) and (input, problem) pairs for inputs
-    that name nothing usable. Missing plain paths are kept: the loader reports them per file."""
-    from emovox.audio import SUPPORTED_EXTENSIONS
-
-    files: list[str] = []
-    problems: list[tuple[str, str]] = []
-
-    def audio_in(folder: Path) -> list[str]:
-        found = [str(p) for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_EXTENSIONS and p.is_file()]
-        return sorted(found)
-
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = audio_in(p)
-            if not found:
-                problems.append((raw, f"no audio files ({', '.join(SUPPORTED_EXTENSIONS)}) in this folder"))
-            files += found
-        elif not p.exists() and glob.has_magic(raw):
-            found = sorted(glob.glob(raw, recursive=True))
-            expanded = []
-            for f in found:
-                expanded += audio_in(Path(f)) if Path(f).is_dir() else [f]
-            if not expanded:
-                problems.append((raw, "no files match this pattern"))
-            files += expanded
-        else:
-            files.append(raw)
-    return list(dict.fromkeys(files)), problems
-
-
 # ---------------------------------------------------------------------------------- output
-def table(predictions: Sequence[Any], labels: Sequence[str]) -> str:
-    ok = [p for p in predictions if p.ok]
+def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    ok = [r for r in records if r.get("error") is None]
     if not ok:
         return ""
-    width = max(len("file"), *(len(p.source) for p in ok))
+    width = max(len("file"), *(len(r["source"]) for r in ok))
     short = [lab[:7] for lab in labels]
     lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>8}" for s in short)]
-    for p in ok:
-        speech = "-" if p.speech_fraction is None else f"{100 * p.speech_fraction:.0f}%"
-        if p.no_speech:
-            lines.append(f"{p.source:<{width}}  {'no_speech':<9}{p.duration:>7.1f}{speech:>7}")
+    for r in ok:
+        speech = "-" if r.get("speech_fraction") is None else f"{100 * r['speech_fraction']:.0f}%"
+        if r.get("no_speech"):
+            lines.append(f"{r['source']:<{width}}  {'no_speech':<9}{r['duration']:>7.1f}{speech:>7}")
             continue
-        mark = "?" if p.uncertain else ""
-        lines.append(f"{p.source:<{width}}  {p.label + mark:<9}{p.duration:>7.1f}{speech:>7}"
-                     + "".join(f"{p.probabilities[k]:>8.3f}" for k in labels))
+        label = r["label"] + ("?" if r.get("uncertain") else "")
+        lines.append(f"{r['source']:<{width}}  {label:<9}{r['duration']:>7.1f}{speech:>7}"
+                     + "".join(f"{r['probabilities'][k]:>8.3f}" for k in labels))
     return "\n".join(lines) + "\n"
 
 
-def as_csv(predictions: Sequence[Any], labels: Sequence[str]) -> str:
+def as_csv(records: Sequence[dict[str, Any]], labels: Sequence[str], fields: Sequence[str]) -> str:
+    from emovox.archive_output import columns, flat_row
+
+    header = columns(labels, fields)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "label", "duration", "speech_fraction", *labels, "error"])
-    for p in predictions:
-        probs = [f"{p.probabilities[k]:.6f}" if p.ok and not p.no_speech else "" for k in labels]
-        w.writerow([p.source, p.label or "", "" if p.duration is None else p.duration,
-                    "" if p.speech_fraction is None else p.speech_fraction, *probs, p.error or ""])
+    w.writerow(header)
+    for r in records:
+        w.writerow(["" if v is None else v for v in flat_row(r, header).values()])
     return buf.getvalue()
 
 
-def as_json(predictions: Sequence[Any]) -> str:
-    return json.dumps([p.to_dict() for p in predictions], indent=2, ensure_ascii=False) + "\n"
+def as_json(records: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
 
 
 # ------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
-    from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL
-    from emovox.cli._model_args import load_recognizer
-    from emovox.inference import Prediction
+    from emovox.archive import Problem, iter_inputs, unique
+    from emovox.cli import EXIT_BAD_INPUT
 
-    files, problems = expand(args.paths)
-    for raw, problem in problems:
-        print(f"emovox predict: {raw}: {problem}", file=sys.stderr)
-    if not files:
+    if not args.paths and not args.manifest:
+        print("emovox predict: error: give audio files, folders, globs or --manifest FILE", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if (args.parquet or args.devices) and (not args.output or args.json):
+        print("emovox predict: error: --parquet and --devices need -o FILE (and no --json)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    n_files = n_problems = 0
+    for item in unique(iter_inputs(args.paths, args.manifest)):  # a first pass: counts, keeps no list
+        n_problems += isinstance(item, Problem)
+        n_files += not isinstance(item, Problem)
+    if not n_files:
+        for item in unique(iter_inputs(args.paths, args.manifest)):
+            print(f"emovox predict: {item.source}: {item.problem}", file=sys.stderr)
         print("emovox predict: error: nothing to predict", file=sys.stderr)
         return EXIT_BAD_INPUT
-    recognizer = load_recognizer(args, vad=None if args.vad == "none" else args.vad, batch_size=args.batch_size)
-    show = args.progress if args.progress is not None else (len(files) > 1 and sys.stderr.isatty())
-    predictions = recognizer.predict(files, progress=_progress(len(files)) if show else None)
-    for p in predictions:
-        if not p.ok:
-            print(f"emovox predict: {p.error}", file=sys.stderr)
-    failed = [Prediction(raw, None, {}, error=f"{raw}: {problem}") for raw, problem in problems]
-    results = list(predictions) + failed
-    text = as_json(results) if args.json else as_csv(results, recognizer.labels) if args.csv else \
-        table(results, recognizer.labels)
+    if args.output and not args.json:
+        return _run_archive(args, n_files + n_problems)
+    return _run_print(args, n_files + n_problems)
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from emovox.archive import ModelSpec
+
+    labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
+    return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=None if args.vad == "none" else args.vad,
+                     batch_size=args.batch_size, threads=args.threads or 1)
+
+
+def _report_error(record: dict[str, Any]) -> None:
+    print(f"emovox predict: {record['error']}", file=sys.stderr)
+
+
+def _exit(n_ok: int, n_bad: int) -> int:
+    from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL
+
+    if n_bad:
+        print(f"emovox predict: {n_ok} of {n_ok + n_bad} inputs predicted, {n_bad} failed", file=sys.stderr)
+    return EXIT_OK if not n_bad else EXIT_PARTIAL if n_ok else EXIT_BAD_INPUT
+
+
+def _run_print(args: argparse.Namespace, n_files: int) -> int:
+    from emovox.archive import Engine, Progress, iter_inputs, unique
+
+    show = args.progress if args.progress is not None else (n_files > 1 and sys.stderr.isatty())
+    records = []
+    with Engine(_spec(args), jobs=args.jobs) as engine:
+        bar = Progress(n_files, bar=True) if show else None
+        for record in engine.run(unique(iter_inputs(args.paths, args.manifest))):
+            records.append(record)
+            if record.get("error") is not None:
+                _report_error(record)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        info = engine.info
+    stamp = {"model": info["model"], "model_version": info["model_version"]}
+    records = [{**r, **stamp} for r in records]
+    text = as_json(records) if args.json else as_csv(records, info["labels"], info["fields"]) if args.csv else \
+        table(records, info["labels"])
     if args.output:
         from emovox.io import atomic_write_text
 
         atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
-    n_ok = sum(p.ok for p in results)
-    n_bad = len(results) - n_ok
-    if n_bad:
-        print(f"emovox predict: {n_ok} of {len(results)} inputs predicted, {n_bad} failed", file=sys.stderr)
-    return EXIT_OK if not n_bad else EXIT_PARTIAL if n_ok else EXIT_BAD_INPUT
+    n_ok = sum(r.get("error") is None for r in records)
+    return _exit(n_ok, len(records) - n_ok)
 
 
-def _progress(total: int):
-    from tqdm import tqdm
+def _run_archive(args: argparse.Namespace, n_files: int) -> int:
+    from emovox.archive import iter_inputs, predict_archive, unique
 
-    def wrap(items: Iterable) -> Iterable:
-        return tqdm(items, total=total, desc="predicting", unit="file", file=sys.stderr, leave=False)
+    fmt = "csv" if args.csv else "parquet" if args.parquet else None
+    if args.devices:
+        from emovox.archive_cluster import predict_cluster
 
-    return wrap
+        summary = predict_cluster(args.paths, args.manifest, args.output, _spec(args), devices=args.devices,
+                                  num_nodes=args.num_nodes, fmt=fmt, on_error=_report_error)
+    else:
+        summary = predict_archive(unique(iter_inputs(args.paths, args.manifest)), args.output, _spec(args),
+                                  jobs=args.jobs, fmt=fmt, total=n_files, progress=args.progress,
+                                  on_error=_report_error)
+    if summary.skipped:
+        print(f"emovox predict: {args.output}: resumed: {summary.skipped} files were already done, "
+              f"{summary.predicted} predicted now", file=sys.stderr)
+    return _exit(summary.ok, summary.failed)

@@ -1,0 +1,253 @@
+"""Archive prediction (:mod:`emovox.archive`): inputs, incremental resumable output, workers, order.
+
+Tiny generated clips and the tiny random model; ``--vad none`` where the speech fraction is not
+the point (it is the slow part of a tiny model's prediction)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from emovox.archive import ModelSpec, Problem, Progress, iter_inputs, predict_archive, read_manifest, unique
+from emovox.archive_output import ResultWriter
+from emovox.errors import FileFormatError, ManifestError, ModelError
+from tests.conftest import REPO, make_tone
+from tests.product_fixtures import LABELS  # noqa: F401
+
+
+def make_clips(folder: Path, n: int, seconds: float = 0.4) -> list[Path]:
+    """``n`` distinct short tones in two sub-folders, plus one unreadable 'audio' file."""
+    paths = []
+    for i in range(n):
+        p = folder / f"d{i % 2}" / f"c{i:03d}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, make_tone(seconds, freq=120 + 17 * i, seed=i), 16000)
+        paths.append(p)
+    (folder / "d1" / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("archive")
+    make_clips(folder, 12)
+    return folder
+
+
+def spec(model: Path) -> ModelSpec:
+    return ModelSpec(model=str(model), vad=None)
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+# ------------------------------------------------------------------------------------ inputs
+def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
+    items = list(iter_inputs([str(clips), str(clips / "nomatch*.wav"), str(tmp_path)]))
+    files = [i for i in items if isinstance(i, str)]
+    assert files[0].endswith("d0/c000.wav") and files[-1].endswith("d1/c011.wav")
+    assert files == sorted(files) and len(files) == 13 and any(f.endswith("broken.wav") for f in files)
+    problems = [i for i in items if isinstance(i, Problem)]
+    assert [p.problem for p in problems] == ["no files match this pattern",
+                                             problems[1].problem] and "no audio files" in problems[1].problem
+    globbed = list(iter_inputs([str(clips / "d0" / "*.wav")]))
+    assert len(globbed) == 6 and all("/d0/" in g for g in globbed)
+
+    (tmp_path / "list.txt").write_text("# calls\nd0/c000.wav\n\n/abs/x.wav\n")
+    assert list(read_manifest(tmp_path / "list.txt")) == [str(tmp_path / "d0/c000.wav"), "/abs/x.wav"]
+    (tmp_path / "m.csv").write_text("speaker,path\ns1,a.wav\ns2,a.wav\ns3,b.flac\n")
+    listed = list(unique(iter_inputs([], [str(tmp_path / "m.csv")])))
+    assert listed == [str(tmp_path / "a.wav"), str(tmp_path / "b.flac")]  # duplicates once
+    (tmp_path / "bad.csv").write_text("speaker,wave\ns1,a.wav\n")
+    with pytest.raises(ManifestError, match="needs a 'path' column.*speaker, wave"):
+        list(read_manifest(tmp_path / "bad.csv"))
+
+
+# ------------------------------------------------------------------------------------ output
+def test_jsonl_records_errors_and_resume_after_a_torn_line(clips, tiny_model, tmp_path):
+    out = tmp_path / "r.jsonl"
+    summary = predict_archive(iter_inputs([str(clips)]), out, spec(tiny_model), progress=False)
+    assert (summary.ok, summary.failed, summary.predicted) == (12, 1, 13)
+    full = out.read_bytes()
+    records = lines(out)
+    assert [Path(r["source"]).name for r in records][:3] == ["c000.wav", "c002.wav", "c004.wav"]
+    broken = next(r for r in records if r["source"].endswith("broken.wav"))
+    assert broken["label"] is None and "broken.wav" in broken["error"]
+    good = records[0]
+    assert good["model"] == "tiny-test-model" and len(good["model_version"]) == 12
+    assert sorted(good["probabilities"]) == sorted(LABELS) and good["error"] is None
+
+    # a run killed after 6 records, in the middle of writing the 7th
+    rows = full.split(b"\n")
+    out.write_bytes(b"".join(r + b"\n" for r in rows[:6]) + rows[6][:40])
+    again = predict_archive(iter_inputs([str(clips)]), out, spec(tiny_model), progress=False)
+    assert again.skipped == 6 and again.predicted == 7 and (again.ok, again.failed) == (12, 1)
+    assert out.read_bytes() == full
+    assert predict_archive(iter_inputs([str(clips)]), out, spec(tiny_model), progress=False).predicted == 0
+
+
+def test_resume_refuses_another_models_file_and_foreign_files(clips, tiny_model, tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text(json.dumps({"source": "x.wav", "error": None, "model": "other", "model_version": "1"}) + "\n")
+    with pytest.raises(FileFormatError, match="model 'other'.*choose another output file"):
+        predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    out.write_text("hello\n")
+    with pytest.raises(FileFormatError, match="line 1 is not an emovox predict record"):
+        predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    out.write_text("[previous results]")  # no newline: not a torn record of ours, so not truncated
+    with pytest.raises(FileFormatError, match="not written by emovox predict"):
+        predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    assert out.read_text() == "[previous results]"
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(b"\xff\xfe,binary\n")
+    with pytest.raises(FileFormatError, match="not a UTF-8 text file"):
+        predict_archive(iter_inputs([str(clips / "d0")]), binary, spec(tiny_model), progress=False)
+    with pytest.raises(FileFormatError, match="cannot read or create the output file"):
+        predict_archive(iter_inputs([str(clips / "d0")]), tmp_path, spec(tiny_model), progress=False)
+
+
+def test_csv_and_parquet_resume_to_the_same_content(clips, tiny_model, tmp_path):
+    ref = tmp_path / "ref.csv"
+    predict_archive(iter_inputs([str(clips)]), ref, spec(tiny_model), progress=False)
+    text = ref.read_text()
+    header = text.splitlines()[0].split(",")
+    assert header[:4] == ["file", "label", "duration", "speech_fraction"] and header[-2:] == ["model", "model_version"]
+    assert header[4:4 + len(LABELS)] == LABELS and len(text.splitlines()) == 14
+    torn_header = tmp_path / "torn.csv"
+    torn_header.write_text(text[:7])  # killed while writing the header
+    predict_archive(iter_inputs([str(clips)]), torn_header, spec(tiny_model), progress=False)
+    assert torn_header.read_text() == text
+    part = tmp_path / "part.csv"
+    part.write_text(text[:text.index("\n", len(text) // 2) + 20])  # half the rows and a torn one
+    predict_archive(iter_inputs([str(clips)]), part, spec(tiny_model), progress=False)
+    assert part.read_text() == text
+
+    pq = pytest.importorskip("pyarrow.parquet", reason="Parquet output needs pyarrow")
+    out = tmp_path / "r.parquet"
+    predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
+    first = pq.read_table(out).to_pylist()
+    assert len(first) == 6 and not out.with_name("r.parquet.part.jsonl").exists()
+    s = predict_archive(iter_inputs([str(clips / "d0"), str(clips / "d1")]), out, spec(tiny_model), progress=False)
+    rows = pq.read_table(out).to_pylist()
+    assert s.skipped == 6 and s.predicted == 7 and rows[:6] == first and len(rows) == 13
+    assert rows[0]["file"].endswith("c000.wav") and abs(sum(rows[0][k] for k in LABELS) - 1) < 1e-4
+    assert rows[-1]["error"] is None and rows[6]["file"].endswith("broken.wav") and rows[6]["label"] is None
+
+
+# ----------------------------------------------------------------------------------- workers
+class CrashingSpec(ModelSpec):
+    """A model whose process dies (as a decoder crash would) on files named *crash*."""
+
+    def load(self):
+        recognizer = super().load()
+        real = recognizer.predict
+
+        def predict(items, *a, **k):
+            if "crash" in str(items[0]):
+                os._exit(3)
+            return real(items, *a, **k)
+
+        recognizer.predict = predict
+        return recognizer
+
+
+@pytest.mark.slow
+def test_two_workers_same_file_as_one_and_a_crashing_file_is_isolated(clips, tiny_model, tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    predict_archive(iter_inputs([str(clips)]), one, spec(tiny_model), jobs=1, progress=False)
+    predict_archive(iter_inputs([str(clips)]), two, spec(tiny_model), jobs=2, window=5, progress=False)
+    assert two.read_bytes() == one.read_bytes()
+
+    crash = tmp_path / "crash.wav"
+    sf.write(crash, make_tone(0.4), 16000)
+    out = tmp_path / "crash.jsonl"
+    items = [str(p) for p in sorted((clips / "d0").glob("*.wav"))]
+    s = predict_archive(iter(items[:2] + [str(crash)] + items[2:]), out,
+                        CrashingSpec(model=str(tiny_model), vad=None), jobs=2, progress=False)
+    records = lines(out)
+    assert [r["source"] for r in records] == items[:2] + [str(crash)] + items[2:]
+    assert (s.ok, s.failed) == (6, 1) and "worker process died" in records[2]["error"]
+    assert [r["probabilities"] for r in records[3:]] == [r["probabilities"] for r in lines(one)[2:6]]
+
+
+def test_a_model_that_workers_cannot_load_is_a_clear_error(clips, tmp_path):
+    with pytest.raises(ModelError, match="config.json"):
+        predict_archive(iter_inputs([str(clips)]), tmp_path / "r.jsonl", ModelSpec(model=str(tmp_path)), jobs=2)
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_progress_log_lines_when_not_a_terminal(capsys):
+    progress = Progress(total=10, bar=None, every=0.0)
+    for _ in range(4):
+        progress.update()
+    progress.close()
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("predicting: 1/10 files (10%)") and "files/s" in err[0] and "ETA" in err[0]
+    assert err[-1].startswith("predicting: 4/10 files (40%)") and err[-1].endswith("done")
+
+
+# ------------------------------------------------------------------------------------- kill
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path, tiny_model, jobs):
+    folder = tmp_path / "clips"
+    make_clips(folder, 30, seconds=0.3)
+    cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "predict", str(folder), "--model", str(tiny_model), "--vad", "none",
+           "--jobs", str(jobs), "--no-progress", "-o"]
+    tag = f"EMOVOX_TEST_TAG={tmp_path}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "EMOVOX_TEST_TAG": str(tmp_path)}
+    ref = tmp_path / "ref.jsonl"
+    done = subprocess.run(cmd + [str(ref)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "30 of 31 inputs predicted" in done.stderr, done.stderr[-2000:]
+
+    out = tmp_path / "out.jsonl"
+    kills = 0
+    for target in (3, 11, 19):  # kill -9 once the file holds about this many records
+        proc = subprocess.Popen(cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if out.exists() and out.read_bytes().count(b"\n") >= target:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=60)
+    assert kills >= 2  # the runs really were cut short
+    assert len(out.read_bytes().splitlines()) < 31
+    final = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 1 and "resumed" in final.stderr, final.stderr[-2000:]
+    assert out.read_bytes() == ref.read_bytes()
+    deadline = time.monotonic() + 30  # the killed runs' workers noticed and left
+    while (left := _processes_with(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"worker processes outlived their killed parent: {left}"
+
+
+def _processes_with(tag: str) -> list[int]:
+    found: list[int] = []
+    for proc in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        try:
+            if proc.name.isdigit() and tag.encode() + b"\0" in (proc / "environ").read_bytes() + b"\0":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_writer_stamp_is_in_every_record(tmp_path):
+    w = ResultWriter(tmp_path / "w.jsonl", "jsonl", ["a", "b"], ["source", "label", "probabilities", "error"],
+                     {"model": "m", "model_version": "v"})
+    assert len(w.open()) == 0
+    w.write({"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0}, "error": None})
+    w.close()
+    assert lines(tmp_path / "w.jsonl") == [{"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0},
+                                            "error": None, "model": "m", "model_version": "v"}]
