@@ -105,12 +105,12 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 def cluster(embeddings: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
             weights: np.ndarray | None = None, min_weight: float = 0.0,
-            max_clustered: int = MAX_CLUSTERED) -> np.ndarray:
+            max_clustered: int = MAX_CLUSTERED, refine: int = 0) -> np.ndarray:
     """(n, D) embeddings -> (n,) cluster ids 0..k-1 (agglomerative, cosine, average linkage).
 
     ``speakers`` fixes the count, else clusters closer than ``threshold`` merge. Clusters whose
     total ``weights`` (e.g. seconds) is below ``min_weight`` join the nearest other cluster
-    (never below ``speakers`` clusters).
+    (never below ``speakers`` clusters). ``refine`` nearest-centroid passes follow.
     """
     from sklearn.cluster import AgglomerativeClustering
 
@@ -144,6 +144,13 @@ def cluster(embeddings: np.ndarray, speakers: int | None = None, threshold: floa
         cents = _centroids(x, labels)
         moved = labels == small
         labels[moved] = keep[_nearest(x[moved], np.stack([cents[k] for k in keep]))]
+    for _ in range(refine):  # k-means steps: average linkage chains; nearest centroid mends it
+        ids = np.unique(labels)
+        cents = _centroids(x, labels)
+        new = ids[_nearest(x, np.stack([cents[int(k)] for k in ids]))]
+        if np.array_equal(new, labels):
+            break
+        labels = new
     _, labels = np.unique(labels, return_inverse=True)
     return labels
 

@@ -250,8 +250,16 @@ def compute_timeline(
     hop: float = 1.0,
     min_speech: float = 0.3,
     batch_size: int = 32,
+    on_window: Callable[[Window], None] | None = None,
+    keep_windows: bool = True,
 ) -> Timeline:
-    """Stream ``blocks`` (mono float32 at 16 kHz) through VAD and windowed classification."""
+    """Stream ``blocks`` (mono float32 at 16 kHz) through VAD and windowed classification.
+
+    ``on_window`` is called with each window as soon as it is scored (speech windows after their
+    batch, so ``batch_size=1`` for live use). ``keep_windows=False`` keeps neither the windows
+    nor old speech regions (bounded memory for an endless stream; the result then has no
+    windows, regions or speech).
+    """
     from emovox.segments import SegmentSpec, iter_windows
 
     check_window(window, hop, min_speech)
@@ -282,26 +290,52 @@ def compute_timeline(
             for (w, _), p in zip(items, probs):
                 w.probabilities = {k: float(v) for k, v in zip(labels, p)}
                 w.label = labels[int(np.argmax(p))]
+                if on_window is not None:
+                    on_window(w)
         pending.clear()
 
     for start, end, wave in iter_windows(vad_pass(blocks), SegmentSpec(window, hop, sr)):
         frac = _overlap(speech, start, end) / (end - start) if vad is not None else 1.0
         w = Window(round(start, 3), round(end, 3), round(min(1.0, frac), 4))
-        windows.append(w)
+        if keep_windows:
+            windows.append(w)
+        else:
+            while len(speech) > 1 and speech[0][1] <= start:  # older regions are never asked about again
+                speech.pop(0)
         real = int(round((end - start) * sr))
         if real >= MIN_SAMPLES and (vad is None or frac >= min_speech):
             pending.append((w, wave[:real]))  # a short last window is scored without its padding
             if len(pending) >= batch_size:
                 flush()
+        elif on_window is not None:
+            on_window(w)
     flush()
     duration = seen / sr
     if vad is None:
         speech = [(0.0, duration)] if duration > 0 else []
+    if not keep_windows:
+        speech = []
     return Timeline(
         source=str(source), duration=round(duration, 3), labels=labels, window=float(window), hop=float(hop),
         vad=vad_name if vad is not None else "none", min_speech=float(min_speech), windows=windows,
         speech=[(round(s, 3), round(e, 3)) for s, e in speech], regions=merge_regions(windows, labels),
     )
+
+
+class ContextVad:
+    """A VAD for small live blocks: each block is judged together with up to ``context`` s of the
+    audio before it (a statistical VAD needs some noise to measure), regions of the block only."""
+
+    def __init__(self, vad: VadFn, context: float = 5.0) -> None:
+        self.vad, self.keep = vad, int(context * SAMPLE_RATE)
+        self.history = np.zeros(0, np.float32)
+
+    def __call__(self, block: np.ndarray) -> list[tuple[float, float]]:
+        joined = np.concatenate([self.history, block])
+        lead = self.history.size / SAMPLE_RATE
+        self.history = joined[-self.keep:] if self.keep else joined[:0]
+        end = joined.size / SAMPLE_RATE
+        return [(max(a, lead) - lead, min(b, end) - lead) for a, b in self.vad(joined) if b > lead]
 
 
 def merge_regions(windows: Sequence[Window], labels: Sequence[str]) -> list[Region]:

@@ -36,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from emovox.errors import EmovoxError
 from emovox.service.limits import BodySizeLimit
+from emovox.service.stream import router as stream_router
 from emovox.service.uploads import UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,8 @@ def create_app(
             audio.samples, window=window, hop=hop, vad=None if vad == "none" else vad, source=audio.name,
             labels=_labels(labels)))
         return tl.to_dict()
+
+    app.include_router(stream_router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
