@@ -16,7 +16,8 @@ How it works (:class:`Diarizer`, :func:`diarize`):
    than ``min_cluster`` s of segments are folded into the nearest larger one (segments
    straddling a speaker change otherwise form spurious tiny "speakers"). More than
    :data:`MAX_CLUSTERED` segments: a uniform subsample is clustered and the rest assigned to the
-   nearest centroid (bounded memory for hour-long recordings).
+   nearest centroid (bounded memory for hour-long recordings). :data:`REFINE` nearest-centroid
+   passes follow (k-means steps from the agglomerative result).
 4. Resolution: speech is labelled on a 0.1 s grid; each cell takes the speaker with the most
    weight among the segments covering it (triangular weights, peak at a segment's centre), so
    a change point falls between the centres of two differently labelled segments.
@@ -45,8 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Average-linkage cosine-distance threshold for the automatic speaker count (docs/conversations.md).
-THRESHOLD = 0.55
+THRESHOLD = 0.45
 SEGMENT, HOP, MIN_SPEECH, MIN_TURN, MIN_CLUSTER = 1.6, 0.8, 0.5, 1.0, 3.0
+#: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
+REFINE = 2
 #: Labelling grid (seconds).
 CELL = 0.1
 #: At most this many segments go through the O(n^2) clustering; the rest join the nearest centroid.
@@ -337,7 +340,7 @@ class Diarizer:
         threshold = self.threshold if threshold is None else threshold
         emb = self.embeddings()
         labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
-                         min_weight=self.min_cluster)
+                         min_weight=self.min_cluster, refine=REFINE)
         cells = label_cells(self.segments, labels, speech, self.duration)
         return cells_to_turns(smooth_turns(cells, self.min_turn), self.duration)
 
