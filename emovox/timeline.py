@@ -18,8 +18,13 @@ How a timeline is made (:func:`compute_timeline`):
    are the segment→clip aggregation of its windows (:func:`emovox.segments.aggregate` with
    ``mean_posteriors``, so they read as the average height of the curves in the plot).
 
+Speakers (opt-in, :mod:`emovox.diarize`): :meth:`Timeline.attach_speakers` gives each speech
+window the speaker with the most speech inside it, regions then also break where the speaker
+changes, and :meth:`Timeline.summary` reports each speaker's share of speech per emotion.
+
 The result (:class:`Timeline`) writes CSV (one row per window), JSON (everything) and a PNG plot
-(probabilities over time with speech regions shaded).
+(:mod:`emovox.timeline_plot`: one lane per speaker, dominant emotion as colour, confidence as
+opacity, smoothed probabilities per speaker and a summary table).
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from emovox.audio import MIN_SAMPLES, SAMPLE_RATE
+from emovox.diarize import Turn
 from emovox.errors import ConfigError
-from emovox.io import atomic_path, atomic_write_json, atomic_write_text
+from emovox.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 #: How a region's windows are combined (emovox.segments.AGGREGATIONS).
 REGION_AGGREGATION = "mean_posteriors"
+#: A classified window whose top probability is below this is marked ``uncertain``.
+UNCERTAIN_BELOW = 0.4
 #: (B, N) float32 windows at 16 kHz -> (B, C) probabilities.
 PosteriorFn = Callable[[np.ndarray], np.ndarray]
 #: mono 16 kHz block -> list of (start_s, end_s) speech regions relative to the block start.
@@ -56,10 +64,24 @@ class Window:
     speech_fraction: float
     label: str | None = None
     probabilities: dict[str, float] | None = None
+    speaker: str | None = None
 
     @property
     def is_speech(self) -> bool:
         return self.label is not None
+
+    @property
+    def no_speech(self) -> bool:
+        """Too little speech to classify."""
+        return self.label is None
+
+    @property
+    def uncertain(self) -> bool:
+        """Classified, but the top probability is below :data:`UNCERTAIN_BELOW`."""
+        return bool(self.probabilities) and max(self.probabilities.values()) < UNCERTAIN_BELOW  # type: ignore[union-attr]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "no_speech": self.no_speech, "uncertain": self.uncertain}
 
 
 @dataclass
@@ -71,6 +93,7 @@ class Region:
     label: str
     probabilities: dict[str, float]
     windows: int
+    speaker: str | None = None
 
 
 @dataclass
@@ -87,13 +110,53 @@ class Timeline:
     windows: list[Window] = field(default_factory=list)
     speech: list[tuple[float, float]] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
 
     # ----------------------------------------------------------------------------- views
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["windows"] = [w.to_dict() for w in self.windows]
         d["speech"] = [{"start": s, "end": e} for s, e in self.speech]
         d["speech_fraction"] = self.speech_fraction
+        d["summary"] = self.summary()
         return d
+
+    def attach_speakers(self, turns: Sequence[Turn]) -> "Timeline":
+        """Give each speech window its main speaker (most speech time inside it); regions are re-merged."""
+        from emovox.diarize import speaker_at
+
+        self.turns = list(turns)
+        self.speakers = list(dict.fromkeys(t.speaker for t in self.turns))
+        for w in self.windows:
+            w.speaker = speaker_at(self.turns, w.start, w.end) if w.is_speech else None
+        self.regions = merge_regions(self.windows, self.labels)
+        return self
+
+    def summary(self) -> dict[str, dict]:
+        """Per speaker (``"all"`` without diarisation): speech seconds, windows and share per emotion.
+
+        A classified window counts with weight ``speech_fraction x hop`` (the new speech it adds),
+        so the shares read as the share of that speaker's speech time per top emotion.
+        """
+        out: dict[str, dict] = {}
+        for w in self.windows:
+            if not w.is_speech:
+                continue
+            key = w.speaker or "all"
+            entry = out.setdefault(key, {"windows": 0, "weight": 0.0, "shares": {k: 0.0 for k in self.labels}})
+            weight = max(w.speech_fraction, 1e-6) * self.hop
+            entry["windows"] += 1
+            entry["weight"] += weight
+            entry["shares"][w.label] += weight
+        for key, entry in out.items():
+            total = entry.pop("weight")
+            entry["speech_seconds"] = round(sum(t.end - t.start for t in self.turns if t.speaker == key), 3) \
+                if self.turns else round(sum(e - s for s, e in self.speech), 3)
+            entry["shares"] = {k: round(v / total, 4) for k, v in entry["shares"].items()}
+            entry["dominant"] = max(entry["shares"], key=lambda k: entry["shares"][k])
+        order = [*self.speakers, "all"]
+        return {k: out[k] for k in order if k in out}
 
     @property
     def speech_fraction(self) -> float:
@@ -104,19 +167,20 @@ class Timeline:
         """One row per window: start, end, speech_fraction, label, one probability column per label."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["start", "end", "speech_fraction", "label", *self.labels])
+        w.writerow(["start", "end", "speech_fraction", "speaker", "label", "no_speech", "uncertain", *self.labels])
         for win in self.windows:
             probs = [f"{win.probabilities[k]:.6f}" if win.probabilities else "" for k in self.labels]
-            w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", f"{win.speech_fraction:.3f}", win.label or "", *probs])
+            w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", f"{win.speech_fraction:.3f}", win.speaker or "",
+                        win.label or "", int(win.no_speech), int(win.uncertain), *probs])
         return buf.getvalue()
 
     def regions_csv(self) -> str:
         """One row per merged region: start, end, label, windows, one probability column per label."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["start", "end", "label", "windows", *self.labels])
+        w.writerow(["start", "end", "speaker", "label", "windows", *self.labels])
         for r in self.regions:
-            w.writerow([f"{r.start:.3f}", f"{r.end:.3f}", r.label, r.windows,
+            w.writerow([f"{r.start:.3f}", f"{r.end:.3f}", r.speaker or "", r.label, r.windows,
                         *(f"{r.probabilities[k]:.6f}" for k in self.labels)])
         return buf.getvalue()
 
@@ -131,35 +195,10 @@ class Timeline:
         atomic_write_text(path, self.windows_csv() if what == "windows" else self.regions_csv())
 
     def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
-        """PNG: one probability curve per emotion over time, speech regions shaded, regions as a band."""
-        import matplotlib
+        """PNG: speaker lanes, smoothed probabilities per speaker, summary table (:mod:`emovox.timeline_plot`)."""
+        from emovox.timeline_plot import plot_timeline
 
-        matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(max(8.0, min(24.0, self.duration / 10)), 4.0), dpi=100)
-        ax = fig.add_subplot(1, 1, 1)
-        colors = {k: f"C{i % 10}" for i, k in enumerate(self.labels)}
-        for s, e in self.speech:
-            ax.axvspan(s, e, color="0.9", zorder=0, lw=0)
-        speech_windows = [w for w in self.windows if w.probabilities]
-        if speech_windows:
-            centers = np.array([(w.start + w.end) / 2 for w in self.windows])
-            for k in self.labels:
-                ys = np.array([w.probabilities[k] if w.probabilities else np.nan for w in self.windows])
-                ax.plot(centers, ys, color=colors[k], lw=1.2, label=k)
-        for r in self.regions:
-            ax.axvspan(r.start, r.end, ymin=0.97, ymax=1.0, color=colors[r.label], lw=0)
-        ax.set_xlim(0, max(self.duration, 1e-3))
-        ax.set_ylim(0, 1.05)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("probability")
-        ax.set_title(title or f"{os.path.basename(self.source)}: emotion over time (grey = speech)")
-        if speech_windows:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
+        plot_timeline(self, path, title)
 
 
 # --------------------------------------------------------------------------------- computing
@@ -211,8 +250,16 @@ def compute_timeline(
     hop: float = 1.0,
     min_speech: float = 0.3,
     batch_size: int = 32,
+    on_window: Callable[[Window], None] | None = None,
+    keep_windows: bool = True,
 ) -> Timeline:
-    """Stream ``blocks`` (mono float32 at 16 kHz) through VAD and windowed classification."""
+    """Stream ``blocks`` (mono float32 at 16 kHz) through VAD and windowed classification.
+
+    ``on_window`` is called with each window as soon as it is scored (speech windows after their
+    batch, so ``batch_size=1`` for live use). ``keep_windows=False`` keeps neither the windows
+    nor old speech regions (bounded memory for an endless stream; the result then has no
+    windows, regions or speech).
+    """
     from emovox.segments import SegmentSpec, iter_windows
 
     check_window(window, hop, min_speech)
@@ -243,26 +290,52 @@ def compute_timeline(
             for (w, _), p in zip(items, probs):
                 w.probabilities = {k: float(v) for k, v in zip(labels, p)}
                 w.label = labels[int(np.argmax(p))]
+                if on_window is not None:
+                    on_window(w)
         pending.clear()
 
     for start, end, wave in iter_windows(vad_pass(blocks), SegmentSpec(window, hop, sr)):
         frac = _overlap(speech, start, end) / (end - start) if vad is not None else 1.0
         w = Window(round(start, 3), round(end, 3), round(min(1.0, frac), 4))
-        windows.append(w)
+        if keep_windows:
+            windows.append(w)
+        else:
+            while len(speech) > 1 and speech[0][1] <= start:  # older regions are never asked about again
+                speech.pop(0)
         real = int(round((end - start) * sr))
         if real >= MIN_SAMPLES and (vad is None or frac >= min_speech):
             pending.append((w, wave[:real]))  # a short last window is scored without its padding
             if len(pending) >= batch_size:
                 flush()
+        elif on_window is not None:
+            on_window(w)
     flush()
     duration = seen / sr
     if vad is None:
         speech = [(0.0, duration)] if duration > 0 else []
+    if not keep_windows:
+        speech = []
     return Timeline(
         source=str(source), duration=round(duration, 3), labels=labels, window=float(window), hop=float(hop),
         vad=vad_name if vad is not None else "none", min_speech=float(min_speech), windows=windows,
         speech=[(round(s, 3), round(e, 3)) for s, e in speech], regions=merge_regions(windows, labels),
     )
+
+
+class ContextVad:
+    """A VAD for small live blocks: each block is judged together with up to ``context`` s of the
+    audio before it (a statistical VAD needs some noise to measure), regions of the block only."""
+
+    def __init__(self, vad: VadFn, context: float = 5.0) -> None:
+        self.vad, self.keep = vad, int(context * SAMPLE_RATE)
+        self.history = np.zeros(0, np.float32)
+
+    def __call__(self, block: np.ndarray) -> list[tuple[float, float]]:
+        joined = np.concatenate([self.history, block])
+        lead = self.history.size / SAMPLE_RATE
+        self.history = joined[-self.keep:] if self.keep else joined[:0]
+        end = joined.size / SAMPLE_RATE
+        return [(max(a, lead) - lead, min(b, end) - lead) for a, b in self.vad(joined) if b > lead]
 
 
 def merge_regions(windows: Sequence[Window], labels: Sequence[str]) -> list[Region]:
@@ -273,7 +346,8 @@ def merge_regions(windows: Sequence[Window], labels: Sequence[str]) -> list[Regi
     prev: Window | None = None
     for w in windows:
         if w.is_speech:
-            joined = prev is not None and prev.is_speech and w.start <= prev.end and w.label == prev.label
+            joined = (prev is not None and prev.is_speech and w.start <= prev.end and w.label == prev.label
+                      and w.speaker == prev.speaker)
             if joined:
                 runs[-1].append(w)
             else:
@@ -284,7 +358,7 @@ def merge_regions(windows: Sequence[Window], labels: Sequence[str]) -> list[Regi
         probs = np.array([[w.probabilities[k] for k in labels] for w in run], dtype=np.float64)
         probs = aggregate(np.log(np.clip(probs, 1e-12, 1.0)), REGION_AGGREGATION)
         regions.append(Region(run[0].start, run[-1].end, run[0].label,
-                              {k: float(v) for k, v in zip(labels, probs)}, len(run)))
+                              {k: float(v) for k, v in zip(labels, probs)}, len(run), run[0].speaker))
     for a, b in zip(regions, regions[1:]):
         if a.end > b.start:  # overlapping windows of two emotions: cut between them
             a.end = b.start = round((a.end + b.start) / 2, 3)

@@ -118,7 +118,9 @@ def test_writers(tmp_path):
     tl.write_json(tmp_path / "t.json")
     tl.plot(tmp_path / "t.png")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "w.csv").read_text())))
-    assert len(rows) == 11 and list(rows[0]) == ["start", "end", "speech_fraction", "label", *LABELS]
+    assert len(rows) == 11 and list(rows[0]) == ["start", "end", "speech_fraction", "speaker", "label", "no_speech",
+                                                  "uncertain", *LABELS]
+    assert rows[0]["no_speech"] == "1" and rows[3]["no_speech"] == "0" and rows[3]["speaker"] == ""
     assert rows[0]["label"] == "" and rows[0]["angry"] == "" and float(rows[3]["angry"]) == pytest.approx(0.8)
     regions = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
     assert [r["label"] for r in regions] == ["angry", "happy"]
@@ -129,6 +131,50 @@ def test_writers(tmp_path):
     with pytest.raises(ConfigError):
         tl.write_csv(tmp_path / "x.csv", "frames")
     assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files behind
+
+
+def test_speakers_split_regions_and_summarise(tmp_path):
+    from emovox.diarize import Turn
+
+    tl = compute_timeline(blocks_of(signal(), 4.0), level_model, LABELS, energy_vad, source="talk.wav")
+    # two speakers: S1 holds 2-6.4 s (loud = angry), S2 6.4-10 s (medium = happy)
+    tl.attach_speakers([Turn(2.0, 6.4, "S1"), Turn(6.4, 10.0, "S2")])
+    assert tl.speakers == ["S1", "S2"]
+    assert [w.speaker for w in tl.windows] == [None, "S1", "S1", "S1", "S1", "S1", "S2", "S2", "S2", "S2", None]
+    assert [(r.speaker, r.label) for r in tl.regions] == [("S1", "angry"), ("S2", "happy")]
+    summary = tl.summary()
+    assert list(summary) == ["S1", "S2"]
+    assert summary["S1"]["dominant"] == "angry" and summary["S1"]["shares"]["angry"] == pytest.approx(1.0)
+    assert summary["S2"]["speech_seconds"] == pytest.approx(3.6) and summary["S2"]["windows"] == 4
+    # a speaker change inside one emotion also ends a region
+    tl.attach_speakers([Turn(2.0, 4.4, "S1"), Turn(4.4, 10.0, "S2")])
+    assert [(r.speaker, r.label, r.windows) for r in tl.regions] == [("S1", "angry", 3), ("S2", "angry", 2),
+                                                                       ("S2", "happy", 4)]
+    rows = list(csv.DictReader(io.StringIO(tl.windows_csv())))
+    assert [r["speaker"] for r in rows][1:5] == ["S1", "S1", "S1", "S2"]  # 3-5 s: 1.4 s of S1, 0.6 s of S2
+    data = tl.to_dict()
+    assert data["turns"][0] == {"start": 2.0, "end": 4.4, "speaker": "S1"} and data["speakers"] == ["S1", "S2"]
+    assert data["windows"][0]["no_speech"] is True and data["windows"][3]["uncertain"] is False
+    json.dumps(data)
+    tl.plot(tmp_path / "speakers.png")
+    assert (tmp_path / "speakers.png").stat().st_size > 10_000
+
+
+def test_summary_without_speakers_and_uncertain_windows():
+    p = {"angry": 0.35, "happy": 0.33, "sad": 0.32}
+    tl = Timeline("x.wav", 4.0, LABELS, 2.0, 1.0, "sohn", 0.3, [Window(0, 2, 1.0, "angry", p), Window(1, 3, 0.5, None)],
+                  [(0.0, 2.5)])
+    assert tl.windows[0].uncertain and not tl.windows[1].uncertain and tl.windows[1].no_speech
+    assert tl.summary() == {"all": {"windows": 1, "shares": {"angry": 1.0, "happy": 0.0, "sad": 0.0},
+                                    "speech_seconds": 2.5, "dominant": "angry"}}
+
+
+def test_plot_mmss_and_smoothing():
+    from emovox.timeline_plot import mmss, smooth
+
+    assert mmss(0) == "00:00" and mmss(75.4) == "01:15" and mmss(3725) == "1:02:05"
+    out = smooth(np.array([0.0, 1.0, np.nan, 1.0, 1.0]), 3)
+    assert out[0] == pytest.approx(0.5) and np.isnan(out[2]) and out[4] == pytest.approx(1.0)
 
 
 def test_plot_without_speech(tmp_path):

@@ -14,10 +14,16 @@ EPILOG = """examples:
   emovox timeline meeting.flac                      # writes meeting_timeline/meeting.{windows.csv,regions.csv,json,png}
   emovox timeline call.wav --window 3 --hop 1.5 --vad silero -o out/
   emovox timeline call.wav --format json --labels angry,happy,neutral,sad
+  emovox timeline interview.flac --speakers 2             # two speakers (default: counted automatically)
+  emovox timeline memo.wav --speakers none                # no diarisation
 
 The recording is read in blocks (an hour-long file stays well under 1 GB of memory). A VAD marks
 speech; each window (default 2 s every 1 s) with at least --min-speech speech is classified;
-consecutive windows with the same top emotion are merged into regions.
+consecutive windows with the same top emotion (and speaker) are merged into regions.
+Speakers (diarisation with the GE2E speaker encoder, see docs/conversations.md) need
+resemblyzer: pip install --no-deps resemblyzer==0.1.4 librosa; without it the timeline has no
+speakers and says so. The PNG has one lane per speaker (colour = emotion, opacity = confidence),
+smoothed probabilities per speaker and a per-speaker summary table.
 """
 
 
@@ -34,6 +40,10 @@ def register(subparsers: Any) -> None:
                    help="voice activity detector (default: sohn; silero needs the silero-vad package)")
     p.add_argument("--min-speech", type=float, default=0.3,
                    help="classify a window only if this fraction of it is speech (default 0.3)")
+    p.add_argument("--speakers", default="auto", type=_speakers, metavar="auto|N|none",
+                   help="speaker diarisation: auto (count speakers, default), a fixed number N, or none")
+    p.add_argument("--min-turn", type=float, default=1.0,
+                   help="speaker turns shorter than this (seconds) join a neighbour (default 1.0)")
     p.add_argument("--format", default="csv,json,png", help="comma-separated outputs: csv, json, png (default: all)")
     add_model_args(p)
     p.set_defaults(func=run)
@@ -50,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     recognizer = load_recognizer(args, vad=None)
     tl = recognizer.timeline(recording, window=args.window, hop=args.hop,
                              vad=None if args.vad == "none" else args.vad, min_speech=args.min_speech)
+    if args.speakers != "none":
+        _diarize(tl, recording, args)
     out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
     stem = out / recording.stem
     written = []
@@ -65,10 +77,40 @@ def run(args: argparse.Namespace) -> int:
         written.append(f"{stem}.png")
     print(f"{recording}: {tl.duration:.1f} s, speech {100 * tl.speech_fraction:.0f}%, "
           f"{sum(w.is_speech for w in tl.windows)}/{len(tl.windows)} windows classified, {len(tl.regions)} regions")
+    if tl.speakers:
+        print(f"{len(tl.speakers)} speaker(s): " + "; ".join(
+            f"{name} {e['speech_seconds']:.0f} s mostly {e['dominant']} ({100 * e['shares'][e['dominant']]:.0f}%)"
+            for name, e in tl.summary().items()))
     if tl.regions:
-        print(f"{'start':>9} {'end':>9}  {'emotion':<10} {'p':>5}")
+        print(f"{'start':>9} {'end':>9}  {'speaker':<7} {'emotion':<10} {'p':>5}")
         for r in tl.regions:
-            print(f"{r.start:9.2f} {r.end:9.2f}  {r.label:<10} {r.probabilities[r.label]:5.2f}")
+            print(f"{r.start:9.2f} {r.end:9.2f}  {r.speaker or '-':<7} {r.label:<10} {r.probabilities[r.label]:5.2f}")
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _speakers(value: str) -> str | int:
+    if value in ("auto", "none"):
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a number of speakers, got {value!r}") from None
+    if not 1 <= n <= 20:
+        raise argparse.ArgumentTypeError(f"the number of speakers must be between 1 and 20, got {n}")
+    return n
+
+
+def _diarize(tl: Any, recording: Path, args: argparse.Namespace) -> None:
+    """Attach speakers to ``tl``; without resemblyzer say so and keep the timeline as it is."""
+    from emovox.diarize import add_speakers
+    from emovox.errors import DependencyError
+
+    try:
+        add_speakers(tl, recording, speakers=None if args.speakers == "auto" else args.speakers,
+                     min_turn=args.min_turn)
+    except DependencyError as exc:
+        if args.speakers != "auto":
+            raise
+        print(f"note: no speakers ({exc}); use --speakers none to silence this", file=sys.stderr)

@@ -45,6 +45,7 @@ from emovox.service.budget import MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_t
 from emovox.service.docs import docs_page
 from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
 from emovox.service.limits import BodySizeLimit, HostAllowList
+from emovox.service.stream import router as stream_router
 from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ def create_app(
         return HTMLResponse(docs_page(app.openapi()))
 
     app.include_router(router)
+    app.include_router(stream_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

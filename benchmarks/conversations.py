@@ -1,0 +1,316 @@
+"""Synthetic conversations: diarisation (DER, JER) and emotion accuracy of speaker-aware timelines.
+
+    .venv/bin/python benchmarks/conversations.py eval [--n 8] [--turns 8] [--speakers 2 3 4] [--overlap] [--noise 20]
+    .venv/bin/python benchmarks/conversations.py calibrate [--n 12]     # choose emovox.diarize.THRESHOLD
+    .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, with/without speakers
+
+Conversations are built from corpus clips in ../shared/corpora (16 kHz FLAC):
+
+* ``eval`` uses only the default model's **held-out test speakers** (its config.json
+  ``training.test_speakers``: EmoDB 03, 11 and RAVDESS actors 04, 10, 16, 20, 21), so the
+  emotion numbers are speaker-independent. RAVDESS "calm" and EmoDB "boredom" (not model
+  labels) are not used. Mixes: ``balanced`` (emotion uniform per clip) and ``skewed``
+  (70 % neutral, the rest uniform).
+* ``calibrate`` uses *other* speakers only: the 10 LibriSpeech speakers, EmoDB 08-16 minus the
+  test speakers and RAVDESS actors 01-03, 05-09 (none of them in ``eval``).
+
+A conversation has 2-4 speakers taking turns (never the same speaker twice in a row); a turn is
+1-6 clips of its speaker; clips are scaled to one level (-26 dBFS RMS), trimmed to their speech (Sohn VAD) and separated by pauses of
+0.2-1.5 s; ``--overlap`` lets a turn start up to 0.5 s before the previous one ends (30 % of
+turns); ``--noise DB`` adds white noise at that SNR. The reference speaker turns are the trimmed
+clips.
+
+Metrics: DER and JER from ``pyannote.metrics`` (DER with no collar and with a 0.25 s collar,
+overlap scored); window-level UA (each classified window's reference = the emotion of the clip
+covering most of it); reference speech = Sohn VAD regions of each clean clip; per-speaker dominant emotion accuracy (reference speaker -> hypothesis
+speaker by pyannote's optimal mapping; dominant = largest share of speech time). ``--adapt``
+(per-speaker test-time normalisation) is not offered: see docs/conversations.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message=".*uem.*")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "corpora"
+SR = 16000
+RAVDESS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear", "07": "disgust", "08": "surprise"}
+#: Every clip is scaled to this RMS (-26 dBFS) so that speakers from different corpora are equally loud.
+LEVEL = 0.05
+EMODB = {"W": "angry", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
+
+
+@dataclass
+class Clip:
+    path: Path
+    speaker: str
+    emotion: str | None
+
+
+def corpus_clips(root: Path = SHARED) -> list[Clip]:
+    """Every usable clip of RAVDESS, EmoDB (with emotions) and LibriSpeech samples (without)."""
+    clips = []
+    for p in sorted((root / "ravdess").rglob("*.flac")):
+        f = p.stem.split("-")
+        if f[2] in RAVDESS:
+            clips.append(Clip(p, f"Actor_{f[6]}", RAVDESS[f[2]]))
+    for p in sorted((root / "emodb" / "wav").glob("*.flac")):
+        if p.stem[5] in EMODB:
+            clips.append(Clip(p, p.stem[:2], EMODB[p.stem[5]]))
+    for p in sorted((root / "librispeech-samples").rglob("*.flac")):
+        clips.append(Clip(p, "ls" + p.parent.name, None))
+    return clips
+
+
+def test_speakers() -> list[str]:
+    config = json.loads((REPO / "emovox" / "assets" / "default_model" / "config.json").read_text())
+    return list(config["training"]["test_speakers"])
+
+
+def pools(clips: list[Clip], split: str) -> dict[str, list[Clip]]:
+    held = set(test_speakers())
+    keep = (lambda c: c.speaker in held) if split == "eval" else (lambda c: c.speaker not in held)
+    out: dict[str, list[Clip]] = {}
+    for c in clips:
+        if keep(c) and not (split == "calibrate" and c.speaker.startswith("Actor_") and int(c.speaker[6:]) > 9):
+            out.setdefault(c.speaker, []).append(c)
+    return out
+
+
+_TRIM: dict[Path, tuple[np.ndarray, list[tuple[float, float]]]] = {}
+
+
+def trimmed(path: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The clip from its first to its last speech and its speech regions (Sohn VAD on the clean clip), cached."""
+    if path not in _TRIM:
+        import soundfile as sf
+
+        from emovox.vad import build_vad
+
+        x, sr = sf.read(path, dtype="float32")
+        assert sr == SR, f"{path}: {sr} Hz"
+        x = x if x.ndim == 1 else x.mean(axis=1)
+        regions = build_vad("sohn").regions(x)
+        if not regions:
+            regions = [(0.0, x.size / SR)]
+        a = regions[0][0]
+        x = x * (LEVEL / max(float(np.sqrt(np.mean(x[int(a * SR):int(regions[-1][1] * SR)] ** 2))), 1e-6))
+        _TRIM[path] = (x[int(a * SR):int(regions[-1][1] * SR)], [(float(s - a), float(e - a)) for s, e in regions])
+    return _TRIM[path]
+
+
+def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int, turns: int, mix: str,
+          overlap: bool, noise_db: float | None) -> tuple[np.ndarray, list[tuple[float, float, str, str | None]]]:
+    """One conversation -> (audio, reference [(start, end, speaker, emotion), ...] per speech region of a clip)."""
+    speakers = list(rng.choice(sorted(pool), n_speakers, replace=False))
+    pieces: list[tuple[int, np.ndarray]] = []
+    ref = []
+    t, prev = 0, None
+    for _ in range(turns):
+        spk = str(rng.choice([s for s in speakers if s != prev]))
+        prev = spk
+        start_turn = True
+        for _ in range(int(rng.integers(1, 7))):
+            choices = pool[spk]
+            if mix != "none" and choices[0].emotion is not None:
+                emotions = sorted({c.emotion for c in choices})
+                want = "neutral" if mix == "skewed" and rng.random() < 0.7 else str(rng.choice(
+                    [e for e in emotions if e != "neutral"] if mix == "skewed" else emotions))
+                choices = [c for c in choices if c.emotion == want] or choices
+            clip = choices[int(rng.integers(len(choices)))]
+            x, speech = trimmed(clip.path)
+            gap = rng.uniform(0.2, 1.5)
+            if overlap and start_turn and pieces and rng.random() < 0.3:
+                gap = -rng.uniform(0.1, 0.5)
+            t = max(0, t + int(gap * SR)) if pieces else 0
+            pieces.append((t, x))
+            ref += [(t / SR + a, t / SR + b, spk, clip.emotion) for a, b in speech]
+            t += x.size
+            start_turn = False
+    audio = np.zeros(max(s + x.size for s, x in pieces) + SR // 2, np.float32)
+    for s, x in pieces:
+        audio[s:s + x.size] += x
+    if noise_db is not None:
+        power = np.mean(np.concatenate([x for _, x in pieces]) ** 2)
+        audio += rng.standard_normal(audio.size).astype(np.float32) * np.sqrt(power / 10 ** (noise_db / 10))
+    return audio, ref
+
+
+def annotation(segments) -> "object":
+    from pyannote.core import Annotation, Segment
+
+    ann = Annotation()
+    for i, (s, e, spk) in enumerate(segments):
+        ann[Segment(s, e), i] = spk
+    return ann
+
+
+def evaluate_one(tl, ref) -> dict:
+    from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
+
+    reference = annotation([(s, e, spk) for s, e, spk, _ in ref])
+    hypothesis = annotation([(t.start, t.end, t.speaker) for t in tl.turns])
+    detail = DiarizationErrorRate()(reference, hypothesis, detailed=True)
+    total = max(detail["total"], 1e-9)
+    out = {"der": detail["diarization error rate"], "miss": detail["missed detection"] / total,
+           "fa": detail["false alarm"] / total, "conf": detail["confusion"] / total,
+           "der_collar": DiarizationErrorRate(collar=0.25)(reference, hypothesis),
+           "jer": JaccardErrorRate()(reference, hypothesis),
+           "n_ref": len({r[2] for r in ref}), "n_hyp": len(tl.speakers)}
+    pairs = []
+    for w in tl.windows:
+        if w.is_speech:
+            best = max(ref, key=lambda r: min(r[1], w.end) - max(r[0], w.start))
+            if min(best[1], w.end) - max(best[0], w.start) > 0 and best[3] is not None:
+                pairs.append((best[3], w.label))
+    out["pairs"] = pairs
+    mapping = DiarizationErrorRate().optimal_mapping(reference, hypothesis)  # hyp -> ref
+    to_hyp = {r: h for h, r in mapping.items()}
+    summary = tl.summary()
+    dom = []
+    for spk in sorted({r[2] for r in ref}):
+        times: dict[str, float] = {}
+        for s, e, who, emo in ref:
+            if who == spk and emo:
+                times[emo] = times.get(emo, 0.0) + e - s
+        truth = max(times, key=lambda k: times[k]) if times else None
+        hyp = summary.get(to_hyp.get(spk, ""), {}).get("dominant")
+        dom.append(truth is not None and hyp == truth)
+    out["dominant"] = dom
+    return out
+
+
+def unweighted_accuracy(pairs) -> float:
+    classes = sorted({t for t, _ in pairs})
+    return float(np.mean([np.mean([p == c for t, p in pairs if t == c]) for c in classes])) if classes else float("nan")
+
+
+def run_eval(args, split: str, thresholds: list[float] | None = None) -> dict:
+    import torch
+
+    from emovox import Recognizer
+    from emovox.diarize import Diarizer
+
+    torch.set_num_threads(1)
+    pool = pools(corpus_clips(), split)
+    rec = Recognizer.load(args.model) if split == "eval" else None
+    rows = []
+    for mix in (args.mixes if split == "eval" else ["none"]):
+        for n_spk in args.speakers:
+            rng = np.random.default_rng([args.seed, n_spk, len(mix)])
+            for _ in range(args.n):
+                audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise)
+                if rec is not None:
+                    tl = rec.timeline(audio, source="conversation")
+                    speech = tl.speech
+                else:
+                    from emovox.timeline import Timeline
+                    from emovox.vad import build_vad
+
+                    speech = [(float(a), float(b)) for a, b in build_vad("sohn").regions(audio)]
+                    tl = Timeline("c", audio.size / SR, ["x"], 2.0, 1.0, "sohn", 0.3, [], speech)
+                d = Diarizer(speakers=n_spk if args.oracle_count else None, min_turn=args.min_turn)
+                d.feed(audio, speech)
+                d.finish(speech)
+                for th in thresholds or [None]:
+                    tl.attach_speakers(d.turns(speech, threshold=th))
+                    rows.append({"mix": mix, "speakers": n_spk, "threshold": th, **evaluate_one(tl, ref)})
+    return {"rows": rows}
+
+
+def table(rows, key) -> list[str]:
+    lines = [f"| {key} | spk | conv | DER | miss / FA / confusion | DER (0.25 s collar) | JER | speaker count right "
+             "| window UA | dominant acc |", "|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r[key], r["speakers"]), []).append(r)
+    for (k, n), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        pairs = [p for r in rs for p in r["pairs"]]
+        dom = [d for r in rs for d in r["dominant"]]
+        lines.append(f"| {k} | {n} | {len(rs)} | {100 * np.mean([r['der'] for r in rs]):.1f} % | "
+                     + " / ".join(f"{100 * np.mean([r[c] for r in rs]):.1f}" for c in ("miss", "fa", "conf")) + " | "
+                     f"{100 * np.mean([r['der_collar'] for r in rs]):.1f} % | {100 * np.mean([r['jer'] for r in rs]):.1f} % | "
+                     f"{np.mean([r['n_hyp'] == r['n_ref'] for r in rs]) * 100:.0f} % | "
+                     f"{100 * unweighted_accuracy(pairs):.1f} % | {100 * np.mean(dom) if dom else float('nan'):.0f} % |")
+    return lines
+
+
+def run_speed(args) -> int:
+    """Time `emovox timeline` on a long 2-speaker recording with and without speakers (separate processes)."""
+    import soundfile as sf
+
+    path = REPO / "tmp" / f"conversation_{args.minutes:g}min.flac"
+    if not path.is_file():
+        rng = np.random.default_rng(0)
+        pool = pools(corpus_clips(), "eval")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16", format="FLAC") as out:
+            written = 0
+            while written < args.minutes * 60 * SR:
+                audio, _ = build(rng, pool, 2, 10, "balanced", False, None)
+                out.write(audio)
+                written += audio.size
+    for speakers in ("none", "auto"):
+        cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "timeline",
+               str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1",
+               "--speakers", speakers, "--format", "json"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode:
+            print(proc.stdout, proc.stderr)
+            return proc.returncode
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        duration = sf.info(path).duration
+        print(f"--speakers {speakers}: {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
+              f"= {cpu / duration:.4f} s per audio second; peak RSS so far {after.ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=("eval", "calibrate", "speed"))
+    p.add_argument("--n", type=int, default=8, help="conversations per (mix, speaker count)")
+    p.add_argument("--turns", type=int, default=8)
+    p.add_argument("--speakers", type=int, nargs="+", default=[2, 3, 4])
+    p.add_argument("--mixes", nargs="+", default=["balanced", "skewed"])
+    p.add_argument("--overlap", action="store_true")
+    p.add_argument("--noise", type=float, default=None, help="white noise at this SNR (dB)")
+    p.add_argument("--oracle-count", action="store_true", help="give the diariser the true speaker count")
+    p.add_argument("--min-turn", type=float, default=1.0)
+    p.add_argument("--model", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=10.0, help="speed: length of the recording")
+    args = p.parse_args(argv)
+    if not SHARED.is_dir():
+        sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
+    if args.mode == "speed":
+        return run_speed(args)
+    start = time.process_time()
+    if args.mode == "calibrate":
+        grid = [round(x, 2) for x in np.arange(0.35, 0.86, 0.05)]
+        rows = run_eval(args, "calibrate", grid)["rows"]
+        print("\n".join(table(rows, "threshold")))
+    else:
+        rows = run_eval(args, "eval")["rows"]
+        print("\n".join(table(rows, "mix")))
+    print(f"\n{len(rows)} rows; CPU {time.process_time() - start:.0f} s; options: {vars(args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

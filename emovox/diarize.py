@@ -1,0 +1,382 @@
+"""Who speaks when: speaker diarisation of a recording's speech (GE2E embeddings + clustering).
+
+How it works (:class:`Diarizer`, :func:`diarize`):
+
+1. The recording arrives as consecutive 16 kHz blocks, with the VAD's speech regions (the
+   timeline's ``speech``). Fixed *segments* of ``segment`` s (default 1.6 s, GE2E's partial
+   length) every ``hop`` s (default 0.8 s) are cut from the stream; a segment at least
+   ``min_speech`` (default 50 %) inside speech gets a speaker embedding. Only the embeddings
+   are kept (256 floats per segment), so memory is O(block) + 1 KB per segment.
+2. Embeddings: the frozen GE2E encoder of :mod:`emovox.upstreams.ge2e` (resemblyzer's
+   weights; volume-normalised 40-band mel power, final LSTM state -> 256-d, L2-normalised).
+3. Clustering: scikit-learn agglomerative clustering, cosine distance, average linkage.
+   The speaker count is automatic (clusters closer than ``threshold`` are merged; the default
+   :data:`THRESHOLD` was chosen on LibriSpeech + corpus speakers that are not in the
+   evaluation set, see docs/conversations.md) or fixed (``speakers=N``). Clusters covering less
+   than ``min_cluster`` s of segments are folded into the nearest larger one (segments
+   straddling a speaker change otherwise form spurious tiny "speakers"). More than
+   :data:`MAX_CLUSTERED` segments: a uniform subsample is clustered and the rest assigned to the
+   nearest centroid (bounded memory for hour-long recordings). :data:`REFINE` nearest-centroid
+   passes follow (k-means steps from the agglomerative result).
+4. Resolution: speech is labelled on a 0.1 s grid; each cell takes the speaker with the most
+   weight among the segments covering it (triangular weights, peak at a segment's centre), so
+   a change point falls between the centres of two differently labelled segments.
+5. Smoothing: speaker runs (over speech, ignoring pauses) shorter than ``min_turn`` s (default
+   1.0 s) are given to a neighbour, shortest first; then *turns* are the maximal speech
+   intervals with one speaker.
+
+Speakers are named ``S1``, ``S2``, ... in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE
+from emovox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emovox.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+#: Average-linkage cosine-distance threshold for the automatic speaker count (docs/conversations.md).
+THRESHOLD = 0.45
+SEGMENT, HOP, MIN_SPEECH, MIN_TURN, MIN_CLUSTER = 1.6, 0.8, 0.5, 1.0, 3.0
+#: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
+REFINE = 2
+#: Labelling grid (seconds).
+CELL = 0.1
+#: At most this many segments go through the O(n^2) clustering; the rest join the nearest centroid.
+MAX_CLUSTERED = 2500
+#: (B, N) float32 equal-length 16 kHz segments -> (B, D) L2-normalised speaker embeddings.
+EmbedFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Turn:
+    """One speaker's uninterrupted stretch of speech."""
+
+    start: float
+    end: float
+    speaker: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_options(speakers: int | None, threshold: float, min_turn: float) -> None:
+    """Raise ConfigError for impossible diarisation settings."""
+    if speakers is not None and (not isinstance(speakers, int) or isinstance(speakers, bool)
+                                 or not 1 <= speakers <= 20):
+        raise ConfigError(f"speakers must be an integer between 1 and 20 (or None for automatic), got {speakers!r}")
+    if not (isinstance(threshold, (int, float)) and 0 < threshold < 2):
+        raise ConfigError(f"the speaker threshold is a cosine distance between 0 and 2, got {threshold!r}")
+    if not (isinstance(min_turn, (int, float)) and 0 <= min_turn <= 30):
+        raise ConfigError(f"min_turn must be between 0 and 30 seconds, got {min_turn!r}")
+
+
+# ------------------------------------------------------------------------------ embeddings
+class GE2EEmbedder:
+    """Segments -> GE2E speaker embeddings (loads resemblyzer's weights once)."""
+
+    def __init__(self) -> None:
+        from emovox.upstreams.ge2e import load_network
+
+        self.net = load_network()
+
+    def __call__(self, segments: np.ndarray) -> np.ndarray:
+        import torch
+
+        from emovox.upstreams.ge2e import PARTIAL_FRAMES, mel_power, normalize_volume
+
+        mels = np.stack([mel_power(normalize_volume(np.asarray(s, dtype=np.float32)))[:PARTIAL_FRAMES]
+                         for s in segments])
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(mels)).numpy().astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ clustering
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def cluster(embeddings: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
+            weights: np.ndarray | None = None, min_weight: float = 0.0,
+            max_clustered: int = MAX_CLUSTERED, refine: int = 0) -> np.ndarray:
+    """(n, D) embeddings -> (n,) cluster ids 0..k-1 (agglomerative, cosine, average linkage).
+
+    ``speakers`` fixes the count, else clusters closer than ``threshold`` merge. Clusters whose
+    total ``weights`` (e.g. seconds) is below ``min_weight`` join the nearest other cluster
+    (never below ``speakers`` clusters). ``refine`` nearest-centroid passes follow.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    x = _l2(np.asarray(embeddings, dtype=np.float64))
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1 or speakers == 1:
+        return np.zeros(n, dtype=int)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    pick = np.arange(n) if n <= max_clustered else np.linspace(0, n - 1, max_clustered).round().astype(int)
+    if speakers is not None:
+        algo = AgglomerativeClustering(n_clusters=min(speakers, len(pick)), metric="cosine", linkage="average")
+    else:
+        algo = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
+                                       linkage="average")
+    sub = algo.fit_predict(x[pick])
+    if len(pick) < n:
+        cents = _centroids(x[pick], sub)
+        labels = _nearest(x, np.stack([cents[i] for i in sorted(cents)]))
+    else:
+        labels = sub
+    floor = speakers or 1
+    while True:
+        ids = np.unique(labels)
+        totals = np.array([w[labels == i].sum() for i in ids])
+        if len(ids) <= floor or totals.min() >= min_weight:
+            break
+        small = ids[int(np.argmin(totals))]
+        keep = ids[ids != small]
+        cents = _centroids(x, labels)
+        moved = labels == small
+        labels[moved] = keep[_nearest(x[moved], np.stack([cents[k] for k in keep]))]
+    for _ in range(refine):  # k-means steps: average linkage chains; nearest centroid mends it
+        ids = np.unique(labels)
+        cents = _centroids(x, labels)
+        new = ids[_nearest(x, np.stack([cents[int(k)] for k in ids]))]
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Cluster id -> L2-normalised mean embedding."""
+    return {int(i): _l2(x[labels == i].mean(axis=0, keepdims=True))[0] for i in np.unique(labels)}
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    return np.argmax(x @ np.asarray(centroids).T, axis=1)
+
+
+# ------------------------------------------------------------------------- labels -> turns
+def label_cells(segments: Sequence[tuple[float, float]], labels: Sequence[int], speech: Sequence[tuple[float, float]],
+                duration: float, cell: float = CELL) -> np.ndarray:
+    """(n_cells,) speaker id per ``cell``-second cell; -1 outside speech.
+
+    Each cell takes the label with the largest sum of triangular weights of the segments
+    covering it; speech cells no segment covers take the nearest labelled cell's speaker.
+    """
+    n = max(0, int(np.ceil(duration / cell - 1e-9)))
+    is_speech = np.zeros(n, dtype=bool)
+    for s, e in speech:
+        is_speech[int(np.floor(s / cell + 1e-9)):int(np.ceil(e / cell - 1e-9))] = True
+    out = np.full(n, -1, dtype=int)
+    if not len(labels) or n == 0:
+        return out
+    k = int(max(labels)) + 1
+    votes = np.zeros((n, k))
+    centres = (np.arange(n) + 0.5) * cell
+    for (s, e), lab in zip(segments, labels):
+        a, b = int(np.floor(s / cell)), min(n, int(np.ceil(e / cell)))
+        half = max((e - s) / 2, 1e-6)
+        votes[a:b, lab] += np.clip(1 - np.abs(centres[a:b] - (s + e) / 2) / half, 1e-3, None)
+    covered = votes.sum(axis=1) > 0
+    out[covered] = np.argmax(votes[covered], axis=1)
+    known = np.flatnonzero(covered)
+    fill = is_speech & ~covered
+    if fill.any():
+        pos = np.flatnonzero(fill)
+        j = np.clip(np.searchsorted(known, pos), 0, len(known) - 1)
+        jl = np.clip(j - 1, 0, len(known) - 1)
+        nearer = np.where(np.abs(known[jl] - pos) <= np.abs(known[j] - pos), known[jl], known[j])
+        out[pos] = out[nearer]
+    out[~is_speech] = -1
+    return out
+
+
+def smooth_turns(cells: np.ndarray, min_turn: float = MIN_TURN, cell: float = CELL) -> np.ndarray:
+    """Give speaker runs (over speech cells, pauses ignored) shorter than ``min_turn`` s to a neighbour.
+
+    The shortest run goes first; it joins the neighbouring run (before or after) that is longer.
+    """
+    cells = np.asarray(cells, dtype=int).copy()
+    idx = np.flatnonzero(cells >= 0)
+    seq = cells[idx]
+    min_cells = int(round(min_turn / cell))
+    while len(seq):
+        edges = np.flatnonzero(np.diff(seq)) + 1
+        starts = np.concatenate([[0], edges])
+        stops = np.concatenate([edges, [len(seq)]])
+        if len(starts) == 1:
+            break
+        lengths = stops - starts
+        r = int(np.argmin(lengths))
+        if lengths[r] >= min_cells:
+            break
+        before = lengths[r - 1] if r > 0 else -1
+        after = lengths[r + 1] if r + 1 < len(starts) else -1
+        seq[starts[r]:stops[r]] = seq[starts[r - 1]] if before >= after else seq[starts[r + 1]]
+    cells[idx] = seq
+    return cells
+
+
+def cells_to_turns(cells: np.ndarray, duration: float, cell: float = CELL,
+                   names: Sequence[str] | None = None) -> list[Turn]:
+    """Maximal runs of one speaker id (>= 0) -> turns; ids are renamed S1, S2... by first appearance."""
+    order: dict[int, str] = {}
+    turns: list[Turn] = []
+    padded = np.concatenate([[-1], cells, [-1]])
+    change = np.flatnonzero(padded[1:] != padded[:-1])
+    for a, b in zip(change[:-1], change[1:]):
+        sid = int(padded[a + 1])
+        if sid < 0:
+            continue
+        name = order.setdefault(sid, names[sid] if names else f"S{len(order) + 1}")
+        turns.append(Turn(round(float(a * cell), 3), round(float(min(b * cell, duration)), 3), name))
+    return turns
+
+
+# ------------------------------------------------------------------------------ streaming
+class Diarizer:
+    """Streaming diarisation: :meth:`feed` blocks as they are read, :meth:`finish` for the turns."""
+
+    def __init__(self, embed: EmbedFn | None = None, *, speakers: int | None = None, threshold: float = THRESHOLD,
+                 segment: float = SEGMENT, hop: float = HOP, min_speech: float = MIN_SPEECH,
+                 min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64) -> None:
+        check_options(speakers, threshold, min_turn)
+        if not (0 < hop <= segment <= 10):
+            raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
+        self.embed = embed if embed is not None else GE2EEmbedder()
+        self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
+        self.min_speech, self.min_cluster, self.batch_size = float(min_speech), float(min_cluster), batch_size
+        self.seg_n, self.hop_n = int(round(segment * SAMPLE_RATE)), int(round(hop * SAMPLE_RATE))
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # sample index of _buf[0]
+        self._next = 0  # sample index of the next segment's start
+        self._seen = 0
+        self._pending: list[tuple[float, float, np.ndarray]] = []
+        self.segments: list[tuple[float, float]] = []
+        self._emb: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray, speech: Sequence[tuple[float, float]]) -> None:
+        """Add the next block; ``speech`` = the VAD regions known so far (absolute seconds)."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._buf = np.concatenate([self._buf, block])
+        self._seen += block.size
+        while self._next + self.seg_n <= self._seen:
+            a = self._next - self._buf_start
+            self._offer(self._next, self._buf[a:a + self.seg_n], speech)
+            self._next += self.hop_n
+        keep_from = max(0, min(self._next, self._seen - self.seg_n))  # the tail segment may need them
+        if keep_from > self._buf_start:
+            self._buf = self._buf[keep_from - self._buf_start:]
+            self._buf_start = keep_from
+
+    def _offer(self, start_n: int, wave: np.ndarray, speech: Sequence[tuple[float, float]]) -> None:
+        """Queue the segment for embedding, cut to the speech region it overlaps most.
+
+        Cutting to one region keeps a pause-separated speaker change out of a segment; a cut
+        segment shorter than ``min_speech`` of the segment length is skipped.
+        """
+        s, e = start_n / SAMPLE_RATE, (start_n + wave.size) / SAMPLE_RATE
+        best, span = 0.0, (s, e)
+        for a, b in reversed(speech):
+            if b <= s:
+                break
+            inside = min(b, e) - max(a, s)
+            if inside > best:
+                best, span = inside, (max(a, s), min(b, e))
+        if best < self.min_speech * self.seg_n / SAMPLE_RATE:
+            return
+        i, j = int(round((span[0] - s) * SAMPLE_RATE)), int(round((span[1] - s) * SAMPLE_RATE))
+        self._pending.append((span[0], span[1], wave[i:j].copy()))
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        groups: dict[int, list[tuple[float, float, np.ndarray]]] = {}
+        for item in self._pending:
+            groups.setdefault(item[2].size, []).append(item)
+        for items in groups.values():
+            self._emb.append(np.asarray(self.embed(np.stack([w for _, _, w in items])), dtype=np.float32))
+            self.segments.extend((round(s, 3), round(e, 3)) for s, e, _ in items)
+        self._pending.clear()
+
+    def finish(self, speech: Sequence[tuple[float, float]]) -> list[Turn]:
+        """Cluster the embeddings and return the smoothed speaker turns over ``speech``."""
+        tail = self._seen - self._next
+        if self._seen >= self.seg_n and 0 < tail < self.seg_n and tail > self.hop_n // 2:
+            # the stream's end after the last full segment: one more segment ending at the end
+            self._offer(self._seen - self.seg_n, self._buf[-self.seg_n:], speech)
+        elif self._seen < self.seg_n and self._seen >= SAMPLE_RATE // 2:
+            self._offer(0, self._buf[:self._seen], speech)
+        self._flush()
+        return self.turns(speech)
+
+    @property
+    def duration(self) -> float:
+        return self._seen / SAMPLE_RATE
+
+    def embeddings(self) -> np.ndarray:
+        """(n, D) embeddings of :attr:`segments` (sorted by start)."""
+        emb = np.concatenate(self._emb) if self._emb else np.zeros((0, 1), np.float32)
+        order = np.argsort([s for s, _ in self.segments], kind="stable")
+        self.segments, self._emb = [self.segments[i] for i in order], [emb[order] if len(emb) else emb]
+        return self._emb[0]
+
+    def turns(self, speech: Sequence[tuple[float, float]], *, speakers: int | None | str = "same",
+              threshold: float | None = None) -> list[Turn]:
+        """Cluster the stored embeddings (other ``speakers``/``threshold`` may be given) -> turns."""
+        speakers = self.speakers if speakers == "same" else speakers
+        threshold = self.threshold if threshold is None else threshold
+        emb = self.embeddings()
+        labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
+                         min_weight=self.min_cluster, refine=REFINE)
+        cells = label_cells(self.segments, labels, speech, self.duration)
+        return cells_to_turns(smooth_turns(cells, self.min_turn), self.duration)
+
+
+def diarize(blocks: Iterable[np.ndarray], speech: Sequence[tuple[float, float]], embed: EmbedFn | None = None,
+            **options) -> list[Turn]:
+    """Turns of a recording given as 16 kHz blocks and its (already known) speech regions."""
+    d = Diarizer(embed, **options)
+    for block in blocks:
+        d.feed(block, speech)
+    return d.finish(speech)
+
+
+def add_speakers(timeline: "Timeline", recording: str | os.PathLike | np.ndarray, *,
+                 block_seconds: float = 60.0, embed: EmbedFn | None = None, **options) -> "Timeline":
+    """Diarise ``recording`` (the file or 16 kHz array the timeline was made from) over the
+    timeline's speech regions and attach the speakers to its windows (second read of a file)."""
+    from emovox.audio import iter_blocks
+
+    if isinstance(recording, np.ndarray):
+        step = int(block_seconds * SAMPLE_RATE)
+        blocks: Iterable[np.ndarray] = (recording[i:i + step] for i in range(0, recording.size, step))
+    else:
+        blocks = iter_blocks(recording, block_seconds)
+    return timeline.attach_speakers(diarize(blocks, timeline.speech, embed, **options))
+
+
+def speaker_at(turns: Sequence[Turn], start: float, end: float) -> str | None:
+    """The speaker with the most speech inside [start, end] (None when no turn overlaps it)."""
+    totals: dict[str, float] = {}
+    for t in turns:
+        if t.end <= start or t.start >= end:
+            continue
+        totals[t.speaker] = totals.get(t.speaker, 0.0) + min(t.end, end) - max(t.start, start)
+    return max(totals, key=lambda k: totals[k]) if totals else None
+
+
+__all__ = ["Diarizer", "add_speakers", "GE2EEmbedder", "THRESHOLD", "Turn", "cells_to_turns", "cluster", "diarize",
+           "label_cells", "smooth_turns", "speaker_at"]

@@ -1,0 +1,273 @@
+"""Live emotions over a WebSocket, conversation analysis with a chosen model, and the model list.
+
+Endpoints (an :class:`fastapi.APIRouter` included by :func:`emovox.service.app.create_app`):
+
+* ``GET /v1/models`` — the bundled models (name, labels, front-end) and which one is loaded by
+  default; the page offers them in a menu.
+* ``POST /v1/conversation?model=&speakers=auto|N|none`` — upload (multipart ``file``), get
+  ``{"prediction": ..., "timeline": ...}``: the clip's emotion and a speaker-aware timeline
+  (:mod:`emovox.diarize`) with the chosen bundled model.
+* ``WS /v1/stream?model=&window=2&hop=1&vad=sohn`` — send binary messages of 16 kHz mono
+  16-bit little-endian PCM (any chunk size, even byte count); each window's result is sent as
+  JSON ``{"type": "window", start, end, label, probabilities, speech_fraction, no_speech,
+  uncertain, latency_ms}`` as soon as the window's last sample has arrived; send the text
+  ``end`` for a final ``{"type": "end", "duration", "windows", "summary"}``. Errors are
+  ``{"type": "error", "message"}`` followed by a close.
+
+Stream memory is bounded whatever the length: audio is held for one window plus the VAD's
+5 s context, results are sent and not kept (only per-emotion counts), and at most
+:data:`MAX_QUEUE` s of unprocessed audio may wait (the receiver then waits: back-pressure). At
+most :data:`MAX_STREAMS` streams run at once (more are closed with code 1013, "try again later").
+Each stream scores on its own thread, one window at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, File, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+
+from emovox.audio import SAMPLE_RATE
+from emovox.errors import EmovoxError
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+#: Longest upload for /v1/conversation (seconds), as the service's default ``max_seconds``.
+MAX_SECONDS = 600.0
+MAX_STREAMS = 4
+#: Seconds of received audio that may wait for the scorer before the receiver blocks.
+MAX_QUEUE = 30
+#: Live VAD blocks (seconds): the stream is judged block by block, each with 5 s of context.
+BLOCK = 0.5
+_streams = threading.Semaphore(MAX_STREAMS)
+_models_lock = threading.Lock()
+
+
+def bundled_models() -> list[dict[str, Any]]:
+    """Name, labels and front-end of each bundled model that is installed."""
+    from emovox.inference import BUNDLED_MODELS, model_folder
+    from emovox.models.io import read_config
+
+    out = []
+    for name in BUNDLED_MODELS:
+        try:
+            config = read_config(model_folder(name))
+        except EmovoxError:
+            continue
+        out.append({"name": name, "model": config.get("name", name), "labels": list(config["labels"]),
+                    "frontend": config["frontend"]["name"]})
+    return out
+
+
+def recognizer_for(app: Any, model: str | None) -> Any:
+    """The app's recognizer (``model`` None/"default"), or a bundled model loaded once and cached."""
+    from emovox.inference import BUNDLED_MODELS, Recognizer
+
+    if model in (None, "", "default"):
+        return app.state.recognizer
+    if model not in BUNDLED_MODELS:
+        raise _Problem(400, "bad_request", f"unknown model {model!r}; choose one of {', '.join(BUNDLED_MODELS)}",
+                       "GET /v1/models lists them")
+    with _models_lock:
+        cache = getattr(app.state, "stream_models", None)
+        if cache is None:
+            cache = app.state.stream_models = {}
+        if model not in cache:
+            cache[model] = Recognizer.load(model)
+        return cache[model]
+
+
+def _Problem(status: int, code: str, message: str, hint: str = "") -> Exception:
+    from emovox.service.uploads import UploadProblem
+
+    return UploadProblem(status, code, message, hint)
+
+
+@router.get("/v1/models", summary="The bundled models the page and the stream can use")
+async def models(request: Request) -> dict:
+    loaded = request.app.state.recognizer.info().get("name")
+    return {"models": bundled_models(), "loaded": loaded}
+
+
+@router.post("/v1/conversation", summary="Emotion of a recording plus a speaker-aware timeline")
+async def conversation(
+    request: Request,
+    file: UploadFile = File(..., description="audio file: WAV, FLAC, OGG, AIFF or MP3"),
+    model: str | None = Query(None, description="bundled model name (GET /v1/models); default: the server's"),
+    speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
+                          description="diarisation: auto, none or a number of speakers"),
+) -> dict:
+    from emovox.service.uploads import check_upload, decode_upload
+
+    pool = request.app.state.pool
+    data = await file.read()
+    name = check_upload(data, file.filename, file.content_type)
+    audio = await pool.run(decode_upload, data, name, MAX_SECONDS)
+    rec = await pool.run(recognizer_for, request.app, model)
+
+    def work() -> dict:
+        pred = rec.predict(audio.samples, source=audio.name)
+        tl = rec.timeline(audio.samples, source=audio.name)
+        if speakers != "none":
+            from emovox.diarize import add_speakers
+            from emovox.errors import DependencyError
+
+            try:
+                add_speakers(tl, audio.samples, speakers=None if speakers == "auto" else int(speakers))
+            except DependencyError as exc:
+                if speakers != "auto":
+                    raise
+                log.warning("no speakers: %s", exc)
+        return {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
+
+    return await pool.run(work)
+
+
+# ------------------------------------------------------------------------------ live stream
+class LiveSession:
+    """Blocks in (``put``), window results out (``results``); scoring runs on its own thread."""
+
+    def __init__(self, recognizer: Any, window: float, hop: float, vad: str | None) -> None:
+        from emovox.timeline import check_window
+
+        check_window(window, hop, 0.3)
+        self.rec, self.window, self.hop, self.vad = recognizer, window, hop, vad
+        self.inbox: queue.Queue = queue.Queue(maxsize=max(2, int(MAX_QUEUE / BLOCK)))
+        self.results: queue.Queue = queue.Queue()
+        self.arrivals: dict[float, float] = {}  # block end (s) -> monotonic arrival time, pruned
+        self.counts: dict[str, int] = {}
+        self.windows = 0
+        self.thread = threading.Thread(target=self._run, daemon=True, name="emovox-stream")
+        self.thread.start()
+
+    def _run(self) -> None:
+        from emovox.timeline import ContextVad, compute_timeline
+        from emovox.vad import build_vad
+
+        try:
+            vad = None
+            if self.vad:
+                detector = build_vad(self.vad)  # one per stream: silero is stateful
+                vad = ContextVad(lambda x: [(float(a), float(b)) for a, b in detector.regions(x)])
+            tl = compute_timeline(self._blocks(), lambda w: self.rec.posteriors(w), self.rec.labels, vad,
+                                  source="<stream>", vad_name=self.vad or "none", window=self.window, hop=self.hop,
+                                  batch_size=1, on_window=self._emit, keep_windows=False)
+            self.results.put({"type": "end", "duration": tl.duration, "windows": self.windows,
+                              "summary": {k: round(v / max(1, sum(self.counts.values())), 4)
+                                          for k, v in self.counts.items()}})
+        except EmovoxError as exc:
+            self.results.put({"type": "error", "message": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - report, never kill the server
+            log.exception("stream failed")
+            self.results.put({"type": "error", "message": f"internal error ({type(exc).__name__})"})
+        self.results.put(None)
+
+    def _blocks(self):
+        while (block := self.inbox.get()) is not None:
+            yield block
+
+    def _emit(self, w: Any) -> None:
+        arrived = next((t for end, t in self.arrivals.items() if end >= w.end - 1e-6), None)
+        for end in [e for e in self.arrivals if e < w.start]:
+            del self.arrivals[end]
+        self.windows += 1
+        if w.label:
+            self.counts[w.label] = self.counts.get(w.label, 0) + 1
+        msg = {"type": "window", **w.to_dict()}
+        msg["latency_ms"] = None if arrived is None else round(1000 * (time.monotonic() - arrived), 1)
+        self.results.put(msg)
+
+    def put(self, block: np.ndarray, end_seconds: float) -> None:
+        self.arrivals[round(end_seconds, 3)] = time.monotonic()
+        self.inbox.put(block)
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, hop: float = 1.0,
+                 vad: str = "sohn") -> None:
+    await ws.accept()
+    if not _streams.acquire(blocking=False):
+        await ws.send_json({"type": "error", "message": f"the server already runs {MAX_STREAMS} live streams"})
+        await ws.close(code=1013)
+        return
+    session: LiveSession | None = None
+    sender: asyncio.Task | None = None
+    try:
+        try:
+            if vad not in ("sohn", "silero", "none"):
+                raise _Problem(400, "bad_request", f"vad must be sohn, silero or none, got {vad!r}")
+            rec = await asyncio.get_running_loop().run_in_executor(None, recognizer_for, ws.app, model)
+            session = LiveSession(rec, window, hop, None if vad == "none" else vad)
+        except Exception as exc:  # noqa: BLE001 - UploadProblem, EmovoxError: tell the client
+            await ws.send_json({"type": "error", "message": getattr(exc, "message", str(exc))})
+            await ws.close(code=1008)
+            return
+        sender = asyncio.create_task(_send_results(ws, session))
+        await _receive_audio(ws, session)
+        await sender
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if session is not None and session.thread.is_alive():
+            _drain_and_stop(session)
+        if sender is not None and not sender.done():
+            sender.cancel()
+        _streams.release()
+
+
+async def _receive_audio(ws: WebSocket, session: LiveSession) -> None:
+    block_bytes = int(BLOCK * SAMPLE_RATE) * 2
+    buf = bytearray()
+    received = 0
+    loop = asyncio.get_running_loop()
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(msg.get("code", 1000))
+        data = msg.get("bytes")
+        if data is None:
+            if (msg.get("text") or "").strip().lower() in ("end", '{"type":"end"}', '{"type": "end"}'):
+                break
+            continue
+        buf.extend(data)
+        while len(buf) >= block_bytes:
+            chunk, buf = bytes(buf[:block_bytes]), buf[block_bytes:]
+            received += block_bytes // 2
+            await loop.run_in_executor(None, session.put, _pcm(chunk), received / SAMPLE_RATE)
+    if len(buf) >= 2:
+        received += len(buf) // 2
+        await loop.run_in_executor(None, session.put, _pcm(bytes(buf[: len(buf) // 2 * 2])), received / SAMPLE_RATE)
+    await loop.run_in_executor(None, session.inbox.put, None)
+
+
+async def _send_results(ws: WebSocket, session: LiveSession) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        msg = await loop.run_in_executor(None, session.results.get)
+        if msg is None:
+            return
+        await ws.send_json(msg)
+        if msg["type"] == "error":
+            await ws.close(code=1011)
+            return
+
+
+def _drain_and_stop(session: LiveSession) -> None:
+    """The client went away: end the scorer's input so its thread finishes."""
+    try:
+        while True:
+            session.inbox.get_nowait()
+    except queue.Empty:
+        pass
+    session.inbox.put(None)
+
+
+def _pcm(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -1,0 +1,191 @@
+"""The page's speaker lanes, hover, summary, model menu, stale-result clearing and live recording,
+in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright, as tests/service/test_page.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SR = 16000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
+                                                     "(apt-get install -y chromium)"),
+]
+
+from tests.product_fixtures import LABELS  # noqa: E402
+
+needs_ge2e = pytest.mark.skipif(
+    importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("librosa") is None,
+    reason="speaker lanes need the GE2E encoder: pip install --no-deps resemblyzer==0.1.4 librosa")
+
+
+def two_voices(path: Path) -> Path:
+    """Two synthetic 'voices' (harmonic buzz at 110 Hz and 260 Hz) taking 3 s turns, 0.4 s pauses."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(6):
+        f0 = 110.0 if i % 2 == 0 else 260.0
+        t = np.arange(3 * SR) / SR
+        voice = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t) ** 2  # syllable-like loudness changes
+        parts += [0.08 * voice * envelope + 0.003 * rng.standard_normal(t.size), np.zeros(int(0.4 * SR))]
+    sf.write(path, np.concatenate(parts).astype(np.float32), SR)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(recognizer):
+    import uvicorn
+
+    from emovox.service.app import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(recognizer), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(playwright, server):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    try:
+        pg = browser.new_page(viewport={"width": 1000, "height": 1100})
+        pg.set_default_timeout(240_000)
+        yield pg
+    finally:
+        browser.close()
+
+
+def upload(page, server, path: Path, speakers: str = "auto") -> None:
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    page.select_option("#speakers", speakers)
+    page.set_input_files("#file", str(path))
+    page.click("#analyse")
+    page.wait_for_function("['Done.', ''].includes(document.getElementById('status').textContent) && "
+                           "(!document.getElementById('result').hidden || !document.getElementById('error').hidden)")
+
+
+def test_model_menu_lists_the_servers_models(page, server):
+    import json
+    import urllib.request
+
+    models = json.load(urllib.request.urlopen(server + "/v1/models"))["models"]
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    values = page.eval_on_selector_all("#model option", "els => els.map(e => e.value)")
+    assert values[0] == "default"
+    assert sorted(values[1:]) == sorted(m["name"] for m in models if m["name"] != "default")
+
+
+@needs_ge2e
+def test_lanes_render_one_per_speaker_with_hover(page, server, tmp_path):
+    upload(page, server, two_voices(tmp_path / "two.wav"), "auto")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.get_attribute("#timeline-chart", "data-speakers") == "2"
+    assert page.get_attribute("#timeline-chart", "data-lanes") == "2"
+    assert page.locator("#summary tbody tr").count() == 2
+    assert [page.get_attribute(f"#summary tbody tr:nth-child({i})", "data-speaker") for i in (1, 2)] == ["S1", "S2"]
+    # the lanes are painted: lane 1 (S1) holds coloured pixels where S1 speaks (0-3 s), lane 2 does not
+    painted = page.evaluate("""() => {
+        const c = document.getElementById('timeline-chart'), ctx = c.getContext('2d');
+        const x = 70 + (1.5 / 20.4) * (c.width - 90);
+        const px = (y) => Array.from(ctx.getImageData(x, y, 1, 1).data);
+        return [px(10 + 17), px(10 + 34 + 17)];
+    }""")
+    assert painted[0][3] > 0 and painted[0][:3] != [238, 238, 238]
+    assert painted[1][3] == 0 or painted[1][:3] == [255, 255, 255]
+    # hovering over S2's lane at 4.5 s shows that window's probabilities
+    box = page.locator("#timeline-chart").bounding_box()
+    scale = box["width"] / 900
+    page.mouse.move(box["x"] + (70 + (4.5 / 20.4) * 810) * scale, box["y"] + (10 + 34 + 17) * scale)
+    page.wait_for_selector("#tooltip:not([hidden])")
+    text = page.inner_text("#tooltip")
+    assert text.startswith("S2") and sum(label in text for label in LABELS) == len(LABELS) and "%" in text
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.wait_for_selector("#tooltip", state="hidden")
+
+
+def test_error_clears_the_previous_result(page, server, tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, 0.1 * np.random.default_rng(1).standard_normal(3 * SR).astype(np.float32), SR)
+    upload(page, server, good, "none")
+    assert page.is_visible("#result") and page.inner_text("#top-label").strip() in LABELS
+    assert page.get_attribute("#timeline-chart", "data-speakers") == "0"
+    assert page.get_attribute("#timeline-chart", "data-lanes") == "1"
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all")
+    page.set_input_files("#file", str(bad))
+    page.click("#analyse")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an audio file" in page.inner_text("#error")
+    assert page.is_hidden("#result") and page.inner_text("#top-label") == ""
+    assert page.locator("#probabilities tbody tr").count() == 0
+    assert page.get_attribute("#timeline-chart", "data-windows") is None
+
+
+def test_live_recording_from_a_fake_microphone_file(playwright, server, tmp_path):
+    """Chromium's fake capture device plays a WAV file; the page streams it and shows live windows."""
+    clip = tmp_path / "mic.wav"
+    sf.write(clip, 0.1 * np.random.default_rng(2).standard_normal(8 * SR).astype(np.float32), SR,
+             subtype="PCM_16")
+    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={clip}"]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+    try:
+        context = browser.new_context()
+        context.grant_permissions(["microphone"], origin=server)
+        pg = context.new_page()
+        pg.set_default_timeout(240_000)
+        pg.goto(server + "/")
+        pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
+        pg.click("#record")
+        pg.wait_for_function("document.getElementById('record-status').textContent === 'Recording…'")
+        # live results arrive while still recording: at least two 2 s windows (hop 1 s)
+        pg.wait_for_function("Number(document.getElementById('live-chart').dataset.windows) >= 2")
+        assert pg.get_attribute("#stop", "disabled") is None
+        live = pg.inner_text("#live-label").strip()
+        assert live in LABELS or live == "(no speech)"
+        pg.click("#stop")
+        pg.wait_for_function("document.getElementById('status').textContent === 'Done.' || "
+                             "!document.getElementById('error').hidden")
+        assert pg.is_hidden("#error"), pg.inner_text("#error")
+        assert pg.inner_text("#top-label").strip() in LABELS
+        assert pg.inner_text("#meta").startswith("recording.wav")
+    finally:
+        browser.close()
