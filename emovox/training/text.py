@@ -338,6 +338,7 @@ def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], 
         unknown = sorted({u.label for u in utts} - set(index))
         if unknown:
             raise ConfigError(f"fold {fold.name}, {name} part: label(s) {unknown} are not in the classes {list(classes)}")
+    L.seed_everything(seed, workers=True, verbose=False)  # the new head's initial weights come from the seed
     model = TextModel.from_pretrained_encoder(classes, cfg.encoder, cfg.max_length, cfg.pooling, cfg.dropout)
     result = train_text_model(model, [u.text for u in part["train"]], [index[u.label] for u in part["train"]],
                               [u.text for u in part["valid"]], [index[u.label] for u in part["valid"]], cfg, seed)
