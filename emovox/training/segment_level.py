@@ -16,10 +16,11 @@ Learning rate: ``optim.lr: null`` means the paper's 1e-6 when ``model.weights`` 
 VGGish weights, torchvggish layout) are loaded, and :data:`SCRATCH_LR` when training from scratch.
 ``model.width`` / ``model.fc`` shrink the channels / FC units (1.0 / 4096 = Table 2) for CPU runs.
 
-Results: ``<out>/results/<fold>__run<r>.json`` after every fold-run (a re-run skips finished
-ones with the same settings), then ``report.md/json`` via :mod:`emovox.evaluation.report` with one
-row per fold-run (mean ± std over those rows) and, when ``runs > 1``, mean ± std over runs of the
-fold-averaged scores in ``report.json``'s ``extra.over_runs``.
+Results follow the layout of :mod:`emovox.training.harness`: ``<out>/fold_NN_<fold>/result.json``
+and ``history.json`` after every fold (``fold_NN_<fold>_run<r>/`` per repetition when ``runs > 1``;
+a re-run skips finished ones), then the report with one row per fold-run (mean ± std over those
+rows) and, when ``runs > 1``, mean ± std over runs of the fold-averaged scores in
+``report.json``'s ``extra.over_runs``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import torch
 
 from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
 from emovox.errors import ConfigError
-from emovox.io import atomic_write_json, read_json
+from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
+from emovox.protocols import SPEAKER_DEPENDENT_WARNING
 from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec
+from emovox.training import harness
 from emovox.training.module import EmotionModule
 
 log = logging.getLogger(__name__)
@@ -329,77 +332,50 @@ def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequen
 
 
 # ---------------------------------------------------------------------------------- runner
-def load_data(recipe: SegmentRecipe) -> tuple[list[Any], list[str], list[Any]]:
-    """(utterances with the label map applied, class order, folds) — same folds as the other runners."""
-    from emovox.protocols import make_folds
-    from emovox.training.experiment import class_names, load_utterances
-
-    utts = load_utterances(recipe)
-    classes = class_names(recipe, utts)
-    folds = make_folds(utts, recipe.data.protocol, **{"seed": recipe.seed, **recipe.data.protocol_args})
-    if recipe.data.folds is not None:
-        bad = [i for i in recipe.data.folds if not 0 <= i < len(folds)]
-        if bad:
-            raise ConfigError(f"data.folds: indices {bad} out of range (0..{len(folds) - 1})")
-        folds = [folds[i] for i in recipe.data.folds]
-    return utts, classes, folds
+#: Keys that may change between a run and its resumption (``runs``: more repetitions reuse the done ones).
+RESUMABLE_KEYS = ("train.progress", "train.threads", "runs", "name", "cache_dir")
 
 
-def _fingerprint(recipe: SegmentRecipe) -> dict[str, Any]:
-    d = recipe.to_dict()
-    return {k: d[k] for k in ("seed", "data", "segments", "model", "optim")} | {
-        "train": {k: v for k, v in d["train"].items() if k not in ("progress", "threads")}}
-
-
-def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress: bool = False,
+                           overrides: Sequence[str] = ()) -> dict[str, Any]:
     """All folds × runs of ``recipe``; results written as they finish; returns the report summary."""
-    from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
-    from emovox.evaluation.report import write_report
-    from emovox.protocols import save_folds
-
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    out = Path(out_dir)
-    utts, classes, folds = load_data(recipe)
-    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
-                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    fingerprint = _fingerprint(recipe)
-    atomic_write_json(out / "config.json", {"recipe": recipe.to_dict(), "lr": recipe.lr})
+    run = harness.prepare_run(out_dir, "segment_level", recipe, recipe.to_dict(), ignore=RESUMABLE_KEYS,
+                              overrides=overrides, meta={"lr": recipe.lr})
+    utts, classes = run.utterances, run.classes
     patches = clip_patches(utts, recipe.segments.spec(), recipe.resolve(recipe.cache_dir), progress)
     results = []
-    for fold in folds:
+    for index, fold in run.selected():
         train_u, valid_u, test_u = fold.parts(utts)
         if recipe.data.limit_per_fold:
             train_u = train_u[: recipe.data.limit_per_fold]
         train_set, _ = segment_dataset(train_u, patches, classes)
         valid_set = segment_dataset(valid_u, patches, classes)[0] if valid_u else None
         test_set, test_clips = segment_dataset(test_u, patches, classes)
-        for run in range(recipe.runs):
-            name = f"{fold.name}__run{run + 1}"
-            path = out / "results" / f"{name}.json"
-            if path.is_file():
-                done = read_json(path)
-                if done.get("fingerprint") == fingerprint:
-                    log.info("%s: already done, reusing %s", name, path)
-                    results.append(done)
-                    continue
+        for r in range(1, recipe.runs + 1):
+            fdir = run.fold_dir(index, fold, r if recipe.runs > 1 else None)
+            name = fold.name if recipe.runs == 1 else f"{fold.name}__run{r}"
+            done = run.finished(fdir)
+            if done is not None:
+                log.info("%s: already done, reusing %s", name, fdir)
+                results.append(done)
+                continue
             t0 = time.time()
-            model, facts = train_fold(recipe, classes, train_set, valid_set, recipe.seed + run,
-                                      out / "history" / f"{name}.json")
+            model, facts = train_fold(recipe, classes, train_set, valid_set, recipe.seed + r - 1, fdir / "history.json")
             metrics = evaluate(model, test_set, test_clips, classes, recipe.segments.aggregation,
                                recipe.train.eval_batch_size)
-            result = {"fold": name, "fold_name": fold.name, "run": run + 1, "metrics": metrics,
-                      "train": facts | {"seconds": round(time.time() - t0, 1), "n_train_segments": len(train_set),
-                                        "n_valid_segments": len(valid_set) if valid_set else 0},
-                      "speaker_independent": fold.speaker_independent, "fingerprint": fingerprint}
-            atomic_write_json(path, result)
+            result = run.finish(fdir, {
+                "fold": name, "fold_name": fold.name, "index": index, "run": r, "metrics": metrics,
+                "train": facts | {"seconds": round(time.time() - t0, 1), "n_train_segments": len(train_set),
+                                  "n_valid_segments": len(valid_set) if valid_set else 0},
+                "speaker_independent": fold.speaker_independent})
             log.info("%s: SA %.3f ALCA %.3f (%s s)", name, metrics["sa"], metrics["alca"], result["train"]["seconds"])
             results.append(result)
+    chosen = [fold for _, fold in run.selected()]
     extra: dict[str, Any] = {"lr": recipe.lr, "aggregation": recipe.segments.aggregation,
-                             "speaker_independent": all(f.speaker_independent for f in folds)}
+                             "speaker_independent": all(f.speaker_independent for f in chosen)}
     if not extra["speaker_independent"]:
-        from emovox.protocols import SPEAKER_DEPENDENT_WARNING
-
         extra["warning"] = SPEAKER_DEPENDENT_WARNING
     if recipe.runs > 1:
         names = [m for m in METRIC_NAMES + CLIP_METRIC_NAMES if m in results[0]["metrics"]]
@@ -407,5 +383,4 @@ def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress:
                    for r in range(1, recipe.runs + 1)}
         extra["over_runs"] = {m: dict(zip(("mean", "std"), mean_std([per_run[r][m] for r in per_run])))
                               for m in names}
-    title = f"{recipe.name}: {recipe.model.name} on {recipe.segments.spec().name} segments"
-    return write_report(out, results, classes, title=title, extra=extra)
+    return run.report(results, f"{recipe.name}: {recipe.model.name} on {recipe.segments.spec().name} segments", extra)
