@@ -169,24 +169,3 @@ def test_every_fold_writes_fusable_scores_and_frame_heads_standardise_on_trainin
     assert set(summary["systems"]) == {"cnn", "head", "weighted", "znorm"}
     assert (tmp_path / "fused" / "head" / "report.md").is_file()
     assert "w1 (weight of cnn)" in (tmp_path / "fused" / "fusion.md").read_text()
-
-
-def test_speech_scores_backfills_the_same_scores_for_older_runs(iemocap: Path, tmp_path: Path) -> None:
-    """A run made before folds wrote scores.json gets the very scores the fold would have written."""
-    import numpy as np
-
-    from emovox.cli.fuse import speech_scores
-    from emovox.scores import ScoreSet
-
-    recipe = recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0]))
-    out = tmp_path / "run"
-    run_experiment(recipe, out)
-    path = fold0(out) / "scores.json"
-    written = ScoreSet.load(path)
-    path.unlink()
-    assert speech_scores(recipe, out) == 1 and speech_scores(recipe, out) == 0
-    backfilled = ScoreSet.load(path)
-    for part in ("valid", "test"):
-        assert backfilled.part(part).ids == written.part(part).ids
-        np.testing.assert_array_equal(backfilled.part(part).y, written.part(part).y)
-        np.testing.assert_allclose(backfilled.part(part).scores, written.part(part).scores, atol=1e-5)
