@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from emovox.config import Recipe
 from emovox.errors import ProtocolError
+from emovox.training.features import cached_arrays
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,13 @@ def check_pool(pool: Sequence[Any], test: Sequence[Any]) -> None:
 
 def teacher_embeddings(utterances: Sequence[Any], cache_dir: str | Path | None, progress: bool = False) -> torch.Tensor:
     """(N, 256) GE2E utterance embeddings (cached per utterance, shared with the baseline)."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, source_key
-    from emovox.evaluation.baseline import utterance_audio
-    from emovox.upstreams import build_upstream
+    from emovox.upstreams import build_upstream  # the GE2E network loads on first use
 
     upstream = build_upstream("ge2e")
-    cache = FeatureCache(cache_dir, upstream.key)
     out = np.zeros((len(utterances), TEACHER_DIM), dtype=np.float32)
-    for i, u in enumerate(tqdm(utterances, desc="GE2E teacher", unit="utt", disable=not progress)):
-        arrays = cache.get_or_compute(source_key(u.path, u.start, u.end), lambda u=u: upstream.extract(utterance_audio(u)))
-        out[i] = arrays["embedding"]
+    for i, arrays in enumerate(cached_arrays(utterances, [(upstream.key, upstream.extract)], cache_dir, progress,
+                                             "GE2E teacher")):
+        out[i] = arrays[0]["embedding"]
     return torch.from_numpy(out)
 
 

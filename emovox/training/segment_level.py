@@ -40,7 +40,9 @@ from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
 from emovox.protocols import SPEAKER_DEPENDENT_WARNING
-from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec
+from emovox.cache import extractor_key
+from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, segment_array
+from emovox.training.features import cached_arrays
 from emovox.training import harness
 from emovox.training.module import EmotionModule
 
@@ -225,20 +227,10 @@ def _frontend(cls: type) -> Any:
 def clip_patches(utterances: Sequence[Any], spec: SegmentSpec, cache_dir: str | Path | None = None,
                  progress: bool = False) -> dict[str, np.ndarray]:
     """``{utterance id: (n_segments, 96, 64)}``; each clip is computed once and cached."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, extractor_key, source_key
-    from emovox.evaluation.baseline import utterance_audio
-    from emovox.segments import segment_array
-
     key = extractor_key("vggish-segments", {"window": spec.window_samples, "hop": spec.hop_samples})
-    cache = FeatureCache(cache_dir, key)
-    out = {}
-    for u in tqdm(utterances, desc="VGGish segment patches", unit="clip", disable=not progress):
-        arrays = cache.get_or_compute(source_key(u.path, u.start, u.end),
-                                      lambda u=u: {"patches": vggish_patches(segment_array(utterance_audio(u), spec))})
-        out[u.id] = arrays["patches"]
-    return out
+    extractor = (key, lambda x: {"patches": vggish_patches(segment_array(x, spec))})
+    return {u.id: arrays[0]["patches"] for u, arrays in
+            zip(utterances, cached_arrays(utterances, [extractor], cache_dir, progress, "VGGish segment patches"))}
 
 
 def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray], classes: Sequence[str]):

@@ -121,7 +121,7 @@ def test_text_runner_learns(corpus: Path, tmp_path: Path) -> None:
 
 def test_svm_baseline_learns(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("opensmile")
-    from emovox.evaluation.baseline import baseline_recipe, run_baseline
+    from emovox.training.baseline import baseline_recipe, run_baseline
 
     raw = {"name": "learn-svm", "data": data_section(corpus, [0, 1, 2, 3]),
            "features": {"upstream": "egemaps", "cache_dir": str(tmp_path / "cache")}}
