@@ -100,7 +100,8 @@ def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_featur
 def build_emotion_model(recipe: Recipe, num_classes: int, n_features: int,
                         backbone: str | Path | None = None) -> nn.Module:
     """The model to train for ``recipe``: new (scratch) or from ``backbone``, with its transfer mode."""
-    from emovox.models.adapters import apply_transfer_mode, domains_of
+    from emovox.models.layers import domains_of
+    from emovox.models.transfer import apply_transfer_mode
     from emovox.models.registry import build_model
 
     mode = recipe.transfer.mode
