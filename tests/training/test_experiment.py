@@ -48,6 +48,7 @@ def test_experiment_writes_every_output(iemocap: Path, tmp_path: Path) -> None:
     summary = run_experiment(recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0, 4])), out)
     assert summary["n_folds"] == 2 and 0 <= summary["metrics"]["ua"]["mean"] <= 1
     assert [f["fold"] for f in summary["folds"]] == ["test-Ses01", "test-Ses05"]
+    assert summary["title"] == "tiny [folds 0, 4 of 5]" and summary["extra"]["folds_run"] == [0, 4]
     for name in ("report.md", "report.json", "folds.json", "experiment.json", "confusion.png"):
         assert (out / name).is_file(), name
     f = fold0(out)
