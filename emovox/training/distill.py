@@ -26,8 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from emovox.config import Recipe
+from emovox.corpora import read_manifest
 from emovox.errors import ProtocolError
+from emovox.models.io import save_model
+from emovox.models.registry import build_model
+from emovox.training.data import FeatureDataset, load_features, train_loader
 from emovox.training.features import cached_arrays
+from emovox.training.transfer import model_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +90,6 @@ class DistillModule(L.LightningModule):
 def distill_for_fold(recipe: Recipe, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
                      out_dir: str | Path, progress: bool = False) -> Path:
     """Distil GE2E into a fresh ``recipe.model`` on the fold's training side; returns the package folder."""
-    from emovox.corpora import read_manifest
-    from emovox.models.io import save_model
-    from emovox.models.registry import build_model
-    from emovox.training.data import FeatureDataset, load_features, train_loader
-    from emovox.training.transfer import model_kwargs
-
     out = Path(out_dir)
     if (out / "config.json").is_file():
         return out

@@ -36,15 +36,25 @@ import lightning as L
 import numpy as np
 import torch
 
+from emovox.cache import extractor_key
 from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
 from emovox.errors import ConfigError
-from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
+from emovox.evaluation.metrics import (
+    CLIP_METRIC_NAMES,
+    METRIC_NAMES,
+    classification_metrics,
+    mean_std,
+    segment_clip_metrics,
+)
+from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
+from emovox.models.registry import build_model
+from emovox.models.vggish import load_vggish_weights
 from emovox.protocols import SPEAKER_DEPENDENT_WARNING
-from emovox.cache import extractor_key
-from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, segment_array
-from emovox.training.features import cached_arrays
+from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, aggregate_by_clip, segment_array
 from emovox.training import harness
-from emovox.training.module import EmotionModule
+from emovox.training.data import FeatureDataset, eval_loader, train_loader
+from emovox.training.features import cached_arrays
+from emovox.training.module import EmotionModule, EpochHistory, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +179,12 @@ def load_segment_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Segm
 # ---------------------------------------------------------------------------------- model
 def build_segment_model(cfg: SegmentModelConfig, num_classes: int):
     """VGGish classifier (optionally narrowed, optionally with public weights) or the baseline MLP."""
-    from emovox.models.registry import build_model
-
     if cfg.name == "vggish_mlp":
         return build_model("vggish_mlp", num_classes, num_layers=cfg.layers, hidden=cfg.hidden)
     model = build_model("vggish", num_classes, hidden=cfg.hidden)
     if cfg.width != 1.0 or cfg.fc != 4096:
         narrow_vggish(model.vggish, cfg.width, cfg.fc)
     if cfg.weights:
-        from emovox.models.vggish import load_vggish_weights
-
         load_vggish_weights(model, cfg.weights)
     if cfg.freeze_backbone:
         for p in model.vggish.parameters():
@@ -207,8 +213,6 @@ def narrow_vggish(vggish: Any, width: float, fc: int) -> Any:
 # ------------------------------------------------------------------------------- features
 def vggish_patches(segments: np.ndarray) -> np.ndarray:
     """``(n, W)`` segment waves -> ``(n, 96, 64)`` VGGish patches (first 96 frames of each)."""
-    from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
-
     frontend = _frontend(VGGishLogMel)
     with torch.no_grad():
         feats = frontend(torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)))
@@ -235,8 +239,6 @@ def clip_patches(utterances: Sequence[Any], spec: SegmentSpec, cache_dir: str | 
 
 def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray], classes: Sequence[str]):
     """``(FeatureDataset of segments, clip id per segment)`` for the emovox.training.data loaders."""
-    from emovox.training.data import FeatureDataset
-
     index = {c: i for i, c in enumerate(classes)}
     feats, labels, clip_ids = [], [], []
     for u in utterances:
@@ -279,9 +281,6 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
     """Train one model; return it (best validation weights) and training facts."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from emovox.training.data import eval_loader, train_loader
-    from emovox.training.module import EpochHistory
-
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_segment_model(recipe.model, len(classes))
     module = SegmentModule(model, recipe.lr, recipe.optim.weight_decay, classes, seed)
@@ -309,10 +308,6 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
 def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequence[str], aggregation: str,
              batch_size: int = 256) -> dict[str, Any]:
     """SA/ACA/SCA/ALCA/BCA and clip-level WA/UA/F1/confusion of ``aggregation``'s decisions."""
-    from emovox.evaluation.metrics import classification_metrics, segment_clip_metrics
-    from emovox.segments import aggregate_by_clip
-    from emovox.training.module import predict_logits
-
     logits = predict_logits(model, test_set, batch_size)
     y = np.asarray(test_set.labels)
     seg = segment_clip_metrics(clip_ids, y, logits)
