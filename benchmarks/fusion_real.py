@@ -38,7 +38,7 @@ def speech_stand_in(utts, folds, classes, out: Path, cache: str | None) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from emovox.evaluation.baseline import utterance_vectors
+    from emovox.training.baseline import utterance_vectors
     from emovox.evaluation.metrics import unweighted_accuracy
     from emovox.fusion import ScoreSet
     from emovox.training.experiment import fold_dir

@@ -22,9 +22,9 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from emovox.errors import ConfigError
+from emovox.models.transfer import TransferMode  # the transfer-mode registry owns the names
 
 Schedule = Literal["constant", "halving", "multistep"]
-TransferMode = Literal["scratch", "feature_extractor", "linear_probe", "fine_tune", "residual_adapter", "adapter_only"]
 
 
 @dataclass

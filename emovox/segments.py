@@ -20,11 +20,10 @@ Aggregation (:data:`AGGREGATIONS`)
     ``majority_vote``        most frequent segment decision (the ``M`` set behind SCA and BCA);
                              ties are broken by the mean posterior of the tied classes.
 
-Any model can be used (VGGish, ResNet, ...): pass a callable mapping a batch of segment waves, or
-of features made by ``featurize``, to ``(B, C)`` log-posteriors (logits are fine too: every rule
-re-normalises with a log-softmax); :func:`torch_model_fn` wraps any emovox torch model that way.
-:func:`iter_windows` / :func:`predict_timeline` apply the same
-windows to long recordings block by block (timelines) without holding the whole file.
+Every rule takes ``(n_segments, C)`` log-posteriors of any model (logits are fine too: every rule
+re-normalises with a log-softmax). :func:`iter_windows` applies the same windows to long
+recordings block by block without holding the whole file (used by :mod:`emovox.timeline`, the
+one timeline).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -42,11 +41,6 @@ from emovox.errors import ConfigError, ModelError
 AGGREGATIONS = ("mean_posteriors", "mean_log_posteriors", "majority_vote")
 #: The rule behind the paper's headline clip accuracy (ALCA).
 PAPER_AGGREGATION = "mean_log_posteriors"
-
-#: ``(B, ...) array -> (B, C)`` log-posteriors (numpy array or torch tensor).
-SegmentModel = Callable[[np.ndarray], Any]
-#: One segment wave ``(W,)`` -> its features (e.g. a ``(96, 64)`` VGGish patch).
-Featurizer = Callable[[np.ndarray], np.ndarray]
 
 
 # ------------------------------------------------------------------------------ segmentation
@@ -118,35 +112,6 @@ def segment_array(wave: np.ndarray, spec: SegmentSpec) -> np.ndarray:
     for i, (a, b) in enumerate(bounds):
         out[i, : b - a] = x[a:b]
     return out
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One segment: which clip, which position, and the clip's label and speaker."""
-
-    clip_id: str
-    index: int
-    start: float
-    end: float
-    label: str = ""
-    speaker: str = ""
-
-
-def clip_segments(clip_id: str, n_samples: int, spec: SegmentSpec, label: str = "",
-                  speaker: str = "", offset: float = 0.0) -> list[Segment]:
-    """The :class:`Segment` records of one clip (``offset`` s is added to start/end)."""
-    sr = spec.sample_rate
-    return [
-        Segment(clip_id, i, offset + int(a) / sr, offset + int(b) / sr, label, speaker)
-        for i, (a, b) in enumerate(segment_bounds(n_samples, spec))
-    ]
-
-
-def segment_clip(clip_id: str, wave: np.ndarray, spec: SegmentSpec, label: str = "",
-                 speaker: str = "") -> tuple[np.ndarray, list[Segment]]:
-    """``(segments (n, W), records)`` of one clip's wave."""
-    segs = segment_array(wave, spec)
-    return segs, clip_segments(clip_id, np.asarray(wave).size, spec, label, speaker)
 
 
 # ---------------------------------------------------------------------------- Table 1 counts
@@ -278,72 +243,6 @@ def aggregate_by_clip(log_posteriors: Any, clip_ids: Sequence[str], method: str 
     return list(groups), posts, decisions
 
 
-# ------------------------------------------------------------------------- running a model
-def _to_numpy(out: Any) -> np.ndarray:
-    if hasattr(out, "detach"):  # torch tensor
-        out = out.detach().cpu().float().numpy()
-    return np.asarray(out)
-
-
-def predict_segments(model_fn: SegmentModel, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Run ``model_fn`` over ``inputs`` (segment waves or features, stacked) in batches -> ``(n, C)``."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    outs = []
-    for i in range(0, len(inputs), batch_size):
-        batch = inputs[i:i + batch_size]
-        out = _to_numpy(model_fn(batch))
-        if out.ndim != 2 or out.shape[0] != len(batch):
-            raise ModelError(f"the segment model returned shape {out.shape} for a batch of {len(batch)} "
-                             "(expected (batch, classes) log-posteriors)")
-        outs.append(out.astype(np.float32))
-    return np.concatenate(outs)
-
-
-def torch_model_fn(model: Any, device: str = "cpu") -> SegmentModel:
-    """Wrap an emovox ``torch.nn.Module`` (``(B, ...) -> (B, C)`` logits) as a :data:`SegmentModel`:
-    eval mode, no gradients, numpy batch in, log-posteriors out."""
-    import torch
-
-    model.eval().to(device)
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
-            return torch.log_softmax(model(x).float(), dim=-1).cpu().numpy()
-
-    return run
-
-
-def featurize_all(segments: np.ndarray, featurize: Featurizer | None) -> np.ndarray:
-    """Stack ``featurize(segment)`` for every row (identity when ``featurize`` is None)."""
-    if featurize is None:
-        return segments
-    return np.stack([np.asarray(featurize(s), dtype=np.float32) for s in segments])
-
-
-@dataclass
-class ClipPrediction:
-    """A clip's segments, their log-posteriors, and the aggregated posterior and decision."""
-
-    segments: list[Segment]
-    segment_log_posteriors: np.ndarray
-    posterior: np.ndarray
-    decision: int
-    method: str
-
-
-def predict_clip(model_fn: SegmentModel, wave: np.ndarray, spec: SegmentSpec | None = None,
-                 method: str = PAPER_AGGREGATION, featurize: Featurizer | None = None,
-                 batch_size: int = 64, clip_id: str = "clip") -> ClipPrediction:
-    """Segment ``wave``, score every segment with ``model_fn`` and aggregate to one decision."""
-    spec = spec or SegmentSpec()
-    _check_method(method)
-    segs, records = segment_clip(clip_id, wave, spec)
-    scores = predict_segments(model_fn, featurize_all(segs, featurize), batch_size)
-    return ClipPrediction(records, scores, aggregate(scores, method), decide(scores, method), method)
-
-
 # ------------------------------------------------------------------ long recordings (streams)
 def iter_windows(blocks: Iterable[np.ndarray], spec: SegmentSpec, offset: float = 0.0
                  ) -> Iterator[tuple[float, float, np.ndarray]]:
@@ -371,35 +270,3 @@ def iter_windows(blocks: Iterable[np.ndarray], spec: SegmentSpec, offset: float 
         real = buf[pos - buf_start: total - buf_start]
         tail[: real.size] = real
         yield offset + pos / sr, offset + total / sr, tail
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """One window of a long recording and the model's log-posteriors for it."""
-
-    start: float
-    end: float
-    log_posteriors: np.ndarray
-
-
-def predict_timeline(model_fn: SegmentModel, blocks: Iterable[np.ndarray], spec: SegmentSpec | None = None,
-                     featurize: Featurizer | None = None, batch_size: int = 64, offset: float = 0.0
-                     ) -> Iterator[TimelineEntry]:
-    """Score every window of a long recording (e.g. ``emovox.audio.iter_blocks(path)``), lazily."""
-    spec = spec or SegmentSpec()
-    pending: list[tuple[float, float, np.ndarray]] = []
-
-    def flush() -> Iterator[TimelineEntry]:
-        waves = np.stack([w for _, _, w in pending])
-        scores = _log_softmax(predict_segments(model_fn, featurize_all(waves, featurize), batch_size)
-                              .astype(np.float64))
-        for (a, b, _), s in zip(pending, scores):
-            yield TimelineEntry(a, b, s.astype(np.float32))
-        pending.clear()
-
-    for window in iter_windows(blocks, spec, offset):
-        pending.append(window)
-        if len(pending) >= batch_size:
-            yield from flush()
-    if pending:
-        yield from flush()

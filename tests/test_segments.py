@@ -15,16 +15,12 @@ from emovox.segments import (
     SegmentSpec,
     aggregate,
     aggregate_by_clip,
-    clip_segments,
     count_table,
     decide,
     format_count_table,
     iter_windows,
-    predict_clip,
-    predict_timeline,
     segment_array,
     segment_bounds,
-    segment_clip,
     segment_counts,
 )
 from tests.conftest import make_tone
@@ -60,16 +56,6 @@ def test_overlapping_segments_share_half_a_second():
     np.testing.assert_array_equal(segs[0, SR // 2:], segs[1, : SR // 2])
     np.testing.assert_array_equal(segs[1], wave[SR // 2: SR // 2 + SR])
     assert segs[3, int(0.7 * SR) - 1] == wave[-1] and not segs[3, int(0.7 * SR):].any()
-
-
-def test_segment_records_inherit_label_and_keep_times():
-    segs, recs = segment_clip("c1", make_tone(1.7), OVL, label="sad", speaker="s3")
-    assert len(segs) == len(recs) == 3
-    assert [r.index for r in recs] == [0, 1, 2]
-    assert all(r.clip_id == "c1" and r.label == "sad" and r.speaker == "s3" for r in recs)
-    assert [(r.start, r.end) for r in recs] == [(0.0, 1.0), (0.5, 1.5), (1.0, 1.7)]
-    shifted = clip_segments("c1", int(1.7 * SR), OVL, offset=10.0)
-    assert shifted[-1].start == 11.0 and shifted[-1].end == pytest.approx(11.7)
 
 
 def test_bounds_and_general_window_hop():
@@ -170,41 +156,6 @@ def test_bad_scores_and_methods_raise():
         aggregate_by_clip(np.zeros((3, 2)), ["a", "b"])
 
 
-# ----------------------------------------------------------------------- any model callable
-def _energy_model(batch: np.ndarray) -> np.ndarray:
-    """Dummy 2-class model: loud segments -> class 1, quiet (or padded) -> class 0."""
-    rms = np.sqrt((np.asarray(batch) ** 2).mean(axis=tuple(range(1, np.ndim(batch)))))
-    logits = np.stack([np.zeros_like(rms), 40 * (rms - 0.05)], axis=1)
-    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-
-
-def test_predict_clip_with_dummy_wave_model():
-    wave = np.concatenate([make_tone(2.0), np.zeros(SR // 2, np.float32)])  # loud 2 s, silent 0.5 s
-    pred = predict_clip(_energy_model, wave, NON, method="majority_vote", batch_size=2)
-    assert pred.segment_log_posteriors.shape == (3, 2)
-    assert pred.segment_log_posteriors.argmax(axis=1).tolist() == [1, 1, 0]
-    assert pred.decision == 1 and pred.posterior.tolist() == pytest.approx([1 / 3, 2 / 3])
-    assert [s.end for s in pred.segments] == [1.0, 2.0, 2.5]
-
-
-def test_predict_clip_with_features_and_torch_model():
-    torch = pytest.importorskip("torch")
-    calls = []
-
-    def torch_model(batch):
-        calls.append(batch.shape)
-        x = torch.from_numpy(batch)
-        return torch.log_softmax(torch.stack([x.mean(dim=(1, 2)), -x.mean(dim=(1, 2))], 1), dim=1)
-
-    pred = predict_clip(torch_model, make_tone(1.6), OVL, featurize=lambda s: s.reshape(100, 160) + 1.0)
-    assert calls == [(3, 100, 160)] and pred.decision == 0
-
-
-def test_model_returning_wrong_shape_raises_model_error():
-    with pytest.raises(ModelError, match="expected"):
-        predict_clip(lambda b: np.zeros(len(b)), make_tone(1.0))
-
-
 # ------------------------------------------------------------------------------ long streams
 @pytest.mark.parametrize("spec", [NON, OVL, SegmentSpec(0.3, 0.2)])
 @pytest.mark.parametrize("block", [1000, 7999, 16000, 40000])
@@ -225,32 +176,5 @@ def test_stream_of_exact_multiple_has_no_extra_window_and_empty_stream_none():
     assert list(iter_windows([], NON)) == []
 
 
-def test_timeline_scores_every_window():
-    wave = np.concatenate([np.zeros(SR, np.float32), make_tone(1.0), np.zeros(SR, np.float32)])
-    blocks = [wave[i:i + 12345] for i in range(0, wave.size, 12345)]
-    entries = list(predict_timeline(_energy_model, blocks, OVL, batch_size=2))
-    assert [e.start for e in entries] == [0.0, 0.5, 1.0, 1.5, 2.0]
-    assert [int(e.log_posteriors.argmax()) for e in entries] == [0, 1, 1, 1, 0]
-    assert all(np.exp(e.log_posteriors).sum() == pytest.approx(1.0, abs=1e-5) for e in entries)
-
-
 def test_aggregations_listed():
     assert set(AGGREGATIONS) == {"mean_posteriors", "mean_log_posteriors", "majority_vote"}
-
-
-def test_any_emovox_model_resnet_on_logmel_segments():
-    torch = pytest.importorskip("torch")
-    from emovox.frontend import build_frontend
-    from emovox.models.registry import build_model
-    from emovox.segments import torch_model_fn
-
-    torch.manual_seed(0)
-    frontend = build_frontend("logmel", n_mels=40)
-    model = build_model("resnet20", 3, in_features=40)
-    fn = torch_model_fn(model)
-    pred = predict_clip(fn, make_tone(2.2), OVL, method="mean_posteriors",
-                        featurize=lambda s: frontend(torch.from_numpy(s)).numpy())
-    assert pred.segment_log_posteriors.shape == (4, 3)
-    np.testing.assert_allclose(np.exp(pred.segment_log_posteriors).sum(axis=1), 1.0, rtol=1e-5)
-    assert pred.posterior.sum() == pytest.approx(1.0) and 0 <= pred.decision < 3
-    assert not model.training

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
     from emovox.errors import ConfigError
-    from emovox.evaluation.baseline import baseline_recipe, run_baseline
+    from emovox.training.baseline import baseline_recipe, run_baseline
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         recipe.features.options.setdefault("threads", args.threads)
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
-        summary = run_baseline(recipe, args.out, progress=not args.no_progress)
+        summary = run_baseline(recipe, args.out, progress=not args.no_progress, overrides=args.override)
     print(_summary_line(recipe.label, summary, args.out))
     return 0
 

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    summary = run_experiment(recipe, out, progress=not args.no_progress and recipe.train.progress)
+    summary = run_experiment(recipe, out, progress=not args.no_progress and recipe.train.progress,
+                             overrides=args.override)
     metrics = summary.get("metrics", {})
     parts = [f"{name.upper()} {100 * m['mean']:.2f} ± {100 * m['std']:.2f}" for name, m in metrics.items()
              if name in ("ua", "wa")]

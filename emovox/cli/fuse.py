@@ -82,40 +82,6 @@ def run_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def speech_scores(recipe: Any, run_dir: Path, progress: bool = False) -> int:
-    """Write ``scores.json`` (valid + test log posteriors) into each finished fold of a speech run.
-
-    Every fold of ``emovox experiment`` writes its own ``scores.json`` now; this fills in the
-    folds of runs made before that (from the run's own fold models, folds and cached features);
-    folds that already have scores are left alone. Returns how many files were written.
-    """
-    from emovox.models.io import load_model
-    from emovox.protocols import load_folds
-    from emovox.training.data import FeatureDataset, load_features
-    from emovox.training.experiment import class_names, fold_dir, fold_scores, load_utterances
-
-    utts = load_utterances(recipe)
-    classes = class_names(recipe, utts)
-    label_of = {u.id: classes.index(u.label) for u in utts}
-    folds = load_folds(run_dir / "folds.json", utts)
-    todo = [(i, f) for i, f in enumerate(folds)
-            if (fold_dir(run_dir, i, f.name) / "model").is_dir() and not (fold_dir(run_dir, i, f.name) / "scores.json").is_file()]
-    if not todo:
-        return 0
-    feats = dict(zip([u.id for u in utts], load_features(utts, recipe.features, recipe.resolve(recipe.features.cache_dir),
-                                                       progress)))
-
-    def dataset(ids: list[str]) -> FeatureDataset:
-        return FeatureDataset([feats[u] for u in ids], [label_of[u] for u in ids], pad=recipe.train.pad,
-                              eval_frames=recipe.train.eval_frames)
-
-    for i, fold in todo:
-        model, _ = load_model(fold_dir(run_dir, i, fold.name) / "model")
-        fold_scores(model, fold, classes, label_of, dataset, recipe.train.eval_batch_size,
-                    {"modality": "speech", "fold": fold.name}).save(fold_dir(run_dir, i, fold.name) / "scores.json")
-    return len(todo)
-
-
 def run_multimodal(args: argparse.Namespace) -> int:
     from emovox.fusion import fuse_runs
     from emovox.training.experiment import run_experiment
@@ -128,9 +94,8 @@ def run_multimodal(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(mm.text.threads)
-    run_experiment(mm.recipe, out / "speech", progress=progress and mm.recipe.train.progress)
-    speech_scores(mm.recipe, out / "speech", progress)
-    run_text_experiment(mm, out / "text", progress=progress and mm.text.progress)
+    run_experiment(mm.recipe, out / "speech", progress=progress and mm.recipe.train.progress, overrides=args.override)
+    run_text_experiment(mm, out / "text", progress=progress and mm.text.progress, overrides=args.override)
     summary = fuse_runs(out / "speech", out / "text", out / "fusion", mm.fusion)
     _print_summary(summary, out / "fusion")
     return 0

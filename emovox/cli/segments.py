@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.progress:
         recipe.train.progress = True
-    summary = run_segment_experiment(recipe, out, progress=args.progress)
+    summary = run_segment_experiment(recipe, out, progress=args.progress, overrides=args.override)
     print(Path(summary["files"]["markdown"]).read_text(encoding="utf-8"))
     print(f"results in {out}/")
     return 0
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def run_counts(args: argparse.Namespace) -> int:
     from emovox.corpora import fill_durations
     from emovox.segments import SegmentSpec, count_table, format_count_table
-    from emovox.training.experiment import class_names, load_utterances
+    from emovox.training.harness import class_names, load_utterances
     from emovox.training.segment_level import load_segment_recipe
 
     recipe = load_segment_recipe(args.recipe, args.override)

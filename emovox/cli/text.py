@@ -65,7 +65,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.override) + ([f"text.threads={args.threads}"] if args.threads else [])
     mm = load_multimodal_recipe(args.recipe, overrides)
-    summary = run_text_experiment(mm, args.out, progress=not args.no_progress and mm.text.progress)
+    summary = run_text_experiment(mm, args.out, progress=not args.no_progress and mm.text.progress,
+                                  overrides=overrides)
     metrics = summary.get("metrics", {})
     parts = [f"{k} {100 * metrics[k]['mean']:.2f}%" for k in ("ua", "wa", "weighted_f1") if k in metrics]
     print(f"text-only {', '.join(parts)}; report in {args.out}/report.md")

@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE, load_audio, prepare_array
+from emovox.cache import source_key
 from emovox.errors import ManifestError
 from emovox.io import atomic_write_text
 
@@ -45,6 +49,20 @@ class Utterance:
 
     def with_label(self, label: str) -> "Utterance":
         return replace(self, label=label)
+
+    def load_audio(self) -> np.ndarray:
+        """16 kHz mono float32 samples of this utterance (only its ``start``-``end`` segment when set)."""
+        x = load_audio(self.path)
+        if self.start is None and self.end is None:
+            return x
+        a = int(round((self.start or 0.0) * SAMPLE_RATE))
+        b = len(x) if self.end is None else int(round(self.end * SAMPLE_RATE))
+        return prepare_array(x[a:b], SAMPLE_RATE, source=f"{self.path} [{self.start}-{self.end}] s")
+
+    @property
+    def cache_key(self) -> str:
+        """Key of this utterance's entries in a :class:`emovox.cache.FeatureCache` (file + segment)."""
+        return source_key(self.path, self.start, self.end)
 
     def to_row(self) -> dict[str, Any]:
         """A plain dict (``extra`` kept as a dict) for JSON."""

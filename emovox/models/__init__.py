@@ -3,38 +3,40 @@
 Every classifier takes time-major features ``(B, T, F)`` float32 and optional ``lengths`` (B,)
 in frames, returns logits ``(B, C)``, and offers ``embed(x, lengths) -> (B, D)``.
 Build by name with :func:`build_model`; package with :func:`save_model` / :func:`load_model`.
+
+==================  ================================================================
+``layers``          layer primitives: adapter conv (ConvBN), domains, BN freezing, heads
+``transfer``        transfer-mode policy (torch-free; the ``transfer.mode`` names)
+``resnet``          ResNet18/34 (seeds 000/001); ``resnet20``: ResNet20 (seed 003)
+``vggish``          VGGish + patch MLP (seed 002); ``frame_head``: head on frozen frames
+``pooling``         temporal pooling layers; ``registry``: models by name
+==================  ================================================================
+
+Names below are loaded on first use, so ``import emovox.models.transfer`` (the recipe schema)
+does not import torch.
 """
 
 from __future__ import annotations
 
-from emovox.models.adapters import TRANSFER_MODES, ResNet20, apply_transfer_mode, set_domain
-from emovox.models.base import SpeechClassifier, count_parameters
-from emovox.models.io import load_model, read_config, save_model
-from emovox.models.pooling import POOLINGS, build_pooling
-from emovox.models.registry import MODELS, build_model, model_spec
-from emovox.models.resnet import ResNet, ResNet18, ResNet34
-from emovox.models.vggish import PatchMLP, VGGish, VGGishClassifier, load_vggish_weights
+import importlib
+from typing import Any
 
-__all__ = [
-    "MODELS",
-    "POOLINGS",
-    "TRANSFER_MODES",
-    "PatchMLP",
-    "ResNet",
-    "ResNet18",
-    "ResNet20",
-    "ResNet34",
-    "SpeechClassifier",
-    "VGGish",
-    "VGGishClassifier",
-    "apply_transfer_mode",
-    "build_model",
-    "build_pooling",
-    "count_parameters",
-    "load_model",
-    "load_vggish_weights",
-    "model_spec",
-    "read_config",
-    "save_model",
-    "set_domain",
-]
+_EXPORTS = {
+    "TRANSFER_MODES": "transfer", "apply_transfer_mode": "transfer",
+    "ResNet20": "resnet20", "set_domain": "layers",
+    "SpeechClassifier": "base", "count_parameters": "base",
+    "load_model": "io", "read_config": "io", "save_model": "io",
+    "POOLINGS": "pooling", "build_pooling": "pooling",
+    "MODELS": "registry", "build_model": "registry", "model_spec": "registry",
+    "ResNet": "resnet", "ResNet18": "resnet", "ResNet34": "resnet",
+    "PatchMLP": "vggish", "VGGish": "vggish", "VGGishClassifier": "vggish", "load_vggish_weights": "vggish",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'emovox.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"emovox.models.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

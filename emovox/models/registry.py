@@ -4,7 +4,7 @@
 ``model.spec`` (``{"name": ..., "kwargs": {...}}``, JSON-ready) so :mod:`emovox.models.io` can
 rebuild it. Pooling and adapters are constructor kwargs (``pooling="stats"``,
 ``adapters=True``); the transfer mode is applied afterwards with
-:func:`emovox.models.adapters.apply_transfer_mode` (re-exported here).
+:func:`emovox.models.transfer.apply_transfer_mode` (re-exported here).
 
 ==========  ================================================================  ==================
 name        model                                                             input (B, T, F)
@@ -27,7 +27,7 @@ from typing import Any, Callable
 from torch import nn
 
 from emovox.errors import ConfigError
-from emovox.models.adapters import TRANSFER_MODES, apply_transfer_mode, transfer_mode_name
+from emovox.models.transfer import TRANSFER_MODES, apply_transfer_mode, transfer_mode_name
 from emovox.models.pooling import POOLINGS
 
 
@@ -54,7 +54,7 @@ def _resnet(factory: str) -> Callable[..., nn.Module]:
 
 
 def _resnet20(num_classes: int, **kwargs: Any) -> nn.Module:
-    from emovox.models.adapters import ResNet20
+    from emovox.models.resnet20 import ResNet20
 
     return ResNet20(num_classes, **kwargs)
 
@@ -85,7 +85,7 @@ def model_name(name: str) -> str:
 
 
 def _accepted(name: str) -> list[str]:
-    from emovox.models.adapters import ResNet20
+    from emovox.models.resnet20 import ResNet20
     from emovox.models.frame_head import FrameHead
     from emovox.models.resnet import ResNet
     from emovox.models.vggish import PatchMLP, VGGishClassifier

@@ -19,7 +19,7 @@ and the configuration that matches 21.5 M best.
 so statistics pooling ignores padding. Padding still influences the last few valid frames through
 the convolutions' receptive field, so exact whole-utterance scores need batch size 1 (or
 equal-length batches). ``adapters=True`` adds seed-003 residual adapters to every 3×3 conv (see
-:mod:`emovox.models.adapters`).
+:mod:`emovox.models.layers`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError
-from emovox.models.adapters import DEFAULT_DOMAINS, ConvBN, set_domain
+from emovox.models.layers import DEFAULT_DOMAINS, ConvBN, set_domain
 from emovox.models.base import SpeechClassifier, halve_lengths, halve_size
 from emovox.models.pooling import build_pooling, fit_length, pooling_name
 

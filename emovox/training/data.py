@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from emovox.cache import extractor_key
 from emovox.errors import ConfigError
+from emovox.training.features import Extractor, cached_arrays
 
 if TYPE_CHECKING:
     from emovox.config import FeatureConfig, TrainConfig
@@ -225,8 +227,6 @@ def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) 
 
 
 # ---------------------------------------------------------------------------- features
-Extractor = Callable[[np.ndarray], dict[str, np.ndarray]]  # 16 kHz samples -> named arrays to cache
-
 
 @dataclass(frozen=True)
 class FeatureSource:
@@ -248,7 +248,6 @@ def feature_extractor(cfg: "FeatureConfig") -> FeatureSource:
     """
     import inspect
 
-    from emovox.cache import extractor_key
     from emovox.frontend import FRONTENDS, build_frontend
     from emovox.upstreams import UPSTREAMS, build_upstream
 
@@ -286,37 +285,22 @@ def load_features(utterances: Sequence["Utterance"], cfg: "FeatureConfig", cache
                   progress: bool = False) -> list[torch.Tensor]:
     """Normalised (T, F) features of every utterance; raw features (and VAD masks) are computed
     once and kept in the feature cache, so later runs and other folds only read them."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, extractor_key, source_key
-    from emovox.evaluation.baseline import utterance_audio
-
     source = feature_extractor(cfg)
-    cache = FeatureCache(cache_dir, source.key)
-    vad = None
+    extractors: list[tuple[str, Extractor]] = [(source.key, source.extract)]
     if cfg.vad:
-        from emovox.vad import HOP_LENGTH, build_vad
+        from emovox.vad import HOP_LENGTH, build_vad  # Silero/Sohn VAD only when asked for
 
         if source.hop != HOP_LENGTH:
             raise ConfigError(f"features.vad: VAD works at 10 ms frames; front-end {cfg.frontend!r} has another rate")
-        vad, vad_cache = build_vad("sohn"), FeatureCache(cache_dir, extractor_key("vad-sohn", {}))
+        vad = build_vad("sohn")
+        extractors.append((extractor_key("vad-sohn", {}), lambda x: {"mask": vad.frame_mask(x).astype(np.uint8)}))
     out = []
-    for utt in tqdm(utterances, desc=f"features ({cfg.frontend})", unit="utt", disable=not progress):
-        src = source_key(utt.path, utt.start, utt.end)
-        audio: dict[str, np.ndarray] = {}
-
-        def samples(u: "Utterance" = utt, memo: dict[str, np.ndarray] = audio) -> np.ndarray:
-            if "x" not in memo:
-                memo["x"] = utterance_audio(u)
-            return memo["x"]
-
-        arrays = cache.get_or_compute(src, lambda: source.extract(samples()))
-        feats = torch.from_numpy(np.asarray(arrays[source.field], dtype=np.float32))
-        if vad is not None:
+    for arrays in cached_arrays(utterances, extractors, cache_dir, progress, f"features ({cfg.frontend})"):
+        feats = torch.from_numpy(np.asarray(arrays[0][source.field], dtype=np.float32))
+        if cfg.vad:
             from emovox.vad import drop_nonspeech
 
-            mask = vad_cache.get_or_compute(src, lambda: {"mask": vad.frame_mask(samples()).astype(np.uint8)})["mask"]
-            feats = drop_nonspeech(feats, mask)
+            feats = drop_nonspeech(feats, arrays[1]["mask"])
         out.append(feats)
     return normalize_features(out, cfg.normalize, [u.speaker for u in utterances])
 

@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from emovox.config import Recipe
+from emovox.corpora import read_manifest
 from emovox.errors import ProtocolError
+from emovox.models.io import save_model
+from emovox.models.registry import build_model
+from emovox.training.data import FeatureDataset, load_features, train_loader
+from emovox.training.features import cached_arrays
+from emovox.training.transfer import model_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +55,13 @@ def check_pool(pool: Sequence[Any], test: Sequence[Any]) -> None:
 
 def teacher_embeddings(utterances: Sequence[Any], cache_dir: str | Path | None, progress: bool = False) -> torch.Tensor:
     """(N, 256) GE2E utterance embeddings (cached per utterance, shared with the baseline)."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, source_key
-    from emovox.evaluation.baseline import utterance_audio
-    from emovox.upstreams import build_upstream
+    from emovox.upstreams import build_upstream  # the GE2E network loads on first use
 
     upstream = build_upstream("ge2e")
-    cache = FeatureCache(cache_dir, upstream.key)
     out = np.zeros((len(utterances), TEACHER_DIM), dtype=np.float32)
-    for i, u in enumerate(tqdm(utterances, desc="GE2E teacher", unit="utt", disable=not progress)):
-        arrays = cache.get_or_compute(source_key(u.path, u.start, u.end), lambda u=u: upstream.extract(utterance_audio(u)))
-        out[i] = arrays["embedding"]
+    for i, arrays in enumerate(cached_arrays(utterances, [(upstream.key, upstream.extract)], cache_dir, progress,
+                                             "GE2E teacher")):
+        out[i] = arrays[0]["embedding"]
     return torch.from_numpy(out)
 
 
@@ -89,12 +90,6 @@ class DistillModule(L.LightningModule):
 def distill_for_fold(recipe: Recipe, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
                      out_dir: str | Path, progress: bool = False) -> Path:
     """Distil GE2E into a fresh ``recipe.model`` on the fold's training side; returns the package folder."""
-    from emovox.corpora import read_manifest
-    from emovox.models.io import save_model
-    from emovox.models.registry import build_model
-    from emovox.training.data import FeatureDataset, load_features, train_loader
-    from emovox.training.transfer import model_kwargs
-
     out = Path(out_dir)
     if (out / "config.json").is_file():
         return out

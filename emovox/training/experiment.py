@@ -6,7 +6,7 @@ validation part, scored once on its test part → per-fold files and the report.
 
 Output folder::
 
-    experiment.json            recipe, fingerprint, classes, corpus summary
+    experiment.json            runner, recipe, fingerprint, classes, folds run, overrides
     folds.json                 the folds (deterministic; saved with the results)
     fold_NN_<name>/
         checkpoints/last.ckpt  Lightning checkpoint after every epoch (resume point)
@@ -17,6 +17,9 @@ Output folder::
         model/                 best model package (model.safetensors + config.json)
         result.json            fold metrics; written last, it marks the fold as finished
     report.md / report.json    per-fold table, mean ± std, confusion matrices (emovox.evaluation.report)
+
+The run-level files, folds, fingerprint check and report come from :mod:`emovox.training.harness`
+(the same for every runner); this module trains and scores one fold.
 
 Crash safety and determinism: every file is written atomically; checkpoints are saved at the end
 of every epoch. Re-running the same command skips finished folds and resumes an interrupted one
@@ -31,103 +34,54 @@ folds, threads, workers or progress) in the same folder is refused.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from emovox.config import Recipe
-from emovox.errors import ConfigError
-from emovox.io import atomic_write_json, atomic_write_text, read_json
+from emovox.evaluation.metrics import classification_metrics
+from emovox.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from emovox.models.io import save_model
+from emovox.scores import ScoreSet
+from emovox.training import harness
+from emovox.training.checks import check_recipe, key
+from emovox.training.data import FeatureDataset, FoldData, load_features, make_augmenter
+from emovox.training.distill import distill_for_fold
+from emovox.training.harness import FoldRun, class_names, fold_dir, load_utterances
+from emovox.training.module import EmotionModule, EpochHistory, ResumeCheckpoint, predict_logits
+from emovox.training.transfer import build_emotion_model
 
 log = logging.getLogger(__name__)
 
 #: Recipe keys that may change between a run and its resumption.
-RESUMABLE_KEYS = {("train", "epochs"), ("train", "early_stopping"), ("train", "progress"), ("train", "threads"),
-                  ("train", "num_workers"), ("data", "folds"), ("train", "devices"), ("train", "strategy"),
-                  ("train", "accelerator")}
-
-
-# ----------------------------------------------------------------------------- inputs
-def load_utterances(recipe: Recipe) -> list[Any]:
-    """The recipe's utterances, label map applied (ConfigError/ManifestError when unusable)."""
-    from emovox.corpora import apply_labels
-    from emovox.corpora.registry import load_data
-
-    d = recipe.data
-    utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root), d.corpus_args)
-    _warn_unknown_labels(utts)
-    utts = apply_labels(utts, d.labels)
-    if not utts:
-        raise ConfigError(f"data.labels: no utterances left after the label map {d.labels!r}")
-    return utts
-
-
-def _warn_unknown_labels(utts: Sequence[Any]) -> None:
-    """Warn about labels that are no canonical emotion name (typos such as 'angyr')."""
-    from collections import Counter
-
-    from emovox.corpora import CANONICAL
-
-    odd = Counter(u.label for u in utts if u.label not in CANONICAL)
-    if odd:
-        first = {lab: next(u.id for u in utts if u.label == lab) for lab in odd}
-        log.warning("labels that are no emotion name emovox knows (a typo?): %s; first ids: %s. Canonical names: %s",
-                    dict(odd), first, ", ".join(CANONICAL))
-
-
-def class_names(recipe: Recipe, utterances: Sequence[Any]) -> list[str]:
-    """Class order: the label map's, else the sorted labels found."""
-    from emovox.corpora import label_map_from_config
-
-    lm = label_map_from_config(recipe.data.labels)
-    return list(lm.classes) if lm is not None else sorted({u.label for u in utterances})
+RESUMABLE_KEYS = ("train.epochs", "train.early_stopping", "train.progress", "train.threads", "train.num_workers",
+                  "data.folds", "train.devices", "train.strategy", "train.accelerator")
 
 
 def fingerprint(recipe: Recipe) -> str:
     """Hash of everything in the recipe that changes results (see :data:`RESUMABLE_KEYS`)."""
-    raw = recipe.to_dict()
-    for section, key in RESUMABLE_KEYS:
-        raw[section].pop(key, None)
-    return hashlib.sha1(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _check_out_dir(out: Path, recipe: Recipe) -> None:
-    meta = out / "experiment.json"
-    if meta.is_file():
-        old = read_json(meta).get("fingerprint")
-        if old != fingerprint(recipe):
-            raise ConfigError(f"{out} holds results of a different recipe (fingerprint {old} != "
-                              f"{fingerprint(recipe)}); use another --out folder or delete it")
+    return harness.fingerprint(recipe.to_dict(), RESUMABLE_KEYS)
 
 
 # ------------------------------------------------------------------------------ folds
-def fold_dir(out: Path, index: int, name: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    return out / f"fold_{index:02d}_{safe}"
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temporary file and renamed (never half-written)."""
+
+    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
-def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
-    import lightning as L
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from emovox.io import atomic_path
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Lightning checkpoints written to a temporary file and renamed (never half-written)."""
-
-        def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
-            with atomic_path(path) as tmp:
-                torch.save(checkpoint, tmp)
-
-    import warnings
-
+def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool) -> L.Trainer:
     # frozen batch norms are in eval mode on purpose (transfer modes); Lightning warns about it
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     t = recipe.train
@@ -140,10 +94,6 @@ def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool):
 
 
 def _callbacks(recipe: Recipe, fdir: Path, has_valid: bool) -> list[Any]:
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    from emovox.training.module import EpochHistory, ResumeCheckpoint
-
     monitor = recipe.train.monitor if has_valid else None
     mode = "min" if monitor == "valid_loss" else "max"
     cbs: list[Any] = [ModelCheckpoint(dirpath=fdir / "checkpoints", filename="best", monitor=monitor, mode=mode,
@@ -169,13 +119,10 @@ def _write_predictions(path: Path, utts: Sequence[Any], classes: Sequence[str], 
 
 def fold_scores(model: torch.nn.Module, fold: Any, classes: Sequence[str], label_of: dict[str, int],
                 dataset: Any, batch_size: int, meta: dict[str, Any],
-                known: dict[str, np.ndarray] | None = None) -> Any:
+                known: dict[str, np.ndarray] | None = None) -> ScoreSet:
     """A :class:`emovox.scores.ScoreSet` of ``model`` on the fold's ``valid`` and ``test`` parts
     (log posteriors; the file ``emovox fuse`` reads). ``dataset(ids)`` builds a part's dataset;
     logits already computed for a part can be passed in ``known`` instead of predicted again."""
-    from emovox.scores import ScoreSet
-    from emovox.training.module import predict_logits
-
     scores = ScoreSet(classes, meta)
     for part in ("valid", "test"):
         ids = list(getattr(fold, part))
@@ -191,19 +138,12 @@ def fold_scores(model: torch.nn.Module, fold: Any, classes: Sequence[str], label
 def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
              classes: Sequence[str], out: Path, progress: bool = True) -> dict[str, Any]:
     """Train, select and test one fold (resuming from its checkpoint); returns its result dict."""
-    import lightning as L
-
-    from emovox.evaluation.metrics import classification_metrics
-    from emovox.models.io import save_model
-    from emovox.training.data import FeatureDataset, FoldData, make_augmenter
-    from emovox.training.module import EmotionModule, predict_logits
-    from emovox.training.transfer import build_emotion_model
-
     fdir = fold_dir(out, index, fold.name)
-    done = fdir / "result.json"
+    done = fdir / harness.RESULT_FILE
     if done.is_file():
         result = read_json(done)
-        if result.get("max_epochs") == recipe.train.epochs or result.get("stopped_early"):
+        if result.get("fingerprint") == fingerprint(recipe) and (
+                result.get("max_epochs") == recipe.train.epochs or result.get("stopped_early")):
             log.info("fold %s already finished (%s)", fold.name, done)
             return result
     fold.save(fdir / "fold.json")
@@ -220,8 +160,6 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
     n_features = int(features[train_ids[0]].shape[1])
     backbone = None
     if recipe.transfer.distill:
-        from emovox.training.distill import distill_for_fold
-
         backbone = distill_for_fold(recipe, fold, utts, features, fdir / "distilled", progress)
     model = build_emotion_model(recipe, len(classes), n_features, backbone)
     if callable(getattr(model, "fit_inputs", None)):  # e.g. FrameHead: standardisation from the training side only
@@ -270,7 +208,7 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
 
 def _frontend_config(recipe: Recipe, n_features: int) -> dict[str, Any]:
     """The saved model's front-end: the recipe's, or ``upstream`` for frozen-upstream frames."""
-    from emovox.upstreams import UPSTREAMS
+    from emovox.upstreams import UPSTREAMS  # the upstream registry (its extractors load lazily)
 
     kwargs = dict(recipe.features.options)
     if recipe.features.frontend in UPSTREAMS:
@@ -281,41 +219,24 @@ def _frontend_config(recipe: Recipe, n_features: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- the run
-def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole cross-validation of ``recipe`` into ``out_dir``; returns the summary."""
-    from emovox.evaluation.report import write_report
-    from emovox.protocols import make_folds, save_folds
-    from emovox.training.data import load_features
-
-    from emovox.training.checks import check_recipe
-
+def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = None,
+                   overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or resume) the whole cross-validation of ``recipe`` into ``out_dir``; returns the summary.
+    ``overrides`` (the ``--override`` edits the recipe was loaded with) are named in the report title."""
     check_recipe(recipe)
     progress = recipe.train.progress if progress is None else progress
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    out = Path(out_dir)
-    _check_out_dir(out, recipe)
-    utts = load_utterances(recipe)
-    classes = class_names(recipe, utts)
-    from emovox.training.checks import key
-
-    with key("data.protocol_args"):
-        folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
-    chosen = list(range(len(folds))) if recipe.data.folds is None else list(recipe.data.folds)
-    bad = [i for i in chosen if not 0 <= i < len(folds)]
-    if bad:
-        raise ConfigError(f"data.folds: fold index {bad[0]} does not exist (the protocol gives {len(folds)} folds)")
-    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
-                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    atomic_write_json(out / "experiment.json", {"recipe": recipe.to_dict(), "fingerprint": fingerprint(recipe),
-                                               "classes": classes, "n_utterances": len(utts),
-                                               "speaker_norm": recipe.features.normalize == "speaker"})
-    cache = recipe.resolve(recipe.features.cache_dir)
-    feats = load_features(utts, recipe.features, cache, progress)
-    features = {u.id: f for u, f in zip(utts, feats)}
-    results = [run_fold(recipe, i, folds[i], utts, features, classes, out, progress) for i in chosen]
+    run: FoldRun = harness.prepare_run(
+        out_dir, "experiment", recipe, recipe.to_dict(), ignore=RESUMABLE_KEYS, overrides=overrides,
+        meta={"speaker_norm": recipe.features.normalize == "speaker"}, protocol_key=key)
+    feats = load_features(run.utterances, recipe.features, recipe.resolve(recipe.features.cache_dir), progress)
+    features = {u.id: f for u, f in zip(run.utterances, feats)}
+    results = [run_fold(recipe, i, fold, run.utterances, features, run.classes, run.out, progress)
+               for i, fold in run.selected()]
     title = recipe.name + (" [speaker-normalised features]" if recipe.features.normalize == "speaker" else "")
-    return write_report(out, results, classes, title=title)
+    return run.report(results, title)
 
 
-__all__ = ["class_names", "fingerprint", "fold_scores", "load_utterances", "run_experiment", "run_fold"]
+__all__ = ["RESUMABLE_KEYS", "class_names", "fingerprint", "fold_dir", "fold_scores", "load_utterances",
+           "run_experiment", "run_fold"]

@@ -35,6 +35,7 @@ from torch import nn
 
 from emovox.config import OptimConfig
 from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+from emovox.models.layers import head_modules, sync_batchnorm_freezing
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,6 @@ def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
-def head_modules(model: nn.Module) -> list[nn.Module]:
-    """The segment-level head of ``model``: the children named in ``model.HEAD`` (emovox
-    SpeechClassifier: pooling, embedding FC, classifier), else its ``classifier``."""
-    names = getattr(model, "HEAD", None) or ("classifier",)
-    return [m for m in (getattr(model, n, None) for n in names) if isinstance(m, nn.Module)]
-
-
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     """SGD parameter groups: trainable body params at ``lr``, trainable head params at ``head_lr``."""
     head_ids = {id(p) for m in head_modules(model) for p in m.parameters()}
@@ -71,18 +65,6 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     if not groups:
         raise ValueError("the model has no trainable parameters")
     return groups
-
-
-def freeze_norm_stats(model: nn.Module) -> int:
-    """Put batch-norm layers whose affine parameters are all frozen into eval mode; return count."""
-    n = 0
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                m.eval()
-                n += 1
-    return n
 
 
 class EmotionModule(L.LightningModule):
@@ -119,13 +101,13 @@ class EmotionModule(L.LightningModule):
     def train(self, mode: bool = True) -> "EmotionModule":
         super().train(mode)
         if mode:
-            freeze_norm_stats(self.model)
+            sync_batchnorm_freezing(self.model)
         return self
 
     # ------------------------------------------------------------------ training
     def on_train_epoch_start(self) -> None:
         # Lightning restores saved train/eval flags instead of calling train(); re-freeze here.
-        freeze_norm_stats(self.model)
+        sync_batchnorm_freezing(self.model)
         # Any stochastic layer (dropout) draws from a stream fixed by (seed, epoch), so an epoch
         # replays identically after resuming from the previous epoch's checkpoint.
         torch.manual_seed(self.seed * 100_003 + self.current_epoch)
@@ -269,4 +251,4 @@ class ResumeCheckpoint(L.Callback):
                 progress[part]["completed"] = progress[part]["processed"]
 
 
-__all__ = ["EmotionModule", "EpochHistory", "ResumeCheckpoint", "predict_logits", "freeze_norm_stats", "head_modules", "lr_factor", "param_groups"]
+__all__ = ["EmotionModule", "EpochHistory", "ResumeCheckpoint", "predict_logits", "head_modules", "sync_batchnorm_freezing", "lr_factor", "param_groups"]

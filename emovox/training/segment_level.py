@@ -16,10 +16,11 @@ Learning rate: ``optim.lr: null`` means the paper's 1e-6 when ``model.weights`` 
 VGGish weights, torchvggish layout) are loaded, and :data:`SCRATCH_LR` when training from scratch.
 ``model.width`` / ``model.fc`` shrink the channels / FC units (1.0 / 4096 = Table 2) for CPU runs.
 
-Results: ``<out>/results/<fold>__run<r>.json`` after every fold-run (a re-run skips finished
-ones with the same settings), then ``report.md/json`` via :mod:`emovox.evaluation.report` with one
-row per fold-run (mean ± std over those rows) and, when ``runs > 1``, mean ± std over runs of the
-fold-averaged scores in ``report.json``'s ``extra.over_runs``.
+Results follow the layout of :mod:`emovox.training.harness`: ``<out>/fold_NN_<fold>/result.json``
+and ``history.json`` after every fold (``fold_NN_<fold>_run<r>/`` per repetition when ``runs > 1``;
+a re-run skips finished ones), then the report with one row per fold-run (mean ± std over those
+rows) and, when ``runs > 1``, mean ± std over runs of the fold-averaged scores in
+``report.json``'s ``extra.over_runs``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,25 @@ import lightning as L
 import numpy as np
 import torch
 
+from emovox.cache import extractor_key
 from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
 from emovox.errors import ConfigError
-from emovox.io import atomic_write_json, read_json
-from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec
-from emovox.training.module import EmotionModule
+from emovox.evaluation.metrics import (
+    CLIP_METRIC_NAMES,
+    METRIC_NAMES,
+    classification_metrics,
+    mean_std,
+    segment_clip_metrics,
+)
+from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
+from emovox.models.registry import build_model
+from emovox.models.vggish import load_vggish_weights
+from emovox.protocols import SPEAKER_DEPENDENT_WARNING
+from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, aggregate_by_clip, segment_array
+from emovox.training import harness
+from emovox.training.data import FeatureDataset, eval_loader, train_loader
+from emovox.training.features import cached_arrays
+from emovox.training.module import EmotionModule, EpochHistory, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +179,12 @@ def load_segment_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Segm
 # ---------------------------------------------------------------------------------- model
 def build_segment_model(cfg: SegmentModelConfig, num_classes: int):
     """VGGish classifier (optionally narrowed, optionally with public weights) or the baseline MLP."""
-    from emovox.models.registry import build_model
-
     if cfg.name == "vggish_mlp":
         return build_model("vggish_mlp", num_classes, num_layers=cfg.layers, hidden=cfg.hidden)
     model = build_model("vggish", num_classes, hidden=cfg.hidden)
     if cfg.width != 1.0 or cfg.fc != 4096:
         narrow_vggish(model.vggish, cfg.width, cfg.fc)
     if cfg.weights:
-        from emovox.models.vggish import load_vggish_weights
-
         load_vggish_weights(model, cfg.weights)
     if cfg.freeze_backbone:
         for p in model.vggish.parameters():
@@ -202,8 +213,6 @@ def narrow_vggish(vggish: Any, width: float, fc: int) -> Any:
 # ------------------------------------------------------------------------------- features
 def vggish_patches(segments: np.ndarray) -> np.ndarray:
     """``(n, W)`` segment waves -> ``(n, 96, 64)`` VGGish patches (first 96 frames of each)."""
-    from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
-
     frontend = _frontend(VGGishLogMel)
     with torch.no_grad():
         feats = frontend(torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)))
@@ -222,26 +231,14 @@ def _frontend(cls: type) -> Any:
 def clip_patches(utterances: Sequence[Any], spec: SegmentSpec, cache_dir: str | Path | None = None,
                  progress: bool = False) -> dict[str, np.ndarray]:
     """``{utterance id: (n_segments, 96, 64)}``; each clip is computed once and cached."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, extractor_key, source_key
-    from emovox.evaluation.baseline import utterance_audio
-    from emovox.segments import segment_array
-
     key = extractor_key("vggish-segments", {"window": spec.window_samples, "hop": spec.hop_samples})
-    cache = FeatureCache(cache_dir, key)
-    out = {}
-    for u in tqdm(utterances, desc="VGGish segment patches", unit="clip", disable=not progress):
-        arrays = cache.get_or_compute(source_key(u.path, u.start, u.end),
-                                      lambda u=u: {"patches": vggish_patches(segment_array(utterance_audio(u), spec))})
-        out[u.id] = arrays["patches"]
-    return out
+    extractor = (key, lambda x: {"patches": vggish_patches(segment_array(x, spec))})
+    return {u.id: arrays[0]["patches"] for u, arrays in
+            zip(utterances, cached_arrays(utterances, [extractor], cache_dir, progress, "VGGish segment patches"))}
 
 
 def segment_dataset(utterances: Sequence[Any], patches: Mapping[str, np.ndarray], classes: Sequence[str]):
     """``(FeatureDataset of segments, clip id per segment)`` for the emovox.training.data loaders."""
-    from emovox.training.data import FeatureDataset
-
     index = {c: i for i, c in enumerate(classes)}
     feats, labels, clip_ids = [], [], []
     for u in utterances:
@@ -284,9 +281,6 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
     """Train one model; return it (best validation weights) and training facts."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from emovox.training.data import eval_loader, train_loader
-    from emovox.training.module import EpochHistory
-
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_segment_model(recipe.model, len(classes))
     module = SegmentModule(model, recipe.lr, recipe.optim.weight_decay, classes, seed)
@@ -314,10 +308,6 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
 def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequence[str], aggregation: str,
              batch_size: int = 256) -> dict[str, Any]:
     """SA/ACA/SCA/ALCA/BCA and clip-level WA/UA/F1/confusion of ``aggregation``'s decisions."""
-    from emovox.evaluation.metrics import classification_metrics, segment_clip_metrics
-    from emovox.segments import aggregate_by_clip
-    from emovox.training.module import predict_logits
-
     logits = predict_logits(model, test_set, batch_size)
     y = np.asarray(test_set.labels)
     seg = segment_clip_metrics(clip_ids, y, logits)
@@ -329,77 +319,50 @@ def evaluate(model: Any, test_set: Any, clip_ids: Sequence[str], classes: Sequen
 
 
 # ---------------------------------------------------------------------------------- runner
-def load_data(recipe: SegmentRecipe) -> tuple[list[Any], list[str], list[Any]]:
-    """(utterances with the label map applied, class order, folds) — same folds as the other runners."""
-    from emovox.protocols import make_folds
-    from emovox.training.experiment import class_names, load_utterances
-
-    utts = load_utterances(recipe)
-    classes = class_names(recipe, utts)
-    folds = make_folds(utts, recipe.data.protocol, **{"seed": recipe.seed, **recipe.data.protocol_args})
-    if recipe.data.folds is not None:
-        bad = [i for i in recipe.data.folds if not 0 <= i < len(folds)]
-        if bad:
-            raise ConfigError(f"data.folds: indices {bad} out of range (0..{len(folds) - 1})")
-        folds = [folds[i] for i in recipe.data.folds]
-    return utts, classes, folds
+#: Keys that may change between a run and its resumption (``runs``: more repetitions reuse the done ones).
+RESUMABLE_KEYS = ("train.progress", "train.threads", "runs", "name", "cache_dir")
 
 
-def _fingerprint(recipe: SegmentRecipe) -> dict[str, Any]:
-    d = recipe.to_dict()
-    return {k: d[k] for k in ("seed", "data", "segments", "model", "optim")} | {
-        "train": {k: v for k, v in d["train"].items() if k not in ("progress", "threads")}}
-
-
-def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress: bool = False,
+                           overrides: Sequence[str] = ()) -> dict[str, Any]:
     """All folds × runs of ``recipe``; results written as they finish; returns the report summary."""
-    from emovox.evaluation.metrics import CLIP_METRIC_NAMES, METRIC_NAMES, mean_std
-    from emovox.evaluation.report import write_report
-    from emovox.protocols import save_folds
-
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    out = Path(out_dir)
-    utts, classes, folds = load_data(recipe)
-    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
-                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    fingerprint = _fingerprint(recipe)
-    atomic_write_json(out / "config.json", {"recipe": recipe.to_dict(), "lr": recipe.lr})
+    run = harness.prepare_run(out_dir, "segment_level", recipe, recipe.to_dict(), ignore=RESUMABLE_KEYS,
+                              overrides=overrides, meta={"lr": recipe.lr})
+    utts, classes = run.utterances, run.classes
     patches = clip_patches(utts, recipe.segments.spec(), recipe.resolve(recipe.cache_dir), progress)
     results = []
-    for fold in folds:
+    for index, fold in run.selected():
         train_u, valid_u, test_u = fold.parts(utts)
         if recipe.data.limit_per_fold:
             train_u = train_u[: recipe.data.limit_per_fold]
         train_set, _ = segment_dataset(train_u, patches, classes)
         valid_set = segment_dataset(valid_u, patches, classes)[0] if valid_u else None
         test_set, test_clips = segment_dataset(test_u, patches, classes)
-        for run in range(recipe.runs):
-            name = f"{fold.name}__run{run + 1}"
-            path = out / "results" / f"{name}.json"
-            if path.is_file():
-                done = read_json(path)
-                if done.get("fingerprint") == fingerprint:
-                    log.info("%s: already done, reusing %s", name, path)
-                    results.append(done)
-                    continue
+        for r in range(1, recipe.runs + 1):
+            fdir = run.fold_dir(index, fold, r if recipe.runs > 1 else None)
+            name = fold.name if recipe.runs == 1 else f"{fold.name}__run{r}"
+            done = run.finished(fdir)
+            if done is not None:
+                log.info("%s: already done, reusing %s", name, fdir)
+                results.append(done)
+                continue
             t0 = time.time()
-            model, facts = train_fold(recipe, classes, train_set, valid_set, recipe.seed + run,
-                                      out / "history" / f"{name}.json")
+            model, facts = train_fold(recipe, classes, train_set, valid_set, recipe.seed + r - 1, fdir / "history.json")
             metrics = evaluate(model, test_set, test_clips, classes, recipe.segments.aggregation,
                                recipe.train.eval_batch_size)
-            result = {"fold": name, "fold_name": fold.name, "run": run + 1, "metrics": metrics,
-                      "train": facts | {"seconds": round(time.time() - t0, 1), "n_train_segments": len(train_set),
-                                        "n_valid_segments": len(valid_set) if valid_set else 0},
-                      "speaker_independent": fold.speaker_independent, "fingerprint": fingerprint}
-            atomic_write_json(path, result)
+            result = run.finish(fdir, {
+                "fold": name, "fold_name": fold.name, "index": index, "run": r, "metrics": metrics,
+                "train": facts | {"seconds": round(time.time() - t0, 1), "n_train_segments": len(train_set),
+                                  "n_valid_segments": len(valid_set) if valid_set else 0},
+                "speaker_independent": fold.speaker_independent})
             log.info("%s: SA %.3f ALCA %.3f (%s s)", name, metrics["sa"], metrics["alca"], result["train"]["seconds"])
             results.append(result)
+    chosen = [fold for _, fold in run.selected()]
     extra: dict[str, Any] = {"lr": recipe.lr, "aggregation": recipe.segments.aggregation,
-                             "speaker_independent": all(f.speaker_independent for f in folds)}
+                             "speaker_independent": all(f.speaker_independent for f in chosen)}
     if not extra["speaker_independent"]:
-        from emovox.protocols import SPEAKER_DEPENDENT_WARNING
-
         extra["warning"] = SPEAKER_DEPENDENT_WARNING
     if recipe.runs > 1:
         names = [m for m in METRIC_NAMES + CLIP_METRIC_NAMES if m in results[0]["metrics"]]
@@ -407,5 +370,4 @@ def run_segment_experiment(recipe: SegmentRecipe, out_dir: str | Path, progress:
                    for r in range(1, recipe.runs + 1)}
         extra["over_runs"] = {m: dict(zip(("mean", "std"), mean_std([per_run[r][m] for r in per_run])))
                               for m in names}
-    title = f"{recipe.name}: {recipe.model.name} on {recipe.segments.spec().name} segments"
-    return write_report(out, results, classes, title=title, extra=extra)
+    return run.report(results, f"{recipe.name}: {recipe.model.name} on {recipe.segments.spec().name} segments", extra)

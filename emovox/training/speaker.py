@@ -21,7 +21,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from emovox.config import Recipe
+from emovox.corpora.registry import load_data
 from emovox.errors import ConfigError
+from emovox.io import atomic_write_json
+from emovox.models.io import load_model, save_model
+from emovox.protocols import Fold
+from emovox.training.checks import check_recipe
+from emovox.training.data import load_features
+from emovox.training.experiment import fold_dir, run_fold
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +36,6 @@ log = logging.getLogger(__name__)
 def speaker_utterances(recipe: Recipe, max_speakers: int | None = None, min_utterances: int = 1) -> list[Any]:
     """The recipe's utterances labelled by speaker (``max_speakers`` with the most utterances)."""
     from collections import Counter
-
-    from emovox.corpora.registry import load_data
 
     d = recipe.data
     utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root), d.corpus_args)
@@ -65,14 +70,6 @@ def split_by_speaker(utterances: Sequence[Any], valid_fraction: float, seed: int
 def pretrain_speaker(recipe: Recipe, out_dir: str | Path, valid_fraction: float = 0.1,
                      max_speakers: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train a speaker classifier with ``recipe`` and export ``<out>/backbone``; returns the result."""
-    from emovox.io import atomic_write_json
-    from emovox.models.io import load_model, save_model
-    from emovox.protocols import Fold
-    from emovox.training.data import load_features
-    from emovox.training.experiment import fold_dir, run_fold
-
-    from emovox.training.checks import check_recipe
-
     check_recipe(recipe)
     out = Path(out_dir)
     utts = speaker_utterances(recipe, max_speakers)

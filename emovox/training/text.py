@@ -30,7 +30,10 @@ from torch.utils.data import DataLoader
 
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+from emovox.io import atomic_write_json, read_json
 from emovox.models.text import TextModel, is_empty_text
+from emovox.scores import ScoreSet
+from emovox.training import harness
 
 log = logging.getLogger(__name__)
 
@@ -318,19 +321,20 @@ def transcribed(utterances: Sequence[Any], cfg: TranscriptConfig, progress: bool
 
 
 def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], cfg: TextTrainConfig,
-                  out_dir: str | Path, seed: int = 0, save_model: bool = True) -> dict[str, Any]:
+                  out_dir: str | Path, seed: int = 0, save_model: bool = True,
+                  run: harness.FoldRun | None = None) -> dict[str, Any]:
     """Train on ``fold.train``, select on ``fold.valid``, score ``fold.valid`` and ``fold.test``.
 
     Writes ``scores.json`` (an :class:`emovox.fusion.ScoreSet` with both parts), ``model/`` and,
-    last (it marks the fold finished), ``result.json`` (test metrics, training history).
+    last (it marks the fold finished), ``result.json`` (test metrics, training history). Inside a
+    harness ``run`` a finished fold of the same recipe is reused.
     """
-    from emovox.scores import ScoreSet
-    from emovox.io import atomic_write_json, read_json
-
     out = Path(out_dir)
-    if (out / "result.json").is_file():
+    done = run.finished(out) if run is not None else (
+        read_json(out / harness.RESULT_FILE) if (out / harness.RESULT_FILE).is_file() else None)
+    if done is not None:
         log.info("text fold %s already finished (%s)", fold.name, out)
-        return read_json(out / "result.json")
+        return done
     by_id = {u.id: u for u in utterances}
     index = {c: i for i, c in enumerate(classes)}
     part = {name: [by_id[i] for i in getattr(fold, name)] for name in ("train", "valid", "test")}
@@ -338,6 +342,7 @@ def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], 
         unknown = sorted({u.label for u in utts} - set(index))
         if unknown:
             raise ConfigError(f"fold {fold.name}, {name} part: label(s) {unknown} are not in the classes {list(classes)}")
+    L.seed_everything(seed, workers=True, verbose=False)  # the new head's initial weights come from the seed
     model = TextModel.from_pretrained_encoder(classes, cfg.encoder, cfg.max_length, cfg.pooling, cfg.dropout)
     result = train_text_model(model, [u.text for u in part["train"]], [index[u.label] for u in part["train"]],
                               [u.text for u in part["valid"]], [index[u.label] for u in part["valid"]], cfg, seed)
@@ -354,40 +359,39 @@ def run_text_fold(utterances: Sequence[Any], fold: Any, classes: Sequence[str], 
     metrics = scores.metrics("test")
     summary = {"fold": fold.name, "metrics": metrics, "train": result.to_dict(), "max_length": cfg.max_length,
                "n_truncated_test": int((lengths > cfg.max_length).sum()), "seed": seed}
-    atomic_write_json(out / "result.json", summary)
+    if run is not None:
+        summary = run.finish(out, summary)
+    else:
+        atomic_write_json(out / harness.RESULT_FILE, summary)
     log.info("text fold %s: UA %.4f WA %.4f weighted-F1 %.4f", fold.name, metrics["ua"], metrics["wa"],
              metrics["weighted_f1"])
     return summary
 
 
-def run_text_experiment(mm: MultimodalRecipe, out_dir: str | Path, progress: bool | None = None) -> dict[str, Any]:
-    """Text-only cross-validation over the recipe's folds (same folds as ``emovox experiment``)."""
-    from emovox.evaluation.report import write_report
-    from emovox.io import atomic_write_json
-    from emovox.protocols import make_folds, save_folds
-    from emovox.training.experiment import class_names, fold_dir, load_utterances
+#: Text-section keys that may change between a run and its resumption.
+RESUMABLE_KEYS = ("text.progress", "text.threads")
 
+
+def run_text_experiment(mm: MultimodalRecipe, out_dir: str | Path, progress: bool | None = None,
+                        overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Text-only cross-validation over the recipe's folds (same folds as ``emovox experiment``)."""
     recipe, cfg = mm.recipe, mm.text
     if progress is not None:
         cfg = replace(cfg, progress=progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(out_dir)
-    utts = transcribed(load_utterances(recipe), mm.asr, cfg.progress)
-    classes = class_names(recipe, utts)
-    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
-    chosen = list(range(len(folds))) if recipe.data.folds is None else list(recipe.data.folds)
-    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
-                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    atomic_write_json(out / "experiment.json", {"recipe": recipe.to_dict(), "text": asdict(cfg),
-                                               "asr": asdict(mm.asr), "classes": classes, "n_utterances": len(utts)})
+    # only what the text runner uses: the speech sections (model, train...) do not change its results
+    raw = {"name": recipe.name, "seed": recipe.seed, "data": asdict(recipe.data), "text": asdict(cfg),
+           "asr": asdict(mm.asr)}
+    run = harness.prepare_run(out_dir, "text", recipe, raw, ignore=RESUMABLE_KEYS, overrides=overrides,
+                              utterances=lambda utts: transcribed(utts, mm.asr, cfg.progress))
     results = []
-    for i in chosen:
-        fold = folds[i]
+    for i, fold in run.selected():
         if recipe.data.limit_per_fold:
             fold.train = list(fold.train)[: recipe.data.limit_per_fold]
-        results.append(run_text_fold(utts, fold, classes, cfg, fold_dir(out, i, fold.name), recipe.seed * 1000 + i))
-    return write_report(out, results, classes, title=f"{recipe.name}: text only ({cfg.encoder})")
+        results.append(run_text_fold(run.utterances, fold, run.classes, cfg, run.fold_dir(i, fold),
+                                     recipe.seed * 1000 + i, run=run))
+    return run.report(results, f"{recipe.name}: text only ({cfg.encoder})")
 
 
 __all__ = ["KeepBest", "MultimodalRecipe", "TextModule", "TextTrainConfig", "TextTrainResult", "TranscriptConfig",

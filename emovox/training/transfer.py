@@ -31,6 +31,11 @@ from torch import nn
 
 from emovox.config import Recipe
 from emovox.errors import ConfigError, ModelError
+from emovox.models.io import load_model
+from emovox.models.layers import domains_of
+from emovox.models.pooling import pooling_name
+from emovox.models.registry import build_model, model_name
+from emovox.models.transfer import apply_transfer_mode
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +73,12 @@ def reinit_modules(modules: Sequence[nn.Module]) -> None:
 
 def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_features: int) -> nn.Module:
     """The backbone package's model with a new ``num_classes`` output (and head, per ``reinit``)."""
-    from emovox.models.io import load_model
-
     model, config = load_model(folder)
     name = config["model"]["name"]
-    from emovox.models.registry import model_name
 
     if model_name(recipe.model.name) != name:
         raise ConfigError(f"transfer.backbone: {folder} holds a {name!r} model but model.name is "
                           f"{recipe.model.name!r}; set model.name: {name}")
-    from emovox.models.pooling import pooling_name
 
     has = config["model"]["kwargs"].get("pooling")
     if has is not None and pooling_name(has) != pooling_name(recipe.model.pooling):
@@ -100,9 +101,6 @@ def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_featur
 def build_emotion_model(recipe: Recipe, num_classes: int, n_features: int,
                         backbone: str | Path | None = None) -> nn.Module:
     """The model to train for ``recipe``: new (scratch) or from ``backbone``, with its transfer mode."""
-    from emovox.models.adapters import apply_transfer_mode, domains_of
-    from emovox.models.registry import build_model
-
     mode = recipe.transfer.mode
     folder = backbone if backbone is not None else recipe.resolve(recipe.transfer.backbone)
     if folder is None:

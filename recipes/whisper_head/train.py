@@ -6,7 +6,7 @@ Data, classes and split are the default model's (recipes/default): RAVDESS + TES
 (calm -> neutral, boredom dropped), speaker_kfold fold 1 (seed 0) as the held-out test speakers and
 its validation speakers for choosing the weight decay. Features: unpadded int8 Whisper frames
 (``emovox.upstreams.whisper``), pooled to mean ‖ std and cached by
-:func:`emovox.evaluation.baseline.utterance_vectors` (the same cache as recipes/baseline).
+:func:`emovox.training.baseline.utterance_vectors` (the same cache as recipes/baseline).
 The head (``frame_head``) is multinomial logistic regression fitted with L-BFGS; after the
 held-out report it is refitted on train + valid and written as the model package.
 
@@ -137,7 +137,7 @@ def cross_validate(folds: list, by_id: dict, feats: dict, out_dir: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from emovox.evaluation.baseline import utterance_vectors
+    from emovox.training.baseline import utterance_vectors
     from emovox.models.io import save_model
     from emovox.protocols import speaker_kfold
     from emovox.upstreams import build_upstream

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError
-from emovox.models.adapters import ConvBN, FrozenBatchNorm2d, ResNet20, apply_transfer_mode, set_domain
+from emovox.models.layers import ConvBN, FrozenBatchNorm2d, set_domain
+from emovox.models.resnet20 import ResNet20
+from emovox.models.transfer import apply_transfer_mode
 from emovox.models.resnet import ResNet34
 
 ACTIVE = re.compile(r"(adapters|bn)\.emotion\.")

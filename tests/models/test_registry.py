@@ -7,7 +7,7 @@ import torch
 
 from emovox.errors import ConfigError
 from emovox.models import MODELS, TRANSFER_MODES, apply_transfer_mode, build_model, model_spec
-from emovox.models.adapters import transfer_mode_name
+from emovox.models.transfer import transfer_mode_name
 from emovox.models.registry import model_name
 
 CASES = {
@@ -37,9 +37,12 @@ def test_all_registered_names_are_covered():
 
 def test_recipe_strings():
     model = build_model("ResNet34", 4, n_mels=16, base_channels=4, pooling="stats", adapters=True)
-    apply_transfer_mode(model, "adapter")
+    apply_transfer_mode(model, "Res. Adapter")  # seed 003's name for it
     assert model.transfer_mode == "residual_adapter"
     assert transfer_mode_name("plain") == "scratch" and transfer_mode_name("adapter_only") == "adapter_only"
+    assert transfer_mode_name("Fine-tuning") == "fine_tune"
+    with pytest.raises(ConfigError, match="unknown transfer mode 'adapter'"):  # ambiguous: which of the two?
+        transfer_mode_name("adapter")
     assert set(TRANSFER_MODES) >= {"scratch", "feature_extractor", "linear_probe", "fine_tune", "residual_adapter",
                                    "adapter_only"}
     assert model_name("mlp") == "vggish_mlp"

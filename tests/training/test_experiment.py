@@ -48,6 +48,7 @@ def test_experiment_writes_every_output(iemocap: Path, tmp_path: Path) -> None:
     summary = run_experiment(recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0, 4])), out)
     assert summary["n_folds"] == 2 and 0 <= summary["metrics"]["ua"]["mean"] <= 1
     assert [f["fold"] for f in summary["folds"]] == ["test-Ses01", "test-Ses05"]
+    assert summary["title"] == "tiny [folds 0, 4 of 5]" and summary["extra"]["folds_run"] == [0, 4]
     for name in ("report.md", "report.json", "folds.json", "experiment.json", "confusion.png"):
         assert (out / name).is_file(), name
     f = fold0(out)
@@ -169,24 +170,3 @@ def test_every_fold_writes_fusable_scores_and_frame_heads_standardise_on_trainin
     assert set(summary["systems"]) == {"cnn", "head", "weighted", "znorm"}
     assert (tmp_path / "fused" / "head" / "report.md").is_file()
     assert "w1 (weight of cnn)" in (tmp_path / "fused" / "fusion.md").read_text()
-
-
-def test_speech_scores_backfills_the_same_scores_for_older_runs(iemocap: Path, tmp_path: Path) -> None:
-    """A run made before folds wrote scores.json gets the very scores the fold would have written."""
-    import numpy as np
-
-    from emovox.cli.fuse import speech_scores
-    from emovox.scores import ScoreSet
-
-    recipe = recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1, folds=[0]))
-    out = tmp_path / "run"
-    run_experiment(recipe, out)
-    path = fold0(out) / "scores.json"
-    written = ScoreSet.load(path)
-    path.unlink()
-    assert speech_scores(recipe, out) == 1 and speech_scores(recipe, out) == 0
-    backfilled = ScoreSet.load(path)
-    for part in ("valid", "test"):
-        assert backfilled.part(part).ids == written.part(part).ids
-        np.testing.assert_array_equal(backfilled.part(part).y, written.part(part).y)
-        np.testing.assert_allclose(backfilled.part(part).scores, written.part(part).scores, atol=1e-5)

@@ -54,7 +54,7 @@ def test_loso_run_writes_all_five_metrics_and_reuses_results(iemocap, tmp_path):
     fold = summary["folds"][0]
     assert fold["aca"] <= fold["sca"] <= fold["bca"]  # all segments right => unique majority => in M
     # 1.7 s clips -> 3 overlapping segments each
-    first = sorted((out / "results").glob("*.json"))[0]
+    first = sorted(out.glob("fold_*/result.json"))[0]
     import json
 
     res = json.loads(first.read_text())

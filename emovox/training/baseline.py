@@ -17,9 +17,11 @@ speaker's utterances, labels unused and **the test speaker included** (transduct
 strong option in the SER literature). It is off by default and every result that uses it is
 labelled ``+spkNorm`` in its name and report.
 
-Results: ``<out>/folds/<fold>.json`` written after each fold (a re-run skips finished folds
-whose settings match), ``<out>/folds.json`` (the exact folds), ``<out>/config.json``, and the
-report of :mod:`emovox.evaluation.report` (per-fold table, mean ± std, confusion PNG).
+Results follow the layout of :mod:`emovox.training.harness` (the same for every runner):
+``<out>/fold_NN_<fold>/result.json`` written after each fold (a re-run skips finished folds; a
+different recipe in the same folder is refused), ``<out>/folds.json`` (the exact folds),
+``<out>/experiment.json`` (recipe, label, upstream, fingerprint) and the report (per-fold table,
+mean ± std, confusion PNG).
 """
 
 from __future__ import annotations
@@ -27,13 +29,24 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from tqdm.auto import tqdm
+
 from emovox.config import DataConfig, _build
+from emovox.corpora import Utterance
 from emovox.errors import ConfigError
-from emovox.io import atomic_write_json, read_json
+from emovox.evaluation.metrics import classification_metrics, unweighted_accuracy, weighted_accuracy
+from emovox.protocols import Fold
+from emovox.training import harness
+from emovox.training.checks import key
+from emovox.training.features import cached_arrays
+from emovox.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
 
@@ -110,31 +123,13 @@ def baseline_recipe(raw: Mapping[str, Any] | None, base_dir: str | Path = ".") -
 
 
 # ------------------------------------------------------------------------------ features
-def utterance_audio(utt: Any) -> np.ndarray:
-    """16 kHz mono float32 of an utterance (its ``start``/``end`` segment when set)."""
-    from emovox.audio import SAMPLE_RATE, load_audio, prepare_array
-
-    x = load_audio(utt.path)
-    if utt.start is None and utt.end is None:
-        return x
-    a = int(round((utt.start or 0.0) * SAMPLE_RATE))
-    b = len(x) if utt.end is None else int(round(utt.end * SAMPLE_RATE))
-    return prepare_array(x[a:b], SAMPLE_RATE, source=f"{utt.path} [{utt.start}-{utt.end}] s")
-
-
-def utterance_vectors(utterances: Sequence[Any], upstream: Any, cache_dir: str | Path | None = None,
+def utterance_vectors(utterances: Sequence[Utterance], upstream: Any, cache_dir: str | Path | None = None,
                       progress: bool = False) -> np.ndarray:
     """(N, dim) float32 pooled vectors; each utterance's arrays are computed once and cached."""
-    from tqdm.auto import tqdm
-
-    from emovox.cache import FeatureCache, source_key
-
-    cache = FeatureCache(cache_dir, upstream.key)
     out = np.zeros((len(utterances), upstream.dim), dtype=np.float32)
-    for i, utt in enumerate(tqdm(utterances, desc=f"{upstream.name} features", unit="utt", disable=not progress)):
-        arrays = cache.get_or_compute(source_key(utt.path, utt.start, utt.end),
-                                      lambda u=utt: upstream.extract(utterance_audio(u)))
-        out[i] = upstream.pooled(arrays)
+    for i, arrays in enumerate(cached_arrays(utterances, [(upstream.key, upstream.extract)], cache_dir, progress,
+                                             f"{upstream.name} features")):
+        out[i] = upstream.pooled(arrays[0])
     return out
 
 
@@ -153,10 +148,6 @@ def speaker_normalize(features: np.ndarray, speakers: Sequence[str]) -> np.ndarr
 # ------------------------------------------------------------------------------------ SVM
 def make_svm(svm: SVMConfig, C: float, seed: int = 0):
     """StandardScaler + SVC pipeline (scikit-learn)."""
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
     return make_pipeline(StandardScaler(), SVC(
         kernel=svm.kernel, C=float(C), gamma=svm.gamma,
         class_weight="balanced" if svm.class_weight == "balanced" else None,
@@ -164,8 +155,6 @@ def make_svm(svm: SVMConfig, C: float, seed: int = 0):
 
 
 def _score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
-
     return (unweighted_accuracy if metric == "ua" else weighted_accuracy)(y_true, y_pred)
 
 
@@ -189,32 +178,29 @@ def fit_fold(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_va
     return make_svm(svm, best_c, seed).fit(x_fit, y_fit), best_c, scores
 
 
-def run_folds(x: np.ndarray, utterances: Sequence[Any], folds: Sequence[Any], recipe: BaselineRecipe,
-              classes: Sequence[str], fold_dir: str | Path | None = None, progress: bool = False,
-              fingerprint: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Train/test one SVM per fold; each fold's result is saved (and reused) under ``fold_dir``."""
-    from tqdm.auto import tqdm
-
-    from emovox.evaluation.metrics import classification_metrics
-
+def run_folds(x: np.ndarray, utterances: Sequence[Utterance], folds: Sequence[tuple[int, Fold]],
+              recipe: BaselineRecipe, classes: Sequence[str], run: harness.FoldRun | None = None,
+              progress: bool = False) -> list[dict[str, Any]]:
+    """Train/test one SVM per ``(index, fold)``; inside a harness ``run`` each fold's result is
+    saved as ``fold_NN_<name>/result.json`` and a finished fold of the same recipe is reused."""
     index = {u.id: i for i, u in enumerate(utterances)}
     labels = np.asarray([u.label for u in utterances])
     results = []
-    for fold in tqdm(folds, desc="folds", unit="fold", disable=not progress):
-        path = Path(fold_dir) / f"{fold.name}.json" if fold_dir is not None else None
-        if path is not None and path.is_file():
-            done = read_json(path)
-            if done.get("fingerprint") == dict(fingerprint or {}) and done.get("test") == fold.test:
-                log.info("fold %s already done, reusing %s", fold.name, path)
-                results.append(done)
-                continue
-        tr, va, te = ([index[i] for i in part] for part in (fold.train, fold.valid, fold.test))
+    for i, fold in tqdm(folds, desc="folds", unit="fold", disable=not progress):
+        fdir = run.fold_dir(i, fold) if run is not None else None
+        done = run.finished(fdir) if run is not None and fdir is not None else None
+        if done is not None and done.get("test") == list(fold.test):
+            log.info("fold %s already done, reusing %s", fold.name, fdir)
+            results.append(done)
+            continue
+        tr, va, te = ([index[u] for u in part] for part in (fold.train, fold.valid, fold.test))
         model, c, valid_scores = fit_fold(x[tr], labels[tr], x[va], labels[va], recipe.svm, recipe.c_grid(),
                                           recipe.seed)
         pred = model.predict(x[te])
         decision = np.asarray(model.decision_function(x[te]), dtype=float).reshape(len(te), -1)
         result = {
             "fold": fold.name,
+            "index": i,
             "C": c,
             "valid_scores": valid_scores,
             "metrics": classification_metrics(labels[te], pred, list(classes)),
@@ -222,60 +208,31 @@ def run_folds(x: np.ndarray, utterances: Sequence[Any], folds: Sequence[Any], re
             "pred": pred.tolist(),
             "svm_classes": [str(k) for k in model.classes_],
             "decision": np.round(decision, 5).tolist(),
-            "fingerprint": dict(fingerprint or {}),
         }
-        if path is not None:
-            atomic_write_json(path, result)
+        if run is not None and fdir is not None:
+            result = run.finish(fdir, result)
         log.info("fold %s: C=%g UA=%.4f WA=%.4f", fold.name, c, result["metrics"]["ua"], result["metrics"]["wa"])
         results.append(result)
     return results
 
 
 # ----------------------------------------------------------------------------------- runs
-def load_utterances(recipe: BaselineRecipe) -> list[Any]:
-    """The recipe's utterances with its label map applied."""
-    from emovox.corpora import apply_labels, load_data
-
-    d = recipe.data
-    utts = load_data(recipe.resolve(d.manifest), d.corpus, recipe.resolve(d.root))
-    utts = apply_labels(utts, d.labels)
-    if not utts:
-        raise ConfigError(f"no utterances left after the label map {d.labels!r}")
-    return utts
-
-
-def class_list(recipe: BaselineRecipe, utterances: Iterable[Any]) -> list[str]:
-    """Class order: the label map's when given, else sorted labels."""
-    from emovox.corpora import label_map_from_config
-
-    lm = label_map_from_config(recipe.data.labels)
-    return list(lm.classes) if lm is not None else sorted({u.label for u in utterances})
+#: Keys that may change between a run and its resumption.
+RESUMABLE_KEYS = ("features.cache_dir",)
 
 
 def run_baseline(recipe: BaselineRecipe, out_dir: str | Path, progress: bool = False,
-                 upstream_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
+                 upstream_factory: Callable[..., Any] | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The whole run: utterances, folds, cached features, one SVM per fold, report. Returns the summary."""
-    from emovox.evaluation.report import write_report
-    from emovox.protocols import make_folds, save_folds
-    from emovox.upstreams import build_upstream
-
-    out = Path(out_dir)
     upstream = (upstream_factory or build_upstream)(recipe.features.upstream, **recipe.features.options)
-    utts = load_utterances(recipe)
-    classes = class_list(recipe, utts)
-    folds = make_folds(utts, recipe.data.protocol, seed=recipe.seed, **recipe.data.protocol_args)
-    if recipe.data.folds is not None:
-        folds = [folds[i] for i in recipe.data.folds]
-    save_folds(out / "folds.json", folds, {"protocol": recipe.data.protocol, "seed": recipe.seed,
-                                          "corpus": recipe.data.corpus, "n_utterances": len(utts)})
-    atomic_write_json(out / "config.json", {"recipe": recipe.to_dict(), "label": recipe.label,
-                                            "upstream": repr(upstream), "feature_key": upstream.key})
+    run = harness.prepare_run(out_dir, "baseline", recipe, recipe.to_dict(), ignore=RESUMABLE_KEYS,
+                              overrides=overrides, protocol_key=key,
+                              meta={"label": recipe.label, "upstream": repr(upstream), "feature_key": upstream.key})
+    utts = run.utterances
     x = utterance_vectors(utts, upstream, recipe.resolve(recipe.features.cache_dir), progress)
     if recipe.features.speaker_norm:
         x = speaker_normalize(x, [u.speaker for u in utts])
-    fingerprint = {"feature_key": upstream.key, "speaker_norm": recipe.features.speaker_norm,
-                   "svm": asdict(recipe.svm), "C": recipe.c_grid(), "seed": recipe.seed}
-    results = run_folds(x, utts, folds, recipe, classes, out / "folds", progress, fingerprint)
+    results = run_folds(x, utts, run.selected(), recipe, run.classes, run, progress)
     extra = {"label": recipe.label, "speaker_norm": recipe.features.speaker_norm, "feature_key": upstream.key,
              "chosen_C": {r["fold"]: r["C"] for r in results}, "n_utterances": len(utts)}
-    return write_report(out, results, classes, title=recipe.label, extra=extra)
+    return run.report(results, recipe.label, extra)

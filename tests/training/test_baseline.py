@@ -5,7 +5,8 @@ import pytest
 
 from emovox.corpora import Utterance
 from emovox.errors import ConfigError
-from emovox.evaluation import baseline as bl
+from emovox.training import baseline as bl
+from emovox.training.harness import FoldRun
 from emovox.protocols import leave_one_speaker_out
 
 CLASSES = ["angry", "happy", "sad"]
@@ -25,6 +26,10 @@ def synthetic(n_speakers=6, per_class=8, offset=0.0, seed=0):
     return utts, np.asarray(rows, dtype=np.float32)
 
 
+def harness_run(out, utts, folds, fingerprint="k1"):
+    return FoldRun(out, "baseline", list(utts), CLASSES, list(folds), list(range(len(folds))), fingerprint)
+
+
 def recipe(**svm):
     return bl.baseline_recipe({"name": "t", "data": {"corpus": "x"}, "svm": svm})
 
@@ -33,11 +38,12 @@ def recipe(**svm):
 def test_separable_features_score_high_on_every_fold(kernel, tmp_path):
     utts, x = synthetic()
     folds = leave_one_speaker_out(utts)
-    results = bl.run_folds(x, utts, folds, recipe(kernel=kernel), CLASSES, tmp_path)
+    run = harness_run(tmp_path, utts, folds)
+    results = bl.run_folds(x, utts, list(enumerate(folds)), recipe(kernel=kernel), CLASSES, run)
     assert len(results) == 6
     assert all(r["metrics"]["ua"] >= 0.9 for r in results)
     assert all(r["C"] in bl.DEFAULT_C[kernel] for r in results)
-    assert sorted((tmp_path).glob("*.json")) and len(list(tmp_path.glob("*.json"))) == 6
+    assert len(list(tmp_path.glob("fold_*/result.json"))) == 6
     assert np.asarray(results[0]["decision"]).shape == (len(folds[0].test), 3)
 
 
@@ -45,12 +51,12 @@ def test_c_is_chosen_without_looking_at_test_labels():
     utts, x = synthetic(seed=1)
     fold = leave_one_speaker_out(utts)[0]
     r = recipe(C=[1e-4, 1e-2, 1.0])
-    a = bl.run_folds(x, utts, [fold], r, CLASSES)[0]
+    a = bl.run_folds(x, utts, [(0, fold)], r, CLASSES)[0]
     shuffled = list(utts)
     for i, u in enumerate(shuffled):  # scramble test labels only
         if u.id in set(fold.test):
             shuffled[i] = u.with_label(CLASSES[(CLASSES.index(u.label) + 1) % 3])
-    b = bl.run_folds(x, shuffled, [fold], r, CLASSES)[0]
+    b = bl.run_folds(x, shuffled, [(0, fold)], r, CLASSES)[0]
     assert a["C"] == b["C"] and a["valid_scores"] == b["valid_scores"]
     assert b["metrics"]["ua"] < a["metrics"]["ua"]
 
@@ -58,13 +64,14 @@ def test_c_is_chosen_without_looking_at_test_labels():
 def test_finished_folds_are_reused(tmp_path, monkeypatch):
     utts, x = synthetic(n_speakers=3)
     folds = leave_one_speaker_out(utts)
-    first = bl.run_folds(x, utts, folds, recipe(), CLASSES, tmp_path, fingerprint={"k": 1})
+    indexed = list(enumerate(folds))
+    first = bl.run_folds(x, utts, indexed, recipe(), CLASSES, harness_run(tmp_path, utts, folds, "k1"))
     monkeypatch.setattr(bl, "fit_fold", lambda *a, **k: pytest.fail("a finished fold was retrained"))
-    again = bl.run_folds(x, utts, folds, recipe(), CLASSES, tmp_path, fingerprint={"k": 1})
+    again = bl.run_folds(x, utts, indexed, recipe(), CLASSES, harness_run(tmp_path, utts, folds, "k1"))
     assert [r["metrics"]["ua"] for r in again] == [r["metrics"]["ua"] for r in first]
     monkeypatch.undo()
-    changed = bl.run_folds(x, utts, folds, recipe(kernel="rbf"), CLASSES, tmp_path, fingerprint={"k": 2})
-    assert all(r["fingerprint"] == {"k": 2} for r in changed)
+    changed = bl.run_folds(x, utts, indexed, recipe(kernel="rbf"), CLASSES, harness_run(tmp_path, utts, folds, "k2"))
+    assert all(r["fingerprint"] == "k2" for r in changed)
 
 
 def test_speaker_normalisation_removes_speaker_offsets():
@@ -76,8 +83,9 @@ def test_speaker_normalisation_removes_speaker_offsets():
         np.testing.assert_allclose(z[rows].mean(0), 0, atol=1e-5)
         np.testing.assert_allclose(z[rows].std(0), 1, atol=1e-4)
     folds = leave_one_speaker_out(utts)
-    raw = np.mean([r["metrics"]["ua"] for r in bl.run_folds(x, utts, folds, recipe(), CLASSES)])
-    normed = np.mean([r["metrics"]["ua"] for r in bl.run_folds(z, utts, folds, recipe(), CLASSES)])
+    indexed = list(enumerate(folds))
+    raw = np.mean([r["metrics"]["ua"] for r in bl.run_folds(x, utts, indexed, recipe(), CLASSES)])
+    normed = np.mean([r["metrics"]["ua"] for r in bl.run_folds(z, utts, indexed, recipe(), CLASSES)])
     assert normed > raw
 
 
@@ -134,6 +142,14 @@ def test_cli_end_to_end_on_generated_audio(tmp_path, capsys):
     assert (out / "report.md").is_file() and (out / "confusion.png").is_file() and (out / "folds.json").is_file()
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 18
     assert main(argv) == 0  # re-run: cached features, finished folds reused
+    # a fold index the protocol does not give is a clear recipe error (exit 2), not a traceback
+    assert main([*argv[:-2], "--override", "data.folds=[99]", "-o", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "data.folds: fold index 99 does not exist (the protocol gives 3 folds)" in err and "Traceback" not in err
+    # a subset of folds and --override edits are named in the report title
+    assert main([*argv[:-2], "--override", "data.folds=[1]", "-o", str(tmp_path / "one")]) == 0
+    title = load_report(tmp_path / "one")["title"]
+    assert "[folds 1 of 3]" in title and "[overrides: data.folds=[1]]" in title
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
