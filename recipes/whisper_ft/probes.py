@@ -70,10 +70,12 @@ def probe(x: np.ndarray, labels: np.ndarray, index: dict[str, int], folds: Seque
 
 
 def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Sequence, n_classes: int,
-                  epochs: int = 60, lr: float = 1e-3, batch_size: int = 64) -> tuple[list[dict], list[list[float]]]:
+                  epochs: int = 60, lrs: Sequence[float] = (1e-3,), batch_size: int = 64
+                  ) -> tuple[list[dict], list[list[float]]]:
     """PooledHead(combine='weighted') over all layers of ``x`` ``(N, L, 2d)`` per fold; UA and layer weights.
 
-    Class-balanced sampling; the epoch is chosen on the fold's validation speakers."""
+    Class-balanced sampling; the learning rate (of ``lrs``) and the epoch are chosen on the fold's
+    validation speakers (validation UA), then the test part is scored once."""
     import torch
 
     from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, predict_head
@@ -83,11 +85,15 @@ def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Se
         tr, va, te = (np.array([index[i] for i in part]) for part in (fold.train, fold.valid, fold.test))
         counts = np.bincount(y[tr], minlength=n_classes)
         w = 1.0 / counts[y[tr]]
-        head, hist = fit_head(x[tr], y[tr], w, n_classes, HeadTraining(epochs=epochs, lr=lr, combine="weighted",
-                                                                     batch_size=batch_size),
-                              valid=(x[va], y[va]))
+        best = None
+        for lr in lrs:
+            cfg = HeadTraining(epochs=epochs, lr=float(lr), combine="weighted", batch_size=batch_size)
+            head, hist = fit_head(x[tr], y[tr], w, n_classes, cfg, valid=(x[va], y[va]))
+            if best is None or hist.get("valid_ua", -1.0) > best[1].get("valid_ua", -1.0):
+                best = (head, hist, float(lr))
+        head, hist, lr = best
         pred = predict_head(head, x[te]).argmax(1)
-        rows.append({"fold": fold.name, "valid_ua": hist.get("valid_ua"), "epoch": hist.get("epoch"),
+        rows.append({"fold": fold.name, "valid_ua": hist.get("valid_ua"), "epoch": hist.get("epoch"), "lr": lr,
                      "ua": balanced_accuracy(y[te], pred), "wa": float((pred == y[te]).mean())})
         weights.append(torch.softmax(head.layer_logits.detach(), 0).tolist())
     return rows, weights
@@ -101,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/whisper_ft/probes")
     ap.add_argument("--head", action="store_true", help="also train the weighted-layer PooledHead")
     ap.add_argument("--head-epochs", type=int, default=60)
+    ap.add_argument("--head-lrs", type=float, nargs="+", default=[1e-3, 1e-2],
+                    help="learning rates tried per fold (chosen on validation UA)")
+    ap.add_argument("--only-head", action="store_true", help="skip the SVM probes")
     args = ap.parse_args(argv)
     raw = read_recipe(RECIPES[args.corpus])
     utts, classes, folds = recipe_data(raw)
@@ -112,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     n = x.shape[1] - 1
     sets = {f"layer {i}": [i] for i in range(n + 1)}
     sets.update({"+".join(map(str, c)): c for c in CONCATS[args.model] if max(c) <= n})
-    out_path = Path(args.out) / f"{args.model}-{args.corpus}.json"
+    out_path = Path(args.out) / f"{args.model}-{args.corpus}{'-head' if args.only_head else ''}.json"
     result: dict = {"model": args.model, "corpus": args.corpus, "n_clips": len(utts), "folds": len(folds),
                     "probes": {}, "command": " ".join(sys.argv)}
-    for name, layers in sets.items():
+    for name, layers in ({} if args.only_head else sets).items():
         rows = probe(x[:, layers].reshape(len(x), -1), labels, index, folds)
         uas = [r["ua"] for r in rows]
         result["probes"][name] = {"layers": layers, "ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)),
@@ -123,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(out_path, result)
         print(f"{args.model} {args.corpus} {name}: UA {summary(uas)}", flush=True)
     if args.head:
-        rows, weights = weighted_head(x, y, index, folds, len(classes), args.head_epochs)
+        rows, weights = weighted_head(x, y, index, folds, len(classes), args.head_epochs, args.head_lrs)
         uas = [r["ua"] for r in rows]
-        result["weighted_head"] = {"ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)), "per_fold": rows,
+        result["weighted_head"] = {"lrs": args.head_lrs, "epochs": args.head_epochs, "ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)), "per_fold": rows,
                                    "layer_weights_mean": np.mean(weights, 0).tolist()}
         atomic_write_json(out_path, result)
         print(f"{args.model} {args.corpus} weighted head: UA {summary(uas)}; layer weights "

@@ -75,7 +75,8 @@ def test_weighted_head_puts_its_weight_on_the_informative_layer(probes):
     folds = leave_one_speaker_out(utts, valid_fraction=0.25, seed=0)[:2]
     index = {u.id: i for i, u in enumerate(utts)}
     y = np.array(["abc".index(u.label) for u in utts])
-    rows, weights = probes.weighted_head(x, y, index, folds, 3, epochs=150, lr=1e-2, batch_size=16)
+    rows, weights = probes.weighted_head(x, y, index, folds, 3, epochs=150, lrs=(1e-4, 1e-2), batch_size=16)
     assert np.mean([r["ua"] for r in rows]) >= 0.9
+    assert all(r["lr"] == 1e-2 for r in rows)  # 1e-4 barely moves in 150 small epochs: validation picks 1e-2
     for w in weights:
         assert len(w) == 3 and abs(sum(w) - 1) < 1e-5 and int(np.argmax(w)) == 2
