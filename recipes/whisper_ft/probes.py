@@ -70,8 +70,8 @@ def probe(x: np.ndarray, labels: np.ndarray, index: dict[str, int], folds: Seque
 
 
 def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Sequence, n_classes: int,
-                  epochs: int = 60, lrs: Sequence[float] = (1e-3,), batch_size: int = 64
-                  ) -> tuple[list[dict], list[list[float]]]:
+                  epochs: int = 60, lrs: Sequence[float] = (1e-3,), batch_size: int = 64,
+                  combine: str = "weighted") -> tuple[list[dict], list[list[float]]]:
     """PooledHead(combine='weighted') over all layers of ``x`` ``(N, L, 2d)`` per fold; UA and layer weights.
 
     Class-balanced sampling; the learning rate (of ``lrs``) and the epoch are chosen on the fold's
@@ -87,7 +87,7 @@ def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Se
         w = 1.0 / counts[y[tr]]
         best = None
         for lr in lrs:
-            cfg = HeadTraining(epochs=epochs, lr=float(lr), combine="weighted", batch_size=batch_size)
+            cfg = HeadTraining(epochs=epochs, lr=float(lr), combine=combine, batch_size=batch_size)
             head, hist = fit_head(x[tr], y[tr], w, n_classes, cfg, valid=(x[va], y[va]))
             if best is None or hist.get("valid_ua", -1.0) > best[1].get("valid_ua", -1.0):
                 best = (head, hist, float(lr))
@@ -95,7 +95,8 @@ def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Se
         pred = predict_head(head, x[te]).argmax(1)
         rows.append({"fold": fold.name, "valid_ua": hist.get("valid_ua"), "epoch": hist.get("epoch"), "lr": lr,
                      "ua": balanced_accuracy(y[te], pred), "wa": float((pred == y[te]).mean())})
-        weights.append(torch.softmax(head.layer_logits.detach(), 0).tolist())
+        if head.layer_logits is not None:
+            weights.append(torch.softmax(head.layer_logits.detach(), 0).tolist())
     return rows, weights
 
 
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head-lrs", type=float, nargs="+", default=[1e-3, 1e-2],
                     help="learning rates tried per fold (chosen on validation UA)")
     ap.add_argument("--only-head", action="store_true", help="skip the SVM probes")
+    ap.add_argument("--head-layers", type=int, nargs="+", help="hidden states for the head (default: all)")
+    ap.add_argument("--head-combine", default="weighted", choices=["weighted", "concat"])
     args = ap.parse_args(argv)
     raw = read_recipe(RECIPES[args.corpus])
     utts, classes, folds = recipe_data(raw)
@@ -121,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     n = x.shape[1] - 1
     sets = {f"layer {i}": [i] for i in range(n + 1)}
     sets.update({"+".join(map(str, c)): c for c in CONCATS[args.model] if max(c) <= n})
-    out_path = Path(args.out) / f"{args.model}-{args.corpus}{'-head' if args.only_head else ''}.json"
+    tag = "" if not args.only_head else f"-head-{args.head_combine}" + (
+        "-" + "".join(map(str, args.head_layers)) if args.head_layers else "")
+    out_path = Path(args.out) / f"{args.model}-{args.corpus}{tag}.json"
     result: dict = {"model": args.model, "corpus": args.corpus, "n_clips": len(utts), "folds": len(folds),
                     "probes": {}, "command": " ".join(sys.argv)}
     for name, layers in ({} if args.only_head else sets).items():
@@ -132,13 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(out_path, result)
         print(f"{args.model} {args.corpus} {name}: UA {summary(uas)}", flush=True)
     if args.head:
-        rows, weights = weighted_head(x, y, index, folds, len(classes), args.head_epochs, args.head_lrs)
+        hx = x if args.head_layers is None else x[:, args.head_layers]
+        rows, weights = weighted_head(hx, y, index, folds, len(classes), args.head_epochs, args.head_lrs,
+                                      combine=args.head_combine)
         uas = [r["ua"] for r in rows]
-        result["weighted_head"] = {"lrs": args.head_lrs, "epochs": args.head_epochs, "ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)), "per_fold": rows,
-                                   "layer_weights_mean": np.mean(weights, 0).tolist()}
+        result["weighted_head"] = {"lrs": args.head_lrs, "epochs": args.head_epochs, "combine": args.head_combine,
+                                   "layers": args.head_layers or "all", "ua_mean": float(np.mean(uas)),
+                                   "ua_std": float(np.std(uas)), "per_fold": rows,
+                                   "layer_weights_mean": np.mean(weights, 0).tolist() if weights else None}
         atomic_write_json(out_path, result)
-        print(f"{args.model} {args.corpus} weighted head: UA {summary(uas)}; layer weights "
-              f"{np.round(np.mean(weights, 0), 3).tolist()}", flush=True)
+        print(f"{args.model} {args.corpus} {args.head_combine} head on {args.head_layers or 'all'}: UA {summary(uas)}"
+              + (f"; layer weights {np.round(np.mean(weights, 0), 3).tolist()}" if weights else ""), flush=True)
     return 0
 
 
