@@ -1,0 +1,66 @@
+"""Markdown tables of the probe and fine-tuning results (the numbers in README.md).
+
+    python recipes/whisper_ft/table.py --runs runs/whisper_ft
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def cell(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def probe_table(runs: Path, model: str) -> list[str]:
+    res = {c: load(runs / "probes" / f"{model}-{c}.json") for c in ("emodb", "ravdess")}
+    names: list[str] = []
+    for r in res.values():
+        for n in (r or {}).get("probes", {}):
+            if n not in names:
+                names.append(n)
+    lines = [f"| {model}: hidden state(s), linear SVM | EmoDB LOSO (10 folds) | RAVDESS 6×4 |", "|---|---|---|"]
+    for n in sorted(names, key=lambda n: (not n.startswith("layer"), n)):
+        row = [cell(p.get("ua_mean"), p.get("ua_std")) if (p := (r or {}).get("probes", {}).get(n)) else "-"
+               for r in res.values()]
+        lines.append(f"| {n} | {row[0]} | {row[1]} |")
+    for tag, label in (("-head-weighted", "PooledHead, weighted sum of all states (SUPERB style)"),
+                       ("-head-concat-2", "PooledHead, concat, state 2 only (same training; diagnostic)")):
+        heads = [load(runs / "probes" / f"{model}-{c}{tag}.json") for c in ("emodb", "ravdess")]
+        if any(heads):
+            row = [cell(h["weighted_head"]["ua_mean"], h["weighted_head"]["ua_std"]) if h else "-" for h in heads]
+            lines.append(f"| {label} | {row[0]} | {row[1]} |")
+    return lines
+
+
+def ft_table(runs: Path) -> list[str]:
+    lines = ["| run | folds done | UA mean ± std (done folds) | per fold: test UA (valid UA, best epoch, s) |",
+             "|---|---|---|---|"]
+    for f in sorted(runs.glob("*/results.json")):
+        r = json.loads(f.read_text())
+        per = "; ".join(f"{p['fold']} {100 * p['ua']:.1f} ({100 * (p['valid_ua'] or 0):.1f}, {p['best_epoch']}, "
+                        f"{p['seconds']:.0f})" for p in r["per_fold"])
+        lines.append(f"| {f.parent.name} (k={r['settings']['finetune']['k']}) | {r['folds_done']}/{r['folds_total']} | "
+                     f"{cell(r['ua_mean'], r['ua_std'])} | {per} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", default="runs/whisper_ft")
+    runs = Path(ap.parse_args(argv).runs)
+    for model in ("tiny.en", "base"):
+        print("\n".join(probe_table(runs, model)) + "\n")
+    print("\n".join(ft_table(runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
