@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from emovox.cli._options import parse_key_values
@@ -10,8 +11,8 @@ from emovox.cli._options import parse_key_values
 EPILOG = """examples:
   emovox baseline --corpus emodb --root ../shared/corpora/emodb --features egemaps \\
       --protocol leave_one_speaker_out -o runs/baseline/emodb-egemaps
-  emovox baseline recipes/baseline/emodb_loso_egemaps.yaml -o runs/baseline/emodb-egemaps
-  emovox baseline recipes/baseline/emodb_loso_whisper.yaml --feature-option pad_to_30s=true -o runs/x
+  emovox baseline recipes/baseline/emodb_loso.yaml --features egemaps      # -> runs/baseline/emodb_loso-egemaps
+  emovox baseline recipes/baseline/emodb_loso.yaml --features whisper --feature-option pad_seconds=10 -o runs/x
 
 Features are cached per utterance (--cache, default $EMOVOX_CACHE or ~/.cache/emovox), finished
 folds are skipped on a re-run, and the report (per-fold table, mean ± std, confusion matrix)
@@ -28,7 +29,8 @@ def register(subparsers: Any) -> None:
                     "speaker-independent folds.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", nargs="?", help="baseline recipe YAML (flags below override its values)")
-    p.add_argument("-o", "--out", required=True, help="output folder (folds, per-fold results, report)")
+    p.add_argument("-o", "--out", help="output folder (folds, per-fold results, report); default "
+                                        "runs/baseline/<recipe or corpus>-<features>")
     p.add_argument("--corpus", help="corpus loader name, e.g. emodb, ravdess, tess, iemocap")
     p.add_argument("--root", help="corpus folder")
     p.add_argument("--manifest", help="a manifest CSV/JSONL instead of --corpus/--root")
@@ -47,7 +49,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", help="run name used in the report (default: the recipe's name or the corpus)")
     p.add_argument("--cache", help="feature cache folder")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for extraction and the SVM (default 1)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. svm.class_weight=none (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
@@ -124,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     if recipe.features.upstream == "whisper":
         recipe.features.options.setdefault("threads", args.threads)
     torch.set_num_threads(args.threads)
+    if not args.out:
+        stem = Path(args.recipe).stem if args.recipe else (args.corpus or "corpus")
+        args.out = str(Path("runs") / "baseline" / f"{stem}-{recipe.features.upstream}")
     with threadpool_limits(args.threads):
         summary = run_baseline(recipe, args.out, progress=not args.no_progress, overrides=args.override)
     print(_summary_line(recipe.label, summary, args.out))

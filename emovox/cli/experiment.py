@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe YAML (see recipes/ for the papers' and corpora's recipes)")
     p.add_argument("-o", "--out", help="output folder (default runs/<recipe name>)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="set any recipe key, e.g. train.epochs=2 or model.options.base_channels=8 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)

@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         epilog=MULTI_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("recipe", help="recipe YAML: a speech recipe plus text/asr/fusion sections")
     m.add_argument("-o", "--out", required=True, help="output folder")
-    m.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    m.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. train.epochs=2 or text.epochs=1 (repeatable)")
     m.add_argument("--no-progress", action="store_true", help="hide progress bars")
     m.set_defaults(func=run_multimodal)

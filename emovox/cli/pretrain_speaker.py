@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-speakers", type=int, help="keep the N speakers with the most utterances (seed 003: 50)")
     p.add_argument("--valid-fraction", type=float, default=0.1,
                    help="share of each speaker's utterances held out for model selection (default 0.1)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. train.epochs=5 or model.name=resnet20 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         epilog=EXPERIMENT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="segment recipe YAML (recipes/sahoo2021/*.yaml)")
     p.add_argument("-o", "--out", help="output folder (default: runs/<recipe name>)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. train.max_epochs=5 or model.width=0.25 (repeatable)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(func=run)
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         description="Count clips and segments per class for a recipe's corpus, without decoding audio.",
         epilog=COUNTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("recipe", help="segment recipe YAML (its data section is used)")
-    c.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="recipe key=value")
+    c.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="recipe key=value")
     c.add_argument("--window", type=float, default=1.0, help="segment length in seconds (default 1.0)")
     c.add_argument("--overlap", type=float, default=0.5, help="overlap of the overlapping variant (default 0.5 s)")
     c.set_defaults(func=run_counts)

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe YAML with data and text sections")
     p.add_argument("-o", "--out", required=True, help="output folder (folds, per-fold scores/models, report)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. text.max_length=64 or data.folds=[0] (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the recipe's)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
