@@ -80,7 +80,7 @@ def main() -> None:
     rows = timeit({"emovox logmel": lambda: fe(xt), "librosa logmel": lambda: librosa_logmel(x)}, args.repeats)
     for name in ("mulaw_spec", "vggish"):
         other = build_frontend(name)
-        rows.update(timeit({f"emovox {name}": lambda: other(xt)}, args.repeats))
+        rows.update(timeit({f"emovox {name}": lambda other=other: other(xt)}, args.repeats))
     vad = SohnVAD()
     rows.update(timeit({"emovox Sohn VAD": lambda: vad.frame_mask(x)}, max(1, args.repeats // 10)))
     print(f"{'what':<18} {'best s':>9} {'median s':>9} {'best CPU s':>10} {'x real time':>12}")

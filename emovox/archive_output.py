@@ -301,7 +301,7 @@ class ResultWriter:
                                **{k: row.get(k) for k in STAMP}}
                         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         except (OSError, ValueError) as exc:
-            raise FileFormatError(f"{self.path}: not a readable Parquet file ({exc}); choose another output file")
+            raise FileFormatError(f"{self.path}: not a readable Parquet file ({exc}); choose another output file") from None
 
 
 def _unjson(value: Any) -> Any:

@@ -105,7 +105,7 @@ class Transcriber:
             self.model = ctranslate2.models.Whisper(folder, device="cpu", compute_type=compute_type,
                                                     intra_threads=int(threads), inter_threads=1)
             self.tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"cannot load the Whisper tiny.en model from {folder} ({type(exc).__name__}: {exc})") from None
         names = ["<|startoftranscript|>"]
         if self.model.is_multilingual:

@@ -121,7 +121,7 @@ class OnnxAudioModel:
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs
+        except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"{path}: onnxruntime cannot load this graph ({type(exc).__name__})") from None
         self._lock = threading.Lock()
 

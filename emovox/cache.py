@@ -58,7 +58,7 @@ class FeatureCache:
             return None
         try:
             return load_file(str(entry))
-        except Exception:
+        except Exception:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             entry.unlink(missing_ok=True)  # corrupt: recompute rather than trust it
             return None
 

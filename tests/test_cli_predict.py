@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 
-import numpy as np
 import pytest
 import soundfile as sf
 

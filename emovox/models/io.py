@@ -308,7 +308,7 @@ def _build(spec: Mapping[str, Any], where: str, device: str | None = None) -> nn
         raise ModelError(f"{where}: cannot build model {spec['name']!r}: {exc}") from None
     except (MemoryError, RecursionError) as exc:
         raise ModelError(f"{where}: model {spec['name']!r} is too large to build ({type(exc).__name__})") from None
-    except Exception as exc:  # TypeError/ValueError/RuntimeError from a constructor given a bad value
+    except Exception as exc:  # TypeError/ValueError/RuntimeError from a constructor given a bad value  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise ModelError(f"{where}: cannot build model {spec['name']!r} from its kwargs "
                          f"({type(exc).__name__}: {_short(str(exc))}); the config is corrupt") from None
 
@@ -350,7 +350,7 @@ def load_model(folder: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     model = _build(spec, where)  # its shapes are now known to match the weights on disk
     try:
         model.load_state_dict(state)
-    except Exception as exc:  # dtype trouble the header check cannot see
+    except Exception as exc:  # dtype trouble the header check cannot see  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise ModelError(f"{wpath}: weights cannot be loaded ({type(exc).__name__}); re-export the model") from None
     if getattr(model, "num_classes", len(config["labels"])) != len(config["labels"]):
         raise ModelError(f"{where}: {len(config['labels'])} labels for a model with {model.num_classes} outputs")

@@ -197,7 +197,7 @@ class TextModel:
         try:
             enc = tf.AutoModel.from_pretrained(str(path), local_files_only=True)
             tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"cannot load the text encoder from {path}: {exc}") from None
         config = TextModelConfig(labels=list(labels), encoder=str(encoder or DEFAULT_ENCODER),
                                  max_length=max_length, pooling=pooling, dropout=dropout,
@@ -229,7 +229,7 @@ class TextModel:
             tok = tf.AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
             classifier = TextClassifier(enc, len(config.labels), config.pooling, config.dropout)
             load_model(classifier, str(folder / "model.safetensors"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"cannot load the text model in {folder}: {exc}") from None
         classifier.eval()
         return cls(classifier, tok, config)

@@ -78,7 +78,7 @@ def load_network(path: str | Path | None = None):
     path = Path(path) if path is not None else weights_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise ModelError(f"cannot read GE2E weights {path} ({type(exc).__name__}: {exc})") from None
     net = _build_network()
     missing, _unexpected = net.load_state_dict(state, strict=False)  # GE2E similarity w/b unused

@@ -44,7 +44,7 @@ class OpenSmileFunctionals(Upstream):
         x = np.ascontiguousarray(samples, dtype=np.float32)
         try:
             frame = self._smile.process_signal(x, sample_rate)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise AudioError("<array>", f"openSMILE {self.set_name} failed ({type(exc).__name__}: {exc})") from None
         values = frame.to_numpy(dtype=np.float32).reshape(-1)
         if values.size != self.dim:

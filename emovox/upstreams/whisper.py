@@ -117,7 +117,7 @@ class WhisperEncoder(Upstream):
                                                     intra_threads=self.threads, inter_threads=1)
         except (DependencyError, ModelError):
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"cannot load the Whisper tiny.en model ({type(exc).__name__}: {exc})") from None
 
     def params(self) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def encoder_arrays(name: str, cache_dir: Path | None = None, verify: bool = True
     if target.is_file():
         try:
             return load_file(str(target))
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
+        except Exception:  # a damaged cache entry is rebuilt, never trusted  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             target.unlink(missing_ok=True)
     spec = packaged(name)
     paths = source_files(name)

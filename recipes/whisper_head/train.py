@@ -20,7 +20,6 @@ speakers, test speakers scored once) and writes per-fold metrics + mean ± std w
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

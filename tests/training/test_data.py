@@ -94,7 +94,7 @@ def test_eval_batches_whole_utterances_of_equal_length() -> None:
     lengths = [200, 200, 150, 200, 10]
     ds = FeatureDataset(_features(lengths), [0, 1, 2, 3, 0])
     seen = []
-    for x, y, idx in eval_loader(ds, batch_size=2):
+    for x, _y, idx in eval_loader(ds, batch_size=2):
         for row, i in zip(x, idx.tolist()):
             n = lengths[i]
             assert torch.equal(row[:n], ds.features[i])  # whole utterance, untouched
