@@ -72,9 +72,12 @@ def _depth(value: Any, limit: int = MAX_CONFIG_DEPTH) -> int:
     return deepest
 
 
-def _check_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
+def _check_kwargs(kwargs: Mapping[str, Any], where: str, nested: bool = False) -> None:
     """ModelError for a kwarg that is not a plain, bounded JSON value (checked before building)."""
     for key, value in kwargs.items():
+        if nested and isinstance(value, Mapping):  # the upstream front-end's options; depth-bounded elsewhere
+            _check_kwargs(value, f"{where}.{key}")
+            continue
         items = value if isinstance(value, list) else [value]
         if isinstance(value, list) and len(value) > 4096:
             raise ModelError(f"{where}.{key}: a list of {len(value)} values is too long (at most 4096)")
@@ -110,6 +113,8 @@ def _check_frontend_kwargs(name: str, kwargs: Mapping[str, Any], where: str) -> 
         if key not in params:
             continue
         note = str(params[key].annotation)
+        if isinstance(value, Mapping) and re.search(r"\b(Mapping|dict)\b", note):
+            continue  # nested options: plain bounded JSON, checked by _check_kwargs
         kinds = set(re.findall(r"\b(int|float|bool|str|None)\b", note))
         if value is None and "None" in kinds:
             continue
@@ -146,7 +151,7 @@ def _check_config(config: Mapping[str, Any], where: str) -> None:
     if len(labels) > MAX_CLASSES or len(set(labels)) != len(labels):
         raise ModelError(f"{where}: 'labels' must be at most {MAX_CLASSES} distinct names ({len(labels)} given)")
     _check_kwargs(spec["kwargs"], f"{where}: model.kwargs")
-    _check_kwargs(front.get("kwargs", {}), f"{where}: frontend.kwargs")
+    _check_kwargs(front.get("kwargs", {}), f"{where}: frontend.kwargs", nested=True)
     _check_frontend_kwargs(front["name"], front.get("kwargs", {}), where)
     classes = spec["kwargs"].get("num_classes")
     if classes is not None and classes != len(labels):

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from emovox.errors import ModelError
+from emovox.io import atomic_write_bytes
 
 SUPPORTED_VERSIONS = (5, 6)
 _DTYPES: dict[int, np.dtype] = {0: np.dtype("<f4"), 1: np.dtype("i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"),
@@ -112,4 +113,4 @@ def write_ct2(path: Path, variables: dict[str, np.ndarray], name: str = "Whisper
                   struct.pack("<B", codes[arr.dtype.newbyteorder("<") if arr.dtype.byteorder == "=" else arr.dtype]),
                   struct.pack("<I", arr.nbytes), arr.tobytes()]
     parts.append(struct.pack("<I", 0))
-    Path(path).write_bytes(b"".join(parts))
+    atomic_write_bytes(path, b"".join(parts))

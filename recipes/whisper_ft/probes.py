@@ -4,7 +4,7 @@ Features: mean ‖ std over frames of each hidden state (0 = stem, i = block i),
 as written by ``recipes/generalist/features.py`` (``<feats>/<model>-none/<corpus>/*.npz``, arrays
 ``paths`` relative to the corpora folder and ``feats`` ``(N, L+1, 2d)``). Per fold and feature set
 (one hidden state, or a concatenation): the project's baseline SVM
-(:func:`emovox.evaluation.baseline.fit_fold`: StandardScaler + linear SVC, class-balanced, C from
+(:func:`emovox.training.baseline.fit_fold`: StandardScaler + linear SVC, class-balanced, C from
 1e-5..1 chosen on the fold's validation speakers by UA, refitted on train + valid, test scored
 once). ``--head``: a :class:`emovox.whisper.model.PooledHead` with ``combine="weighted"`` over all
 hidden states (softmax layer weights trained with the head; the epoch chosen on validation UA).
@@ -54,7 +54,7 @@ def load_pooled(feats_dir: str | Path, model: str, corpus: str, corpora_root: st
 
 def probe(x: np.ndarray, labels: np.ndarray, index: dict[str, int], folds: Sequence) -> list[dict]:
     """One baseline SVM per fold on ``x`` ``(N, D)``: chosen C, validation UA, test UA/WA."""
-    from emovox.evaluation.baseline import SVMConfig, fit_fold
+    from emovox.training.baseline import SVMConfig, fit_fold
     from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
 
     svm = SVMConfig()
