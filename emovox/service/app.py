@@ -73,7 +73,7 @@ def create_app(
     recognizer: Any = None,
     *,
     model: str | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     max_upload_bytes: int = 25 * 1024 * 1024,
     max_seconds: float = 600.0,
     max_decode_samples: int | None = None,

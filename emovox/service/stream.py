@@ -52,13 +52,19 @@ _models_lock = threading.Lock()
 
 def bundled_models() -> list[dict[str, Any]]:
     """Name, labels and front-end of each bundled model that is installed."""
+    from emovox.audio_model import is_audio_model, read_audio_config
     from emovox.inference import BUNDLED_MODELS, model_folder
     from emovox.models.io import read_config
 
     out = []
     for name in BUNDLED_MODELS:
         try:
-            config = read_config(model_folder(name))
+            folder = model_folder(name)
+            if is_audio_model(folder):
+                audio = read_audio_config(folder)
+                out.append({"name": name, "model": audio.name, "labels": list(audio.labels), "frontend": "waves"})
+                continue
+            config = read_config(folder)
         except EmovoxError:
             continue
         out.append({"name": name, "model": config.get("name", name), "labels": list(config["labels"]),
@@ -113,8 +119,8 @@ async def conversation(
     rec = await pool.run(recognizer_for, request.app, model)
 
     def work() -> dict:
-        pred = rec.predict(audio.samples, source=audio.name)
-        tl = rec.timeline(audio.samples, source=audio.name)
+        pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
+        tl = rec.timeline(audio.samples, sample_rate=16000, source=audio.name)
         if speakers != "none":
             from emovox.diarize import add_speakers
             from emovox.errors import DependencyError

@@ -37,7 +37,7 @@ def pcm(x: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def client(recognizer):
-    with TestClient(create_app(recognizer)) as c:
+    with TestClient(create_app(recognizer), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -45,15 +45,17 @@ def test_models_lists_the_bundled_ones(client, recognizer):
     body = client.get("/v1/models").json()
     names = [m["name"] for m in body["models"]]
     assert "default" in names and body["loaded"] == recognizer.info()["name"]
-    default = body["models"][names.index("default")]
-    assert default["labels"] == LABELS and default["frontend"] == "logmel"
+    assert "fast" in names
+    default, fast = body["models"][names.index("default")], body["models"][names.index("fast")]
+    assert default["labels"] == LABELS and default["frontend"] == "waves"  # audio-in (Whisper) model
+    assert fast["labels"] == LABELS and fast["frontend"] == "logmel"
 
 
 def test_stream_sends_windows_before_the_end_and_matches_the_timeline(client, recognizer):
     x = talk()
     q = pcm(x)
     chunk = 3200 * 2 + 2  # 0.2 s plus one sample: chunks need not align with anything
-    with client.websocket_connect("/v1/stream?vad=none") as ws:
+    with client.websocket_connect("ws://127.0.0.1/v1/stream?vad=none") as ws:
         sent = 0
         while sent < int(3.5 * SR) * 2:  # 3.5 s in: windows 0-2 and 1-3 are complete
             ws.send_bytes(q[sent:sent + chunk])
@@ -69,7 +71,7 @@ def test_stream_sends_windows_before_the_end_and_matches_the_timeline(client, re
         while msgs[-1]["type"] != "end":
             msgs.append(ws.receive_json())
     windows, end = msgs[:-1], msgs[-1]
-    expected = recognizer.timeline(x, vad=None)
+    expected = recognizer.timeline(x, sample_rate=SR, vad=None)
     assert [(w["start"], w["end"]) for w in windows] == [(w.start, w.end) for w in expected.windows]
     for got, want in zip(windows, expected.windows):
         assert got["label"] == want.label
@@ -80,7 +82,7 @@ def test_stream_sends_windows_before_the_end_and_matches_the_timeline(client, re
 
 def test_stream_with_vad_marks_pauses(client):
     x = np.concatenate([np.zeros(4 * SR, np.float32), talk(4.0, 1)])
-    with client.websocket_connect("/v1/stream?vad=sohn&window=1&hop=1") as ws:
+    with client.websocket_connect("ws://127.0.0.1/v1/stream?vad=sohn&window=1&hop=1") as ws:
         ws.send_bytes(pcm(x))
         ws.send_text("end")
         msgs = [ws.receive_json()]
@@ -95,7 +97,7 @@ def test_stream_with_vad_marks_pauses(client):
 @pytest.mark.parametrize("query,needle", [("model=nope", "unknown model"), ("vad=webrtc", "vad must be"),
                                           ("window=0", "window must be")])
 def test_stream_refuses_bad_parameters(client, query, needle):
-    with client.websocket_connect(f"/v1/stream?{query}") as ws:
+    with client.websocket_connect(f"ws://127.0.0.1/v1/stream?{query}") as ws:
         msg = ws.receive_json()
     assert msg["type"] == "error" and needle in msg["message"]
 
