@@ -75,7 +75,7 @@ def corpus_clips(root: Path = SHARED) -> list[Clip]:
 
 
 def test_speakers() -> list[str]:
-    config = json.loads((REPO / "emovox" / "assets" / "default_model" / "config.json").read_text())
+    config = json.loads((REPO / "src" / "emovox" / "assets" / "fast_model" / "config.json").read_text())
     return list(config["training"]["test_speakers"])
 
 

@@ -204,7 +204,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path,
     cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "predict", str(folder), "--model", str(tiny_model), "--vad", "none",
            "--jobs", str(jobs), "--no-progress", "-o"]
     tag = f"EMOVOX_TEST_TAG={tmp_path}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "EMOVOX_TEST_TAG": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "OMP_NUM_THREADS": "1", "EMOVOX_TEST_TAG": str(tmp_path)}
     ref = tmp_path / "ref.jsonl"
     done = subprocess.run(cmd + [str(ref)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "30 of 31 inputs predicted" in done.stderr, done.stderr[-2000:]

@@ -38,7 +38,7 @@ def test_two_gloo_ranks_union_equals_single_process_output(tmp_path: Path, tiny_
                     ModelSpec(model=str(tiny_model), vad=None), progress=False)
     script = tmp_path / "cluster.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     env.pop("LOCAL_RANK", None)
     out = tmp_path / "shards" / "r.jsonl"
     cmd = [sys.executable, str(script), str(folder), str(tiny_model), str(out)]

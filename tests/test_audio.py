@@ -319,7 +319,7 @@ def test_high_rate_bomb_memory_is_bounded_by_the_16khz_output(tmp_path: Path, ra
     path = tmp_path / "bomb.flac"
     _silent_flac(path, rate, 590)
     assert path.stat().st_size < 1.5e6
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), str(Path(__file__).resolve().parents[1])]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(path)], capture_output=True, text=True, env=env,
                          timeout=300)
     assert run.returncode == 0, run.stderr

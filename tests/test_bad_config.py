@@ -285,7 +285,7 @@ def test_huge_configs_are_refused_before_allocation(tmp_path):
     wide = _edit(_package(tmp_path, "wide"), "model.kwargs.base_channels", 2000)
     many = _edit(_edit(_package(tmp_path, "many"), "model.kwargs.num_classes", 5000), "labels",
                  [f"c{i}" for i in range(5000)])
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), str(Path(__file__).resolve().parents[1])]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-c", _MODEL_RSS_PROBE, str(wide), str(many)], capture_output=True,
                          text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr

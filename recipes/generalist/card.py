@@ -1,6 +1,6 @@
 """Write MODEL_CARD.md and the recipe README tables from train.py's JSON results.
 
-    python recipes/generalist/card.py --runs runs/generalist --out emovox/assets/default_model/MODEL_CARD.md
+    python recipes/generalist/card.py --runs runs/generalist --out src/emovox/assets/default_model/MODEL_CARD.md
 """
 
 from __future__ import annotations

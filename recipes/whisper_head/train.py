@@ -1,6 +1,6 @@
 """Train the bundled Whisper model: a linear head on pooled frozen Whisper tiny.en encoder frames.
 
-    python recipes/whisper_head/train.py [--corpora ../shared/corpora] [-o emovox/assets/whisper_model]
+    python recipes/whisper_head/train.py [--corpora ../shared/corpora] [-o runs/whisper_head/model]
 
 Data, classes and split are the default model's (recipes/default): RAVDESS + TESS + EmoDB, 7 classes
 (calm -> neutral, boredom dropped), speaker_kfold fold 1 (seed 0) as the held-out test speakers and
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpora", default=str(REPO.parent / "shared" / "corpora"), help="folder with the corpora")
-    p.add_argument("-o", "--output", default=str(REPO / "emovox" / "assets" / "whisper_model"), help="model folder")
+    p.add_argument("-o", "--output", default=str(REPO / "runs" / "whisper_head" / "model"), help="model folder")
     p.add_argument("--report", default=str(REPO / "runs" / "whisper_head" / "report.json"), help="metrics JSON")
     p.add_argument("--cv", action="store_true",
                    help="run all 5 folds with the same recipe and write a cross-validation report; writes no model")
