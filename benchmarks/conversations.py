@@ -75,8 +75,9 @@ def corpus_clips(root: Path = SHARED) -> list[Clip]:
 
 
 def test_speakers() -> list[str]:
-    config = json.loads((REPO / "src" / "emovox" / "assets" / "fast_model" / "config.json").read_text())
-    return list(config["training"]["test_speakers"])
+    """Speakers the bundled default model never trained on (its validation speakers, model card)."""
+    config = json.loads((REPO / "src" / "emovox" / "assets" / "default_model" / "config.json").read_text())
+    return list(config["card"]["valid_speakers"])
 
 
 def pools(clips: list[Clip], split: str) -> dict[str, list[Clip]]:
