@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import hashlib
 import os
 import stat
 import tempfile
@@ -120,3 +121,12 @@ def read_json(path: str | os.PathLike) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileFormatError(f"{path}: not a valid JSON file ({exc}); it is corrupt or was edited by hand - "
                               "fix it, or delete it so emovox recomputes it") from None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in ``chunk``-byte pieces (memory stays O(chunk) for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

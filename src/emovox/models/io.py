@@ -36,7 +36,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from emovox.errors import ConfigError, EmovoxError, ModelError
-from emovox.io import normal_mode
+from emovox.io import normal_mode, sha256_file
 from emovox.models.registry import build_model, model_spec
 
 FORMAT = "emovox-model/1"
@@ -293,11 +293,7 @@ def _safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def _stream_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _build(spec: Mapping[str, Any], where: str, device: str | None = None) -> nn.Module:

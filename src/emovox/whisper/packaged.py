@@ -16,7 +16,6 @@ one fp16 safetensors file under the emovox cache (``$EMOVOX_CACHE`` or ``~/.cach
 
 from __future__ import annotations
 
-import hashlib
 import re
 import importlib
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ import numpy as np
 
 from emovox.cache import DEFAULT_CACHE_DIR
 from emovox.errors import ConfigError, DependencyError, ModelError
-from emovox.io import atomic_path
+from emovox.io import atomic_path, sha256_file
 from emovox.whisper.ct2 import read_ct2_files
 
 
@@ -89,12 +88,6 @@ def source_files(name: str) -> list[Path]:
     return paths
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_file(name: str, cache_dir: Path | None = None) -> Path:
@@ -116,7 +109,7 @@ def encoder_arrays(name: str, cache_dir: Path | None = None, verify: bool = True
     paths = source_files(name)
     if verify:
         for path, expected in zip(paths, spec.sha256):
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise ModelError(f"{path}: checksum mismatch (the package file is damaged or a different "
                                  f"version); reinstall it: {spec.install}")
     arrays = read_ct2_files(paths, keep=lambda n: n.startswith("encoder/"))
