@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 #: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
 MIN_SAMPLES = 400
-SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus")
+SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
+                        ".mov", ".webm", ".mkv", ".mka")
+#: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
+SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC and the audio track of MP4/MOV/WEBM/MKV"
 #: Accepted input sample rates (Hz): below 4 kHz there is no speech band left to classify;
 #: above 384 kHz (the highest rate of studio converters) is a corrupt or hostile header.
 MIN_RATE, MAX_RATE = 4_000, 384_000
@@ -47,7 +50,9 @@ _INITIAL_OUTPUT = 60 * SAMPLE_RATE
 _HINT_SMALLER = "send a shorter recording, or convert it to 16 kHz mono first (e.g. with ffmpeg or sox)"
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
-_HINT_FORMAT = "emovox reads WAV, FLAC and OGG; convert other formats first, e.g. with ffmpeg or sox"
+_HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
+_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC and MP4/MOV/WEBM/MKV need the "
+               "package av (pip install av)")
 
 
 def _soundfile():
@@ -236,7 +241,7 @@ def _open(handle: Any, source: object):
         if rate is not None:
             check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
         detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
-        raise AudioError(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
+        raise _Unreadable(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
     try:
         check_rate(f.samplerate, source)
         _check_channels(f.channels, source)
@@ -244,6 +249,31 @@ def _open(handle: Any, source: object):
         f.close()
         raise
     return f
+
+
+class _Unreadable(AudioError):
+    """libsndfile cannot open it (PyAV may)."""
+
+
+def _open_or_av(handle: Any, source: object) -> Any:
+    """An open soundfile.SoundFile, or None when libsndfile cannot open the data but PyAV can.
+
+    When neither can, libsndfile's error (with the list of formats) is raised.
+    """
+    try:
+        return _open(handle, source)
+    except _Unreadable as exc:
+        from emovox import audio_av
+
+        if not audio_av.available():
+            raise AudioError(source, exc.problem, _HINT_NO_AV) from None
+        try:
+            audio_av.read_header(handle, source)
+        except AudioError as av_exc:
+            if av_exc.problem.startswith("not a readable"):
+                raise exc from None  # neither decoder knows it
+            raise
+        return None
 
 
 def _declared_wav_rate(handle: Any) -> int | None:
@@ -287,7 +317,12 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
     between blocks.
     """
     budget = budget or DecodeBudget()
-    with _open(handle, source) as f:
+    f = _open_or_av(handle, source)
+    if f is None:
+        from emovox import audio_av
+
+        return audio_av.decode(handle, source, budget, target_rate)
+    with f:
         header = _header(f)
         check_budget(header, budget, source)
         out = _Output(header, budget, target_rate, source)
@@ -399,7 +434,12 @@ def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") ->
     elif not data:
         raise AudioError(source, "upload is empty (0 bytes)")
     try:
-        with _open(handle, source) as f:
+        f = _open_or_av(handle, source)
+        if f is None:
+            from emovox import audio_av
+
+            return audio_av.read_header(handle, source)
+        with f:
             return _header(f)
     except (AudioError, Cancelled):
         raise
@@ -445,7 +485,15 @@ def iter_blocks(
     _check_path(p)
     if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
         raise AudioError(p, f"block_seconds must be a positive number, got {block_seconds!r}")
-    with _open(str(p), p) as f:
+    f = _open_or_av(str(p), p)
+    if f is None:  # PyAV formats (M4A, video tracks): decoded whole at 16 kHz, then cut in blocks
+        from emovox import audio_av
+
+        wave = _checked(audio_av.decode(str(p), p, DecodeBudget(), target_rate), p, target_rate)
+        step = max(1, int(block_seconds * target_rate))
+        yield from (wave[i:i + step] for i in range(0, wave.size, step))
+        return
+    with f:
         rate = f.samplerate
         try:
             stream = soxr.ResampleStream(rate, target_rate, 1, dtype="float32") if rate != target_rate else None

@@ -14,10 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from emovox.audio import SAMPLE_RATE, DecodeBudget, check_budget, decode_bytes, read_header
+from emovox.audio import SAMPLE_RATE, SUPPORTED_FORMATS, DecodeBudget, check_budget, decode_bytes, read_header
+from emovox.audio_av import container_format
 from emovox.errors import AudioError, AudioTooLong
 
-SUPPORTED = "WAV, FLAC, OGG/Vorbis/Opus, AIFF or MP3"
+SUPPORTED = SUPPORTED_FORMATS
 _MAGIC = (
     (b"RIFF", "wav"), (b"RIFX", "wav"), (b"RF64", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"),
     (b"FORM", "aiff"), (b"ID3", "mp3"),
@@ -51,9 +52,7 @@ def sniff(data: bytes) -> str | None:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             return kind
-    if len(data) >= 2 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:
-        return "mp3"  # MPEG audio frame sync
-    return None
+    return container_format(data[:64])  # MP4/M4A/MOV, MKV/WEBM, ADTS AAC, MPEG audio (PyAV)
 
 
 @dataclass
