@@ -1,14 +1,21 @@
 """Audio input: any supported file or array -> 16 kHz mono float32.
 
 One entry point per source (:func:`load_audio` for files, :func:`decode_bytes` for uploads,
-:func:`prepare_array` for in-memory arrays, :func:`iter_blocks` for long recordings).
-Every failure surfaces as :class:`emovox.errors.AudioError`; nothing else escapes.
+:func:`prepare_array` for in-memory arrays, :func:`iter_blocks` for long recordings,
+:func:`read_header` for what a header declares). Every failure surfaces as
+:class:`emovox.errors.AudioError`; nothing else escapes.
+
+Formats (:data:`SUPPORTED_FORMATS`): soundfile (libsndfile) first, then PyAV (FFmpeg inside its
+wheels, :mod:`emovox.audio_av`) for M4A/AAC and the audio track of MP4/MOV/WEBM/MKV videos.
 
 Limits that keep hostile or broken input from exhausting memory or poisoning the model:
 sample rates within [:data:`MIN_RATE`, :data:`MAX_RATE`], at most :data:`MAX_CHANNELS`
 channels, sample magnitudes up to :data:`MAX_ABS` (float audio lives in [-1, 1]; integer PCM
-stored as floats stays far below), and files are decoded block by block (never trusting the
-frame count a header declares), optionally stopping at ``max_seconds``.
+stored as floats stays far below). Files are decoded block by block and each block is resampled
+to 16 kHz before the next is read, so peak memory is the 16 kHz output plus one block whatever
+the input rate; a :class:`DecodeBudget` (output seconds, input samples x channels, a cancel hook
+run between blocks) is checked from the header before decoding and again as decoding goes.
+Arrays need their sample rate; :func:`check_length` is the one minimum-length rule.
 """
 
 from __future__ import annotations
@@ -18,16 +25,19 @@ import logging
 import os
 import re
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from emovox.audio_budget import HINT_SMALLER, SAMPLE_RATE, AudioHeader, BlockOutput, DecodeBudget, check_budget
 from emovox.errors import AudioError, AudioTooLong, Cancelled
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
+__all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "DecodeBudget", "check_budget",
+           "check_length", "check_rate", "decode_bytes", "load_audio", "read_header", "prepare_array", "iter_blocks",
+           "audio_duration"]
+
 #: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
 MIN_SAMPLES = 400
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
@@ -45,9 +55,6 @@ MAX_ABS = float(2**32)
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
-#: Output samples reserved up front when no budget bounds the length (60 s at 16 kHz; doubled as needed).
-_INITIAL_OUTPUT = 60 * SAMPLE_RATE
-_HINT_SMALLER = "send a shorter recording, or convert it to 16 kHz mono first (e.g. with ffmpeg or sox)"
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
 _HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
@@ -59,46 +66,6 @@ def _soundfile():
     import soundfile as sf
 
     return sf
-
-
-@dataclass(frozen=True)
-class AudioHeader:
-    """What a container header declares (cheap to read; ``frames`` may lie in a corrupt file)."""
-
-    rate: int
-    channels: int
-    frames: int
-    format: str = ""
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.rate
-
-
-@dataclass(frozen=True)
-class DecodeBudget:
-    """What one decode may cost: ``max_seconds`` of output, ``max_input_samples`` (frames x
-    channels at the input rate: the decoding work), and ``cancel``, called between blocks (it
-    raises to stop the work, e.g. :class:`emovox.errors.Cancelled` when a deadline passed)."""
-
-    max_seconds: float | None = None
-    max_input_samples: int | None = None
-    cancel: Callable[[], None] | None = None
-
-
-def check_budget(header: AudioHeader, budget: DecodeBudget, source: object = "<upload>") -> None:
-    """Refuse from the header alone what would exceed ``budget`` (:class:`AudioTooLong`).
-
-    Decoding checks the same limits again as it goes: a header can under-declare.
-    """
-    if budget.max_seconds is not None and header.seconds > budget.max_seconds:
-        raise AudioTooLong(source, f"audio is {header.seconds:.0f} s long, longer than the limit of "
-                                   f"{budget.max_seconds:g} s", "cut the recording or use the command line")
-    work = header.frames * header.channels
-    if budget.max_input_samples is not None and work > budget.max_input_samples:
-        raise AudioTooLong(source, f"audio holds {work} samples ({header.channels} channel(s) at {header.rate} Hz), "
-                                   f"more than this server decodes per request ({budget.max_input_samples})",
-                           _HINT_SMALLER)
 
 
 def check_length(n_samples: int, source: object = "<array>", rate: int = SAMPLE_RATE) -> None:
@@ -325,7 +292,7 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
     with f:
         header = _header(f)
         check_budget(header, budget, source)
-        out = _Output(header, budget, target_rate, source)
+        out = BlockOutput(header, budget, target_rate, source)
         read = 0
         for block in _blocks(f, source, max(1, _BLOCK_SAMPLES // f.channels)):
             if budget.cancel is not None:
@@ -333,52 +300,12 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
             read += block.size
             if budget.max_input_samples is not None and read * f.channels > budget.max_input_samples:
                 raise AudioTooLong(source, f"audio holds more than {budget.max_input_samples} samples at "
-                                           f"{f.samplerate} Hz (this server's decoding budget)", _HINT_SMALLER)
+                                           f"{f.samplerate} Hz (this server's decoding budget)", HINT_SMALLER)
             out.add(block)
         if _looks_truncated(f, header.frames, read):
             raise AudioError(source, "file is truncated or corrupt (fewer samples than its header declares)",
                              "re-export or re-download it")
         return out.finish()
-
-
-class _Output:
-    """A growing 16 kHz output buffer fed block by block through a streaming resampler.
-
-    Its capacity is reserved with ``np.empty`` (untouched pages cost no memory) from the budget or
-    the header, and doubled when a lying header under-declares; nothing is kept at the input rate.
-    """
-
-    def __init__(self, header: AudioHeader, budget: DecodeBudget, target_rate: int, source: object) -> None:
-        import soxr
-
-        self.source, self.target_rate, self.rate = source, target_rate, header.rate
-        self.limit = None if budget.max_seconds is None else int(budget.max_seconds * target_rate)
-        self.max_seconds = budget.max_seconds
-        guess = header.frames * target_rate // max(1, header.rate) + 4096
-        cap = min(guess, _INITIAL_OUTPUT) if self.limit is None else min(guess, self.limit + 4096)
-        self.buf, self.n = np.empty(max(cap, 4096), np.float32), 0
-        try:
-            self.stream = (soxr.ResampleStream(header.rate, target_rate, 1, dtype="float32", quality="HQ")
-                           if header.rate != target_rate else None)
-        except Exception as exc:
-            raise AudioError(source, f"cannot resample from {header.rate} Hz ({exc})") from None
-
-    def add(self, mono: np.ndarray, last: bool = False) -> None:
-        y = mono if self.stream is None else self.stream.resample_chunk(mono, last=last)
-        if self.n + y.size > self.buf.size:
-            grown = np.empty(max(2 * self.buf.size, self.n + y.size), np.float32)
-            grown[:self.n] = self.buf[:self.n]
-            self.buf = grown
-        self.buf[self.n:self.n + y.size] = y
-        self.n += y.size
-        if self.limit is not None and self.n > self.limit:
-            raise AudioTooLong(self.source, f"audio is longer than the limit of {self.max_seconds:g} s",
-                               "cut the recording, or use `emovox timeline` for long recordings")
-
-    def finish(self) -> np.ndarray:
-        if self.stream is not None:
-            self.add(np.zeros(0, np.float32), last=True)
-        return self.buf[:self.n]
 
 
 def _looks_truncated(f, expected: int, got: int) -> bool:

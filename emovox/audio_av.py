@@ -84,7 +84,8 @@ def _open(handle: Any, source: object):
 
 
 def _header(container: Any, source: object):
-    from emovox.audio import AudioHeader, _check_channels, check_rate
+    from emovox.audio import _check_channels, check_rate
+    from emovox.audio_budget import AudioHeader
 
     stream = container.streams.audio[0]
     ctx = stream.codec_context
@@ -118,7 +119,7 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
     """The first audio track of ``handle`` as mono float32 at ``target_rate`` within ``budget``."""
     import av
 
-    from emovox.audio import _Output, check_budget
+    from emovox.audio_budget import BlockOutput, check_budget
 
     container = _open(handle, source)
     try:
@@ -126,7 +127,7 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
         check_budget(header, budget, source)
         stream = container.streams.audio[0]
         resampler = None  # made for the first frame's layout; channels are averaged as for soundfile
-        out = _Output(header.__class__(target_rate, 1, header.frames * target_rate // header.rate),
+        out = BlockOutput(header.__class__(target_rate, 1, header.frames * target_rate // header.rate),
                       budget, target_rate, source)
         read, count = 0, 0
         for frame in container.decode(stream):
