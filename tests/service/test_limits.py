@@ -353,3 +353,16 @@ def test_client_disconnect_cancels_its_job_on_a_real_server(recognizer):
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_heavy_jobs_never_take_every_worker():
+    async def main():
+        pool = JobPool(workers=2, max_pending=8, queue_timeout=5)
+        heavy = [asyncio.ensure_future(pool.run(Worker(1.5), timeout=9, heavy=True)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert await pool.run(Worker(0.0), timeout=5) == "done"  # a light job gets the free worker...
+        assert not any(h.done() for h in heavy) and pool.running == 1  # ...while one heavy job runs, two wait
+        assert await asyncio.gather(*heavy) == ["done"] * 3
+        pool.shutdown()
+
+    asyncio.run(main())
