@@ -44,7 +44,8 @@ from hypothesis.extra import numpy as hnp
 REPO = Path(__file__).resolve().parents[1]
 #: Decoding stops past this length (what the service does for uploads; a decompression-bomb guard).
 MAX_SECONDS = 120.0
-MAGICS = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"%PDF", b"PK\x03\x04")
+MAGICS = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"%PDF", b"PK\x03\x04",
+          b"\x00\x00\x00\x1cftypM4A ", b"\x00\x00\x00\x14ftypqt  ", b"\x1a\x45\xdf\xa3", b"\xff\xf1")
 
 
 class BadOutput(AssertionError):
@@ -79,6 +80,60 @@ def seed_files(seconds: float = 0.5) -> list[tuple[str, bytes]]:
         sf.write(buf, y, sr, format=fmt, subtype=subtype)
         out.append((f"seed_{subtype.lower()}_{sr}_{channels}ch.{ext}", buf.getvalue()))
     return out
+
+
+#: Containers only PyAV decodes (libsndfile refuses them): (name, format, codec, video codec, rate, channels).
+AV_LAYOUTS = [("seed_aac_44100_2ch.m4a", "ipod", "aac", None, 44_100, 2),
+              ("seed_aac_48000_1ch_video.mp4", "mp4", "aac", "mpeg4", 48_000, 1),
+              ("seed_aac_16000_1ch.mov", "mov", "aac", None, 16_000, 1),
+              ("seed_opus_48000_1ch_video.webm", "webm", "libopus", "libvpx", 48_000, 1),
+              ("seed_opus_48000_2ch.mka", "matroska", "libopus", None, 48_000, 2),
+              ("seed_aac_22050_1ch.aac", "adts", "aac", None, 22_050, 1)]
+
+
+def encode_av(x: np.ndarray, rate: int, fmt: str, codec: str, video: str | None = None, channels: int = 1) -> bytes:
+    """``x`` (mono float32 at ``rate``) encoded with PyAV in container ``fmt`` (plus a tiny video track)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as c:
+        stream = c.add_stream(codec, rate=rate)
+        stream.layout = "mono" if channels == 1 else "stereo"
+        if video:
+            v = c.add_stream(video, rate=10)
+            v.width = v.height = 32
+            v.pix_fmt = "yuv420p"
+            for _ in range(3):
+                for packet in v.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+                    c.mux(packet)
+            for packet in v.encode():
+                c.mux(packet)
+        frame = av.AudioFrame.from_ndarray(np.tile(x[None].astype(np.float32), (channels, 1)), format="fltp",
+                                           layout=stream.layout.name)
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            c.mux(packet)
+    return buf.getvalue()
+
+
+def av_seed_files(seconds: float = 0.5) -> list[tuple[str, bytes]]:
+    """Valid M4A/MP4/MOV/WEBM/MKA/AAC files (the PyAV decoder's seeds); empty without PyAV."""
+    import soxr
+
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return []
+    name, base = seed_files(seconds)[0]
+    x = decode_seed(base)
+    return [(n, encode_av(soxr.resample(x, 16_000, sr).astype(np.float32), sr, fmt, codec, video, ch))
+            for n, fmt, codec, video, sr, ch in AV_LAYOUTS]
+
+
+def decode_seed(data: bytes) -> np.ndarray:
+    import soundfile as sf
+
+    return sf.read(io.BytesIO(data), dtype="float32")[0]
 
 
 # ------------------------------------------------------------------------------- strategies
@@ -307,6 +362,23 @@ class Tally:
         stem.with_suffix(".txt").write_text("".join(traceback.format_exception(exc)))
 
 
+class _NoModel:
+    """Stands in for the recognizer with ``--decode-only``: checks the decoded audio, runs no model."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def info(self) -> dict:
+        return {**self.inner.info(), "name": "none (--decode-only)"}
+
+    def predict(self, x: Any, sample_rate: Any = None, source: str | None = None) -> Any:
+        from emovox.audio import load_audio, prepare_array
+        from emovox.inference import Prediction
+
+        y = load_audio(x) if isinstance(x, (str, Path)) else prepare_array(x, sample_rate, source or "<array>")
+        return Prediction(source or str(x), "ok", {"ok": 1.0}, y.size / 16000)
+
+
 def describe(case: tuple) -> str:
     if isinstance(case[1], bytes):
         return f"{case[0]} ({len(case[1])} bytes)"
@@ -320,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, default=30.0, help="time cap (default 30 min)")
     ap.add_argument("--model", help="model folder (default: the bundled model, else a random ResNet18)")
     ap.add_argument("--out", default=str(REPO / "runs" / "fuzz"), help="where failing inputs are saved")
+    ap.add_argument("--decoder", choices=("all", "av"), default="all",
+                    help="all: every seed and arrays; av: only mutated M4A/MP4/MOV/WEBM/MKA/AAC (the PyAV path)")
+    ap.add_argument("--decode-only", action="store_true", help="skip the model (decoders only; faster)")
     args = ap.parse_args(argv)
 
     import logging
@@ -335,7 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="emovox-fuzz-model-"))
     recognizer = load_recognizer(args.model, workdir)
     tally = Tally(recognizer, Path(args.out), started + 60 * args.max_minutes)
-    cases = st.one_of(byte_inputs(seed_files()), st.tuples(arrays(), rates()))
+    if args.decode_only:
+        recognizer = _NoModel(recognizer)
+    if args.decoder == "av":
+        cases = byte_inputs(av_seed_files())
+    else:
+        cases = st.one_of(byte_inputs(seed_files() + av_seed_files()), st.tuples(arrays(), rates()))
     attempt = 0
     while tally.count < args.examples and time.time() < tally.deadline:
         budget = args.examples - tally.count

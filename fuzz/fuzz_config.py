@@ -44,6 +44,16 @@ def make_package(folder: Path) -> Path:
                                              "normalize": "segment", "labels": ["a", "b", "c", "d"]})
 
 
+def seed_config() -> tuple[dict, bytes]:
+    """(config, weights bytes) of the tiny seed package."""
+    work = Path(tempfile.mkdtemp(prefix="emovox-fuzz-seed-"))
+    try:
+        folder = make_package(work / "seed")
+        return json.loads((folder / "config.json").read_text()), (folder / "model.safetensors").read_bytes()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     """Every key path inside a JSON value."""
     out = [prefix] if prefix else []
@@ -130,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="emovox-fuzz-config-"))
-    seed = make_package(work / "seed")
-    config = json.loads((seed / "config.json").read_text())
-    weights = (seed / "model.safetensors").read_bytes()
+    config, weights = seed_config()
     outcomes: collections.Counter = collections.Counter()
     escaped: list[str] = []
     deadline = time.monotonic() + 60 * args.max_minutes

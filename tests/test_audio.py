@@ -337,3 +337,61 @@ def test_arrays_without_a_sample_rate_are_refused(recognizer) -> None:
     with pytest.raises(AudioError, match="pass sample_rate="):
         recognizer.timeline(x)
     assert recognizer.predict(x, sample_rate=44100).duration == pytest.approx(1.0, abs=1e-3)
+
+
+# ------------------------------------------------------------------ PyAV fallback (M4A, video tracks)
+AV_CASES = [("m4a", "ipod", "aac", None), ("mp4", "mp4", "aac", "mpeg4"), ("mov", "mov", "aac", "mpeg4"),
+            ("webm", "webm", "libopus", "libvpx"), ("mka", "matroska", "libopus", None), ("aac", "adts", "aac", None)]
+
+
+@pytest.mark.parametrize("ext,fmt,codec,video", AV_CASES)
+def test_pyav_formats_decode_to_16k_mono(tmp_path: Path, ext: str, fmt: str, codec: str, video: str | None) -> None:
+    pytest.importorskip("av", reason="M4A/MP4/WEBM need PyAV (pip install av)")
+    from fuzz.fuzz_audio import encode_av
+
+    t = np.arange(48000) / 48000
+    data = encode_av((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 48000, fmt, codec, video, channels=2)
+    header = read_header(data, f"x.{ext}")
+    assert header.rate == 48000 and header.channels == 2 and 0.9 < header.seconds < 1.2
+    path = tmp_path / f"x.{ext}"
+    path.write_bytes(data)
+    for y in (decode_bytes(data, f"x.{ext}", max_seconds=5), load_audio(path), np.concatenate(list(iter_blocks(path)))):
+        assert y.dtype == np.float32 and 15_500 <= y.size <= 16_500  # codec priming samples included
+        peak = np.argmax(np.abs(np.fft.rfft(y))) * SAMPLE_RATE / y.size
+        assert abs(peak - 440) < 5 and 0.15 < np.sqrt(np.mean(y**2)) < 0.25
+    assert audio_duration(path) == pytest.approx(header.seconds)
+    with pytest.raises(AudioTooLong):
+        decode_bytes(data, f"x.{ext}", max_seconds=0.5)
+
+
+def test_pyav_path_keeps_the_budget_and_the_cancel_hook() -> None:
+    pytest.importorskip("av")
+    from emovox.errors import Cancelled
+    from fuzz.fuzz_audio import encode_av
+
+    data = encode_av(make_tone(20.0), 16000, "ipod", "aac")
+    with pytest.raises(AudioTooLong, match="more than this server decodes"):
+        decode_bytes(data, "x.m4a", budget=DecodeBudget(max_input_samples=100_000))
+
+    def cancel() -> None:
+        raise Cancelled("deadline passed")
+
+    with pytest.raises(Cancelled):
+        decode_bytes(data, "x.m4a", budget=DecodeBudget(cancel=cancel))
+
+
+def test_unknown_formats_list_what_is_supported(tmp_path: Path) -> None:
+    for data in (b"\x00\x00\x00\x1cftypM4A " + bytes(200), b"\x1a\x45\xdf\xa3" + bytes(200), b"#EXTM3U\nfile:///etc/passwd\n"):
+        with pytest.raises(AudioError, match="M4A/AAC and the audio track of MP4/MOV/WEBM/MKV") as info:
+            decode_bytes(data, "odd.bin")
+        assert "passwd" not in str(info.value).replace("odd.bin", "")
+
+
+def test_playlists_are_never_followed(tmp_path: Path) -> None:
+    """FFmpeg's HLS/concat demuxers would open the files a playlist names; only forced containers are used."""
+    pytest.importorskip("av")
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, make_tone(1.0), SAMPLE_RATE)
+    for text in (f"#EXTM3U\n#EXTINF:1,\n{secret}\n", f"ffconcat version 1.0\nfile '{secret}'\n"):
+        with pytest.raises(AudioError, match="not a readable audio file"):
+            decode_bytes(text.encode(), "list.m3u8")

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz.fuzz_audio import arrays, byte_inputs, check_prediction, rates, run_array, run_bytes, seed_files
+from fuzz.fuzz_audio import (AV_LAYOUTS, arrays, av_seed_files, byte_inputs, check_prediction, rates, run_array,
+                              run_bytes, seed_files)
+from fuzz.fuzz_config import mutated_configs, run_case, seed_config
 
-SEEDS = seed_files(0.3)
+SEEDS = seed_files(0.3) + av_seed_files(0.3)
 FAST = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
@@ -31,7 +33,7 @@ def test_generated_arrays_raise_only_emovox_errors(recognizer, x, rate):
 
 def test_every_seed_file_decodes_and_predicts(recognizer):
     """The unmutated seeds are valid: the fuzzer starts from files that work."""
-    assert len(SEEDS) == 8
+    assert len(SEEDS) == 8 + len(AV_LAYOUTS)  # libsndfile's formats, then PyAV's (M4A, MP4/WEBM video...)
     for name, data in SEEDS:
         assert run_bytes(recognizer, name, data, via_file=True) == "ok", name
 
@@ -44,3 +46,21 @@ def test_check_prediction_rejects_unusable_output(recognizer):
     bad = type(good)(source="x", label="angry", probabilities={"angry": float("nan")})
     with pytest.raises(BadOutput):
         check_prediction(bad)
+
+
+@FAST
+@given(case=byte_inputs(av_seed_files(0.3)))
+def test_generated_pyav_containers_raise_only_emovox_errors(recognizer, case):
+    """The PyAV path on its own (the long run: fuzz/fuzz_audio.py --decoder av)."""
+    name, data = case
+    run_bytes(recognizer, name, data, via_file=len(data) % 5 == 0)
+
+
+CONFIG_SEED = seed_config()
+
+
+@FAST
+@given(case=mutated_configs(*CONFIG_SEED))
+def test_generated_model_configs_raise_only_emovox_errors(tmp_path_factory, case):
+    """Mutated config.json / safetensors headers through Recognizer.load (long run: fuzz/fuzz_config.py)."""
+    run_case(tmp_path_factory.mktemp("cfg") / "m", *case)

@@ -1,14 +1,21 @@
 """Audio input: any supported file or array -> 16 kHz mono float32.
 
 One entry point per source (:func:`load_audio` for files, :func:`decode_bytes` for uploads,
-:func:`prepare_array` for in-memory arrays, :func:`iter_blocks` for long recordings).
-Every failure surfaces as :class:`emovox.errors.AudioError`; nothing else escapes.
+:func:`prepare_array` for in-memory arrays, :func:`iter_blocks` for long recordings,
+:func:`read_header` for what a header declares). Every failure surfaces as
+:class:`emovox.errors.AudioError`; nothing else escapes.
+
+Formats (:data:`SUPPORTED_FORMATS`): soundfile (libsndfile) first, then PyAV (FFmpeg inside its
+wheels, :mod:`emovox.audio_av`) for M4A/AAC and the audio track of MP4/MOV/WEBM/MKV videos.
 
 Limits that keep hostile or broken input from exhausting memory or poisoning the model:
 sample rates within [:data:`MIN_RATE`, :data:`MAX_RATE`], at most :data:`MAX_CHANNELS`
 channels, sample magnitudes up to :data:`MAX_ABS` (float audio lives in [-1, 1]; integer PCM
-stored as floats stays far below), and files are decoded block by block (never trusting the
-frame count a header declares), optionally stopping at ``max_seconds``.
+stored as floats stays far below). Files are decoded block by block and each block is resampled
+to 16 kHz before the next is read, so peak memory is the 16 kHz output plus one block whatever
+the input rate; a :class:`DecodeBudget` (output seconds, input samples x channels, a cancel hook
+run between blocks) is checked from the header before decoding and again as decoding goes.
+Arrays need their sample rate; :func:`check_length` is the one minimum-length rule.
 """
 
 from __future__ import annotations
@@ -18,19 +25,25 @@ import logging
 import os
 import re
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from emovox.audio_budget import HINT_SMALLER, SAMPLE_RATE, AudioHeader, BlockOutput, DecodeBudget, check_budget
 from emovox.errors import AudioError, AudioTooLong, Cancelled
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
+__all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "DecodeBudget", "check_budget",
+           "check_length", "check_rate", "decode_bytes", "load_audio", "read_header", "prepare_array", "iter_blocks",
+           "audio_duration"]
+
 #: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
 MIN_SAMPLES = 400
-SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus")
+SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
+                        ".mov", ".webm", ".mkv", ".mka")
+#: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
+SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC and the audio track of MP4/MOV/WEBM/MKV"
 #: Accepted input sample rates (Hz): below 4 kHz there is no speech band left to classify;
 #: above 384 kHz (the highest rate of studio converters) is a corrupt or hostile header.
 MIN_RATE, MAX_RATE = 4_000, 384_000
@@ -42,58 +55,17 @@ MAX_ABS = float(2**32)
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
-#: Output samples reserved up front when no budget bounds the length (60 s at 16 kHz; doubled as needed).
-_INITIAL_OUTPUT = 60 * SAMPLE_RATE
-_HINT_SMALLER = "send a shorter recording, or convert it to 16 kHz mono first (e.g. with ffmpeg or sox)"
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
-_HINT_FORMAT = "emovox reads WAV, FLAC and OGG; convert other formats first, e.g. with ffmpeg or sox"
+_HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
+_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC and MP4/MOV/WEBM/MKV need the "
+               "package av (pip install av)")
 
 
 def _soundfile():
     import soundfile as sf
 
     return sf
-
-
-@dataclass(frozen=True)
-class AudioHeader:
-    """What a container header declares (cheap to read; ``frames`` may lie in a corrupt file)."""
-
-    rate: int
-    channels: int
-    frames: int
-    format: str = ""
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.rate
-
-
-@dataclass(frozen=True)
-class DecodeBudget:
-    """What one decode may cost: ``max_seconds`` of output, ``max_input_samples`` (frames x
-    channels at the input rate: the decoding work), and ``cancel``, called between blocks (it
-    raises to stop the work, e.g. :class:`emovox.errors.Cancelled` when a deadline passed)."""
-
-    max_seconds: float | None = None
-    max_input_samples: int | None = None
-    cancel: Callable[[], None] | None = None
-
-
-def check_budget(header: AudioHeader, budget: DecodeBudget, source: object = "<upload>") -> None:
-    """Refuse from the header alone what would exceed ``budget`` (:class:`AudioTooLong`).
-
-    Decoding checks the same limits again as it goes: a header can under-declare.
-    """
-    if budget.max_seconds is not None and header.seconds > budget.max_seconds:
-        raise AudioTooLong(source, f"audio is {header.seconds:.0f} s long, longer than the limit of "
-                                   f"{budget.max_seconds:g} s", "cut the recording or use the command line")
-    work = header.frames * header.channels
-    if budget.max_input_samples is not None and work > budget.max_input_samples:
-        raise AudioTooLong(source, f"audio holds {work} samples ({header.channels} channel(s) at {header.rate} Hz), "
-                                   f"more than this server decodes per request ({budget.max_input_samples})",
-                           _HINT_SMALLER)
 
 
 def check_length(n_samples: int, source: object = "<array>", rate: int = SAMPLE_RATE) -> None:
@@ -160,7 +132,7 @@ def prepare_array(
                          "pass sample_rate=... (e.g. predict(x, sample_rate=44100)); emovox resamples it")
     try:
         x = np.asarray(samples)
-    except Exception as exc:  # ragged lists, exotic array-likes  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:  # ragged lists, exotic array-likes
         raise AudioError(source, f"cannot convert to an array ({type(exc).__name__}: {exc})") from None
     if x.dtype.kind not in "iuf":
         raise AudioError(source, f"samples must be numeric, got dtype {x.dtype}")
@@ -204,7 +176,7 @@ def _resample(x: np.ndarray, rate_in: int, rate_out: int, source: object) -> np.
 
     try:
         return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
-    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:
         raise AudioError(source, f"resampling from {rate_in} Hz failed ({exc})") from None
 
 
@@ -231,12 +203,12 @@ def _open(handle: Any, source: object):
     sf = _soundfile()
     try:
         f = sf.SoundFile(handle)
-    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:
         rate = _declared_wav_rate(handle)
         if rate is not None:
             check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
         detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
-        raise AudioError(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
+        raise _Unreadable(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
     try:
         check_rate(f.samplerate, source)
         _check_channels(f.channels, source)
@@ -244,6 +216,31 @@ def _open(handle: Any, source: object):
         f.close()
         raise
     return f
+
+
+class _Unreadable(AudioError):
+    """libsndfile cannot open it (PyAV may)."""
+
+
+def _open_or_av(handle: Any, source: object) -> Any:
+    """An open soundfile.SoundFile, or None when libsndfile cannot open the data but PyAV can.
+
+    When neither can, libsndfile's error (with the list of formats) is raised.
+    """
+    try:
+        return _open(handle, source)
+    except _Unreadable as exc:
+        from emovox import audio_av
+
+        if not audio_av.available():
+            raise AudioError(source, exc.problem, _HINT_NO_AV) from None
+        try:
+            audio_av.read_header(handle, source)
+        except AudioError as av_exc:
+            if av_exc.problem.startswith("not a readable"):
+                raise exc from None  # neither decoder knows it
+            raise
+        return None
 
 
 def _declared_wav_rate(handle: Any) -> int | None:
@@ -268,7 +265,7 @@ def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
     while True:
         try:
             chunk = f.read(block_frames, dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+        except Exception as exc:
             raise AudioError(source, f"decoding failed after {done / f.samplerate:.1f} s "
                                      f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
         if len(chunk):
@@ -287,10 +284,15 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
     between blocks.
     """
     budget = budget or DecodeBudget()
-    with _open(handle, source) as f:
+    f = _open_or_av(handle, source)
+    if f is None:
+        from emovox import audio_av
+
+        return audio_av.decode(handle, source, budget, target_rate)
+    with f:
         header = _header(f)
         check_budget(header, budget, source)
-        out = _Output(header, budget, target_rate, source)
+        out = BlockOutput(header, budget, target_rate, source)
         read = 0
         for block in _blocks(f, source, max(1, _BLOCK_SAMPLES // f.channels)):
             if budget.cancel is not None:
@@ -298,52 +300,12 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
             read += block.size
             if budget.max_input_samples is not None and read * f.channels > budget.max_input_samples:
                 raise AudioTooLong(source, f"audio holds more than {budget.max_input_samples} samples at "
-                                           f"{f.samplerate} Hz (this server's decoding budget)", _HINT_SMALLER)
+                                           f"{f.samplerate} Hz (this server's decoding budget)", HINT_SMALLER)
             out.add(block)
         if _looks_truncated(f, header.frames, read):
             raise AudioError(source, "file is truncated or corrupt (fewer samples than its header declares)",
                              "re-export or re-download it")
         return out.finish()
-
-
-class _Output:
-    """A growing 16 kHz output buffer fed block by block through a streaming resampler.
-
-    Its capacity is reserved with ``np.empty`` (untouched pages cost no memory) from the budget or
-    the header, and doubled when a lying header under-declares; nothing is kept at the input rate.
-    """
-
-    def __init__(self, header: AudioHeader, budget: DecodeBudget, target_rate: int, source: object) -> None:
-        import soxr
-
-        self.source, self.target_rate, self.rate = source, target_rate, header.rate
-        self.limit = None if budget.max_seconds is None else int(budget.max_seconds * target_rate)
-        self.max_seconds = budget.max_seconds
-        guess = header.frames * target_rate // max(1, header.rate) + 4096
-        cap = min(guess, _INITIAL_OUTPUT) if self.limit is None else min(guess, self.limit + 4096)
-        self.buf, self.n = np.empty(max(cap, 4096), np.float32), 0
-        try:
-            self.stream = (soxr.ResampleStream(header.rate, target_rate, 1, dtype="float32", quality="HQ")
-                           if header.rate != target_rate else None)
-        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
-            raise AudioError(source, f"cannot resample from {header.rate} Hz ({exc})") from None
-
-    def add(self, mono: np.ndarray, last: bool = False) -> None:
-        y = mono if self.stream is None else self.stream.resample_chunk(mono, last=last)
-        if self.n + y.size > self.buf.size:
-            grown = np.empty(max(2 * self.buf.size, self.n + y.size), np.float32)
-            grown[:self.n] = self.buf[:self.n]
-            self.buf = grown
-        self.buf[self.n:self.n + y.size] = y
-        self.n += y.size
-        if self.limit is not None and self.n > self.limit:
-            raise AudioTooLong(self.source, f"audio is longer than the limit of {self.max_seconds:g} s",
-                               "cut the recording, or use `emovox timeline` for long recordings")
-
-    def finish(self) -> np.ndarray:
-        if self.stream is not None:
-            self.add(np.zeros(0, np.float32), last=True)
-        return self.buf[:self.n]
 
 
 def _looks_truncated(f, expected: int, got: int) -> bool:
@@ -369,7 +331,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE, *,
         return _checked(_read(str(p), p, budget, target_rate), p, target_rate)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:  # nothing but AudioError leaves this function  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:  # nothing but AudioError leaves this function
         raise AudioError(p, f"unexpected failure while reading ({type(exc).__name__})") from None
 
 
@@ -387,7 +349,7 @@ def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_
         return _checked(_read(io.BytesIO(data), name, budget, target_rate), name, target_rate)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:
         raise AudioError(name, f"unexpected failure while decoding ({type(exc).__name__})") from None
 
 
@@ -399,11 +361,16 @@ def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") ->
     elif not data:
         raise AudioError(source, "upload is empty (0 bytes)")
     try:
-        with _open(handle, source) as f:
+        f = _open_or_av(handle, source)
+        if f is None:
+            from emovox import audio_av
+
+            return audio_av.read_header(handle, source)
+        with f:
             return _header(f)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+    except Exception as exc:
         raise AudioError(source, f"unexpected failure while reading the header ({type(exc).__name__})") from None
 
 
@@ -445,11 +412,19 @@ def iter_blocks(
     _check_path(p)
     if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
         raise AudioError(p, f"block_seconds must be a positive number, got {block_seconds!r}")
-    with _open(str(p), p) as f:
+    f = _open_or_av(str(p), p)
+    if f is None:  # PyAV formats (M4A, video tracks): decoded whole at 16 kHz, then cut in blocks
+        from emovox import audio_av
+
+        wave = _checked(audio_av.decode(str(p), p, DecodeBudget(), target_rate), p, target_rate)
+        step = max(1, int(block_seconds * target_rate))
+        yield from (wave[i:i + step] for i in range(0, wave.size, step))
+        return
+    with f:
         rate = f.samplerate
         try:
             stream = soxr.ResampleStream(rate, target_rate, 1, dtype="float32") if rate != target_rate else None
-        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+        except Exception as exc:
             raise AudioError(p, f"cannot resample from {rate} Hz ({exc})") from None
         block = max(1, int(block_seconds * rate))
         total, expected = 0, f.frames

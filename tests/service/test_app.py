@@ -214,3 +214,21 @@ def test_cli_serve_binds_localhost_by_default(tiny_model, monkeypatch):
         assert c.get("/healthz").status_code == 200
     with TestClient(config.app, base_url="http://attacker.example") as c:
         assert_error(c.get("/healthz"), 400, "bad_host")
+
+
+@pytest.mark.parametrize("name,fmt,codec,video", [("voice.m4a", "ipod", "aac", None),
+                                                  ("call.webm", "webm", "libopus", "libvpx"),
+                                                  ("clip.mp4", "mp4", "aac", "mpeg4")])
+def test_predict_m4a_webm_and_video_uploads(client, name, fmt, codec, video):
+    pytest.importorskip("av", reason="M4A/WEBM/MP4 need PyAV")
+    from fuzz.fuzz_audio import encode_av
+
+    resp = upload(client, encode_av(make_tone(1.0, sr=48000), 48000, fmt, codec, video), name, "video/mp4")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["label"] in LABELS and resp.json()["duration"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_415_lists_every_supported_format(client):
+    err = assert_error(upload(client, b"#EXTM3U\n#EXTINF:1,\n/etc/passwd\n" * 4, "list.m3u8"), 415,
+                       "unsupported_media_type")
+    assert "M4A/AAC" in err["hint"] and "MP4/MOV/WEBM" in err["hint"]

@@ -119,7 +119,7 @@ def test_too_many_waiting_requests_get_503_at_once():
         start = time.monotonic()
         with pytest.raises(UploadProblem) as info:
             await pool.run(Worker(0.0), timeout=5)
-        assert info.value.status == 503 and time.monotonic() - start < 0.1
+        assert info.value.status == 503 and time.monotonic() - start < 2  # not after the 5 s queue timeout
         assert await running == "done" and await waiting == "done"
         pool.shutdown()
 
@@ -159,7 +159,7 @@ def test_slow_decoder_is_stopped_at_its_deadline(recognizer, monkeypatch):
     with TestClient(app, base_url=LOCAL) as c:
         start = time.monotonic()
         assert_error(upload(c, wav_bytes(make_tone(1.0))), 422, "decode_timeout")
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 6  # the decoder would take 10 s
         wait_for(lambda: app.state.pool.running == 0, 1.0)
         assert state["job"].ended == "deadline passed"
 
@@ -204,13 +204,17 @@ def client(recognizer):
         yield c
 
 
-def test_decompression_bombs_are_refused_from_the_header(client):
-    start = time.monotonic()
+def test_decompression_bombs_are_refused_from_the_header(client, monkeypatch):
+    import emovox.audio as audio
+
+    blocks = []
+    real = audio._blocks
+    monkeypatch.setattr(audio, "_blocks", lambda *a: blocks.append(1) or real(*a))
     err = assert_error(upload(client, _silent_flac(384_000, 590)), 413, "audio_too_long")
     assert "more than this server decodes" in err["message"]
     err = assert_error(upload(client, _silent_flac(655_350, 590)), 422, "undecodable_audio")
     assert "sample rate 655350 Hz is outside the supported range" in err["message"]
-    assert time.monotonic() - start < 20  # no decoding happened (generation included)
+    assert blocks == []  # refused from the header: not one block was decoded
 
 
 @pytest.mark.parametrize("rate", [0, 1, 4_000_000_000])
@@ -288,24 +292,24 @@ def test_idle_and_slowloris_connections_are_closed(server):
     for _ in range(3):  # one header byte at a time
         time.sleep(0.1)
         slow.sendall(b"X")
-    assert _read_all(idle, 3.0)[0] == b""
-    assert _read_all(slow, 3.0)[0] == b""
+    assert _read_all(idle, 20.0)[0] == b""  # closed (a timeout here fails: the connection stayed open)
+    assert _read_all(slow, 20.0)[0] == b""
 
 
 def test_stalled_body_gets_408_and_the_connection_closes(server):
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
                      b"boundary=x\r\nContent-Length: 5000\r\n\r\n--x")
-        data, seconds = _read_all(sock, 5.0)
-    assert data.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in data and seconds < 3
+        data, seconds = _read_all(sock, 20.0)
+    assert data.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in data
 
 
 def test_declared_oversize_body_gets_413_without_waiting_for_it(server):
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
                      b"boundary=x\r\nContent-Length: 60000000\r\n\r\nabc")
-        data, seconds = _read_all(sock, 6.0)
-    assert data.startswith(b"HTTP/1.1 413") and b'"payload_too_large"' in data and seconds < 5
+        data, seconds = _read_all(sock, 20.0)
+    assert data.startswith(b"HTTP/1.1 413") and b'"payload_too_large"' in data
 
 
 def test_keep_alive_requests_still_work(server):
@@ -316,3 +320,49 @@ def test_keep_alive_requests_still_work(server):
             assert c.get("/healthz").status_code == 200
         resp = c.post("/v1/predict", files={"file": ("a.wav", wav_bytes(make_tone(1.0)), "audio/wav")})
         assert resp.status_code == 200, resp.text
+
+
+def test_client_disconnect_cancels_its_job_on_a_real_server(recognizer):
+    import uvicorn
+
+    from emovox.service.server import server_config
+
+    slow = copy.copy(recognizer)
+    slow.engine = engine = SlowEngine(recognizer.engine, 0.2)
+    app = create_app(slow)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(server_config(app, "127.0.0.1", port))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: srv.started, 30)
+        body = wav_bytes(make_tone(30.0))
+        form = (b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+                b"Content-Type: audio/wav\r\n\r\n" + body + b"\r\n--x--\r\n")
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /v1/timeline?window=0.5&hop=0.1&vad=none HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: "
+                         + str(len(form)).encode() + b"\r\n\r\n" + form)
+            wait_for(lambda: engine.calls > 0, 30)  # the job is running; now the client walks away
+        wait_for(lambda: app.state.pool.running == 0, 5)
+        calls = engine.calls
+        time.sleep(0.5)
+        assert engine.calls == calls and calls < 10  # ~300 windows: stopped long before the end
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_heavy_jobs_never_take_every_worker():
+    async def main():
+        pool = JobPool(workers=2, max_pending=8, queue_timeout=5)
+        heavy = [asyncio.ensure_future(pool.run(Worker(1.5), timeout=9, heavy=True)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert await pool.run(Worker(0.0), timeout=5) == "done"  # a light job gets the free worker...
+        assert not any(h.done() for h in heavy) and pool.running == 1  # ...while one heavy job runs, two wait
+        assert await asyncio.gather(*heavy) == ["done"] * 3
+        pool.shutdown()
+
+    asyncio.run(main())

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise DependencyError(exc.name or "fastapi", "emovox serve", "pip install 'emovox[serve]'") from None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("binding to %s: the service has no authentication; anyone who can reach this port can use it",
+        log.warning("binding to %s: the service has no authentication; anyone who can reach this port can use it. "
+                    "It answers only Host names 127.0.0.1/localhost/::1 unless you add yours with --allow-host",
                     args.host)
     if args.threads is None:  # share the cores between the worker threads instead of oversubscribing
         args.threads = max(1, (os.cpu_count() or 1) // args.workers)

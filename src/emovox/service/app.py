@@ -46,7 +46,7 @@ from emovox.service.docs import docs_page
 from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
 from emovox.service.limits import BodySizeLimit, HostAllowList
 from emovox.service.stream import router as stream_router
-from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload
+from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload, upload_header
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +54,10 @@ STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
                413: "payload_too_large", 415: "unsupported_media_type", 422: "undecodable_audio", 503: "busy"}
+#: Work above these is "heavy" (at most workers - 1 such jobs at once): input samples x channels
+#: to decode (30 s of 48 kHz stereo), seconds of audio to classify.
+HEAVY_DECODE_SAMPLES = 30 * 48_000 * 2
+HEAVY_AUDIO_SECONDS = 30.0
 _ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
 _ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"()<>]+/)+")
 
@@ -89,7 +93,7 @@ def create_app(
     """Build the app around ``recognizer`` (default: ``Recognizer.load(model, backend=backend)``).
 
     ``max_decode_samples`` (frames x channels at the input rate; default: ``max_seconds`` of
-    96 kHz stereo) bounds the decoding work; ``allowed_hosts`` ``("*",)`` disables the Host check.
+    48 kHz stereo) bounds the decoding work; ``allowed_hosts`` ``("*",)`` disables the Host check.
     """
     if recognizer is None:
         from emovox.inference import Recognizer
@@ -97,7 +101,7 @@ def create_app(
         recognizer = Recognizer.load(model, backend=backend)
     recognizer = _cancellable(recognizer)
     pool = JobPool(workers, max_pending, queue_timeout)
-    decode_samples = max_decode_samples or int(max_seconds * 96_000 * 2)
+    decode_samples = max_decode_samples or int(max_seconds * 48_000 * 2)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -118,8 +122,11 @@ def create_app(
         name = check_upload(data, file.filename, file.content_type)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
                                 "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
+        header = await pool.run(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
+                                on_timeout=timeout)  # cheap: bombs and bad rates never reach the decoder
         return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
-                              timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected)
+                              timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected,
+                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES)
 
     def _labels(labels: str | None) -> list[str] | None:
         return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
@@ -143,7 +150,8 @@ def create_app(
         audio = await _decode(request, file)
         pred = await pool.run(lambda: recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
                                                          labels=chosen),
-                              timeout=inference_timeout, disconnected=request.is_disconnected)
+                              timeout=inference_timeout, disconnected=request.is_disconnected,
+                              heavy=audio.duration > HEAVY_AUDIO_SECONDS)
         return pred.to_dict()
 
     @router.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
@@ -159,11 +167,12 @@ def create_app(
         n_labels = len(recognizer.with_labels(chosen).labels) if chosen else len(recognizer.labels)
         check_timeline_request(0.0, window, hop, n_labels)  # bad settings: 400 before decoding
         audio = await _decode(request, file)
-        check_timeline_request(audio.duration, window, hop, n_labels,
-                               **({} if max_windows is None else {"max_windows": max_windows}))
+        n = check_timeline_request(audio.duration, window, hop, n_labels,
+                                   **({} if max_windows is None else {"max_windows": max_windows}))
         tl = await pool.run(lambda: recognizer.timeline(
             audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
-            source=audio.name, labels=chosen), timeout=inference_timeout, disconnected=request.is_disconnected)
+            source=audio.name, labels=chosen), timeout=inference_timeout, disconnected=request.is_disconnected,
+            heavy=n * window > HEAVY_AUDIO_SECONDS)
         return tl.to_dict()
 
     @router.get("/", include_in_schema=False)

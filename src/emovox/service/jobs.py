@@ -3,6 +3,9 @@
 * At most ``workers`` jobs run at once (one thread each); a job keeps its worker slot until its
   function has really returned, even after its request was answered (a timed-out job that is
   still unwinding is still counted).
+* Expensive jobs (``heavy=True``: long decodes, long timelines) may hold at most
+  ``workers - 1`` slots at once, so a stream of costly requests cannot take every worker from
+  the cheap ones (with one worker, they take turns).
 * At most ``max_pending`` requests wait for a slot; beyond that, or after ``queue_timeout``
   seconds of waiting, the request gets 503 ``busy`` with ``Retry-After`` (queue time is never
   charged to the job's own deadline).
@@ -81,33 +84,49 @@ class JobPool:
         self.waiting = 0
         self.running = 0  # jobs whose function has not returned yet (answered or not)
         self._slots: asyncio.Semaphore | None = None
+        self._heavy: asyncio.Semaphore | None = None
 
-    async def _acquire(self) -> None:
-        if self._slots is None:
+    async def _acquire(self, heavy: bool) -> None:
+        if self._slots is None or self._heavy is None:
             self._slots = asyncio.Semaphore(self.workers)
+            self._heavy = asyncio.Semaphore(max(1, self.workers - 1))
         if self.waiting >= self.max_pending and self._slots.locked():
             raise UploadProblem(503, "busy", "the server is busy; too many requests are waiting",
                                 "retry in a few seconds")
         self.waiting += 1
+        got_heavy = False
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+            async with asyncio.timeout(self.queue_timeout):
+                if heavy:
+                    await self._heavy.acquire()
+                    got_heavy = True
+                await self._slots.acquire()
         except (asyncio.TimeoutError, TimeoutError):
+            if got_heavy:
+                self._heavy.release()
             raise UploadProblem(503, "busy", f"the server is busy; no worker became free within "
                                              f"{self.queue_timeout:g} s", "retry in a few seconds") from None
+        except BaseException:
+            if got_heavy:
+                self._heavy.release()
+            raise
         finally:
             self.waiting -= 1
 
-    def _release(self, _: Any = None) -> None:
+    def _release(self, heavy: bool) -> None:
         self.running -= 1
-        assert self._slots is not None
+        assert self._slots is not None and self._heavy is not None
         self._slots.release()
+        if heavy:
+            self._heavy.release()
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
                   on_timeout: UploadProblem | None = None,
-                  disconnected: Callable[[], Awaitable[bool]] | None = None) -> Any:
+                  disconnected: Callable[[], Awaitable[bool]] | None = None, heavy: bool = False) -> Any:
         """Run ``fn(*args)`` on a worker; stop it at ``timeout`` s after it starts (``on_timeout``
-        is raised then) or when ``disconnected()`` says the client left (:class:`ClientGone`)."""
-        await self._acquire()
+        is raised then) or when ``disconnected()`` says the client left (:class:`ClientGone`).
+        ``heavy`` jobs share at most ``workers - 1`` slots."""
+        await self._acquire(heavy)
         token = CancelToken(None if timeout is None else time.monotonic() + timeout)
 
         def work() -> Any:
@@ -122,9 +141,9 @@ class JobPool:
         try:
             future = asyncio.get_running_loop().run_in_executor(self.executor, work)
         except BaseException:
-            self._release()
+            self._release(heavy)
             raise
-        future.add_done_callback(self._release)  # the slot frees when the work really ends
+        future.add_done_callback(lambda _: self._release(heavy))  # the slot frees when the work really ends
         try:
             while True:
                 done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)

@@ -14,10 +14,12 @@ from typing import Callable
 
 import numpy as np
 
-from emovox.audio import SAMPLE_RATE, DecodeBudget, check_budget, decode_bytes, read_header
+from emovox.audio import (SAMPLE_RATE, SUPPORTED_FORMATS, AudioHeader, DecodeBudget, check_budget, decode_bytes,
+                          read_header)
+from emovox.audio_av import container_format
 from emovox.errors import AudioError, AudioTooLong
 
-SUPPORTED = "WAV, FLAC, OGG/Vorbis/Opus, AIFF or MP3"
+SUPPORTED = SUPPORTED_FORMATS
 _MAGIC = (
     (b"RIFF", "wav"), (b"RIFX", "wav"), (b"RF64", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"),
     (b"FORM", "aiff"), (b"ID3", "mp3"),
@@ -51,9 +53,7 @@ def sniff(data: bytes) -> str | None:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             return kind
-    if len(data) >= 2 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:
-        return "mp3"  # MPEG audio frame sync
-    return None
+    return container_format(data[:64])  # MP4/M4A/MOV, MKV/WEBM, ADTS AAC, MPEG audio (PyAV)
 
 
 @dataclass
@@ -75,6 +75,18 @@ def check_upload(data: bytes, filename: str | None, content_type: str | None) ->
                             f"{name}: not an audio file emovox can read (declared type {declared!r})",
                             f"send {SUPPORTED}; convert other formats first, e.g. with ffmpeg")
     return name
+
+
+def upload_header(data: bytes, name: str, max_seconds: float, max_input_samples: int | None = None) -> AudioHeader:
+    """The upload's header, checked against the budget (UploadProblem 413/422) without decoding."""
+    try:
+        header = read_header(data, name)
+        check_budget(header, DecodeBudget(max_seconds, max_input_samples), name)
+    except AudioTooLong as exc:
+        raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}", exc.hint) from None
+    except AudioError as exc:
+        raise UploadProblem(422, "undecodable_audio", f"{exc.source}: {exc.problem}", exc.hint) from None
+    return header
 
 
 def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples: int | None = None,
