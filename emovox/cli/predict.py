@@ -132,7 +132,7 @@ def _spec(args: argparse.Namespace) -> Any:
     from emovox.archive import ModelSpec
 
     labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
-    return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=None if args.vad == "none" else args.vad,
+    return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=args.vad,
                      batch_size=args.batch_size, threads=args.threads or 1)
 
 
