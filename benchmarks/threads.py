@@ -77,8 +77,8 @@ def _burn() -> None:  # pragma: no cover - a CPU load generator
         x = (x * 1103515245 + 12345) % 2147483648
 
 
-def measure(model: str, threads: int, paths: list[str], budget: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def measure(model: str, threads: int, paths: list[str], budget: float, checkout: Path = REPO) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
     env.pop("OMP_NUM_THREADS", None)  # the setting under test decides, as for a user's shell
     done = subprocess.run([sys.executable, "-c", CHILD, model, str(threads), str(budget), *paths], env=env, capture_output=True,
                           text=True, check=False)
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burners", type=int, default=os.cpu_count() or 1, help="busy processes for 'loaded'")
     ap.add_argument("--model", default="default", help="bundled model name or folder (default: default)")
     ap.add_argument("--conditions", default="idle,loaded")
+    ap.add_argument("--checkout", type=Path, default=REPO, help="the emovox source tree to import (default: this one)")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="seconds of wall clock per setting; a slower setting stops early (default 60)")
     args = ap.parse_args(argv)
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = [int(s) for s in args.settings.split(",")] if args.settings else \
         sorted({*range(1, cores + 1), 2 * cores})
     paths = clip_paths(args.clips)
-    print(f"{len(paths)} clips, model {args.model}, {cores} cores, load average before: "
+    print(f"{len(paths)} clips, model {args.model} of {args.checkout}, {cores} cores, load average before: "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     ok = True
     for condition in args.conditions.split(","):
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 b.start()
             time.sleep(1.0)
         try:
-            rows = [measure(args.model, t, paths, args.budget) for t in settings]
+            rows = [measure(args.model, t, paths, args.budget, args.checkout) for t in settings]
         finally:
             for b in burners:
                 b.terminate()

@@ -43,7 +43,7 @@ def clips(tmp_path_factory) -> Path:
 
 
 def spec(model: Path) -> ModelSpec:
-    return ModelSpec(model=str(model), vad=None)
+    return ModelSpec(model=str(model), vad="none")
 
 
 def lines(path: Path) -> list[dict]:
@@ -172,7 +172,7 @@ def test_two_workers_same_file_as_one_and_a_crashing_file_is_isolated(clips, tin
     out = tmp_path / "crash.jsonl"
     items = [str(p) for p in sorted((clips / "d0").glob("*.wav"))]
     s = predict_archive(iter(items[:2] + [str(crash)] + items[2:]), out,
-                        CrashingSpec(model=str(tiny_model), vad=None), jobs=2, progress=False)
+                        CrashingSpec(model=str(tiny_model), vad="none"), jobs=2, progress=False)
     records = lines(out)
     assert [r["source"] for r in records] == items[:2] + [str(crash)] + items[2:]
     assert (s.ok, s.failed) == (6, 1) and "worker process died" in records[2]["error"]
@@ -251,3 +251,15 @@ def test_writer_stamp_is_in_every_record(tmp_path):
     w.close()
     assert lines(tmp_path / "w.jsonl") == [{"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0},
                                             "error": None, "model": "m", "model_version": "v"}]
+
+
+def test_model_spec_passes_only_the_options_it_was_given(monkeypatch):
+    from emovox.inference import Recognizer
+
+    seen: dict = {}
+    monkeypatch.setattr(Recognizer, "load", classmethod(lambda cls, path=None, **kw: seen.update(path=path, **kw)))
+    ModelSpec().load()
+    assert seen == {"path": None, "threads": 1}  # the Recognizer's own defaults for the rest
+    seen.clear()
+    ModelSpec("m", backend="onnx", labels=("a", "b"), vad="none", batch_size=4, threads=2).load()
+    assert seen == {"path": "m", "threads": 2, "backend": "onnx", "labels": ["a", "b"], "vad": None, "batch_size": 4}

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent('''
 
     if __name__ == "__main__":
         folder, model, out = sys.argv[1:4]
-        s = predict_cluster([folder, folder + "/nomatch*.wav"], [], out, ModelSpec(model=model, vad=None), devices=2,
+        s = predict_cluster([folder, folder + "/nomatch*.wav"], [], out, ModelSpec(model=model, vad="none"), devices=2,
                             progress=False)
         print("summary", s.ok, s.failed, s.predicted, s.skipped)
 ''')
@@ -35,7 +35,7 @@ def test_two_gloo_ranks_union_equals_single_process_output(tmp_path: Path, tiny_
     make_clips(folder, 11, seconds=0.3)
     single = tmp_path / "single.jsonl"
     predict_archive(iter_inputs([str(folder), str(folder) + "/nomatch*.wav"]), single,
-                    ModelSpec(model=str(tiny_model), vad=None), progress=False)
+                    ModelSpec(model=str(tiny_model), vad="none"), progress=False)
     script = tmp_path / "cluster.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}

@@ -140,20 +140,29 @@ def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Ite
 # ----------------------------------------------------------------------------------- workers
 @dataclass(frozen=True)
 class ModelSpec:
-    """How each worker loads its :class:`emovox.inference.Recognizer` (picklable)."""
+    """How each worker loads its :class:`emovox.inference.Recognizer` (picklable). A field left
+    None takes ``Recognizer.load``'s default; ``vad="none"`` turns the VAD off."""
 
     model: str | None = None
-    backend: str = "torch"
+    backend: str | None = None
     labels: tuple[str, ...] | None = None
-    vad: str | None = "sohn"
-    batch_size: int = 16
+    vad: str | None = None
+    batch_size: int | None = None
     threads: int = 1
 
     def load(self) -> Any:
         from emovox.inference import Recognizer
 
-        return Recognizer.load(self.model, backend=self.backend, labels=list(self.labels) if self.labels else None,
-                               vad=self.vad, batch_size=self.batch_size, threads=self.threads)
+        options: dict[str, Any] = {"threads": self.threads}
+        if self.backend is not None:
+            options["backend"] = self.backend
+        if self.labels:
+            options["labels"] = list(self.labels)
+        if self.vad is not None:
+            options["vad"] = None if self.vad == "none" else self.vad
+        if self.batch_size is not None:
+            options["batch_size"] = self.batch_size
+        return Recognizer.load(self.model, **options)
 
 
 def model_version(folder: Path, config: dict[str, Any]) -> str:

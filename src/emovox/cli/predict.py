@@ -136,7 +136,7 @@ def _spec(args: argparse.Namespace) -> Any:
     from emovox.archive import ModelSpec
 
     labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
-    return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=None if args.vad == "none" else args.vad,
+    return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=args.vad,
                      batch_size=args.batch_size, threads=args.threads or 1)
 
 
@@ -152,13 +152,13 @@ def _exit(n_ok: int, n_bad: int) -> int:
     return EXIT_OK if not n_bad else EXIT_PARTIAL if n_ok else EXIT_BAD_INPUT
 
 
-def _run_print(args: argparse.Namespace, n_files: int) -> int:
+def _run_print(args: argparse.Namespace, total: int) -> int:
     from emovox.archive import Engine, Progress, iter_inputs, unique
 
-    show = args.progress if args.progress is not None else (n_files > 1 and sys.stderr.isatty())
+    show = args.progress if args.progress is not None else (total > 1 and sys.stderr.isatty())
     records = []
     with Engine(_spec(args), jobs=args.jobs) as engine:
-        bar = Progress(n_files, bar=True) if show else None
+        bar = Progress(total, bar=True) if show else None
         for record in engine.run(unique(iter_inputs(args.paths, args.manifest))):
             records.append(record)
             if record.get("error") is not None:
@@ -182,7 +182,7 @@ def _run_print(args: argparse.Namespace, n_files: int) -> int:
     return _exit(n_ok, len(records) - n_ok)
 
 
-def _run_archive(args: argparse.Namespace, n_files: int) -> int:
+def _run_archive(args: argparse.Namespace, total: int) -> int:
     from emovox.archive import iter_inputs, predict_archive, unique
 
     fmt = "csv" if args.csv else "parquet" if args.parquet else None
@@ -193,7 +193,7 @@ def _run_archive(args: argparse.Namespace, n_files: int) -> int:
                                   num_nodes=args.num_nodes, fmt=fmt, on_error=_report_error)
     else:
         summary = predict_archive(unique(iter_inputs(args.paths, args.manifest)), args.output, _spec(args),
-                                  jobs=args.jobs, fmt=fmt, total=n_files, progress=args.progress,
+                                  jobs=args.jobs, fmt=fmt, total=total, progress=args.progress,
                                   on_error=_report_error)
     if summary.skipped:
         print(f"emovox predict: {args.output}: resumed: {summary.skipped} files were already done, "
