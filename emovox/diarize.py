@@ -50,6 +50,8 @@ THRESHOLD = 0.45
 SEGMENT, HOP, MIN_SPEECH, MIN_TURN, MIN_CLUSTER = 1.6, 0.8, 0.5, 1.0, 3.0
 #: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
 REFINE = 2
+#: Cut segments are shortened to a multiple of this many samples (0.1 s) so they batch by length.
+BUCKET = SAMPLE_RATE // 10
 #: Labelling grid (seconds).
 CELL = 0.1
 #: At most this many segments go through the O(n^2) clustering; the rest join the nearest centroid.
@@ -340,7 +342,8 @@ class Diarizer:
         if best < self.min_speech * self.seg_n / SAMPLE_RATE:
             return
         i, j = int(round((span[0] - s) * SAMPLE_RATE)), int(round((span[1] - s) * SAMPLE_RATE))
-        self._pending.append((span[0], span[1], wave[i:j].copy()))
+        j = i + (j - i) // BUCKET * BUCKET  # a few lengths only, so segments batch well (drops < 0.1 s)
+        self._pending.append((span[0], span[0] + (j - i) / SAMPLE_RATE, wave[i:j].copy()))
         if len(self._pending) >= self.batch_size:
             self._flush()
 
