@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/conversations.py eval [--n 8] [--turns 8] [--speakers 2 3 4] [--overlap] [--noise 20]
     .venv/bin/python benchmarks/conversations.py calibrate [--n 12]     # choose emovox.diarize.THRESHOLD
     .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, with/without speakers
+    .venv/bin/python benchmarks/conversations.py stream [--seconds 30]  # live latency of WS /v1/stream
 
 Conversations are built from corpus clips in ../shared/corpora (16 kHz FLAC):
 
@@ -264,7 +265,9 @@ def run_speed(args) -> int:
                 out.write(audio)
                 written += audio.size
     for speakers in ("none", "auto"):
-        cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "timeline",
+        code = ("import resource, sys; from emovox.cli import main; rc = main(); "
+                "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+        cmd = [sys.executable, "-c", code, "timeline",
                str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1",
                "--speakers", speakers, "--format", "json"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -277,14 +280,46 @@ def run_speed(args) -> int:
             return proc.returncode
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         duration = sf.info(path).duration
+        rss = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS")][0] / 1024
         print(f"--speakers {speakers}: {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
-              f"= {cpu / duration:.4f} s per audio second; peak RSS so far {after.ru_maxrss / 1024:.0f} MB")
+              f"= {cpu / duration:.4f} s per audio second; peak RSS {rss:.0f} MB")
+    return 0
+
+
+def run_stream(args) -> int:
+    """Latency of WS /v1/stream: audio sent at real-time pace in 0.25 s chunks, server-side latency_ms."""
+    import torch
+    from fastapi.testclient import TestClient
+
+    from emovox import Recognizer
+    from emovox.service.app import create_app
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    audio, _ = build(rng, pools(corpus_clips(), "eval"), 2, 4, "balanced", False, None)
+    audio = audio[: int(args.seconds * SR)]
+    q = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    step = SR // 4 * 2
+    with TestClient(create_app(Recognizer.load(args.model))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            start = time.monotonic()
+            for i in range(0, len(q), step):
+                time.sleep(max(0.0, start + i / 2 / SR - time.monotonic()))
+                ws.send_bytes(q[i:i + step])
+            ws.send_text("end")
+            msgs = [ws.receive_json()]
+            while msgs[-1]["type"] != "end":
+                msgs.append(ws.receive_json())
+    lat = np.array([m["latency_ms"] for m in msgs[:-1] if m.get("latency_ms") is not None and m["label"]])
+    print(f"{audio.size / SR:.1f} s streamed at real-time pace, {len(msgs) - 1} windows, {lat.size} classified; "
+          f"latency from the window's last chunk to its result: median {np.median(lat):.0f} ms, "
+          f"p90 {np.percentile(lat, 90):.0f} ms, max {lat.max():.0f} ms")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("eval", "calibrate", "speed"))
+    p.add_argument("mode", choices=("eval", "calibrate", "speed", "stream"))
     p.add_argument("--n", type=int, default=8, help="conversations per (mix, speaker count)")
     p.add_argument("--turns", type=int, default=8)
     p.add_argument("--speakers", type=int, nargs="+", default=[2, 3, 4])
@@ -296,11 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=10.0, help="speed: length of the recording")
+    p.add_argument("--seconds", type=float, default=30.0, help="stream: seconds of audio to stream")
     args = p.parse_args(argv)
     if not SHARED.is_dir():
         sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
     if args.mode == "speed":
         return run_speed(args)
+    if args.mode == "stream":
+        return run_stream(args)
     start = time.process_time()
     if args.mode == "calibrate":
         grid = [round(x, 2) for x in np.arange(0.35, 0.86, 0.05)]

@@ -171,3 +171,15 @@ def test_ge2e_separates_two_librispeech_speakers(corpora_dir):
     assert len(turns) == 6 and [t.speaker for t in turns] == ["S1", "S2"] * 3
     for turn, (s, e) in zip(turns, ref):
         assert abs(turn.start - s) <= 0.3 and abs(turn.end - e) <= 0.3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("librosa") is None, reason="the reference mel front-end needs librosa")
+@pytest.mark.parametrize("n", [25600, 12345, 8000])
+def test_numpy_mel_equals_the_librosa_one(n):
+    from emovox.diarize import mel_power
+    from emovox.upstreams.ge2e import mel_power as librosa_mel
+
+    x = (0.1 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    ours, theirs = mel_power(x), librosa_mel(x)
+    assert ours.shape == theirs.shape == (1 + n // 160, 40)
+    assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()

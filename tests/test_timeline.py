@@ -204,3 +204,59 @@ def test_cli_timeline_writes_outputs(tmp_path, capsys):
     assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "svg"]) == 2
     assert main(["timeline", str(tmp_path / "missing.wav"), "--model", str(model)]) == 2
     assert "missing.wav: file not found" in capsys.readouterr().err
+
+
+def test_on_window_streams_results_and_keep_windows_false_bounds_memory():
+    from emovox.timeline import ContextVad
+
+    seen = []
+    x = signal()
+    full = compute_timeline(blocks_of(x, 0.5), level_model, LABELS, energy_vad)
+    live = compute_timeline(blocks_of(x, 0.5), level_model, LABELS, ContextVad(energy_vad, context=5.0),
+                            batch_size=1, on_window=seen.append, keep_windows=False)
+    assert live.windows == [] and live.speech == [] and live.duration == 12.0
+    assert [(w.start, w.end, w.label) for w in seen] == [(w.start, w.end, w.label) for w in full.windows]
+
+
+def test_context_vad_reports_only_the_new_block():
+    from emovox.timeline import ContextVad
+
+    calls = []
+
+    def vad(x):
+        calls.append(x.size)
+        return [(0.0, x.size / SR)]  # everything is speech
+
+    cv = ContextVad(vad, context=1.0)
+    assert cv(np.zeros(SR // 2, np.float32)) == [(0.0, 0.5)]
+    assert cv(np.zeros(SR // 2, np.float32)) == [(0.0, 0.5)]  # judged with 0.5 s of context
+    assert cv(np.zeros(SR, np.float32)) == [(0.0, 1.0)]
+    assert calls == [SR // 2, SR, 2 * SR]  # context capped at 1 s
+
+
+def test_cli_timeline_fixed_speakers_and_bad_values(tmp_path, capsys):
+    import importlib.util
+
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "talk.flac"
+    sf.write(rec, signal(), SR)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "many"])
+    assert exit_info.value.code == 2 and "auto, none or a number" in capsys.readouterr().err
+    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "none",
+                 "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "talk.windows.csv").read_text())))
+    assert all(r["speaker"] == "" for r in rows)
+    if importlib.util.find_spec("resemblyzer") is None:
+        pytest.skip("--speakers N needs resemblyzer (pip install --no-deps resemblyzer==0.1.4 librosa)")
+    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "1",
+                 "--format", "csv,json"]) == 0
+    data = json.loads((out / "talk.json").read_text())
+    assert data["speakers"] == ["S1"] and {w["speaker"] for w in data["windows"] if w["label"]} == {"S1"}
+    assert "1 speaker(s): S1" in capsys.readouterr().out

@@ -21,7 +21,7 @@ The recording is read in blocks (an hour-long file stays well under 1 GB of memo
 speech; each window (default 2 s every 1 s) with at least --min-speech speech is classified;
 consecutive windows with the same top emotion (and speaker) are merged into regions.
 Speakers (diarisation with the GE2E speaker encoder, see docs/conversations.md) need
-resemblyzer: pip install --no-deps resemblyzer==0.1.4 librosa; without it the timeline has no
+resemblyzer: pip install --no-deps resemblyzer==0.1.4; without it the timeline has no
 speakers and says so. The PNG has one lane per speaker (colour = emotion, opacity = confidence),
 smoothed probabilities per speaker and a per-speaker summary table.
 """
