@@ -27,7 +27,7 @@ mean ± std, confusion PNG).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
-from emovox.config import DataConfig, _build
+from emovox.config import DataConfig, Recipe, _build
 from emovox.corpora import Utterance
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import classification_metrics, unweighted_accuracy, weighted_accuracy
@@ -92,16 +92,8 @@ class BaselineRecipe:
     def c_grid(self) -> list[float]:
         return list(self.svm.C) if self.svm.C else list(DEFAULT_C[self.svm.kernel])
 
-    def resolve(self, path: str | None) -> Path | None:
-        if path is None:
-            return None
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("base_dir", None)
-        return out
+    resolve = Recipe.resolve  #: recipe paths resolve against the recipe's folder, as in every recipe
+    to_dict = Recipe.to_dict  #: plain mapping without internal fields
 
 
 def baseline_recipe(raw: Mapping[str, Any] | None, base_dir: str | Path = ".") -> BaselineRecipe:

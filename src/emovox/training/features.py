@@ -35,8 +35,10 @@ def cached_arrays(utterances: Sequence[Utterance], extractors: Sequence[tuple[st
                 memo["x"] = u.load_audio()
             return memo["x"]
 
-        yield [cache.get_or_compute(utt.cache_key, lambda extract=extract: extract(samples()))
-               for cache, extract in caches]
+        def compute(extract: Extractor) -> Callable[[], dict[str, np.ndarray]]:
+            return lambda: extract(samples())
+
+        yield [cache.get_or_compute(utt.cache_key, compute(extract)) for cache, extract in caches]
 
 
 __all__ = ["Extractor", "cached_arrays"]

@@ -168,7 +168,9 @@ def prepare_run(out_dir: str | Path, runner: str, recipe: Any, raw: Mapping[str,
     meta_path = out / RUN_FILE
     if meta_path.is_file():
         old = read_json(meta_path).get("fingerprint")
-        if old != fp:
+        if old is None:  # written before runners shared the harness (e.g. text runs): redone
+            log.warning("%s has no recipe fingerprint (an older emovox wrote it); unfinished folds are run", meta_path)
+        elif old != fp:
             raise ConfigError(f"{out} holds results of a different recipe (fingerprint {old} != {fp}); "
                               "use another --out folder or delete it")
     utts = load_utterances(recipe)

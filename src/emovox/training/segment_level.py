@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from emovox.cache import extractor_key
-from emovox.config import DataConfig, OptimConfig, _build, apply_overrides
+from emovox.config import DataConfig, OptimConfig, Recipe, _build, apply_overrides
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import (
     CLIP_METRIC_NAMES,
@@ -114,24 +114,14 @@ class SegmentRecipe:
     train: SegmentTrainConfig = field(default_factory=SegmentTrainConfig)
     base_dir: str = field(default=".", metadata={"internal": True})
 
-    def resolve(self, path: str | None) -> Path | None:
-        if path is None:
-            return None
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir) / p
+    resolve = Recipe.resolve  #: recipe paths resolve against the recipe's folder, as in every recipe
+    to_dict = Recipe.to_dict  #: plain mapping without internal fields
 
     @property
     def lr(self) -> float:
         if self.optim.lr is not None:
             return self.optim.lr
         return PAPER_LR if self.model.weights else SCRATCH_LR
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        out = asdict(self)
-        out.pop("base_dir", None)
-        return out
 
 
 def segment_recipe(raw: Mapping[str, Any] | None, base_dir: str | Path = ".", overrides: Sequence[str] = ()
