@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, read_recipe, recipe_data, summary  # noqa: E402
+from common import HERE, read_recipe, recipe_data, sample_std, summary  # noqa: E402
 
 from emovox.errors import ConfigError  # noqa: E402
 from emovox.io import atomic_write_json  # noqa: E402
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, layers in ({} if args.only_head else sets).items():
         rows = probe(x[:, layers].reshape(len(x), -1), labels, index, folds)
         uas = [r["ua"] for r in rows]
-        result["probes"][name] = {"layers": layers, "ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)),
+        result["probes"][name] = {"layers": layers, "ua_mean": float(np.mean(uas)), "ua_std": sample_std(uas),
                                   "per_fold": rows}
         atomic_write_json(out_path, result)
         print(f"{args.model} {args.corpus} {name}: UA {summary(uas)}", flush=True)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         uas = [r["ua"] for r in rows]
         result["weighted_head"] = {"lrs": args.head_lrs, "epochs": args.head_epochs, "combine": args.head_combine,
                                    "layers": args.head_layers or "all", "ua_mean": float(np.mean(uas)),
-                                   "ua_std": float(np.std(uas)), "per_fold": rows,
+                                   "ua_std": sample_std(uas), "per_fold": rows,
                                    "layer_weights_mean": np.mean(weights, 0).tolist() if weights else None}
         atomic_write_json(out_path, result)
         print(f"{args.model} {args.corpus} {args.head_combine} head on {args.head_layers or 'all'}: UA {summary(uas)}"

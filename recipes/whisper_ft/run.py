@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, read_recipe, recipe_data, summary  # noqa: E402
+from common import HERE, read_recipe, recipe_data, sample_std, summary  # noqa: E402
 
 from emovox.errors import ConfigError  # noqa: E402
 from emovox.io import atomic_write_json, read_json  # noqa: E402
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(out / "results.json", {
             "name": raw.get("name"), "settings": settings, "folds_done": len(rows), "folds_total": len(folds),
             "partial": len(rows) < len(folds), "ua_mean": float(np.mean(uas)) if uas else None,
-            "ua_std": float(np.std(uas)) if uas else None, "wa_mean": float(np.mean(was)) if was else None,
+            "ua_std": sample_std(uas) if uas else None, "wa_mean": float(np.mean(was)) if was else None,
             "per_fold": [{"fold": r["fold"], "ua": r["metrics"]["ua"], "wa": r["metrics"]["wa"],
                           "valid_ua": r["history"].get("valid_ua"), "best_epoch": r["history"].get("best_epoch"),
                           "seconds": r["seconds"]} for r in rows],

@@ -10,9 +10,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 
-def cell(mean: float | None, std: float | None) -> str:
-    return "-" if mean is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+def cell(rows: list[dict] | None) -> str:
+    """mean ± sample std (ddof=1, as the baselines' reports) of the per-fold test UAs, in %."""
+    if not rows:
+        return "-"
+    uas = np.array([r["ua"] for r in rows])
+    std = uas.std(ddof=1) if len(uas) > 1 else 0.0
+    return f"{100 * uas.mean():.1f} ± {100 * std:.1f}"
 
 
 def load(path: Path) -> dict | None:
@@ -28,14 +35,14 @@ def probe_table(runs: Path, model: str) -> list[str]:
                 names.append(n)
     lines = [f"| {model}: hidden state(s), linear SVM | EmoDB LOSO (10 folds) | RAVDESS 6×4 |", "|---|---|---|"]
     for n in sorted(names, key=lambda n: (not n.startswith("layer"), n)):
-        row = [cell(p.get("ua_mean"), p.get("ua_std")) if (p := (r or {}).get("probes", {}).get(n)) else "-"
+        row = [cell(p["per_fold"]) if (p := (r or {}).get("probes", {}).get(n)) else "-"
                for r in res.values()]
         lines.append(f"| {n} | {row[0]} | {row[1]} |")
     for tag, label in (("-head-weighted", "PooledHead, weighted sum of all states (SUPERB style)"),
                        ("-head-concat-2", "PooledHead, concat, state 2 only (same training; diagnostic)")):
         heads = [load(runs / "probes" / f"{model}-{c}{tag}.json") for c in ("emodb", "ravdess")]
         if any(heads):
-            row = [cell(h["weighted_head"]["ua_mean"], h["weighted_head"]["ua_std"]) if h else "-" for h in heads]
+            row = [cell(h["weighted_head"]["per_fold"]) if h else "-" for h in heads]
             lines.append(f"| {label} | {row[0]} | {row[1]} |")
     return lines
 
@@ -48,7 +55,7 @@ def ft_table(runs: Path) -> list[str]:
         per = "; ".join(f"{p['fold']} {100 * p['ua']:.1f} ({100 * (p['valid_ua'] or 0):.1f}, {p['best_epoch']}, "
                         f"{p['seconds']:.0f})" for p in r["per_fold"])
         lines.append(f"| {f.parent.name} (k={r['settings']['finetune']['k']}) | {r['folds_done']}/{r['folds_total']} | "
-                     f"{cell(r['ua_mean'], r['ua_std'])} | {per} |")
+                     f"{cell(r['per_fold'])} | {per} |")
     return lines
 
 
