@@ -42,8 +42,8 @@ def _label_of_folder(name: str) -> str | None:
 
 def iter_utterances(root: str) -> Iterator[Utterance]:
     base = require_dir(root, "ased", LAYOUT)
-    folders = [(p, _label_of_folder(p.name)) for p in sorted(base.iterdir()) if p.is_dir()]
-    folders = [(p, lab) for p, lab in folders if lab is not None]
+    found = [(p, _label_of_folder(p.name)) for p in sorted(base.iterdir()) if p.is_dir()]
+    folders = [(p, lab) for p, lab in found if lab is not None]
     if not folders:
         raise ManifestError(f"ased: no emotion folders (01Neutral, 02Fearful, 03Happy, 04Sad, 05Angry) in {base} "
                             f"(expected layout: {LAYOUT})")

@@ -96,7 +96,8 @@ class LabelMap:
 
     def apply(self, utterances: Iterable[Utterance]) -> list[Utterance]:
         """Relabel utterances; uncovered labels are dropped (logged) or raise (``unmapped='error'``)."""
-        out, dropped = [], Counter()
+        out: list[Utterance] = []
+        dropped: Counter[str] = Counter()
         for u in utterances:
             t = self.target(u.label)
             if t is None:

@@ -31,9 +31,10 @@ from emovox.errors import EmovoxError
 
 METRIC_NAMES = ("wa", "ua", "macro_f1", "weighted_f1")
 CLIP_METRIC_NAMES = ("sa", "aca", "sca", "alca", "bca")
+LabelSeq = Sequence[Any] | np.ndarray  # label lists or 1-D label arrays
 
 
-def _check_pair(y_true: Sequence[Any], y_pred: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(y_true: LabelSeq, y_pred: LabelSeq) -> tuple[np.ndarray, np.ndarray]:
     t, p = np.asarray(list(y_true)), np.asarray(list(y_pred))
     if t.shape != p.shape or t.ndim != 1:
         raise EmovoxError(f"metrics: y_true and y_pred must be 1-D of equal length, got {t.shape} and {p.shape}")
@@ -42,19 +43,19 @@ def _check_pair(y_true: Sequence[Any], y_pred: Sequence[Any]) -> tuple[np.ndarra
     return t, p
 
 
-def weighted_accuracy(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+def weighted_accuracy(y_true: LabelSeq, y_pred: LabelSeq) -> float:
     """WA: overall accuracy."""
     t, p = _check_pair(y_true, y_pred)
     return float(np.mean(t == p))
 
 
-def unweighted_accuracy(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+def unweighted_accuracy(y_true: LabelSeq, y_pred: LabelSeq) -> float:
     """UA: mean recall over the classes that occur in ``y_true``."""
     t, p = _check_pair(y_true, y_pred)
     return float(np.mean([np.mean(p[t == c] == c) for c in np.unique(t)]))
 
 
-def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Hashable],
+def confusion(y_true: LabelSeq, y_pred: LabelSeq, labels: Sequence[Hashable],
               normalize: bool = False) -> np.ndarray:
     """Confusion matrix (rows true, columns predicted) in ``labels`` order; optionally row-normalised."""
     from sklearn.metrics import confusion_matrix
@@ -74,7 +75,7 @@ def row_normalize(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, sums, out=np.zeros_like(cm), where=sums > 0)
 
 
-def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any],
+def classification_metrics(y_true: LabelSeq, y_pred: LabelSeq,
                            labels: Sequence[Hashable] | None = None) -> dict[str, Any]:
     """WA, UA, macro/weighted F1, per-class recall and both confusion matrices as a JSON-ready dict."""
     from sklearn.metrics import f1_score

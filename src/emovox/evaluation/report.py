@@ -38,10 +38,10 @@ def summarize(fold_results: Sequence[Mapping[str, Any]], labels: Sequence[str] |
     if not fold_results:
         raise EmovoxError("report: no fold results to summarise")
     names = [m for m in REPORT_METRICS if all(_metrics(r).get(m) is not None for r in fold_results)]
-    folds = []
+    folds: list[dict[str, Any]] = []
     for i, r in enumerate(fold_results):
         m = _metrics(r)
-        row = {"fold": str(r.get("fold", r.get("name", f"fold{i + 1}")))}
+        row: dict[str, Any] = {"fold": str(r.get("fold", r.get("name", f"fold{i + 1}")))}
         row.update({k: float(m[k]) for k in names})
         if "n" in m:
             row["n"] = int(m["n"])

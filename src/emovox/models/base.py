@@ -39,7 +39,7 @@ class SpeechClassifier(nn.Module):
     in_features: int | None = None
     embed_dim: int = 0
     num_classes: int = 0
-    classifier: nn.Module
+    classifier: nn.Linear
 
     def check_input(self, x: torch.Tensor) -> None:
         """ModelError unless ``x`` is (B, T, F) with the feature size this model was built for."""

@@ -27,6 +27,8 @@ class FrameHead(SpeechClassifier):
     """Pooled frozen-frame features -> standardised -> [MLP] -> linear logits."""
 
     HEAD = ("mlp", "classifier")
+    feature_mean: torch.Tensor  # buffers, registered in __init__
+    feature_scale: torch.Tensor
 
     def __init__(self, num_classes: int, in_features: int = 384, pooling: str = "stats", hidden: int = 0,
                  dropout: float = 0.0) -> None:

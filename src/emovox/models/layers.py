@@ -13,7 +13,7 @@ parameters and buffers, always in eval mode), so ``model.train()`` cannot update
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -50,7 +50,7 @@ class ConvBN(nn.Module):
             return self.bn(y)
         if self.adapters is not None:
             y = y + self.adapters[self.domain](x)
-        return self.bn[self.domain](y)
+        return cast(nn.ModuleDict, self.bn)[self.domain](y)  # with domains, bn is a ModuleDict
 
 
 class _FrozenBatchNorm:
@@ -117,7 +117,7 @@ def set_domain(model: nn.Module, domain: str) -> None:
                 if isinstance(part, nn.ModuleDict):
                     for name, sub in part.items():
                         sub.requires_grad_(name == domain)
-    model.domain = domain
+    model.domain = domain  # type: ignore[assignment]  # a plain attribute on the model, read by model_spec
     sync_batchnorm_freezing(model)
 
 
@@ -135,7 +135,8 @@ def unfreeze_active_adapters(model: nn.Module, zero_convs: bool) -> None:
     """Train the active domain's adapters and batch norms; ``zero_convs`` zeroes the adapted k×k weights."""
     for m in model.modules():
         if isinstance(m, ConvBN) and m.domains:
-            m.bn[m.domain].requires_grad_(True)
+            assert m.domain is not None  # a ConvBN with domains always has an active one
+            cast(nn.ModuleDict, m.bn)[m.domain].requires_grad_(True)
             if m.adapters is not None:
                 m.adapters[m.domain].requires_grad_(True)
                 if zero_convs:

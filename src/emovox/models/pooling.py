@@ -134,7 +134,8 @@ class FlattenPooling(nn.Module):
         return fit_length(x, self.num_frames).flatten(1)
 
 
-POOLINGS: dict[str, Callable[..., nn.Module]] = {
+PoolingLayer = StatsPooling | AvgPooling | AttentiveStatsPooling | FlattenPooling  # each has ``out_dim``
+POOLINGS: dict[str, Callable[..., PoolingLayer]] = {
     "stats": StatsPooling,
     "avg": AvgPooling,
     "attentive": AttentiveStatsPooling,
@@ -152,7 +153,7 @@ def pooling_name(name: str) -> str:
     return key
 
 
-def build_pooling(name: str, in_dim: int, **kwargs) -> nn.Module:
+def build_pooling(name: str, in_dim: int, **kwargs) -> PoolingLayer:
     """Pooling layer by name for ``in_dim``-channel frames; the result has ``out_dim``."""
     key = pooling_name(name)
     try:

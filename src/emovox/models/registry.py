@@ -90,7 +90,7 @@ def _accepted(name: str) -> list[str]:
     from emovox.models.resnet import ResNet
     from emovox.models.vggish import PatchMLP, VGGishClassifier
 
-    cls = {"resnet20": ResNet20, "vggish": VGGishClassifier, "vggish_mlp": PatchMLP,
+    cls: type[nn.Module] = {"resnet20": ResNet20, "vggish": VGGishClassifier, "vggish_mlp": PatchMLP,
            "frame_head": FrameHead}.get(name, ResNet)
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "num_blocks", "num_classes")]
 
@@ -109,7 +109,7 @@ def build_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         model = MODELS[key](num_classes, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"bad arguments for model {key!r}: {exc}; accepted: {_accepted(key)}") from None
-    model.spec = {"name": key, "kwargs": {"num_classes": num_classes, **kwargs}}
+    model.spec = {"name": key, "kwargs": {"num_classes": num_classes, **kwargs}}  # type: ignore[assignment]  # plain attribute
     return model
 
 
@@ -120,7 +120,7 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     if not spec:
         raise ConfigError(f"{type(model).__name__} was not built with emovox.models.build_model, "
                           "so its architecture cannot be recorded; build it by name")
-    kwargs = dict(spec["kwargs"])
+    kwargs: dict[str, Any] = dict(spec["kwargs"])
     kwargs["num_classes"] = int(getattr(model, "num_classes", kwargs["num_classes"]))
     if getattr(model, "domain", None) is not None:
         kwargs["domain"] = model.domain

@@ -124,7 +124,8 @@ class TextClassifier(nn.Module):
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(int(encoder.config.hidden_size), n_classes)
+        config: Any = encoder.config  # a transformers model's config (dynamic to nn.Module's typing)
+        self.head = nn.Linear(int(config.hidden_size), n_classes)
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -329,7 +330,7 @@ class TextModel:
         out = np.full((len(texts), len(self.config.labels)), np.nan, dtype=np.float32)
         usable = self.check_texts(texts, where)
         rows = np.flatnonzero(usable)
-        lengths = self.report_truncation([str(texts[i]) for i in rows], where)
+        lengths = self.report_truncation([str(texts[int(i)]) for i in rows], where)
         rows = rows[np.argsort(lengths, kind="stable")]  # similar lengths together: less padding
         self.classifier.eval()
         for start in range(0, rows.size, batch_size):

@@ -88,7 +88,7 @@ def apply_transfer_mode(model: "SpeechClassifier", mode: str, domain: str | None
         if key in ADAPTER_MODES:
             layers.unfreeze_active_adapters(model, zero_convs=key == "adapter_only")
     layers.sync_batchnorm_freezing(model)
-    model.transfer_mode = key
+    model.transfer_mode = key  # type: ignore[assignment]  # a plain attribute on the model
     return model
 
 
