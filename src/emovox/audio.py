@@ -132,7 +132,7 @@ def prepare_array(
                          "pass sample_rate=... (e.g. predict(x, sample_rate=44100)); emovox resamples it")
     try:
         x = np.asarray(samples)
-    except Exception as exc:  # ragged lists, exotic array-likes
+    except Exception as exc:  # ragged lists, exotic array-likes  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(source, f"cannot convert to an array ({type(exc).__name__}: {exc})") from None
     if x.dtype.kind not in "iuf":
         raise AudioError(source, f"samples must be numeric, got dtype {x.dtype}")
@@ -176,7 +176,7 @@ def _resample(x: np.ndarray, rate_in: int, rate_out: int, source: object) -> np.
 
     try:
         return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(source, f"resampling from {rate_in} Hz failed ({exc})") from None
 
 
@@ -203,7 +203,7 @@ def _open(handle: Any, source: object):
     sf = _soundfile()
     try:
         f = sf.SoundFile(handle)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         rate = _declared_wav_rate(handle)
         if rate is not None:
             check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
@@ -265,7 +265,7 @@ def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
     while True:
         try:
             chunk = f.read(block_frames, dtype="float32", always_2d=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise AudioError(source, f"decoding failed after {done / f.samplerate:.1f} s "
                                      f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
         if len(chunk):
@@ -331,7 +331,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE, *,
         return _checked(_read(str(p), p, budget, target_rate), p, target_rate)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:  # nothing but AudioError leaves this function
+    except Exception as exc:  # nothing but AudioError leaves this function  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(p, f"unexpected failure while reading ({type(exc).__name__})") from None
 
 
@@ -349,7 +349,7 @@ def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_
         return _checked(_read(io.BytesIO(data), name, budget, target_rate), name, target_rate)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(name, f"unexpected failure while decoding ({type(exc).__name__})") from None
 
 
@@ -370,7 +370,7 @@ def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") ->
             return _header(f)
     except (AudioError, Cancelled):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(source, f"unexpected failure while reading the header ({type(exc).__name__})") from None
 
 
@@ -424,7 +424,7 @@ def iter_blocks(
         rate = f.samplerate
         try:
             stream = soxr.ResampleStream(rate, target_rate, 1, dtype="float32") if rate != target_rate else None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise AudioError(p, f"cannot resample from {rate} Hz ({exc})") from None
         block = max(1, int(block_seconds * rate))
         total, expected = 0, f.frames

@@ -75,7 +75,7 @@ def _open(handle: Any, source: object):
     try:
         container = av.open(handle, mode="r", format=fmt, metadata_errors="ignore",
                             options={"protocol_whitelist": "file,pipe"})
-    except Exception as exc:  # av.FFmpegError, ValueError, OSError, ...
+    except Exception as exc:  # av.FFmpegError, ValueError, OSError, ...  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(source, f"not a readable audio or video file ({type(exc).__name__})") from None
     if not container.streams.audio:
         container.close()
@@ -109,7 +109,7 @@ def read_header(handle: Any, source: object):
         return _header(container, source)
     except AudioError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
         raise AudioError(source, f"unreadable audio header ({type(exc).__name__})") from None
     finally:
         container.close()

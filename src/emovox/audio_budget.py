@@ -80,7 +80,7 @@ class BlockOutput:
         try:
             self.stream = (soxr.ResampleStream(header.rate, target_rate, 1, dtype="float32", quality="HQ")
                            if header.rate != target_rate else None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise AudioError(source, f"cannot resample from {header.rate} Hz ({exc})") from None
 
     def add(self, mono: np.ndarray, last: bool = False) -> None:
