@@ -16,6 +16,7 @@ import argparse
 import glob
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,22 @@ def pooled_layers(wl: torch.nn.Module, samples: np.ndarray) -> np.ndarray:
     return torch.cat([hs.mean(1), hs.std(1, unbiased=False)], dim=-1).numpy().astype(np.float16)
 
 
+#: ``--degrade robust``: every effect of :mod:`emovox.robust`, each with this probability per clip
+ROBUST = {"speed": 0.3, "reverb": {"p": 0.3, "method": "synthetic"}, "noise": 0.4, "telephone": 0.2, "codec": 0.3}
+_AUGMENTER = None
+
+
 def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    global _AUGMENTER
     if kind == "none":
         return samples
-    from emovox.robust import telephone_band  # noqa: PLC0415  (only for degraded copies)
+    from emovox.robust import RobustAugmenter, robust_config, telephone_band
 
-    return telephone_band(samples, mulaw=True)
+    if kind == "telephone":
+        return telephone_band(samples, mulaw=True)
+    if _AUGMENTER is None:
+        _AUGMENTER = RobustAugmenter(robust_config(ROBUST), seed=0)
+    return _AUGMENTER(samples, key=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default="../shared/corpora")
     ap.add_argument("--corpora", nargs="+", default=list(GLOBS), choices=list(GLOBS))
     ap.add_argument("--model", default="base")
-    ap.add_argument("--degrade", default="none", choices=["none", "telephone"])
+    ap.add_argument("--degrade", default="none", choices=["none", "telephone", "robust"])
     ap.add_argument("--out", default="runs/generalist/feats")
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--reverse", action="store_true", help="last shard first (a second worker on the same corpus)")
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = x.mean(1)
                 if sr != 16000:
                     raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
-                x = degrade(x, args.degrade, seed=s + i)
+                x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade == "robust" else s + i)
                 if len(x) < 2 * HOP * 2:
                     x = np.pad(x, (0, 4 * HOP - len(x)))
                 feats.append(pooled_layers(wl, x))
