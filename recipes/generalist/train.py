@@ -71,7 +71,7 @@ def stage_select(args, recipe, feats, y, w, utts):
 
 def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     cand = recipe["candidates"][args.candidate]
-    aug = tel if args.augment == "telephone" else None
+    aug = args.aug_feats
     out: dict = {"candidate": args.candidate, "augment": args.augment, "loco": [], "loco_telephone": [], "kfold": []}
     truth = np.array([u.label for u in utts])
     for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
@@ -135,8 +135,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/generalist")
     ap.add_argument("--candidate", default=None, help="default: the one --stage select chose")
     ap.add_argument("--package", default="runs/generalist/package")
-    ap.add_argument("--augment", choices=["none", "telephone"], default="none",
-                    help="also train on the telephone-band copy of every training clip")
+    ap.add_argument("--augment", choices=["none", "telephone", "robust"], default="none",
+                    help="also train on the degraded copy of every training clip (features.py --degrade)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     recipe = yaml.safe_load(Path(args.recipe).read_text())
@@ -155,12 +155,14 @@ def main(argv=None) -> int:
             if args.augment == "telephone":
                 raise
             print(f"no telephone-band features ({exc}); skipping the telephone rows", flush=True)
+    args.aug_feats = None if args.augment == "none" else \
+        tel if args.augment == "telephone" else load_features(args.feats, args.root, utts, variant=f"base-{args.augment}")
     if args.stage == "select":
         result = stage_select(args, recipe, feats, y, w, utts)
     elif args.stage == "evaluate":
         result = stage_evaluate(args, recipe, feats, y, w, utts, tel)
     else:
-        result = stage_ship(args, recipe, feats, y, w, utts, tel if args.augment == "telephone" else None)
+        result = stage_ship(args, recipe, feats, y, w, utts, args.aug_feats)
     suffix = "" if args.augment == "none" else f"-{args.augment}"
     (out / f"{args.stage}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     return 0
