@@ -88,8 +88,8 @@ def is_audio_model(folder: str | os.PathLike) -> bool:
     path = Path(folder) / "config.json"
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False  # not readable as an audio-model config: the feature-model reader says why
 
 
 def read_audio_config(folder: str | os.PathLike) -> AudioModelConfig:
