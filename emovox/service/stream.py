@@ -31,7 +31,15 @@ import time
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, File, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    File,
+    Query,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
@@ -164,7 +172,7 @@ class LiveSession:
                                           for k, v in self.counts.items()}})
         except EmovoxError as exc:
             self.results.put({"type": "error", "message": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - report, never kill the server
+        except Exception as exc:
             log.exception("stream failed")
             self.results.put({"type": "error", "message": f"internal error ({type(exc).__name__})"})
         self.results.put(None)
