@@ -150,7 +150,7 @@ def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int
     return audio, ref
 
 
-def annotation(segments) -> "object":
+def annotation(segments) -> object:
     from pyannote.core import Annotation, Segment
 
     ann = Annotation()

@@ -7,8 +7,17 @@ import importlib.util
 import numpy as np
 import pytest
 
-from emovox.diarize import (Diarizer, Turn, cells_to_turns, check_options, cluster, diarize, label_cells,
-                            smooth_turns, speaker_at)
+from emovox.diarize import (
+    Diarizer,
+    Turn,
+    cells_to_turns,
+    check_options,
+    cluster,
+    diarize,
+    label_cells,
+    smooth_turns,
+    speaker_at,
+)
 from emovox.errors import ConfigError
 
 SR = 16000
@@ -108,7 +117,7 @@ def two_speakers(seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float, st
     for i, length in enumerate([4.0, 3.0, 6.0, 3.5, 5.0]):
         f = 220.0 if i % 2 == 0 else 700.0
         n = int(length * SR)
-        parts.append((0.3 * np.sin(2 * np.pi * f * np.arange(n) / SR) + 0.01 * rng.standard_normal(n)))
+        parts.append(0.3 * np.sin(2 * np.pi * f * np.arange(n) / SR) + 0.01 * rng.standard_normal(n))
         ref.append((t, t + length, "A" if i % 2 == 0 else "B"))
         parts.append(np.zeros(SR // 2))
         t += length + 0.5

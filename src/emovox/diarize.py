@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -399,8 +400,8 @@ def diarize(blocks: Iterable[np.ndarray], speech: Sequence[tuple[float, float]],
     return d.finish(speech)
 
 
-def add_speakers(timeline: "Timeline", recording: str | os.PathLike | np.ndarray, *,
-                 block_seconds: float = 60.0, embed: EmbedFn | None = None, **options) -> "Timeline":
+def add_speakers(timeline: Timeline, recording: str | os.PathLike | np.ndarray, *,
+                 block_seconds: float = 60.0, embed: EmbedFn | None = None, **options) -> Timeline:
     """Diarise ``recording`` (the file or 16 kHz array the timeline was made from) over the
     timeline's speech regions and attach the speakers to its windows (second read of a file)."""
     from emovox.audio import iter_blocks
@@ -423,5 +424,16 @@ def speaker_at(turns: Sequence[Turn], start: float, end: float) -> str | None:
     return max(totals, key=lambda k: totals[k]) if totals else None
 
 
-__all__ = ["Diarizer", "add_speakers", "GE2EEmbedder", "THRESHOLD", "Turn", "cells_to_turns", "cluster", "diarize",
-           "label_cells", "smooth_turns", "speaker_at"]
+__all__ = [
+    "THRESHOLD",
+    "Diarizer",
+    "GE2EEmbedder",
+    "Turn",
+    "add_speakers",
+    "cells_to_turns",
+    "cluster",
+    "diarize",
+    "label_cells",
+    "smooth_turns",
+    "speaker_at",
+]

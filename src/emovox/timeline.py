@@ -33,8 +33,8 @@ import csv
 import io
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class Timeline:
         d["summary"] = self.summary()
         return d
 
-    def attach_speakers(self, turns: Sequence[Turn]) -> "Timeline":
+    def attach_speakers(self, turns: Sequence[Turn]) -> Timeline:
         """Give each speech window its main speaker (most speech time inside it); regions are re-merged."""
         from emovox.diarize import speaker_at
 

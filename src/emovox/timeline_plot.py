@@ -15,7 +15,8 @@ Layout, top to bottom, all on one mm:ss time axis:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def smooth(values: np.ndarray, n: int = SMOOTH) -> np.ndarray:
     return out
 
 
-def plot_timeline(tl: "Timeline", path: str | os.PathLike, title: str | None = None) -> None:
+def plot_timeline(tl: Timeline, path: str | os.PathLike, title: str | None = None) -> None:
     """Write the PNG described in the module docstring to ``path`` (atomically)."""
     import matplotlib
 

@@ -25,7 +25,7 @@ pytestmark = [
                                                      "(apt-get install -y chromium)"),
 ]
 
-from tests.product_fixtures import LABELS  # noqa: E402
+from tests.product_fixtures import LABELS
 
 needs_ge2e = pytest.mark.skipif(
     importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("librosa") is None,

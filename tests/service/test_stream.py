@@ -13,10 +13,10 @@ import soundfile as sf
 
 pytest.importorskip("fastapi", reason="the service needs fastapi (pip install 'emovox[serve]')")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from emovox.service.app import create_app  # noqa: E402
-from tests.product_fixtures import LABELS  # noqa: E402
+from emovox.service.app import create_app
+from tests.product_fixtures import LABELS
 
 SR = 16000
 

@@ -31,10 +31,19 @@ import time
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, File, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    File,
+    Query,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
+from emovox.service.uploads import UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -79,7 +88,7 @@ def recognizer_for(app: Any, model: str | None) -> Any:
     if model in (None, "", "default"):
         return app.state.recognizer
     if model not in BUNDLED_MODELS:
-        raise _Problem(400, "bad_request", f"unknown model {model!r}; choose one of {', '.join(BUNDLED_MODELS)}",
+        raise _problem(400, "bad_request", f"unknown model {model!r}; choose one of {', '.join(BUNDLED_MODELS)}",
                        "GET /v1/models lists them")
     with _models_lock:
         cache = getattr(app.state, "stream_models", None)
@@ -90,9 +99,7 @@ def recognizer_for(app: Any, model: str | None) -> Any:
         return cache[model]
 
 
-def _Problem(status: int, code: str, message: str, hint: str = "") -> Exception:
-    from emovox.service.uploads import UploadProblem
-
+def _problem(status: int, code: str, message: str, hint: str = "") -> Exception:
     return UploadProblem(status, code, message, hint)
 
 
@@ -110,8 +117,6 @@ async def conversation(
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
 ) -> dict:
-    from emovox.service.uploads import check_upload, decode_upload
-
     pool = request.app.state.pool
     data = await file.read()
     name = check_upload(data, file.filename, file.content_type)
@@ -170,7 +175,7 @@ class LiveSession:
                                           for k, v in self.counts.items()}})
         except EmovoxError as exc:
             self.results.put({"type": "error", "message": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - report, never kill the server
+        except Exception as exc:
             log.exception("stream failed")
             self.results.put({"type": "error", "message": f"internal error ({type(exc).__name__})"})
         self.results.put(None)
@@ -208,7 +213,7 @@ async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, h
     try:
         try:
             if vad not in ("sohn", "silero", "none"):
-                raise _Problem(400, "bad_request", f"vad must be sohn, silero or none, got {vad!r}")
+                raise _problem(400, "bad_request", f"vad must be sohn, silero or none, got {vad!r}")
             rec = await asyncio.get_running_loop().run_in_executor(None, recognizer_for, ws.app, model)
             session = LiveSession(rec, window, hop, None if vad == "none" else vad)
         except Exception as exc:  # noqa: BLE001 - UploadProblem, EmovoxError: tell the client
