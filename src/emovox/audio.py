@@ -208,7 +208,7 @@ def _open(handle: Any, source: object):
         if rate is not None:
             check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
         detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
-        raise _Unreadable(source, f"not a readable audio file, or corrupt ({detail})", _HINT_FORMAT) from None
+        raise AudioError(source, f"{_UNREADABLE} ({detail})", _HINT_FORMAT) from None
     try:
         check_rate(f.samplerate, source)
         _check_channels(f.channels, source)
@@ -218,8 +218,7 @@ def _open(handle: Any, source: object):
     return f
 
 
-class _Unreadable(AudioError):
-    """libsndfile cannot open it (PyAV may)."""
+_UNREADABLE = "not a readable audio file, or corrupt"
 
 
 def _open_or_av(handle: Any, source: object) -> Any:
@@ -229,9 +228,13 @@ def _open_or_av(handle: Any, source: object) -> Any:
     """
     try:
         return _open(handle, source)
-    except _Unreadable as exc:
+    except AudioError as exc:
+        if not exc.problem.startswith(_UNREADABLE):
+            raise  # a bad rate or channel count: libsndfile read the header
         from emovox import audio_av
 
+        if audio_av.container_format(audio_av.head(handle)) not in audio_av.FALLBACK_FORMATS:
+            raise  # WAV/FLAC/OGG/AIFF are libsndfile's: its diagnosis stands
         if not audio_av.available():
             raise AudioError(source, exc.problem, _HINT_NO_AV) from None
         try:

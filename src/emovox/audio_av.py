@@ -54,7 +54,11 @@ def container_format(head: bytes) -> str | None:
     return None
 
 
-def _head(handle: Any) -> bytes:
+#: Containers PyAV is asked to decode when libsndfile cannot (WAV/FLAC/OGG/AIFF stay libsndfile's).
+FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf")
+
+
+def head(handle: Any) -> bytes:
     if isinstance(handle, io.BytesIO):
         return handle.getbuffer()[:64].tobytes()
     try:
@@ -67,7 +71,7 @@ def _head(handle: Any) -> bytes:
 def _open(handle: Any, source: object):
     import av
 
-    fmt = container_format(_head(handle))
+    fmt = container_format(head(handle))
     if fmt is None:
         raise AudioError(source, "not a readable audio or video file (unknown container)")
     if isinstance(handle, io.BytesIO):
