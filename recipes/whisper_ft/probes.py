@@ -20,8 +20,8 @@ import argparse
 import glob
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -78,7 +78,12 @@ def weighted_head(x: np.ndarray, y: np.ndarray, index: dict[str, int], folds: Se
     validation speakers (validation UA), then the test part is scored once."""
     import torch
 
-    from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, predict_head
+    from emovox.whisper.model import (
+        HeadTraining,
+        balanced_accuracy,
+        fit_head,
+        predict_head,
+    )
 
     rows, weights = [], []
     for fold in folds:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     def write(result=None):
         if result is not None:
             atomic_write_json(out / "folds" / f"{result['fold']}.json", result)
-        rows = [r for f in chosen if (r := skip(f)) is not None]
+        rows = [r for f in folds if (r := skip(f)) is not None]  # every finished fold, this run or earlier
         uas, was = [r["metrics"]["ua"] for r in rows], [r["metrics"]["wa"] for r in rows]
         atomic_write_json(out / "results.json", {
             "name": raw.get("name"), "settings": settings, "folds_done": len(rows), "folds_total": len(folds),

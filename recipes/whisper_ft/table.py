@@ -48,14 +48,20 @@ def probe_table(runs: Path, model: str) -> list[str]:
 
 
 def ft_table(runs: Path) -> list[str]:
-    lines = ["| run | folds done | UA mean ± std (done folds) | per fold: test UA (valid UA, best epoch, s) |",
-             "|---|---|---|---|"]
+    """Fine-tuning runs (EmoDB, base) next to base's SVM probes on exactly the folds done."""
+    probes = (load(runs / "probes" / "base-emodb.json") or {}).get("probes", {})
+    refs = [n for n in ("layer 6", "layer 3", "1+3+5") if n in probes]
+    lines = ["| run | folds done | UA mean ± std (done folds) | per fold: test UA (valid UA, best epoch, s) | "
+             + " / ".join(f"SVM {n}" for n in refs) + ", same folds |", "|---|---|---|---|---|"]
     for f in sorted(runs.glob("*/results.json")):
         r = json.loads(f.read_text())
         per = "; ".join(f"{p['fold']} {100 * p['ua']:.1f} ({100 * (p['valid_ua'] or 0):.1f}, {p['best_epoch']}, "
                         f"{p['seconds']:.0f})" for p in r["per_fold"])
-        lines.append(f"| {f.parent.name} (k={r['settings']['finetune']['k']}) | {r['folds_done']}/{r['folds_total']} | "
-                     f"{cell(r['per_fold'])} | {per} |")
+        done = {p["fold"] for p in r["per_fold"]}
+        same = " / ".join(cell([p for p in probes[n]["per_fold"] if p["fold"] in done]) for n in refs)
+        ft = r["settings"]["finetune"]
+        name = f"{f.parent.name} (k={ft['k']}, top={ft['top'] or 'last'}, head on {ft['head_layers'] or 'top'})"
+        lines.append(f"| {name} | {r['folds_done']}/{r['folds_total']} | {cell(r['per_fold'])} | {per} | {same} |")
     return lines
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,13 @@ from torch import nn
 
 from emovox.errors import ConfigError
 from emovox.whisper.encoder import load_encoder
-from emovox.whisper.frozen import FrozenCache, TopBlocks, collate, default_audio, masked_mean_std
+from emovox.whisper.frozen import (
+    FrozenCache,
+    TopBlocks,
+    collate,
+    default_audio,
+    masked_mean_std,
+)
 from emovox.whisper.model import PooledHead
 
 log = logging.getLogger(__name__)

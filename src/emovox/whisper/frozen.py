@@ -17,8 +17,8 @@ last block, as in ``WhisperLayers``) on a padded batch with a key-padding mask, 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,8 +47,8 @@ def default_audio(utt) -> np.ndarray:
     x = load_audio(utt.path)
     if utt.start is None and utt.end is None:
         return x
-    a = int(round((utt.start or 0.0) * SAMPLE_RATE))
-    b = len(x) if utt.end is None else int(round(utt.end * SAMPLE_RATE))
+    a = round((utt.start or 0.0) * SAMPLE_RATE)
+    b = len(x) if utt.end is None else round(utt.end * SAMPLE_RATE)
     return x[a:b]
 
 
