@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.product_fixtures import LABELS
+
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
@@ -25,7 +27,6 @@ pytestmark = [
                                                      "(apt-get install -y chromium)"),
 ]
 
-from tests.product_fixtures import LABELS
 
 needs_ge2e = pytest.mark.skipif(
     importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("librosa") is None,

@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if bad or not formats:
         raise ConfigError(f"--format: unknown output(s) {bad or formats}; choose from {', '.join(FORMATS)}")
     recording = Path(args.recording)
+    from emovox.audio import audio_duration
+    from emovox.service.budget import check_timeline_request
+
+    # the service's bounds (minimum window/hop, at most MAX_WINDOWS windows) before any work
+    check_timeline_request(audio_duration(recording), args.window, args.hop)
     recognizer = load_recognizer(args, vad=None)
     tl = recognizer.timeline(recording, window=args.window, hop=args.hop,
                              vad=None if args.vad == "none" else args.vad, min_speech=args.min_speech)
