@@ -133,6 +133,12 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     base_dir: str = field(default=".", metadata={"internal": True})  #: folder relative paths resolve against
 
+    @typing.overload
+    def resolve(self, path: str) -> Path: ...
+    @typing.overload
+    def resolve(self, path: None) -> None: ...
+    @typing.overload
+    def resolve(self, path: str | None) -> Path | None: ...
     def resolve(self, path: str | None) -> Path | None:
         """A recipe path resolved against the recipe file's folder (absolute paths unchanged)."""
         if path is None:
@@ -176,7 +182,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {allowed}")
         return value
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
+        return _build(typing.cast(type, tp), value, key)  # tp is an annotation: a dataclass type, not an instance
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
