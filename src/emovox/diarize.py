@@ -213,7 +213,7 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- labels -> turns
-def label_cells(segments: Sequence[tuple[float, float]], labels: Sequence[int], speech: Sequence[tuple[float, float]],
+def label_cells(segments: Sequence[tuple[float, float]], labels: Sequence[int] | np.ndarray, speech: Sequence[tuple[float, float]],
                 duration: float, cell: float = CELL) -> np.ndarray:
     """(n_cells,) speaker id per ``cell``-second cell; -1 outside speech.
 
