@@ -119,6 +119,13 @@ class TrainConfig:
     progress: bool = True
 
 
+class RecipeLike(typing.Protocol):
+    """What :meth:`Recipe.resolve` and :meth:`Recipe.to_dict` use; the segment and baseline recipes borrow them."""
+
+    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+    base_dir: str
+
+
 @dataclass
 class Recipe:
     name: str = "experiment"
@@ -134,19 +141,19 @@ class Recipe:
     base_dir: str = field(default=".", metadata={"internal": True})  #: folder relative paths resolve against
 
     @typing.overload
-    def resolve(self, path: str) -> Path: ...
+    def resolve(self: RecipeLike, path: str) -> Path: ...
     @typing.overload
-    def resolve(self, path: None) -> None: ...
+    def resolve(self: RecipeLike, path: None) -> None: ...
     @typing.overload
-    def resolve(self, path: str | None) -> Path | None: ...
-    def resolve(self, path: str | None) -> Path | None:
+    def resolve(self: RecipeLike, path: str | None) -> Path | None: ...
+    def resolve(self: RecipeLike, path: str | None) -> Path | None:
         """A recipe path resolved against the recipe file's folder (absolute paths unchanged)."""
         if path is None:
             return None
         p = Path(path).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self: RecipeLike) -> dict[str, Any]:
         """Plain mapping (YAML/JSON-safe), without internal fields."""
         out = dataclasses.asdict(self)
         out.pop("base_dir", None)

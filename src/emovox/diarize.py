@@ -109,7 +109,7 @@ class GE2EEmbedder:
             return self.net(torch.from_numpy(mels)).numpy().astype(np.float32)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale (librosa's default, htk=False)."""
     f = np.asarray(f, dtype=np.float64)
     lin = f / (200.0 / 3)
