@@ -298,11 +298,11 @@ class Engine:
         exhausted = False
         while True:
             while not exhausted and len(pending) < self.window:
-                item = next(it, None)
-                if item is None:
+                got = next(it, None)
+                if got is None:
                     exhausted = True
                 else:
-                    pending.append((item, None if isinstance(item, Problem) else self._submit(item)))
+                    pending.append((got, None if isinstance(got, Problem) else self._submit(got)))
             if not pending:
                 return
             item, future = pending.popleft()

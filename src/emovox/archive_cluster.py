@@ -17,7 +17,7 @@ Any launcher Lightning supports starts the ranks: Lightning itself on one machin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 import lightning as L
 import torch
@@ -97,14 +97,16 @@ class ShardWriter(BasePredictionWriter):
         self.progress: Progress | None = None
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        done = pl_module.done
+        done = cast(ArchiveModule, pl_module).done
         self.summary = Summary(ok=done.ok, failed=done.failed, skipped=len(done))
         self.progress = Progress(None, initial=len(done), bar=self.progress_mode if trainer.is_global_zero else False)
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        sink = cast(ArchiveModule, pl_module).sink
+        assert sink is not None  # opened in ArchiveModule.setup
         for record in prediction:
-            pl_module.sink.write(record)
+            sink.write(record)
             self.summary.predicted += 1
             if record.get("error") is None:
                 self.summary.ok += 1
@@ -118,7 +120,9 @@ class ShardWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.progress is not None:
             self.progress.close()
-        pl_module.sink.close(complete=True)
+        sink = cast(ArchiveModule, pl_module).sink
+        assert sink is not None  # opened in ArchiveModule.setup
+        sink.close(complete=True)
 
 
 def predict_cluster(paths: Sequence[str], manifests: Sequence[str], output: str | Path, spec: ModelSpec,

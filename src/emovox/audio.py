@@ -443,6 +443,7 @@ def iter_blocks(
         if _looks_truncated(f, expected, total):
             # a long recording cut short (a crashed recorder) is still worth its first part
             log.warning("%s: file is truncated or corrupt; using the %.1f s that could be read", p, total / rate)
+        assert pending is not None  # total > 0: at least one block was read
         yield from _emit(stream, pending, last=True)
 
 

@@ -119,6 +119,13 @@ class TrainConfig:
     progress: bool = True
 
 
+class RecipeLike(typing.Protocol):
+    """What :meth:`Recipe.resolve` and :meth:`Recipe.to_dict` use; the segment and baseline recipes borrow them."""
+
+    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+    base_dir: str
+
+
 @dataclass
 class Recipe:
     name: str = "experiment"
@@ -133,14 +140,20 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     base_dir: str = field(default=".", metadata={"internal": True})  #: folder relative paths resolve against
 
-    def resolve(self, path: str | None) -> Path | None:
+    @typing.overload
+    def resolve(self: RecipeLike, path: str) -> Path: ...
+    @typing.overload
+    def resolve(self: RecipeLike, path: None) -> None: ...
+    @typing.overload
+    def resolve(self: RecipeLike, path: str | None) -> Path | None: ...
+    def resolve(self: RecipeLike, path: str | None) -> Path | None:
         """A recipe path resolved against the recipe file's folder (absolute paths unchanged)."""
         if path is None:
             return None
         p = Path(path).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self: RecipeLike) -> dict[str, Any]:
         """Plain mapping (YAML/JSON-safe), without internal fields."""
         out = dataclasses.asdict(self)
         out.pop("base_dir", None)
@@ -176,7 +189,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {allowed}")
         return value
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
+        return _build(typing.cast(type, tp), value, key)  # tp is an annotation: a dataclass type, not an instance
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")

@@ -109,7 +109,7 @@ class GE2EEmbedder:
             return self.net(torch.from_numpy(mels)).numpy().astype(np.float32)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale (librosa's default, htk=False)."""
     f = np.asarray(f, dtype=np.float64)
     lin = f / (200.0 / 3)
@@ -213,7 +213,7 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- labels -> turns
-def label_cells(segments: Sequence[tuple[float, float]], labels: Sequence[int], speech: Sequence[tuple[float, float]],
+def label_cells(segments: Sequence[tuple[float, float]], labels: Sequence[int] | np.ndarray, speech: Sequence[tuple[float, float]],
                 duration: float, cell: float = CELL) -> np.ndarray:
     """(n_cells,) speaker id per ``cell``-second cell; -1 outside speech.
 

@@ -70,7 +70,8 @@ def _export_bytes(model_folder: str | os.PathLike) -> tuple[bytes, dict[str, Any
     if front["name"] in TORCH_ONLY_FRONTENDS:
         raise ConfigError(f"{model_folder}: cannot export to ONNX: its front-end {front['name']!r} is a "
                           "CTranslate2 encoder, so a graph of the head alone could not run; use the torch backend")
-    n_feats = int(build_frontend(front["name"], **front.get("kwargs", {})).n_features)
+    frontend: Any = build_frontend(front["name"], **front.get("kwargs", {}))  # duck-typed: every front-end has n_features
+    n_feats = int(frontend.n_features)
     example = torch.zeros(2, 200, n_feats)
     dims = {"features": {0: torch.export.Dim("batch", max=4096), 1: torch.export.Dim("frames", min=8, max=10**7)}}
     with warnings.catch_warnings():
@@ -81,6 +82,7 @@ def _export_bytes(model_folder: str | os.PathLike) -> tuple[bytes, dict[str, Any
                                         dynamic_shapes=dims, opset_version=OPSET, optimize=True, verbose=False)
         except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
             raise ModelError(f"{model_folder}: ONNX export failed ({type(exc).__name__}: {exc})") from None
+    assert program is not None  # dynamo=True always returns an ONNXProgram
     proto = program.model_proto
     meta = {"emovox_labels": ",".join(config["labels"]),
             "emovox_weights_sha256": str(config.get("weights_sha256", "")),

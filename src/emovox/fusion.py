@@ -113,19 +113,24 @@ def check_pair(speech: Any, text: Any) -> tuple[np.ndarray | None, np.ndarray | 
 
 def combine(speech: np.ndarray | None, text: np.ndarray | None, w1: float) -> tuple[np.ndarray, Coverage]:
     """``w1·speech + (1−w1)·text`` per row; a row missing one modality takes the other's scores."""
-    n = len(speech) if speech is not None else len(text)
+    ref = speech if speech is not None else text
+    assert ref is not None  # check_pair: at least one modality is present
+    n = len(ref)
     has_s, has_t = available(speech, n), available(text, n)
     if (~has_s & ~has_t).any():
         row = int(np.flatnonzero(~has_s & ~has_t)[0])
         raise FusionError(f"utterance row {row} has neither a speech nor a text score; cannot predict it")
-    shape = (speech if speech is not None else text).shape
+    shape = ref.shape
     out = np.empty(shape, dtype=np.float64)
     both = has_s & has_t
     if both.any():
+        assert speech is not None and text is not None  # rows with both scores: both arrays exist
         out[both] = w1 * speech[both] + (1.0 - w1) * text[both]
     if (has_s & ~has_t).any():
+        assert speech is not None
         out[has_s & ~has_t] = speech[has_s & ~has_t]
     if (has_t & ~has_s).any():
+        assert text is not None
         out[has_t & ~has_s] = text[has_t & ~has_s]
     return out, Coverage(int(both.sum()), int((has_s & ~has_t).sum()), int((has_t & ~has_s).sum()))
 
@@ -144,7 +149,9 @@ def _score(metric: str, y: np.ndarray, fused: np.ndarray) -> float:
 
 def _fallback(rule: str, speech: np.ndarray | None, text: np.ndarray | None, where: str) -> Fusion | None:
     """A single-modality :class:`Fusion` when one modality has no usable validation scores."""
-    n = len(speech) if speech is not None else len(text)
+    ref = speech if speech is not None else text
+    assert ref is not None  # check_pair: at least one modality is present
+    n = len(ref)
     if available(text, n).any() and available(speech, n).any():
         return None
     missing, kept = ("text", "speech") if not available(text, n).any() else ("speech", "text")
@@ -153,7 +160,7 @@ def _fallback(rule: str, speech: np.ndarray | None, text: np.ndarray | None, whe
     return Fusion(rule, 1.0 if kept == "speech" else 0.0, modalities=kept, note=note)
 
 
-def fit_weighted(speech: Any, text: Any, y: Sequence[int], grid: Sequence[float] = DEFAULT_GRID,
+def fit_weighted(speech: Any, text: Any, y: Sequence[int] | np.ndarray, grid: Sequence[float] | np.ndarray = DEFAULT_GRID,
                  metric: str = "nll") -> Fusion:
     """Eq. 1: the grid weight of speech that is best by ``metric`` on these (validation) scores."""
     speech, text = check_pair(speech, text)
@@ -200,7 +207,7 @@ def fit_znorm(speech: Any, text: Any) -> Fusion:
     return Fusion("znorm", 0.5, speech_stats=score_stats(speech, "speech"), text_stats=score_stats(text, "text"))
 
 
-def fit_fusion(rule: str, speech: Any, text: Any, y: Sequence[int] | None = None, **kwargs: Any) -> Fusion:
+def fit_fusion(rule: str, speech: Any, text: Any, y: Sequence[int] | np.ndarray | None = None, **kwargs: Any) -> Fusion:
     """Fit ``rule`` (``weighted`` needs the validation labels ``y``)."""
     if rule == "weighted":
         if y is None:
@@ -228,7 +235,7 @@ class FusedFold:
         return {"fusion": self.fusion.to_dict(), "coverage": asdict(self.coverage)}
 
 
-def fuse_fold(speech_valid: Any, text_valid: Any, y_valid: Sequence[int], speech_test: Any, text_test: Any,
+def fuse_fold(speech_valid: Any, text_valid: Any, y_valid: Sequence[int] | np.ndarray, speech_test: Any, text_test: Any,
               rules: Sequence[str] = RULES, **kwargs: Any) -> dict[str, FusedFold]:
     """Fit every rule on the validation part and apply it to the test part of one fold."""
     out = {}
@@ -236,7 +243,9 @@ def fuse_fold(speech_valid: Any, text_valid: Any, y_valid: Sequence[int], speech
         fusion = fit_fusion(rule, speech_valid, text_valid, y_valid, **kwargs)
         s_test, t_test = check_pair(speech_test, text_test)
         if fusion.modalities == "both":
-            n = len(s_test if s_test is not None else t_test)
+            ref = s_test if s_test is not None else t_test
+            assert ref is not None  # check_pair: at least one modality is present
+            n = len(ref)
             for name, scores in (("speech", s_test), ("text", t_test)):
                 if not available(scores, n).any():
                     kept = "text" if name == "speech" else "speech"

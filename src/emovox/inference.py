@@ -31,7 +31,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeGuard
 
 import numpy as np
 
@@ -380,7 +380,8 @@ class Recognizer:
         """A long file, block by block (memory O(block)): mean log-posteriors of its pieces."""
         from emovox.segments import aggregate
 
-        logps, total, speech = [], 0, 0.0
+        logps: list[np.ndarray] = []
+        total, speech = 0, 0.0
         for block in iter_blocks(path, self.max_clip_seconds):
             total += block.size
             if block.size < SAMPLE_RATE and logps:
@@ -435,7 +436,7 @@ def _failed(name: str, exc: EmovoxError) -> Prediction:
     return Prediction(source=name, label=None, probabilities={}, error=str(exc))
 
 
-def _is_single(inputs: Any) -> bool:
+def _is_single(inputs: Any) -> TypeGuard[Source]:
     return isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.dtype != object)
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class RobustConfig:
         return any(getattr(self, f.name).p > 0 for f in fields(self))
 
 
-_SECTIONS = {f.name: f.default_factory for f in fields(RobustConfig)}  # type: ignore[misc]
+_SECTIONS: dict[str, Callable[[], Any]] = {f.name: f.default_factory for f in fields(RobustConfig)}  # type: ignore[misc]  # all have factories
 
 
 def _range(v: Any, where: str, lo: float, hi: float) -> tuple[float, float]:
@@ -143,7 +143,7 @@ def robust_config(raw: Mapping[str, Any] | None, where: str = "robust") -> Robus
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"{where}: unknown effect(s) {unknown} (allowed: {', '.join(_SECTIONS)})")
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, spec in raw.items():
         default = _SECTIONS[name]()
         if spec is None or spec is False:
@@ -158,7 +158,7 @@ def robust_config(raw: Mapping[str, Any] | None, where: str = "robust") -> Robus
         bad = sorted(set(spec) - set(allowed))
         if bad:
             raise ConfigError(f"{where}.{name}: unknown key(s) {bad} (allowed: {', '.join(allowed)})")
-        values = {}
+        values: dict[str, Any] = {}
         for key, v in spec.items():
             at = f"{where}.{name}.{key}"
             if (name, key) in _RANGES:
@@ -307,6 +307,15 @@ def codec_level(codec: str, kbps: float, sr: int = SAMPLE_RATE) -> tuple[float, 
     raise ConfigError(f"codec {codec!r} unknown (choose from {', '.join(CODECS)})")
 
 
+@overload
+def codec_roundtrip(x: np.ndarray, codec: str, kbps: float, sr: int = ...,
+                    return_size: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def codec_roundtrip(x: np.ndarray, codec: str, kbps: float, sr: int = ..., *,
+                    return_size: Literal[True]) -> tuple[np.ndarray, int]: ...
+@overload
+def codec_roundtrip(x: np.ndarray, codec: str, kbps: float, sr: int = ...,
+                    return_size: bool = ...) -> np.ndarray | tuple[np.ndarray, int]: ...
 def codec_roundtrip(x: np.ndarray, codec: str, kbps: float, sr: int = SAMPLE_RATE,
                     return_size: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
     """Encode ``x`` in memory with ``codec`` at ~``kbps`` kbit/s, decode, align and cut to ``len(x)``.

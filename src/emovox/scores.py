@@ -64,8 +64,9 @@ class ScoreSet:
         self.parts: dict[str, ScorePart] = {}
         self.source = "<scores>"
 
-    def add(self, name: str, ids: Sequence[str], y: Sequence[int], scores: Any) -> None:
+    def add(self, name: str, ids: Sequence[str], y: Sequence[int] | np.ndarray, scores: Any) -> None:
         s = check_scores(scores, f"{self.source} part {name!r}")
+        assert s is not None, f"{self.source} part {name!r}: scores are required"
         if s.shape != (len(ids), len(self.classes)) or len(y) != len(ids):
             raise FusionError(f"{self.source} part {name!r}: {len(ids)} ids, {len(y)} labels and scores of shape "
                               f"{s.shape} do not match {len(self.classes)} classes")

@@ -35,6 +35,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -355,9 +356,11 @@ def merge_regions(windows: Sequence[Window], labels: Sequence[str]) -> list[Regi
         prev = w
     regions = []
     for run in runs:
-        probs = np.array([[w.probabilities[k] for k in labels] for w in run], dtype=np.float64)
+        label = run[0].label
+        assert label is not None  # runs hold speech windows: labelled, with probabilities
+        probs = np.array([[cast(dict, w.probabilities)[k] for k in labels] for w in run], dtype=np.float64)
         probs = aggregate(np.log(np.clip(probs, 1e-12, 1.0)), REGION_AGGREGATION)
-        regions.append(Region(run[0].start, run[-1].end, run[0].label,
+        regions.append(Region(run[0].start, run[-1].end, label,
                               {k: float(v) for k, v in zip(labels, probs)}, len(run), run[0].speaker))
     for a, b in zip(regions, regions[1:]):
         if a.end > b.start:  # overlapping windows of two emotions: cut between them

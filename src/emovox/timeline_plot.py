@@ -87,7 +87,8 @@ def plot_timeline(tl: Timeline, path: str | os.PathLike, title: str | None = Non
             if not w.is_speech or (tl.speakers and w.speaker != name):
                 continue
             centre = (w.start + w.end) / 2
-            p = w.probabilities[w.label]  # type: ignore[index]
+            assert w.label is not None and w.probabilities is not None  # speech windows are labelled
+            p = w.probabilities[w.label]
             ax.broken_barh([(max(w.start, centre - tl.hop / 2), min(tl.hop, w.end - w.start))], (y - 0.35, 0.7),
                            color=colors[w.label], alpha=float(np.clip(p, 0.15, 1.0)), lw=0,
                            hatch="//" if w.uncertain else None)

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         n_files += not isinstance(item, Problem)
     if not n_files:
         for item in unique(iter_inputs(args.paths, args.manifest)):
+            assert isinstance(item, Problem)  # no files: every input is a problem
             print(f"emovox predict: {item.source}: {item.problem}", file=sys.stderr)
         print("emovox predict: error: nothing to predict", file=sys.stderr)
         return EXIT_BAD_INPUT

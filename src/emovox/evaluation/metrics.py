@@ -98,7 +98,7 @@ def classification_metrics(y_true: LabelSeq, y_pred: LabelSeq,
     }
 
 
-def segment_clip_metrics(clip_ids: Sequence[Hashable], y_true: Sequence[int],
+def segment_clip_metrics(clip_ids: Sequence[Hashable], y_true: LabelSeq,
                          logits: np.ndarray) -> dict[str, Any]:
     """Seed 002's SA, ACA, SCA, ALCA, BCA from per-segment clip ids, true classes and logits.
 

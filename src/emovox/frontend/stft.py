@@ -43,6 +43,7 @@ class FramedSpectrum(nn.Module):
 
     #: Frames processed per chunk; ~1000 keeps a 512-point chunk within L2 cache.
     chunk_frames = 1000
+    window: torch.Tensor  # buffer, registered in __init__
 
     def __init__(
         self, n_fft: int, win_length: int, hop_length: int, window: str = "hann",

@@ -27,24 +27,25 @@ from typing import Any, Callable
 from torch import nn
 
 from emovox.errors import ConfigError
+from emovox.models.base import SpeechClassifier
 from emovox.models.transfer import TRANSFER_MODES, apply_transfer_mode, transfer_mode_name
 from emovox.models.pooling import POOLINGS
 
 
-def _vggish(num_classes: int, **kwargs: Any) -> nn.Module:
+def _vggish(num_classes: int, **kwargs: Any) -> SpeechClassifier:
     from emovox.models.vggish import VGGishClassifier
 
     return VGGishClassifier(num_classes, **kwargs)
 
 
-def _vggish_mlp(num_classes: int, **kwargs: Any) -> nn.Module:
+def _vggish_mlp(num_classes: int, **kwargs: Any) -> SpeechClassifier:
     from emovox.models.vggish import PatchMLP
 
     return PatchMLP(num_classes, **kwargs)
 
 
-def _resnet(factory: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, **kwargs: Any) -> nn.Module:
+def _resnet(factory: str) -> Callable[..., SpeechClassifier]:
+    def build(num_classes: int, **kwargs: Any) -> SpeechClassifier:
         from emovox.models import resnet
 
         return getattr(resnet, factory)(num_classes, **kwargs)
@@ -53,19 +54,19 @@ def _resnet(factory: str) -> Callable[..., nn.Module]:
     return build
 
 
-def _resnet20(num_classes: int, **kwargs: Any) -> nn.Module:
+def _resnet20(num_classes: int, **kwargs: Any) -> SpeechClassifier:
     from emovox.models.resnet20 import ResNet20
 
     return ResNet20(num_classes, **kwargs)
 
 
-def _frame_head(num_classes: int, **kwargs: Any) -> nn.Module:
+def _frame_head(num_classes: int, **kwargs: Any) -> SpeechClassifier:
     from emovox.models.frame_head import FrameHead
 
     return FrameHead(num_classes, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: dict[str, Callable[..., SpeechClassifier]] = {
     "resnet34": _resnet("ResNet34"),
     "resnet18": _resnet("ResNet18"),
     "resnet20": _resnet20,
@@ -95,7 +96,7 @@ def _accepted(name: str) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "num_blocks", "num_classes")]
 
 
-def build_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+def build_model(name: str, num_classes: int, **kwargs: Any) -> SpeechClassifier:
     """Build model ``name`` with ``num_classes`` outputs; ConfigError for bad names/arguments."""
     key = model_name(name)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:

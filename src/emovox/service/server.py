@@ -27,6 +27,7 @@ class DeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline on receiving each request's headers."""
 
     header_timeout = HEADER_TIMEOUT
+    _header_deadline: asyncio.TimerHandle | None  # set by _arm, cleared by _disarm
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -22,7 +22,7 @@ Durations cycle through 1–30 s (every kind gets short and long clips); the who
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 import numpy as np
 
@@ -96,8 +96,8 @@ def _sweep(n: int, sr: int, f0: float, f1: float, log: bool) -> np.ndarray:
 
 def _hum(n: int, sr: int, mains: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / sr
-    return sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 2 * np.pi))
-               for k in range(1, 8))
+    return cast(np.ndarray, sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 2 * np.pi))
+                                for k in range(1, 8)))  # a sum of 7 arrays is an array
 
 
 def _clicks(n: int, sr: int, rate: float, rng: np.random.Generator, poisson: bool) -> np.ndarray:
@@ -124,7 +124,7 @@ def _peak_to(x: np.ndarray, dbfs: float) -> np.ndarray:
     return x * (_db(dbfs) / peak) if peak > 0 else x
 
 
-Builder = Callable[[int, np.random.Generator], np.ndarray]
+Builder = Callable[..., np.ndarray]  # called as (n, rng); the lambdas bind loop values as default arguments
 
 
 def _specs(sr: int) -> list[tuple[str, Builder]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Iterator
+from typing import Any, Iterator
 
 from emovox.config import Recipe
 from emovox.errors import ConfigError, EmovoxError
@@ -43,7 +43,8 @@ def feature_dim(recipe: Recipe) -> int | None:
     if "n_mels" in inspect.signature(FRONTENDS[f.frontend].__init__).parameters:
         kwargs.setdefault("n_mels", f.n_mels)
     with key("features.options"):
-        return int(build_frontend(f.frontend, **kwargs).n_features)
+        frontend: Any = build_frontend(f.frontend, **kwargs)  # duck-typed: every front-end has n_features
+        return int(frontend.n_features)
 
 
 def check_recipe(recipe: Recipe) -> None:

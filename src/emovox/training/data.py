@@ -255,7 +255,7 @@ def feature_extractor(cfg: "FeatureConfig") -> FeatureSource:
         kwargs = dict(cfg.options)
         if "n_mels" in inspect.signature(FRONTENDS[cfg.frontend].__init__).parameters:
             kwargs.setdefault("n_mels", cfg.n_mels)
-        frontend = build_frontend(cfg.frontend, **kwargs)
+        frontend: Any = build_frontend(cfg.frontend, **kwargs)  # duck-typed: every front-end has hop_length
 
         def run(samples: np.ndarray) -> dict[str, np.ndarray]:
             with torch.no_grad():

@@ -68,6 +68,8 @@ def teacher_embeddings(utterances: Sequence[Any], cache_dir: str | Path | None, 
 class DistillModule(L.LightningModule):
     """Student regression onto teacher embeddings: loss = 1 - cosine similarity."""
 
+    teacher: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, student: torch.nn.Module, teacher: torch.Tensor, lr: float, momentum: float = 0.9,
                  seed: int = 0) -> None:
         super().__init__()

@@ -101,6 +101,7 @@ def _callbacks(recipe: Recipe, fdir: Path, has_valid: bool) -> list[Any]:
                                       save_on_train_epoch_end=False),
                       EpochHistory(fdir / "history.json"), ResumeCheckpoint(fdir / "checkpoints" / "last.ckpt")]
     if recipe.train.early_stopping is not None and has_valid:
+        assert monitor is not None  # has_valid: the recipe's monitor
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.early_stopping,
                                  check_on_train_epoch_end=False))
     # Model selection and early stopping act at validation end, so their state is final before
@@ -162,8 +163,9 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
     if recipe.transfer.distill:
         backbone = distill_for_fold(recipe, fold, utts, features, fdir / "distilled", progress)
     model = build_emotion_model(recipe, len(classes), n_features, backbone)
-    if callable(getattr(model, "fit_inputs", None)):  # e.g. FrameHead: standardisation from the training side only
-        model.fit_inputs([features[i] for i in train_ids])
+    fit_inputs = getattr(model, "fit_inputs", None)
+    if callable(fit_inputs):  # e.g. FrameHead: standardisation from the training side only
+        fit_inputs([features[i] for i in train_ids])
     module = EmotionModule(model, recipe.optim, classes, seed, recipe.train.loss, recipe.train.aam_margin,
                            recipe.train.aam_scale)
     data = FoldData(dataset(train_ids, make_augmenter(recipe.augment.policy)),

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ from torch import nn
 
 from emovox.config import OptimConfig
 from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy
+from emovox.models.base import SpeechClassifier
 from emovox.models.layers import head_modules, sync_batchnorm_freezing
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
 class EmotionModule(L.LightningModule):
     """Cross-entropy training of ``model`` ((B, T, F) -> (B, classes) logits)."""
 
-    def __init__(self, model: nn.Module, optim: OptimConfig, class_names: Sequence[str], seed: int = 0,
+    def __init__(self, model: SpeechClassifier, optim: OptimConfig, class_names: Sequence[str], seed: int = 0,
                  loss: str = "ce", aam_margin: float = 0.2, aam_scale: float = 30.0) -> None:
         super().__init__()
         self.model = model
@@ -148,7 +150,7 @@ class EmotionModule(L.LightningModule):
         self._val = []
 
     # ----------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         cfg = self.optim_cfg
         opt = torch.optim.SGD(param_groups(self.model, cfg), lr=cfg.lr, momentum=cfg.momentum,
                               nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)

@@ -48,7 +48,7 @@ from emovox.evaluation.metrics import (
 )
 from emovox.frontend.vggish_input import PATCH_FRAMES, VGGishLogMel
 from emovox.models.registry import build_model
-from emovox.models.vggish import load_vggish_weights
+from emovox.models.vggish import VGGishClassifier, load_vggish_weights
 from emovox.protocols import SPEAKER_DEPENDENT_WARNING
 from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, aggregate_by_clip, segment_array
 from emovox.training import harness
@@ -172,6 +172,7 @@ def build_segment_model(cfg: SegmentModelConfig, num_classes: int):
     if cfg.name == "vggish_mlp":
         return build_model("vggish_mlp", num_classes, num_layers=cfg.layers, hidden=cfg.hidden)
     model = build_model("vggish", num_classes, hidden=cfg.hidden)
+    assert isinstance(model, VGGishClassifier)
     if cfg.width != 1.0 or cfg.fc != 4096:
         narrow_vggish(model.vggish, cfg.width, cfg.fc)
     if cfg.weights:

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, cast
 
 import lightning as L
 import numpy as np
@@ -204,7 +204,7 @@ class KeepBest(L.Callback):
         value = metrics[self.monitor]
         if self.best is None or self.sign * value > self.sign * self.best:
             self.best, self.best_epoch = value, trainer.current_epoch + 1
-            self.state = copy.deepcopy(module.classifier.state_dict())
+            self.state = copy.deepcopy(cast(TextModule, module).classifier.state_dict())
 
 
 @dataclass

@@ -31,6 +31,7 @@ from torch import nn
 
 from emovox.config import Recipe
 from emovox.errors import ConfigError, ModelError
+from emovox.models.base import SpeechClassifier
 from emovox.models.io import load_model
 from emovox.models.layers import domains_of
 from emovox.models.pooling import pooling_name
@@ -67,13 +68,15 @@ def reinit_modules(modules: Sequence[nn.Module]) -> None:
     """Fresh random initialisation of every layer (with ``reset_parameters``) inside ``modules``."""
     for top in modules:
         for m in top.modules():
-            if callable(getattr(m, "reset_parameters", None)):
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
 
 
-def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_features: int) -> nn.Module:
+def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_features: int) -> SpeechClassifier:
     """The backbone package's model with a new ``num_classes`` output (and head, per ``reinit``)."""
     model, config = load_model(folder)
+    assert isinstance(model, SpeechClassifier)  # packages hold models built by name (emovox.models.registry)
     name = config["model"]["name"]
 
     if model_name(recipe.model.name) != name:
@@ -99,7 +102,7 @@ def load_backbone(folder: str | Path, recipe: Recipe, num_classes: int, n_featur
 
 
 def build_emotion_model(recipe: Recipe, num_classes: int, n_features: int,
-                        backbone: str | Path | None = None) -> nn.Module:
+                        backbone: str | Path | None = None) -> SpeechClassifier:
     """The model to train for ``recipe``: new (scratch) or from ``backbone``, with its transfer mode."""
     mode = recipe.transfer.mode
     folder = backbone if backbone is not None else recipe.resolve(recipe.transfer.backbone)

@@ -13,7 +13,7 @@ block ``i``; the last block's output has the final layer norm applied (``transfo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 from emovox.errors import ConfigError, ModelError
 from emovox.whisper.ct2 import read_ct2_files
 from emovox.whisper.packaged import PACKAGED, WhisperDims, dims_from_arrays, encoder_arrays
+
+if TYPE_CHECKING:  # transformers is imported lazily, where an encoder is built
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 MAX_MEL_FRAMES = 3000
 
@@ -57,7 +60,7 @@ def ct2_to_hf(arrays: dict[str, np.ndarray], n_layers: int) -> dict[str, torch.T
     return sd
 
 
-def build_hf_encoder(dims: WhisperDims, attn: str = "eager") -> nn.Module:
+def build_hf_encoder(dims: WhisperDims, attn: str = "eager") -> WhisperEncoder:
     """An uninitialised ``transformers.WhisperEncoder`` of shape ``dims`` (``attn``: eager | sdpa)."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -73,7 +76,7 @@ def build_hf_encoder(dims: WhisperDims, attn: str = "eager") -> nn.Module:
 class WhisperLayers(nn.Module):
     """``(B, n_mels, T)`` log-mels (T <= 3000) -> stacked hidden states ``(L, B, ceil(T/2), d)``."""
 
-    def __init__(self, encoder: nn.Module, dims: WhisperDims, layers: Sequence[int]) -> None:
+    def __init__(self, encoder: WhisperEncoder, dims: WhisperDims, layers: Sequence[int]) -> None:
         super().__init__()
         wanted = sorted({int(i) for i in layers})
         if not wanted or wanted[0] < 0 or wanted[-1] > dims.n_layers:
@@ -101,7 +104,7 @@ class WhisperLayers(nn.Module):
         return torch.stack(out)
 
 
-def load_encoder(model: str = "base", attn: str = "eager") -> tuple[nn.Module, WhisperDims]:
+def load_encoder(model: str = "base", attn: str = "eager") -> tuple[WhisperEncoder, WhisperDims]:
     """The full encoder (frozen, eval mode) and its dimensions.
 
     ``model`` is a packaged name (:data:`emovox.whisper.packaged.PACKAGED`) or a folder holding a
@@ -121,7 +124,7 @@ def load_encoder(model: str = "base", attn: str = "eager") -> tuple[nn.Module, W
     return load_encoder_from_arrays(arrays, dims, attn), dims
 
 
-def load_encoder_from_arrays(arrays: dict[str, np.ndarray], dims: WhisperDims, attn: str = "eager") -> nn.Module:
+def load_encoder_from_arrays(arrays: dict[str, np.ndarray], dims: WhisperDims, attn: str = "eager") -> WhisperEncoder:
     encoder = build_hf_encoder(dims, attn)
     state = ct2_to_hf(arrays, dims.n_layers)
     expected = encoder.state_dict()
@@ -138,7 +141,7 @@ def load_encoder_from_arrays(arrays: dict[str, np.ndarray], dims: WhisperDims, a
     return encoder
 
 
-def whisper_layers(model: str = "base", layers: Sequence[int] | str = "all", attn: str = "eager") -> WhisperLayers:
+def whisper_layers(model: str = "base", layers: Sequence[int] | Literal["all"] = "all", attn: str = "eager") -> WhisperLayers:
     """:class:`WhisperLayers` for a packaged model; ``layers="all"`` is 0..n_layers."""
     encoder, dims = load_encoder(model, attn)
     chosen = range(dims.n_layers + 1) if layers == "all" else layers

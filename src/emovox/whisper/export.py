@@ -39,6 +39,7 @@ def export_audio_onnx(net: torch.nn.Module, target: Path) -> Path:
                                         optimize=True, verbose=False)
         except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
             raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})") from None
+    assert program is not None  # dynamo=True always returns an ONNXProgram
     with atomic_path(target, suffix=".onnx") as tmp:
         tmp.write_bytes(program.model_proto.SerializeToString())
     return target

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from emovox.whisper.frozen import (
     masked_mean_std,
 )
 from emovox.whisper.model import PooledHead
+
+if TYPE_CHECKING:  # transformers is imported lazily, where an encoder is built
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +123,7 @@ def _run(net: FineTunedNet, states: list, size: int, pooled: bool = False) -> np
             r = net.pooled(x, mask, owner, len(b)).transpose(0, 1) if pooled else net(x, mask, owner, len(b))
             for j, i in enumerate(b):
                 out[i] = r[j].numpy()
-    return np.stack(out)
+    return np.stack(cast(list[np.ndarray], out))  # every slot was filled above
 
 
 def _ua(y: np.ndarray, pred: np.ndarray) -> float:
@@ -129,7 +132,7 @@ def _ua(y: np.ndarray, pred: np.ndarray) -> float:
     return balanced_accuracy(y, pred)
 
 
-def fine_tune(encoder: nn.Module, dims, cfg: FineTuneConfig, train: tuple[list, np.ndarray],
+def fine_tune(encoder: WhisperEncoder, dims, cfg: FineTuneConfig, train: tuple[list, np.ndarray],
               valid: tuple[list, np.ndarray] | None, n_classes: int) -> tuple[FineTunedNet, dict[str, Any]]:
     """Train on cached states ``train = (states, y)``; keep the epoch with the best validation UA.
 
@@ -154,7 +157,8 @@ def fine_tune(encoder: nn.Module, dims, cfg: FineTuneConfig, train: tuple[list, 
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     weight = torch.tensor(np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0), dtype=torch.float32)
     yt = torch.from_numpy(np.asarray(y, np.int64))
-    best, best_state, history = -1.0, None, {"epochs": []}
+    history: dict[str, Any] = {"epochs": []}
+    best, best_state = -1.0, None
     for epoch in range(cfg.epochs):
         t0, total = time.perf_counter(), 0.0
         net.train()

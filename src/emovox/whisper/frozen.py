@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from emovox.errors import ConfigError
 from emovox.whisper.encoder import MAX_MEL_FRAMES, WhisperLayers
 from emovox.whisper.mel import HOP, log_mel
 from emovox.whisper.packaged import PACKAGED, WhisperDims
+
+if TYPE_CHECKING:  # transformers is imported lazily, where an encoder is built
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 MIN_SAMPLES = 4 * HOP  # the conv stem needs at least 2 output frames
 
@@ -55,7 +59,7 @@ def default_audio(utt) -> np.ndarray:
 class FrozenCache:
     """Per-clip fp16 hidden states ``(T', d)`` at ``split``, computed once by the frozen blocks."""
 
-    def __init__(self, encoder: nn.Module, dims: WhisperDims, model: str, split: int,
+    def __init__(self, encoder: WhisperEncoder, dims: WhisperDims, model: str, split: int,
                  cache_dir: str | Path | None = None,
                  audio: Callable[[object], np.ndarray] = default_audio) -> None:
         if not 0 <= split < dims.n_layers:
@@ -98,7 +102,7 @@ class TopBlocks(nn.Module):
     (index ``split`` is the input itself).
     """
 
-    def __init__(self, encoder: nn.Module, dims: WhisperDims, split: int, top: int, layers: Sequence[int],
+    def __init__(self, encoder: WhisperEncoder, dims: WhisperDims, split: int, top: int, layers: Sequence[int],
                  train_norm: bool = True) -> None:
         super().__init__()
         wanted = [int(i) for i in layers]

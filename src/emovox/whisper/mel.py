@@ -71,6 +71,9 @@ def torch_log_mel_module(n_mels: int = N_MELS):  # -> torch.nn.Module (torch imp
     from torch import nn
 
     class WhisperLogMel(nn.Module):
+        basis: torch.Tensor  # buffers, registered in __init__
+        filters: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("basis", torch.from_numpy(dft_basis()), persistent=False)

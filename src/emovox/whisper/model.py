@@ -26,6 +26,9 @@ from emovox.whisper.mel import torch_log_mel_module
 class PooledHead(nn.Module):
     """``(L, B, 2d)`` pooled layer statistics -> ``(B, C)`` logits."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, n_layers: int, dim: int, n_classes: int, combine: str = "concat", hidden: int = 0,
                  dropout: float = 0.0) -> None:
         super().__init__()
