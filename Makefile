@@ -1,6 +1,6 @@
 # emovox: the two set-up commands.
 #   make run   - create .venv, install emovox, predict emotions for the bundled example clips
-#   make test  - create .venv with the dev extras, run the whole test suite
+#   make test  - create .venv with the dev extras, run the whole test suite, ruff and mypy
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
@@ -40,7 +40,9 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing on purpose"; exit 1; fi; \
-	exit $$rc
+	if [ $$rc -ne 0 ]; then exit $$rc; fi
+	$(BIN)/ruff check .
+	$(BIN)/mypy src/emovox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
