@@ -7,16 +7,10 @@ The server is a real uvicorn on 127.0.0.1 and a free port, in a thread of this p
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+from tests.service.conftest import CHROMIUM, FLAGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,41 +19,6 @@ pytestmark = [
 ]
 
 from tests.product_fixtures import LABELS  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(recognizer):
-    import uvicorn
-
-    from emovox.service.app import create_app
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(recognizer), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright, as
 from __future__ import annotations
 
 import importlib.util
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +13,7 @@ import soundfile as sf
 
 from tests.product_fixtures import LABELS
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+from tests.service.conftest import CHROMIUM, FLAGS
 SR = 16000
 
 pytestmark = [
@@ -45,40 +40,6 @@ def two_voices(path: Path) -> Path:
         parts += [0.08 * voice * envelope + 0.003 * rng.standard_normal(t.size), np.zeros(int(0.4 * SR))]
     sf.write(path, np.concatenate(parts).astype(np.float32), SR)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(recognizer):
-    import uvicorn
-
-    from emovox.service.app import create_app
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(recognizer), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
