@@ -215,7 +215,7 @@ def run_eval(args, split: str, thresholds: list[float] | None = None) -> dict:
             for _ in range(args.n):
                 audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise)
                 if rec is not None:
-                    tl = rec.timeline(audio, source="conversation")
+                    tl = rec.timeline(audio, sample_rate=SR, source="conversation")
                     speech = tl.speech
                 else:
                     from emovox.timeline import Timeline
