@@ -143,3 +143,28 @@ def test_generated_non_speech_set_gets_no_emotion_label(package):
     results = r.predict([x for _, x in clips], sample_rate=16000)
     labelled = [(name, p.label) for (name, _), p in zip(clips, results) if p.label is not None or not p.no_speech]
     assert labelled == []
+
+
+def test_fp16_storage_is_lossless_and_only_where_exact(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emovox.whisper.export import store_fp16_where_exact
+
+    exact = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float16).astype(np.float32)
+    inexact = np.full((8, 3), 0.1, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(exact, "w1"), numpy_helper.from_array(inexact, "w2")])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    x = np.ones((1, 4), np.float32)
+    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert store_fp16_where_exact(path, min_size=1) == 1  # w2 (0.1) is not exact in fp16
+    kinds = {i.name: i.data_type for i in onnx.load(str(path)).graph.initializer}
+    assert kinds == {"w1__fp16": TensorProto.FLOAT16, "w2": TensorProto.FLOAT}
+    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.array_equal(before, after)

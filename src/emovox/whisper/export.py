@@ -46,13 +46,45 @@ def export_audio_onnx(net: torch.nn.Module, target: Path) -> Path:
 
 
 def quantize_int8(source: Path, target: Path) -> Path:
-    """onnxruntime dynamic int8 quantisation of ``source`` (MatMul/Gemm weights, per channel)."""
+    """onnxruntime dynamic int8 quantisation of ``source`` (MatMul/Gemm weights, per channel).
+
+    The float weights left (convolutions, positional embedding) are then stored as fp16 where
+    that is lossless (:func:`store_fp16_where_exact`): Whisper's weights come as fp16."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with atomic_path(target, suffix=".onnx") as tmp:
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm"])
+        store_fp16_where_exact(tmp)
     return target
+
+
+def store_fp16_where_exact(path: Path, min_size: int = 65536) -> int:
+    """Store each float32 initializer of at least ``min_size`` values as fp16 + a Cast node when
+    every value survives the round trip exactly; returns how many were converted. Outputs are
+    unchanged bit for bit (onnxruntime folds the Cast when it loads the graph)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, converted = [], 0
+    for init in list(graph.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        value = numpy_helper.to_array(init)
+        if value.size < min_size or not np.array_equal(value.astype(np.float16).astype(np.float32), value):
+            continue
+        half = numpy_helper.from_array(value.astype(np.float16), f"{init.name}__fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+        converted += 1
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.save(model, str(path))
+    return converted
 
 
 def write_package(folder: str | Path, config, head_state: dict[str, torch.Tensor], int8: bool = True) -> Path:
