@@ -26,6 +26,7 @@ import torch
 from emovox.io import atomic_path
 from emovox.whisper.encoder import MAX_MEL_FRAMES, whisper_layers
 from emovox.whisper.mel import HOP, log_mel
+from emovox.whisper.model import mean_std
 
 GLOBS = {"ravdess": "ravdess/Actor_*/*.flac", "tess": "tess/*/*.flac", "emodb": "emodb/wav/*.flac",
          "nemo": "nemo/samples/*.opus", "ased": "ased/*/*.opus"}
@@ -35,8 +36,8 @@ def pooled_layers(wl: torch.nn.Module, samples: np.ndarray) -> np.ndarray:
     mel = log_mel(samples)
     chunks = [mel[:, i:i + MAX_MEL_FRAMES] for i in range(0, mel.shape[1], MAX_MEL_FRAMES)] or [mel]
     with torch.inference_mode():
-        hs = torch.cat([wl(torch.from_numpy(np.ascontiguousarray(c))[None])[:, 0] for c in chunks], dim=1)
-    return torch.cat([hs.mean(1), hs.std(1, unbiased=False)], dim=-1).numpy().astype(np.float16)
+        hs = torch.cat([wl(torch.from_numpy(np.ascontiguousarray(c))[None]) for c in chunks], dim=2)
+    return mean_std(hs)[:, 0].numpy().astype(np.float16)
 
 
 #: ``--degrade robust``: every effect of :mod:`emovox.robust`, each with this probability per clip

@@ -168,17 +168,13 @@ class ModelSpec:
 def model_version(folder: Path, config: dict[str, Any]) -> str:
     """The config's ``version``, else the first 12 hex digits of the weights' SHA-256 (of
     ``model.safetensors``, else ``model.onnx``, else ``config.json``)."""
-    import hashlib
+    from emovox.io import sha256_file
 
     if config.get("version"):
         return str(config["version"])
     names = ("model.safetensors", "model.onnx", "config.json")  # emovox.models.io's names; it imports torch
     target = next((folder / n for n in names if (folder / n).is_file()), folder / names[-1])
-    h = hashlib.sha256()
-    with open(target, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return sha256_file(target)[:12]
 
 
 def error_record(source: str, problem: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from emovox.errors import DependencyError, ModelError
 FORMAT = "emovox-audio-model/1"
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
+MIN_SAMPLES = 640  # the graph's shortest input (4 encoder frames)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,16 @@ class AudioModelConfig:
         return asdict(self)
 
 
+def graph_pieces(wave: np.ndarray) -> list[np.ndarray]:
+    """One clip as the graphs take it: equal pieces of at most 30 s, each at least 640 samples
+    (zero-padded), float32 and contiguous."""
+    x = np.ascontiguousarray(np.asarray(wave, np.float32).reshape(-1))
+    count = max(1, -(-x.size // int(MAX_SECONDS * SAMPLE_RATE)))
+    size = -(-x.size // count)
+    pieces = [x[i * size:(i + 1) * size] for i in range(count)]
+    return [np.pad(p, (0, max(0, MIN_SAMPLES - p.size))) for p in pieces]
+
+
 def is_audio_model(folder: str | os.PathLike) -> bool:
     """True when ``folder/config.json`` declares the audio-model format."""
     path = Path(folder) / "config.json"
@@ -131,17 +142,7 @@ class OnnxAudioModel:
 
     def logits(self, wave: np.ndarray) -> np.ndarray:
         """Mean logits over 30 s pieces of one clip."""
-        x = np.ascontiguousarray(np.asarray(wave, np.float32).reshape(-1))
-        limit = int(MAX_SECONDS * SAMPLE_RATE)
-        pieces = max(1, -(-x.size // limit))
-        size = -(-x.size // pieces)
-        outs = []
-        for i in range(pieces):
-            piece = x[i * size:(i + 1) * size]
-            if piece.size < 640:
-                piece = np.pad(piece, (0, 640 - piece.size))
-            outs.append(self.session.run(None, {"waves": piece[None]})[0][0])
-        return np.mean(outs, axis=0)
+        return np.mean([self.session.run(None, {"waves": piece[None]})[0][0] for piece in graph_pieces(wave)], axis=0)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         z = self.logits(wave).astype(np.float64) / self.config.temperature

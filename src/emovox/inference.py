@@ -280,12 +280,12 @@ class Recognizer:
 
     def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any,
                 speech: tuple[float | None, float | None], labels: Sequence[str] | None) -> Prediction:
-        from emovox.speech import MIN_SPEECH_FRACTION, MIN_SPEECH_SECONDS
+        from emovox.speech import is_no_speech
 
         duration = wave_or_seconds.size / SAMPLE_RATE if isinstance(wave_or_seconds, np.ndarray) else wave_or_seconds
         fraction, seconds = speech
         fraction = None if fraction is None else round(float(fraction), 4)
-        if seconds is not None and (seconds < MIN_SPEECH_SECONDS or (fraction or 0.0) < MIN_SPEECH_FRACTION):
+        if seconds is not None and is_no_speech(seconds, fraction or 0.0):
             return Prediction(source=source, label=None, probabilities={}, duration=round(float(duration), 3),
                               speech_fraction=fraction, no_speech=True)
         index = self._index if labels is None else self._label_index(labels)

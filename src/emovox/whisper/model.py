@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emovox.audio_model import AudioModelConfig
+from emovox.audio_model import AudioModelConfig, graph_pieces
 from emovox.errors import ConfigError
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
@@ -70,9 +70,14 @@ class WhisperEmotionNet(nn.Module):
         self.layers, self.head = layers, head
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        hs = self.layers(self.log_mel(waves))
-        pooled = torch.cat([hs.mean(2), (hs - hs.mean(2, keepdim=True)).pow(2).mean(2).sqrt()], dim=-1)
-        return self.head(pooled)
+        return self.head(mean_std(self.layers(self.log_mel(waves))))
+
+
+def mean_std(hidden: torch.Tensor) -> torch.Tensor:
+    """``(L, B, T, d)`` hidden states -> ``(L, B, 2d)`` mean ‖ (population) std over time: the
+    statistics every head here is trained on (``recipes/generalist/features.py`` caches them)."""
+    mean = hidden.mean(2, keepdim=True)
+    return torch.cat([mean.squeeze(2), (hidden - mean).pow(2).mean(2).sqrt()], dim=-1)
 
 
 def build_net(config: AudioModelConfig, head_state: dict[str, torch.Tensor]) -> WhisperEmotionNet:
@@ -162,11 +167,6 @@ class TorchAudioModel:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         from emovox.calibration import softmax
 
-        x = np.asarray(wave, np.float32).reshape(-1)
-        limit = 30 * 16000
-        pieces = max(1, -(-x.size // limit))
-        size = -(-x.size // pieces)
         with torch.inference_mode():
-            logits = [self.net(torch.from_numpy(np.pad(p, (0, max(0, 640 - p.size))))[None])[0].numpy()
-                      for p in (x[i * size:(i + 1) * size] for i in range(pieces))]
+            logits = [self.net(torch.from_numpy(p)[None])[0].numpy() for p in graph_pieces(wave)]
         return softmax(np.mean(logits, axis=0), self.config.temperature)
