@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/generalist")
     ap.add_argument("--candidate", default=None, help="default: the one --stage select chose")
     ap.add_argument("--package", default="runs/generalist/package")
-    ap.add_argument("--augment", choices=["none", "telephone", "robust"], default="none",
+    ap.add_argument("--augment", choices=["none", "telephone", "robust", "speed", "reverb", "noise", "codec"], default="none",
                     help="also train on the degraded copy of every training clip (features.py --degrade)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
