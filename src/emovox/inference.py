@@ -33,7 +33,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeGuard
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.models.package import PackageConfig
+
+if TYPE_CHECKING:
+    from emovox.frontend.pipeline import FeaturePipeline
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class Recognizer:
     engine takes the waves), ``package`` its typed config.
     """
 
-    def __init__(self, features: Any, engine: Callable[[Any], np.ndarray], package: PackageConfig,
+    def __init__(self, features: "FeaturePipeline | None", engine: Callable[[Any], np.ndarray], package: PackageConfig,
                  folder: Path, backend: str, labels: Sequence[str] | None = None,
                  vad: str | None = "silero", batch_size: int = 16, max_clip_seconds: float = 30.0) -> None:
         self.features, self.engine, self.package = features, engine, package

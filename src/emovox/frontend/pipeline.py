@@ -37,9 +37,9 @@ class FeaturePipeline:
         if config.takes_waves:
             raise ConfigError("the 'waves' front-end has no feature pipeline: the model's graph takes the samples")
         self.config = config
-        self.frontend: Any = self._build(config, threads).eval()  # duck-typed: hop_length, n_features
-        self.hop_length = int(self.frontend.hop_length)
-        self.n_features = int(self.frontend.n_features)
+        frontend: Any = self._build(config, threads).eval()  # duck-typed: hop_length, n_features, upstream
+        self.frontend = frontend
+        self.hop_length, self.n_features = int(frontend.hop_length), int(frontend.n_features)
         if config.vad and self.hop_length != HOP_LENGTH:
             raise ConfigError(f"features.vad: VAD works at 10 ms frames; front-end {config.frontend!r} "
                               f"({config.upstream or 'frames'}) has another rate")
