@@ -158,7 +158,7 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
     final = Fold("final", fold.train + fold.test, fold.valid, [], info={"protocol": "final"})
     head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand, aug=aug)
     t = fit_temperature(vlog, y[va])
-    card = {"valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
+    card = {"augment": args.augment, "valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
             "temperature": t, "ece_valid_before": expected_calibration_error(softmax(vlog), y[va]),
             "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
     config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
