@@ -83,7 +83,7 @@ def run_archive_cli(command: str, args: argparse.Namespace, task: Any, output: s
     """One archive run on one machine (``--jobs``): messages and the exit status."""
     from emovox.archive import iter_inputs, run_archive, unique
 
-    summary = run_archive(unique(iter_inputs(args.paths, args.manifest)), output, task, jobs=args.jobs, fmt=fmt,
+    summary = run_archive(unique(iter_inputs(args.paths, args.manifest)), output, task, jobs=args.jobs or 1, fmt=fmt,
                           total=total, progress=args.progress, on_error=reporter(command))
     return finish(command, output, summary)
 
