@@ -65,6 +65,36 @@ def ft_table(runs: Path) -> list[str]:
     return lines
 
 
+FUSION_LABELS = {"single": "alone", "feature": "feature-level (standardised concatenation, one SVM)",
+                 "score": "score-level (calibrated SVM scores, weight on validation)"}
+
+
+def fusion_table(runs: Path) -> list[str]:
+    """Single systems and their fusions (``fusion.py``), both corpora; chosen rows in bold."""
+    res = {c: load(runs / "fusion" / f"{c}.json") for c in ("emodb", "ravdess")}
+    names: list[str] = []
+    for r in res.values():
+        names += [n for n in (r or {}).get("rows", {}) if n not in names]
+    lines = ["| system | kind | EmoDB LOSO: test UA (valid UA) | RAVDESS 6×4: test UA (valid UA) |",
+             "|---|---|---|---|"]
+    for n in names:
+        cells, kind = [], "-"
+        for r in res.values():
+            row = (r or {}).get("rows", {}).get(n)
+            if row is None:
+                cells.append("-")
+                continue
+            kind = FUSION_LABELS[row["kind"]]
+            text = f"{cell(row['per_fold'])} ({100 * row['valid_ua_mean']:.1f})"
+            cells.append(f"**{text}**" if n in r["chosen"].values() else text)
+        lines.append(f"| {n.split(': ')[-1]} | {kind} | {cells[0]} | {cells[1]} |")
+    for c, r in res.items():
+        if r:
+            lines.append(f"\nChosen on validation ({c}): Whisper `{r['chosen']['whisper']}`, GE2E "
+                         f"`{r['chosen']['ge2e']}`, fusion `{r['chosen']['fusion']}`; command: `{r['command']}`")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", default="runs/whisper_ft")
@@ -72,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in ("tiny.en", "base"):
         print("\n".join(probe_table(runs, model)) + "\n")
     print("\n".join(ft_table(runs)))
+    if (runs / "fusion").is_dir():
+        print("\n" + "\n".join(fusion_table(runs)))
     return 0
 
 
