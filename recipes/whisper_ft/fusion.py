@@ -80,7 +80,7 @@ def run_system(name: str, x: np.ndarray, labels: np.ndarray, folds: Sequence, pa
             with np.load(npz) as z:
                 for r in rows:
                     r["valid_scores"], r["test_scores"] = z[f"{r['fold']}/valid"], z[f"{r['fold']}/test"]
-            return rows
+            return with_margin_ua(rows, labels, parts)
     rows = [{"fold": f.name, **svm_fold(x, labels, *p)} for f, p in zip(folds, parts)]
     if js is not None and npz is not None:
         arrays = {f"{r['fold']}/{k}": r[f"{k}_scores"] for r in rows for k in ("valid", "test")}
@@ -88,8 +88,16 @@ def run_system(name: str, x: np.ndarray, labels: np.ndarray, folds: Sequence, pa
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
         atomic_write_json(js, {"system": name, "dim": int(x.shape[1]), "per_fold": [public(r) for r in rows]})
+    with_margin_ua(rows, labels, parts)
     print(f"{name} (dim {x.shape[1]}): test UA {summary([r['ua'] for r in rows])}, "
           f"valid UA {100 * np.mean([r['valid_ua'] for r in rows]):.1f}", flush=True)
+    return rows
+
+
+def with_margin_ua(rows: list[dict], labels: np.ndarray, parts: list) -> list[dict]:
+    """Adds ``margin_ua``: test UA of the argmax of the class scores (a diagnostic: ``predict`` counts votes)."""
+    for r, (_, _, te) in zip(rows, parts):
+        r["margin_ua"] = unweighted_accuracy(np.searchsorted(r["classes"], labels[te]), r["test_scores"].argmax(1))
     return rows
 
 
@@ -134,6 +142,7 @@ def row(kind: str, members: Sequence[str], per_fold: list[dict]) -> dict:
     return {"kind": kind, "members": list(members), "ua_mean": float(np.mean(uas)), "ua_std": sample_std(uas),
             "wa_mean": float(np.mean([r["wa"] for r in per_fold])),
             "valid_ua_mean": float(np.mean([r["valid_ua"] for r in per_fold])),
+            **({"margin_ua_mean": float(np.mean([r["margin_ua"] for r in per_fold]))} if "margin_ua" in per_fold[0] else {}),
             "per_fold": [public(r) for r in per_fold]}
 
 
