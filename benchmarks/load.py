@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/load.py [--requests 2000] [--clients 64] [--max-seconds 600]
                                         [--model FOLDER] [--workers 2] [--threads 1]
+    .venv/bin/python benchmarks/load.py --abuse [--kinds heavy,min-hop] [--rounds 4]
 
 Starts ``emovox serve`` as a subprocess on a free local port (the bundled default model, else a
 random ResNet18 of the default model's size), warms it up, then ``--clients`` concurrent clients
@@ -17,9 +18,12 @@ random ResNet18 of the default model's size), warms it up, then ``--clients`` co
 With ``--abuse`` the run is instead: valid clips alone (the clean run), then the same valid
 clips while the attackers of :mod:`benchmarks.load_abuse` run next to them (decompression bombs,
 a heavy in-budget decode, bad rates, tiny-hop and minimum-hop timelines, slowloris headers,
-stalled bodies, abandoned timeline jobs). It fails unless valid requests keep their p95 latency
-within ``--max-slowdown`` (2x) of the clean run, every valid request is answered 200, and the
-server's peak RSS stays under ``--max-rss-mb`` (1500 MB).
+stalled bodies, abandoned timeline jobs; ``--kinds`` picks some), in ``--rounds`` interleaved
+clean/abused pairs (attackers start afresh each abused round, and whatever they still wait for at
+its end is hung up on). It fails unless valid requests keep their p95 latency within
+``--max-slowdown`` (2x) of the clean run, every valid request is answered 200, and the server's
+peak RSS stays under ``--max-rss-mb`` (1500 MB). The server's ``Server-Timing`` headers split
+valid requests' latency into waiting for a worker, work, and the rest.
 
 Meanwhile a monitor polls ``/healthz`` every 0.5 s and samples the server's resident memory
 (``VmRSS`` of ``/proc/<pid>/status``). Prints requests/s, p50/p95/p99 latency (all, valid,
@@ -149,6 +153,7 @@ class Result:
     seconds: float
     ok: bool
     detail: str = ""
+    timing: dict[str, float] | None = None  # the server's Server-Timing header (ms per stage)
 
 
 async def _stream(data: bytes, boundary: str, name: str) -> AsyncIterator[bytes]:
@@ -177,7 +182,10 @@ async def send(client: Any, up: Upload) -> Result:
         ok = resp.status_code == up.status and (up.code is None or code == up.code)
         if ok and up.status == 200:
             ok = body.get("label") is not None and abs(sum(body["probabilities"].values()) - 1) < 1e-3
-        return Result(up.kind, resp.status_code, code, took, ok, "" if ok else resp.text[:200])
+        from emovox.service.timing import parse
+
+        timing = parse(resp.headers.get("server-timing", ""))
+        return Result(up.kind, resp.status_code, code, took, ok, "" if ok else resp.text[:200], timing)
     except Exception as exc:  # noqa: BLE001 - a transport failure is a result to count
         # An oversize upload may see the connection closed before the 413 reaches it: the server
         # answers as soon as Content-Length is too big and closes without reading the rest.
@@ -236,6 +244,22 @@ class Monitor(threading.Thread):
 
 
 # ------------------------------------------------------------------------------------ report
+def breakdown_line(label: str, results: list[Result]) -> str:
+    """p50/p95 of where valid requests' time went: waiting for a worker, working, the rest
+    (event loop, body upload, multipart parsing, JSON, transport, client)."""
+    timed = [r for r in results if r.ok and r.timing]
+    if not timed:
+        return f"  {label:<9} (no Server-Timing headers)"
+    wait = [sum(v for k, v in r.timing.items() if k.endswith("-wait")) / 1000 for r in timed]  # type: ignore[union-attr]
+    work = [sum(v for k, v in r.timing.items() if k in ("header", "decode", "infer")) / 1000  # type: ignore[union-attr]
+            for r in timed]
+    cpu = [r.timing.get("cpu", 0.0) / 1000 for r in timed]  # type: ignore[union-attr]
+    rest = [r.seconds - a - b for r, a, b in zip(timed, wait, work)]
+    return "  " + "  ".join(f"{name} p50 {pct(v, 50):6.1f} p95 {pct(v, 95):7.1f}"
+                            for name, v in ((f"{label:<7} wait", wait), ("work", work), ("cpu", cpu),
+                                            ("other", rest))) + " ms"
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -261,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--header-timeout", type=float, default=5.0, help="server header deadline (default 5 s)")
     ap.add_argument("--abuse", action="store_true", help="clean run, then the same with the abuse mix")
     ap.add_argument("--attackers", type=int, default=1, help="attackers of each abuse kind (default 1)")
+    ap.add_argument("--kinds", help="comma-separated attacker kinds to run (default: all of benchmarks/load_abuse.py)")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="clean/abused pairs the --abuse requests are split into, interleaved (default 4)")
     ap.add_argument("--max-slowdown", type=float, default=2.0, help="allowed valid p95 ratio abuse/clean")
     ap.add_argument("--max-rss-mb", type=float, default=1500.0, help="allowed server peak RSS with --abuse")
     args = ap.parse_args(argv)
@@ -299,10 +326,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def abuse_main(args: argparse.Namespace) -> int:
-    """Clean run, then the same valid load next to the abuse mix; compare p95 and RSS."""
+    """Clean and abused runs of the same valid load, interleaved in ``--rounds`` pairs (so a
+    change in the machine's other load hits both sides alike); compare p95 and RSS."""
     from benchmarks.load_abuse import KINDS, attacker, payloads
     from fuzz.fuzz_audio import model_folder
 
+    kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise SystemExit(f"unknown attacker kinds {unknown}; choose from {', '.join(KINDS)}")
     work = Path(tempfile.mkdtemp(prefix="emovox-load-"))
     model = model_folder(args.model, work)
     port = free_port()
@@ -310,26 +342,42 @@ def abuse_main(args: argparse.Namespace) -> int:
     valid = [u for u in uploads(int(args.max_upload_mb * 1024 * 1024)) if u.kind == "valid"]
     files = payloads(_clip_wav())
     proc = start_server(args, model, port, work / "server.log")
+    per_round = max(1, args.requests // args.rounds)
+    counts: collections.Counter = collections.Counter()
 
-    async def abused() -> tuple[list[Result], float, collections.Counter]:
-        stop, counts = asyncio.Event(), collections.Counter()
+    async def abused() -> tuple[list[Result], float]:
+        stop = asyncio.Event()
         tasks = [asyncio.ensure_future(attacker(k, base, port, files, stop, counts))
-                 for k in KINDS for _ in range(args.attackers)]
+                 for k in kinds for _ in range(args.attackers)]
         await asyncio.sleep(2.0)  # let the attackers get going
-        results, wall = await run_load(base, valid, args.requests, args.clients, time.time() + args.max_seconds)
+        results, wall = await run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds)
         stop.set()
-        await asyncio.wait(tasks, timeout=120)
-        return results, wall, counts
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        for task in pending:  # still waiting for an answer: hang up (the server must drop the work)
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        counts["(attack requests cut off at the end of a round)"] += len(pending)
+        return results, wall
 
+    clean: list[Result] = []
+    dirty: list[Result] = []
+    walls = [0.0, 0.0]
     try:
         asyncio.run(wait_healthy(base, proc))
         rss_idle = rss_mb(proc.pid)
         asyncio.run(run_load(base, valid, args.warmup, min(args.clients, args.warmup), time.time() + 300))
         monitor = Monitor(base, proc.pid)
         monitor.start()
-        clean, clean_wall = asyncio.run(run_load(base, valid, args.requests, args.clients, time.time() + args.max_seconds))
-        clean_peak = max(m for _, m in monitor.samples)
-        dirty, dirty_wall, counts = asyncio.run(abused())
+        clean_peak = 0.0
+        for _ in range(args.rounds):
+            mark = len(monitor.samples)
+            res, wall = asyncio.run(run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds))
+            clean += res
+            walls[0] += wall
+            clean_peak = max([clean_peak, *(m for _, m in monitor.samples[mark:])])
+            res, wall = asyncio.run(abused())
+            dirty += res
+            walls[1] += wall
         monitor.stop.set()
         monitor.join()
         healthy = proc.poll() is None and asyncio.run(_health(base))
@@ -339,18 +387,33 @@ def abuse_main(args: argparse.Namespace) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    return abuse_report(args, kinds, clean, dirty, walls, monitor, rss_idle, clean_peak, counts, healthy)
+
+
+def abuse_report(args: argparse.Namespace, kinds: tuple[str, ...], clean: list[Result], dirty: list[Result],
+                 walls: list[float], monitor: Monitor, rss_idle: float, clean_peak: float,
+                 counts: collections.Counter, healthy: bool) -> int:
     p95 = [pct([r.seconds for r in rs if r.ok], 95) for rs in (clean, dirty)]
     peak = max(m for _, m in monitor.samples)
     print(f"emovox serve, {args.workers} workers x {args.threads} thread(s), {args.clients} valid clients, "
-          f"{args.attackers} attacker(s) per kind; {args.requests} valid requests per run")
-    print(latency_line("clean", [r.seconds for r in clean]) + f"  ({len(clean) / clean_wall:.1f} req/s)")
-    print(latency_line("abused", [r.seconds for r in dirty]) + f"  ({len(dirty) / dirty_wall:.1f} req/s)")
+          f"{args.attackers} attacker(s) per kind ({', '.join(kinds)}); {len(clean)} valid requests per side in "
+          f"{args.rounds} interleaved round(s)")
+    print(latency_line("clean", [r.seconds for r in clean]) + f"  ({len(clean) / walls[0]:.1f} req/s)")
+    print(latency_line("abused", [r.seconds for r in dirty]) + f"  ({len(dirty) / walls[1]:.1f} req/s)")
+    print("where valid requests' time went (Server-Timing):")
+    print(breakdown_line("clean", clean))
+    print(breakdown_line("abused", dirty))
+    print(f"p95 ratio abused/clean: {p95[1] / p95[0]:.2f}")
     print(f"server RSS (MB): idle {rss_idle:.0f}, clean peak {clean_peak:.0f}, abused peak {peak:.0f}")
     print("abuse outcomes:")
     for what, n in sorted(counts.items()):
         print(f"  {n:5d}  {what}")
     problems = [f"{sum(not r.ok for r in rs)} valid requests failed in the {name} run"
                 for name, rs in (("clean", clean), ("abused", dirty)) if not all(r.ok for r in rs)]
+    for name, rs in (("clean", clean), ("abused", dirty)):
+        bad = collections.Counter(f"{r.status} {r.code or ''} {r.detail[:60]}" for r in rs if not r.ok)
+        if bad:
+            print(f"  failed {name} requests: {dict(bad.most_common(3))}")
     if p95[1] > args.max_slowdown * p95[0]:
         problems.append(f"valid p95 {p95[1]:.0f} ms under abuse > {args.max_slowdown:g} x clean {p95[0]:.0f} ms")
     if peak > args.max_rss_mb:

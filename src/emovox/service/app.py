@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Hashable, Sequence
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -41,11 +42,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.errors import EmovoxError
-from emovox.service.budget import MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request
+from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
+                                   check_timeline_settings)
 from emovox.service.docs import docs_page
 from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
-from emovox.service.limits import BodySizeLimit, HostAllowList
+from emovox.service.limits import BodySizeLimit, EarlyRefusal, HostAllowList
 from emovox.service.stream import router as stream_router
+from emovox.service.timing import ServerTiming
 from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload, upload_header
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,8 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 #: to decode (30 s of 48 kHz stereo), seconds of audio to classify.
 HEAVY_DECODE_SAMPLES = 30 * 48_000 * 2
 HEAVY_AUDIO_SECONDS = 30.0
+#: ``/v1/timeline`` defaults (seconds).
+TIMELINE_WINDOW, TIMELINE_HOP = 2.0, 1.0
 _ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
 _ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"()<>]+/)+")
 
@@ -114,7 +119,9 @@ def create_app(
     app.state.recognizer = recognizer
     app.state.pool = pool
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, paths=("/v1/",), read_timeout=read_timeout)
+    app.add_middleware(EarlyRefusal, checks={"/v1/timeline": _timeline_query}, max_bytes=max_upload_bytes)
     app.add_middleware(HostAllowList, hosts=tuple(allowed_hosts))
+    app.add_middleware(ServerTiming)
     _register_errors(app)
 
     async def _decode(request: Request, file: UploadFile) -> Any:
@@ -122,11 +129,13 @@ def create_app(
         name = check_upload(data, file.filename, file.content_type)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
                                 "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
-        header = await pool.run(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
-                                on_timeout=timeout)  # cheap: bombs and bad rates never reach the decoder
+        # the header on its own thread, outside the fair queue: bombs and bad rates never wait or decode
+        header = await pool.quick(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
+                                  on_timeout=timeout)
         return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
                               timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected,
-                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES)
+                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES, flow=_flow(request),
+                              stage="decode")
 
     def _labels(labels: str | None) -> list[str] | None:
         return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
@@ -143,37 +152,37 @@ def create_app(
         request: Request,
         file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
         labels: str | None = Query(None, description="comma-separated subset of labels, e.g. angry,happy,neutral,sad"),
-    ) -> dict:
+    ) -> Response:
         chosen = _labels(labels)
         if chosen is not None:
             recognizer.with_labels(chosen)  # unknown labels: 400 before any decoding
         audio = await _decode(request, file)
-        pred = await pool.run(lambda: recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
-                                                         labels=chosen),
+        body = await pool.run(lambda: _json(recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
+                                                               labels=chosen)),
                               timeout=inference_timeout, disconnected=request.is_disconnected,
-                              heavy=audio.duration > HEAVY_AUDIO_SECONDS)
-        return pred.to_dict()
+                              heavy=audio.duration > HEAVY_AUDIO_SECONDS, flow=_flow(request), stage="infer")
+        return Response(body, media_type="application/json")
 
     @router.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
     async def timeline(
         request: Request,
         file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
-        window: float = Query(2.0, description=f"window length in seconds ({MIN_WINDOW}-60)"),
-        hop: float = Query(1.0, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
+        window: float = Query(TIMELINE_WINDOW, description=f"window length in seconds ({MIN_WINDOW}-60)"),
+        hop: float = Query(TIMELINE_HOP, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
         vad: str = Query("sohn", pattern="^(sohn|silero|none)$", description="voice activity detector"),
         labels: str | None = Query(None, description="comma-separated subset of labels"),
-    ) -> dict:
+    ) -> Response:
         chosen = _labels(labels)
         n_labels = len(recognizer.with_labels(chosen).labels) if chosen else len(recognizer.labels)
         check_timeline_request(0.0, window, hop, n_labels)  # bad settings: 400 before decoding
         audio = await _decode(request, file)
         n = check_timeline_request(audio.duration, window, hop, n_labels,
                                    **({} if max_windows is None else {"max_windows": max_windows}))
-        tl = await pool.run(lambda: recognizer.timeline(
+        body = await pool.run(lambda: _json(recognizer.timeline(
             audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
-            source=audio.name, labels=chosen), timeout=inference_timeout, disconnected=request.is_disconnected,
-            heavy=n * window > HEAVY_AUDIO_SECONDS)
-        return tl.to_dict()
+            source=audio.name, labels=chosen)), timeout=inference_timeout, disconnected=request.is_disconnected,
+            heavy=n * window > HEAVY_AUDIO_SECONDS, flow=_flow(request), stage="infer")
+        return Response(body, media_type="application/json")
 
     @router.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -225,6 +234,22 @@ def _register_errors(app: FastAPI) -> None:
     @app.exception_handler(EmovoxError)
     async def _emovox(_: Request, exc: EmovoxError) -> JSONResponse:
         return _error(400, "bad_request", str(exc))
+
+
+def _timeline_query(query: dict[str, str]) -> None:
+    """``/v1/timeline``'s window and hop checked from the query string, before the upload is parsed."""
+    check_timeline_settings(float(query.get("window", TIMELINE_WINDOW)), float(query.get("hop", TIMELINE_HOP)))
+
+
+def _flow(request: Request) -> Hashable:
+    """The fairness key of a request: its client connection (address and port)."""
+    client = request.scope.get("client")
+    return tuple(client) if client else None
+
+
+def _json(result: Any) -> bytes:
+    """A prediction or timeline as JSON bytes, made on the worker (never on the event loop)."""
+    return json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _cancellable(recognizer: Any) -> Any:
