@@ -1,24 +1,26 @@
 """Fair CPU slots for the service's jobs: start-time fair queueing over client *flows*.
 
 A flow is one client connection (the service passes the peer's address and port). Every job
-asks for one of ``slots`` CPU slots, and waiting jobs get them in the order of their *start
-tag*: ``max(V, F)``, where ``F`` is the CPU time its flow has been charged so far (its finish
-tag) and ``V`` the start tag of the job most recently granted (the system's virtual time). Flows
-are charged the CPU seconds their jobs really used (``clock``: the thread's CPU clock), so a
-client that sends a 10-minute recording or a minimum-hop timeline waits behind clients that
-used less, instead of everyone waiting behind it (start-time fair queueing, Goyal et al. 1996).
+needs one of ``slots`` CPU slots to run, and waiting jobs get them in the order of their *start
+tag* ``max(V, F)``: ``F`` is the CPU time the job's flow has been charged so far (its finish
+tag), ``V`` the start tag of the job granted most recently (the system's virtual time). Flows
+are charged the CPU seconds their jobs really used (``clock``: the worker thread's CPU clock),
+so a client that sends a 10-minute recording or a minimum-hop timeline waits behind clients
+that used less, instead of everyone waiting behind it (start-time fair queueing, Goyal et al.,
+SIGCOMM 1996). A new flow starts at ``V``: it is served soon, then charged like the others.
 
 * **Time slices.** A running job calls :meth:`FairScheduler.checkpoint` between decode blocks
   and model calls; once it has used ``quantum`` CPU seconds since it got its slot and a job with
-  an earlier start tag waits, it gives the slot up and waits for its next turn (paused). A long
-  job thus gets its fair share slice by slice and never holds a worker for its whole length.
+  an earlier start tag waits, it gives the slot up and waits for its next turn (*paused*; at
+  most ``max_paused`` jobs at once, beyond that it keeps its slot). A long job thus gets its
+  fair share slice by slice instead of holding a worker for its whole length.
 * **Heavy lane.** A job marked heavy holds a heavy token from its first slot to its end (paused
-  or not); at most ``heavy_slots`` exist, so heavy jobs never hold every slot and their memory
-  (decoded audio) is bounded by that count.
-* **Admission.** At most ``capacity`` jobs are in the scheduler (waiting, running or paused).
-  When it is full, a newcomer with an earlier start tag pushes out the *waiting* job of the
-  flow with the latest start tag (the flow that used the most): load is shed from the heaviest
-  users first. Otherwise the newcomer is refused (:class:`Busy`).
+  or not); there are ``heavy_slots`` tokens, so heavy jobs never hold every slot and their
+  memory (decoded audio) is bounded by that count.
+* **Admission.** At most ``max_queued`` jobs wait for their first slot. When that many wait, a
+  newcomer with an earlier start tag pushes out the waiting job of another flow with the
+  latest start tag (the flow that used the most): load is shed from the heaviest users first.
+  Otherwise the newcomer is refused (:class:`Busy`).
 
 Pure ``threading``; the asyncio side is :class:`emovox.service.jobs.JobPool`.
 """
@@ -36,10 +38,11 @@ from emovox.errors import Cancelled
 QUANTUM = 0.05
 #: Idle flows remembered at most (closed connections are forgotten once ``V`` passes them).
 MAX_FLOWS = 10_000
+NEW, QUEUED, RUNNING, PAUSED, DONE = "new", "queued", "running", "paused", "done"
 
 
 class Busy(Exception):
-    """No slot for this job: the scheduler is full, its wait timed out, or it was pushed out."""
+    """No slot for this job: too many wait, its wait timed out, or it was pushed out."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -47,17 +50,18 @@ class Busy(Exception):
 
 
 class Ticket:
-    """One job's place in the scheduler (created by the caller, driven by the worker thread)."""
+    """One job's place in the scheduler (made by the caller, driven by the worker thread)."""
 
     def __init__(self, flow: Hashable = None, heavy: bool = False) -> None:
         self.flow, self.heavy = flow, heavy
+        self.state = NEW
         self.start, self.seq = 0.0, 0
-        self.granted = self.holds_heavy = self.started = self.left = False
+        self.holds_heavy = self.waiting = False
         self.evicted: str | None = None
         self.cancelled: Callable[[], bool] = lambda: False
         self.event = threading.Event()
         self.mark = self.slice = self.cpu = 0.0  # clock at grant; CPU since grant; CPU in all
-        self.waited = 0.0  # seconds spent waiting for a slot (first one and after pauses)
+        self.waited = 0.0  # seconds spent waiting for a slot (the first one and after pauses)
 
     def wake(self) -> None:
         """Let a waiting job look at its state again (e.g. after it was cancelled)."""
@@ -65,50 +69,51 @@ class Ticket:
 
 
 class FairScheduler:
-    def __init__(self, slots: int, heavy_slots: int, capacity: int, quantum: float = QUANTUM,
-                 clock: Callable[[], float] = time.thread_time) -> None:
-        self.slots, self.heavy_slots, self.capacity, self.quantum, self.clock = (
-            slots, max(1, heavy_slots), capacity, quantum, clock)
+    def __init__(self, slots: int, heavy_slots: int, max_queued: int, max_paused: int | None = None,
+                 quantum: float = QUANTUM, clock: Callable[[], float] = time.thread_time) -> None:
+        self.slots, self.heavy_slots = slots, max(1, heavy_slots)
+        self.max_queued, self.max_paused = max_queued, slots if max_paused is None else max_paused
+        self.quantum, self.clock = quantum, clock
         self.free, self.heavy_free = slots, self.heavy_slots
+        self.counts = {QUEUED: 0, RUNNING: 0, PAUSED: 0}  # tickets per state (not done)
         self.vtime = 0.0
         self.flows: dict[Hashable, float] = {}  # finish tag (CPU seconds charged) per flow
-        self.members: dict[Hashable, int] = {}  # jobs in the scheduler per flow
-        self.waiting: list[Ticket] = []
-        self.jobs = 0  # tickets admitted and not yet released
+        self.members: dict[Hashable, int] = {}  # tickets not done per flow
+        self.queue: list[Ticket] = []  # waiting for a slot (queued or paused)
         self._lock = threading.Lock()
         self._seq = itertools.count()
 
     # ------------------------------------------------------------------------------ admission
     def admit(self, ticket: Ticket) -> None:
-        """Take ``ticket`` in, pushing out a waiting job of a flow that used more if full."""
+        """Take ``ticket`` in (it waits for a slot), pushing out a job of a flow that used more
+        when ``max_queued`` wait; :class:`Busy` if it cannot. Every admitted ticket must be
+        given to :meth:`release` once, whatever happened."""
         with self._lock:
             tag = max(self.vtime, self.flows.get(ticket.flow, self.vtime))
-            if self.jobs >= self.capacity:
-                victim = max((t for t in self.waiting if not t.started and t.flow != ticket.flow),
+            if self.counts[QUEUED] >= self.max_queued:
+                victim = max((t for t in self.queue if t.state == QUEUED and t.flow != ticket.flow),
                              key=lambda t: (t.start, t.seq), default=None)
                 if victim is None or victim.start <= tag:
                     raise Busy("the server is busy; too many requests are waiting")
-                self._drop(victim)
-                self._leave(victim)
                 victim.evicted = "the server is busy; requests from clients that used less went first"
+                self._finish(victim)
                 victim.wake()
-            self.jobs += 1
+            self._set(ticket, QUEUED)
             self.members[ticket.flow] = self.members.get(ticket.flow, 0) + 1
             self._enqueue(ticket, tag)
 
     # ---------------------------------------------------------------------- worker-thread side
     def wait_turn(self, ticket: Ticket, timeout: float | None = None) -> None:
         """Block until ``ticket`` holds a slot. Raises :class:`Busy` (no first slot within
-        ``timeout`` s, or pushed out) or :class:`Cancelled` (``ticket.cancelled()``). Every
-        admitted ticket must be given to :meth:`release` once, whatever happened."""
+        ``timeout`` s, or pushed out) or :class:`Cancelled` (``ticket.cancelled()``)."""
         began = time.monotonic()
-        deadline = None if timeout is None or ticket.started else began + timeout
+        deadline = None if timeout is None or ticket.state != QUEUED else began + timeout
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            ticket.event.wait(left if left is None else max(0.0, left))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ticket.event.wait(left)
             with self._lock:
                 ticket.event.clear()
-                if ticket.granted:
+                if ticket.state == RUNNING:
                     break
                 problem: Exception | None = None
                 if ticket.evicted:
@@ -118,48 +123,57 @@ class FairScheduler:
                 elif deadline is not None and time.monotonic() >= deadline:
                     problem = Busy(f"the server is busy; no worker became free within {timeout:g} s")
                 if problem is not None:
-                    if ticket in self.waiting:
-                        self._drop(ticket)
+                    self._unqueue(ticket)
                     raise problem
         ticket.waited += time.monotonic() - began
-        ticket.started = True
         ticket.mark, ticket.slice = self.clock(), 0.0
 
     def checkpoint(self, ticket: Ticket) -> None:
         """Charge the CPU used since the last call; give the slot up (and wait for the next turn)
         once the job used its quantum and a job with an earlier start tag waits."""
-        if not ticket.granted:
+        if ticket.state != RUNNING:
             return
         used = self._charge(ticket)
         with self._lock:
             self.flows[ticket.flow] = self.flows.get(ticket.flow, ticket.start) + used
-            if ticket.slice < self.quantum:
+            if ticket.slice < self.quantum or self.counts[PAUSED] >= self.max_paused:
                 return
             ticket.slice = 0.0
             mine = max(self.vtime, self.flows[ticket.flow])
             best = self._best()
             if best is None or best.start >= mine:
                 return
-            ticket.granted = False
             self.free += 1
+            self._set(ticket, PAUSED)
             self._enqueue(ticket, mine)
         self.wait_turn(ticket)
 
-    def release(self, ticket: Ticket) -> None:
-        """The job ended (returned or raised): charge it, free its slot and heavy token."""
-        used = self._charge(ticket) if ticket.granted else 0.0
+    def withdraw(self, ticket: Ticket) -> None:
+        """Take a cancelled ticket that never got a slot out of the queue now (its thread, when
+        it looks, raises :class:`Cancelled`); no-op once it has started."""
         with self._lock:
-            if ticket.started and not ticket.left:
+            if ticket.state == QUEUED:
+                self._finish(ticket)
+                self._dispatch()
+        ticket.wake()
+
+    def release(self, ticket: Ticket) -> None:
+        """The job ended (returned, raised, or never got a slot): charge it and let it go."""
+        used = self._charge(ticket) if ticket.state == RUNNING else 0.0
+        with self._lock:
+            if used:
                 self.flows[ticket.flow] = self.flows.get(ticket.flow, ticket.start) + used
-            if ticket.granted:
-                ticket.granted = False
-                self.free += 1
-            if ticket in self.waiting:
-                self._drop(ticket)
-            self._leave(ticket)
+            self._finish(ticket)
             self._dispatch()
 
     # --------------------------------------------------------------------------------- inside
+    def _set(self, ticket: Ticket, state: str) -> None:
+        if ticket.state in self.counts:
+            self.counts[ticket.state] -= 1
+        ticket.state = state
+        if state in self.counts:
+            self.counts[state] += 1
+
     def _charge(self, ticket: Ticket) -> float:
         now = self.clock()
         used = max(0.0, now - ticket.mark)
@@ -170,29 +184,34 @@ class FairScheduler:
 
     def _enqueue(self, ticket: Ticket, tag: float) -> None:
         ticket.start, ticket.seq = tag, next(self._seq)
-        self.waiting.append(ticket)
+        ticket.waiting = True
+        self.queue.append(ticket)
         self._dispatch()
 
-    def _drop(self, ticket: Ticket) -> None:
-        self.waiting.remove(ticket)
+    def _unqueue(self, ticket: Ticket) -> None:
+        if ticket.waiting:
+            ticket.waiting = False
+            self.queue.remove(ticket)
 
-    def _leave(self, ticket: Ticket) -> None:
-        """``ticket`` leaves the scheduler for good (ended, refused, pushed out or cancelled)."""
-        if ticket.left:
+    def _finish(self, ticket: Ticket) -> None:
+        """``ticket`` leaves for good (ended, refused, pushed out or cancelled)."""
+        if ticket.state in (NEW, DONE):
             return
-        ticket.left = True
+        self._unqueue(ticket)
+        if ticket.state == RUNNING:
+            self.free += 1
         if ticket.holds_heavy:
             ticket.holds_heavy = False
             self.heavy_free += 1
-        self.jobs -= 1
+        self._set(ticket, DONE)
         left = self.members.get(ticket.flow, 1) - 1
         if left > 0:
             self.members[ticket.flow] = left
             return
         self.members.pop(ticket.flow, None)
         if self.flows.get(ticket.flow, 0.0) <= self.vtime:
-            self.flows.pop(ticket.flow, None)  # behind the virtual time: same as a new flow
-        if self.jobs == 0:
+            self.flows.pop(ticket.flow, None)  # behind the virtual time: the same as a new flow
+        if not self.members:
             self.flows.clear()  # idle: nobody to be fair to
             self.vtime = 0.0
         elif len(self.flows) > MAX_FLOWS:
@@ -200,7 +219,7 @@ class FairScheduler:
 
     def _best(self) -> Ticket | None:
         """The waiting ticket to run next: the earliest start tag among those allowed a slot."""
-        return min((t for t in self.waiting if not t.heavy or t.holds_heavy or self.heavy_free > 0),
+        return min((t for t in self.queue if not t.heavy or t.holds_heavy or self.heavy_free > 0),
                    key=lambda t: (t.start, t.seq), default=None)
 
     def _dispatch(self) -> None:
@@ -208,12 +227,12 @@ class FairScheduler:
             best = self._best()
             if best is None:
                 return
-            self._drop(best)
+            self._unqueue(best)
             if best.heavy and not best.holds_heavy:
                 best.holds_heavy = True
                 self.heavy_free -= 1
-            best.granted = True
             self.free -= 1
+            self._set(best, RUNNING)
             self.vtime = max(self.vtime, best.start)
             self.flows[best.flow] = max(self.flows.get(best.flow, best.start), best.start)
             best.wake()

@@ -8,10 +8,10 @@
 * **Heavy lane.** Expensive jobs (``heavy=True``: long decodes, long timelines) hold at most
   ``workers - 1`` slots at once, so short requests always have a worker (one worker: they share
   it slice by slice).
-* **Bounded queue.** At most ``workers + max_pending`` jobs are in the pool (waiting, running,
-  or paused for a fairer job). When it is full, a request from a connection that used less
-  CPU pushes out the waiting request of the one that used most; else it is refused. A request
-  that got no worker within ``queue_timeout`` s is refused. Both are 503 ``busy`` with
+* **Bounded queue.** At most ``max_pending`` jobs wait for their first worker (and at most
+  ``workers`` are paused for fairer ones). When that many wait, a request from a connection that
+  used less CPU pushes out the waiting request of the one that used most; else it is refused.
+  A request that got no worker within ``queue_timeout`` s is refused. All are 503 ``busy`` with
   ``Retry-After``: queue time is never charged to the job's own deadline.
 * **Deadlines that stop work.** Each job has a :class:`CancelToken`; its deadline starts when
   the job first gets a worker (time paused for fairer jobs counts). Work code calls
@@ -105,9 +105,9 @@ class JobPool:
                  quantum: float | None = None, clock: Callable[[], float] | None = None) -> None:
         self.workers, self.max_pending, self.queue_timeout = workers, max_pending, queue_timeout
         extra = {k: v for k, v in (("quantum", quantum), ("clock", clock)) if v is not None}
-        self.scheduler = FairScheduler(workers, workers - 1, workers + max_pending, **extra)  # type: ignore[arg-type]
-        # one thread per job in the pool (waiting ones wait on their thread), plus room for pushed-out ones leaving
-        self.executor = ThreadPoolExecutor(max_workers=2 * workers + max_pending, thread_name_prefix="emovox-infer")
+        self.scheduler = FairScheduler(workers, workers - 1, max_pending, workers, **extra)  # type: ignore[arg-type]
+        # a thread per job (waiting ones wait on theirs): running + paused + queued, and pushed-out ones leaving
+        self.executor = ThreadPoolExecutor(max_workers=3 * workers + max_pending, thread_name_prefix="emovox-infer")
         self.quick_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emovox-header")
         self.running = 0  # jobs whose function started and has not returned yet (answered or not)
         self._count = threading.Lock()
@@ -115,7 +115,7 @@ class JobPool:
     @property
     def waiting(self) -> int:
         """Jobs waiting for their first worker."""
-        return sum(not t.started for t in list(self.scheduler.waiting))
+        return self.scheduler.counts["queued"]
 
     async def quick(self, fn: Callable[..., Any], *args: Any, timeout: float, on_timeout: UploadProblem,
                     stage: str = "header") -> Any:
@@ -168,6 +168,8 @@ class JobPool:
             token.cancel("request abandoned")
             raise
         finally:
+            if token.cancelled:
+                self.scheduler.withdraw(ticket)  # a job still queued leaves the queue now
             if future.done():
                 spent = time.monotonic() - queued
                 timing.record(stage, ticket.waited, max(0.0, spent - ticket.waited), ticket.cpu)
