@@ -118,6 +118,18 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(event-loop thread, whole process) CPU seconds of ``pid`` (user + system, from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        with open(path) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read(f"/proc/{pid}/task/{pid}/stat"), read(f"/proc/{pid}/stat")
+
+
 def start_server(args: argparse.Namespace, model: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--model", str(model), "--workers", str(args.workers),
@@ -362,6 +374,14 @@ def abuse_main(args: argparse.Namespace) -> int:
     clean: list[Result] = []
     dirty: list[Result] = []
     walls = [0.0, 0.0]
+    cpu = [[0.0, 0.0], [0.0, 0.0]]  # (event loop, all threads) CPU s of the server: clean, abused
+
+    def timed(side: int, run: Any) -> tuple[list[Result], float]:
+        before = cpu_seconds(proc.pid)
+        out = asyncio.run(run)
+        after = cpu_seconds(proc.pid)
+        cpu[side] = [cpu[side][i] + after[i] - before[i] for i in range(2)]
+        return out
     try:
         asyncio.run(wait_healthy(base, proc))
         rss_idle = rss_mb(proc.pid)
@@ -371,11 +391,11 @@ def abuse_main(args: argparse.Namespace) -> int:
         clean_peak = 0.0
         for _ in range(args.rounds):
             mark = len(monitor.samples)
-            res, wall = asyncio.run(run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds))
+            res, wall = timed(0, run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds))
             clean += res
             walls[0] += wall
             clean_peak = max([clean_peak, *(m for _, m in monitor.samples[mark:])])
-            res, wall = asyncio.run(abused())
+            res, wall = timed(1, abused())
             dirty += res
             walls[1] += wall
         monitor.stop.set()
@@ -387,11 +407,11 @@ def abuse_main(args: argparse.Namespace) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return abuse_report(args, kinds, clean, dirty, walls, monitor, rss_idle, clean_peak, counts, healthy)
+    return abuse_report(args, kinds, clean, dirty, walls, cpu, monitor, rss_idle, clean_peak, counts, healthy)
 
 
 def abuse_report(args: argparse.Namespace, kinds: tuple[str, ...], clean: list[Result], dirty: list[Result],
-                 walls: list[float], monitor: Monitor, rss_idle: float, clean_peak: float,
+                 walls: list[float], cpu: list[list[float]], monitor: Monitor, rss_idle: float, clean_peak: float,
                  counts: collections.Counter, healthy: bool) -> int:
     p95 = [pct([r.seconds for r in rs if r.ok], 95) for rs in (clean, dirty)]
     peak = max(m for _, m in monitor.samples)
@@ -403,6 +423,9 @@ def abuse_report(args: argparse.Namespace, kinds: tuple[str, ...], clean: list[R
     print("where valid requests' time went (Server-Timing):")
     print(breakdown_line("clean", clean))
     print(breakdown_line("abused", dirty))
+    for name, (loop, total), wall, rs in (("clean", cpu[0], walls[0], clean), ("abused", cpu[1], walls[1], dirty)):
+        print(f"  {name:<7} server CPU {total:6.1f} s in {wall:5.1f} s ({total / wall:.2f} cores; event loop "
+              f"{loop:5.1f} s), {1000 * total / max(1, len(rs)):.0f} ms per valid request")
     print(f"p95 ratio abused/clean: {p95[1] / p95[0]:.2f}")
     print(f"server RSS (MB): idle {rss_idle:.0f}, clean peak {clean_peak:.0f}, abused peak {peak:.0f}")
     print("abuse outcomes:")

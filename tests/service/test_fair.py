@@ -56,14 +56,14 @@ def done_order(log: list) -> list[str]:
 
 
 def test_a_short_job_runs_between_the_slices_of_a_long_one():
-    sched = FairScheduler(slots=1, heavy_slots=1, max_queued=8, quantum=0.05, clock=fake_clock)
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=8, quantum=0.05, clock=fake_clock)
     log: list = []
     gate = threading.Event()
     long = Job(sched, "long", "a", steps=50, log=log, gate=gate)
     long.start()
     while sched.counts["running"] == 0:
         time.sleep(0.001)
-    short = Job(sched, "short", "b", steps=2, log=log)  # arrives while the long job holds the only slot
+    short = Job(sched, "short", "b", steps=1, log=log)  # arrives while the long job holds the only slot
     short.start()
     gate.set()
     long.join(10)
@@ -76,7 +76,7 @@ def test_a_short_job_runs_between_the_slices_of_a_long_one():
 
 
 def test_flows_that_used_more_cpu_wait_behind_the_others():
-    sched = FairScheduler(slots=1, heavy_slots=1, max_queued=8, quantum=10.0, clock=fake_clock)
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=8, quantum=10.0, clock=fake_clock)
     log: list = []
     gate = threading.Event()
     holder = Job(sched, "holder", "x", steps=1, log=log, gate=gate)  # holds the slot while the others queue
@@ -95,7 +95,7 @@ def test_flows_that_used_more_cpu_wait_behind_the_others():
 
 
 def test_heavy_jobs_never_hold_every_slot():
-    sched = FairScheduler(slots=2, heavy_slots=1, max_queued=8, quantum=10.0, clock=fake_clock)
+    sched = FairScheduler(slots=2, heavy_slots=1, max_waiting=8, quantum=10.0, clock=fake_clock)
     log: list = []
     gate = threading.Event()
     heavy = [Job(sched, f"heavy-{i}", f"h{i}", steps=1, log=log, heavy=True, gate=gate) for i in range(2)]
@@ -116,7 +116,7 @@ def test_heavy_jobs_never_hold_every_slot():
 
 
 def test_a_full_queue_sheds_the_flow_that_used_most():
-    sched = FairScheduler(slots=1, heavy_slots=1, max_queued=2, quantum=10.0, clock=fake_clock)
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=2, quantum=10.0, clock=fake_clock)
     log: list = []
     gate = threading.Event()
     holder = Job(sched, "holder", "x", steps=1, log=log, gate=gate)
@@ -144,8 +144,33 @@ def test_a_full_queue_sheds_the_flow_that_used_most():
     assert sched.counts == {"queued": 0, "running": 0, "paused": 0}
 
 
+def test_a_paused_job_of_the_greediest_flow_is_stopped_when_the_queue_is_full():
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=2, quantum=0.05, clock=fake_clock)
+    log: list = []
+    gate, hold = threading.Event(), threading.Event()
+    long = Job(sched, "long", "greedy", steps=1000, log=log, gate=gate)
+    long.start()
+    while sched.counts["running"] == 0:
+        time.sleep(0.001)
+    blocker = Job(sched, "blocker", "b", steps=1, log=log, gate=hold)
+    blocker.start()
+    gate.set()
+    while sched.counts["paused"] == 0:  # the long job used its quantum and paused for the blocker
+        time.sleep(0.001)
+    others = [Job(sched, name, name, steps=1, log=log) for name in ("c", "d")]  # the second one fills the queue
+    for job in others:
+        job.start()
+    long.join(5)
+    assert isinstance(long.error, Cancelled) and "used less went first" in long.error.reason
+    hold.set()
+    for job in (blocker, *others):
+        job.join(5)
+    assert sorted(done_order(log)) == ["blocker", "c", "d"]
+    assert sched.counts == {"queued": 0, "running": 0, "paused": 0} and sched.free == 1
+
+
 def test_cancelled_jobs_leave_the_queue_and_paused_jobs_stop_at_once():
-    sched = FairScheduler(slots=1, heavy_slots=1, max_queued=8, quantum=0.05, clock=fake_clock)
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=8, quantum=0.05, clock=fake_clock)
     log: list = []
     gate = threading.Event()
     stop = {"queued": False, "paused": False}
@@ -177,7 +202,7 @@ def test_cancelled_jobs_leave_the_queue_and_paused_jobs_stop_at_once():
 
 
 def test_no_first_slot_within_the_timeout_is_busy():
-    sched = FairScheduler(slots=1, heavy_slots=1, max_queued=8, clock=fake_clock)
+    sched = FairScheduler(slots=1, heavy_slots=1, max_waiting=8, clock=fake_clock)
     holder = Ticket("x")
     sched.admit(holder)
     sched.wait_turn(holder, timeout=1)

@@ -11,16 +11,18 @@ SIGCOMM 1996). A new flow starts at ``V``: it is served soon, then charged like 
 
 * **Time slices.** A running job calls :meth:`FairScheduler.checkpoint` between decode blocks
   and model calls; once it has used ``quantum`` CPU seconds since it got its slot and a job with
-  an earlier start tag waits, it gives the slot up and waits for its next turn (*paused*; at
-  most ``max_paused`` jobs at once, beyond that it keeps its slot). A long job thus gets its
-  fair share slice by slice instead of holding a worker for its whole length.
+  an earlier start tag waits, it gives the slot up and waits for its next turn (*paused*). A
+  long job thus gets its fair share slice by slice instead of holding a worker for its whole
+  length.
 * **Heavy lane.** A job marked heavy holds a heavy token from its first slot to its end (paused
   or not); there are ``heavy_slots`` tokens, so heavy jobs never hold every slot and their
   memory (decoded audio) is bounded by that count.
-* **Admission.** At most ``max_queued`` jobs wait for their first slot. When that many wait, a
-  newcomer with an earlier start tag pushes out the waiting job of another flow with the
-  latest start tag (the flow that used the most): load is shed from the heaviest users first.
-  Otherwise the newcomer is refused (:class:`Busy`).
+* **Admission.** At most ``max_waiting`` jobs wait (for their first slot, or paused). When that
+  many wait, a newcomer with an earlier start tag pushes out the waiting job of another flow
+  with the latest start tag (the flow that used the most): load is shed from the heaviest users
+  first. A pushed-out job that never ran gets :class:`Busy`; a paused one is stopped with
+  :class:`emovox.errors.Cancelled` at its checkpoint. Otherwise the newcomer is refused
+  (:class:`Busy`).
 
 Pure ``threading``; the asyncio side is :class:`emovox.service.jobs.JobPool`.
 """
@@ -35,7 +37,7 @@ from typing import Callable, Hashable
 from emovox.errors import Cancelled
 
 #: CPU seconds a job may run before it offers its slot to a job with an earlier start tag.
-QUANTUM = 0.05
+QUANTUM = 0.1
 #: Idle flows remembered at most (closed connections are forgotten once ``V`` passes them).
 MAX_FLOWS = 10_000
 NEW, QUEUED, RUNNING, PAUSED, DONE = "new", "queued", "running", "paused", "done"
@@ -56,7 +58,7 @@ class Ticket:
         self.flow, self.heavy = flow, heavy
         self.state = NEW
         self.start, self.seq = 0.0, 0
-        self.holds_heavy = self.waiting = False
+        self.holds_heavy = self.waiting = self.ran = False
         self.evicted: str | None = None
         self.cancelled: Callable[[], bool] = lambda: False
         self.event = threading.Event()
@@ -69,10 +71,9 @@ class Ticket:
 
 
 class FairScheduler:
-    def __init__(self, slots: int, heavy_slots: int, max_queued: int, max_paused: int | None = None,
-                 quantum: float = QUANTUM, clock: Callable[[], float] = time.thread_time) -> None:
-        self.slots, self.heavy_slots = slots, max(1, heavy_slots)
-        self.max_queued, self.max_paused = max_queued, slots if max_paused is None else max_paused
+    def __init__(self, slots: int, heavy_slots: int, max_waiting: int, quantum: float = QUANTUM,
+                 clock: Callable[[], float] = time.thread_time) -> None:
+        self.slots, self.heavy_slots, self.max_waiting = slots, max(1, heavy_slots), max_waiting
         self.quantum, self.clock = quantum, clock
         self.free, self.heavy_free = slots, self.heavy_slots
         self.counts = {QUEUED: 0, RUNNING: 0, PAUSED: 0}  # tickets per state (not done)
@@ -86,13 +87,13 @@ class FairScheduler:
     # ------------------------------------------------------------------------------ admission
     def admit(self, ticket: Ticket) -> None:
         """Take ``ticket`` in (it waits for a slot), pushing out a job of a flow that used more
-        when ``max_queued`` wait; :class:`Busy` if it cannot. Every admitted ticket must be
+        when ``max_waiting`` wait; :class:`Busy` if it cannot. Every admitted ticket must be
         given to :meth:`release` once, whatever happened."""
         with self._lock:
             tag = max(self.vtime, self.flows.get(ticket.flow, self.vtime))
-            if self.counts[QUEUED] >= self.max_queued:
-                victim = max((t for t in self.queue if t.state == QUEUED and t.flow != ticket.flow),
-                             key=lambda t: (t.start, t.seq), default=None)
+            if len(self.queue) >= self.max_waiting:
+                victim = max((t for t in self.queue if t.flow != ticket.flow), key=lambda t: (t.start, t.seq),
+                             default=None)
                 if victim is None or victim.start <= tag:
                     raise Busy("the server is busy; too many requests are waiting")
                 victim.evicted = "the server is busy; requests from clients that used less went first"
@@ -116,8 +117,8 @@ class FairScheduler:
                 if ticket.state == RUNNING:
                     break
                 problem: Exception | None = None
-                if ticket.evicted:
-                    problem = Busy(ticket.evicted)
+                if ticket.evicted:  # a job that already ran stops like a cancelled one (its code lets Cancelled out)
+                    problem = Cancelled(ticket.evicted) if ticket.ran else Busy(ticket.evicted)
                 elif ticket.cancelled():
                     problem = Cancelled("cancelled while waiting")
                 elif deadline is not None and time.monotonic() >= deadline:
@@ -126,6 +127,7 @@ class FairScheduler:
                     self._unqueue(ticket)
                     raise problem
         ticket.waited += time.monotonic() - began
+        ticket.ran = True
         ticket.mark, ticket.slice = self.clock(), 0.0
 
     def checkpoint(self, ticket: Ticket) -> None:
@@ -136,7 +138,7 @@ class FairScheduler:
         used = self._charge(ticket)
         with self._lock:
             self.flows[ticket.flow] = self.flows.get(ticket.flow, ticket.start) + used
-            if ticket.slice < self.quantum or self.counts[PAUSED] >= self.max_paused:
+            if ticket.slice < self.quantum:
                 return
             ticket.slice = 0.0
             mine = max(self.vtime, self.flows[ticket.flow])

@@ -8,11 +8,11 @@
 * **Heavy lane.** Expensive jobs (``heavy=True``: long decodes, long timelines) hold at most
   ``workers - 1`` slots at once, so short requests always have a worker (one worker: they share
   it slice by slice).
-* **Bounded queue.** At most ``max_pending`` jobs wait for their first worker (and at most
-  ``workers`` are paused for fairer ones). When that many wait, a request from a connection that
-  used less CPU pushes out the waiting request of the one that used most; else it is refused.
-  A request that got no worker within ``queue_timeout`` s is refused. All are 503 ``busy`` with
-  ``Retry-After``: queue time is never charged to the job's own deadline.
+* **Bounded queue.** At most ``max_pending`` jobs wait (for their first worker, or paused for
+  fairer ones). When that many wait, a request from a connection that used less CPU pushes out
+  the waiting request of the one that used most (a paused job is stopped); else the newcomer is
+  refused. A request that got no worker within ``queue_timeout`` s is refused. All are 503
+  ``busy`` with ``Retry-After``: queue time is never charged to the job's own deadline.
 * **Deadlines that stop work.** Each job has a :class:`CancelToken`; its deadline starts when
   the job first gets a worker (time paused for fairer jobs counts). Work code calls
   :func:`check_cancelled` between blocks/windows: it raises :class:`emovox.errors.Cancelled`
@@ -105,9 +105,9 @@ class JobPool:
                  quantum: float | None = None, clock: Callable[[], float] | None = None) -> None:
         self.workers, self.max_pending, self.queue_timeout = workers, max_pending, queue_timeout
         extra = {k: v for k, v in (("quantum", quantum), ("clock", clock)) if v is not None}
-        self.scheduler = FairScheduler(workers, workers - 1, max_pending, workers, **extra)  # type: ignore[arg-type]
-        # a thread per job (waiting ones wait on theirs): running + paused + queued, and pushed-out ones leaving
-        self.executor = ThreadPoolExecutor(max_workers=3 * workers + max_pending, thread_name_prefix="emovox-infer")
+        self.scheduler = FairScheduler(workers, workers - 1, max_pending, **extra)  # type: ignore[arg-type]
+        # a thread per job (waiting ones wait on theirs): running + waiting, and pushed-out ones leaving
+        self.executor = ThreadPoolExecutor(max_workers=2 * workers + max_pending + 4, thread_name_prefix="emovox-infer")
         self.quick_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emovox-header")
         self.running = 0  # jobs whose function started and has not returned yet (answered or not)
         self._count = threading.Lock()
@@ -178,6 +178,8 @@ class JobPool:
         except Busy as exc:
             raise _busy(exc.reason) from None
         except Cancelled:
+            if ticket.evicted:
+                raise _busy(ticket.evicted) from None
             if token.reason == "deadline passed" and on_timeout is not None:
                 raise on_timeout from None
             raise UploadProblem(503, "timeout", f"the work was stopped ({token.reason})",
