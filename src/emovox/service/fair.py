@@ -7,7 +7,9 @@ tag), ``V`` the start tag of the job granted most recently (the system's virtual
 are charged the CPU seconds their jobs really used (``clock``: the worker thread's CPU clock),
 so a client that sends a 10-minute recording or a minimum-hop timeline waits behind clients
 that used less, instead of everyone waiting behind it (start-time fair queueing, Goyal et al.,
-SIGCOMM 1996). A new flow starts at ``V``: it is served soon, then charged like the others.
+SIGCOMM 1996). A flow the scheduler does not know (a new connection, or one idle until ``V``
+passed its finish tag by ``entry``) starts at ``V + entry``, one quantum behind the flows being
+served: opening a new connection per request buys no priority.
 
 * **Time slices.** A running job calls :meth:`FairScheduler.checkpoint` between decode blocks
   and model calls; once it has used ``quantum`` CPU seconds since it got its slot and a job with
@@ -38,6 +40,8 @@ from emovox.errors import Cancelled
 
 #: CPU seconds a job may run before it offers its slot to a job with an earlier start tag.
 QUANTUM = 0.1
+#: CPU seconds a flow the scheduler does not know is charged on arrival (see the module doc).
+ENTRY = QUANTUM
 #: Idle flows remembered at most (closed connections are forgotten once ``V`` passes them).
 MAX_FLOWS = 10_000
 NEW, QUEUED, RUNNING, PAUSED, DONE = "new", "queued", "running", "paused", "done"
@@ -72,9 +76,9 @@ class Ticket:
 
 class FairScheduler:
     def __init__(self, slots: int, heavy_slots: int, max_waiting: int, quantum: float = QUANTUM,
-                 clock: Callable[[], float] = time.thread_time) -> None:
+                 clock: Callable[[], float] = time.thread_time, entry: float = ENTRY) -> None:
         self.slots, self.heavy_slots, self.max_waiting = slots, max(1, heavy_slots), max_waiting
-        self.quantum, self.clock = quantum, clock
+        self.quantum, self.clock, self.entry = quantum, clock, entry
         self.free, self.heavy_free = slots, self.heavy_slots
         self.counts = {QUEUED: 0, RUNNING: 0, PAUSED: 0}  # tickets per state (not done)
         self.vtime = 0.0
@@ -90,7 +94,8 @@ class FairScheduler:
         when ``max_waiting`` wait; :class:`Busy` if it cannot. Every admitted ticket must be
         given to :meth:`release` once, whatever happened."""
         with self._lock:
-            tag = max(self.vtime, self.flows.get(ticket.flow, self.vtime))
+            known = self.flows.get(ticket.flow)
+            tag = self.vtime + self.entry if known is None else max(self.vtime, known)
             if len(self.queue) >= self.max_waiting:
                 victim = max((t for t in self.queue if t.flow != ticket.flow), key=lambda t: (t.start, t.seq),
                              default=None)
@@ -211,8 +216,8 @@ class FairScheduler:
             self.members[ticket.flow] = left
             return
         self.members.pop(ticket.flow, None)
-        if self.flows.get(ticket.flow, 0.0) <= self.vtime:
-            self.flows.pop(ticket.flow, None)  # behind the virtual time: the same as a new flow
+        if self.flows.get(ticket.flow, 0.0) + self.entry <= self.vtime:
+            self.flows.pop(ticket.flow, None)  # far behind the virtual time: it would start at V anyway
         if not self.members:
             self.flows.clear()  # idle: nobody to be fair to
             self.vtime = 0.0
