@@ -159,3 +159,37 @@ def test_a_request_that_leaves_while_queued_never_runs():
         pool.shutdown()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("queue_timeout", [10.0, 0.5])
+def test_time_paused_for_a_fairer_job_is_not_charged_to_the_deadline(queue_timeout):
+    from emovox.service.jobs import check_cancelled
+    from emovox.service.uploads import UploadProblem
+
+    def steps(n: int) -> str:  # 0.05 s of "work" per step, a checkpoint after each
+        for _ in range(n):
+            time.sleep(0.05)
+            check_cancelled()
+        return "done"
+
+    async def main():
+        pool = JobPool(workers=1, max_pending=4, queue_timeout=queue_timeout, clock=time.monotonic)
+        first = asyncio.ensure_future(pool.run(steps, 10, timeout=1.5, flow="a"))  # 0.5 s of its own work
+        while pool.running == 0:
+            await asyncio.sleep(0.01)
+        # another connection's job that never checks in: while it runs (2 s), the first one is paused
+        second = asyncio.ensure_future(pool.run(time.sleep, 2.0, timeout=5, flow="b"))
+        start = time.monotonic()
+        try:
+            return await first, time.monotonic() - start
+        except UploadProblem as exc:
+            return exc, time.monotonic() - start
+        finally:
+            await second
+            pool.shutdown()
+
+    result, took = asyncio.run(main())
+    if queue_timeout > 2:
+        assert result == "done" and took > 1.5  # longer than its deadline in wall time, within it in work time
+    else:  # paused longer than a request may wait for a worker: 503 busy, not a timeout
+        assert isinstance(result, UploadProblem) and result.status == 503 and result.code == "busy"

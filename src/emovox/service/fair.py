@@ -63,7 +63,8 @@ class Ticket:
         self.state = NEW
         self.start, self.seq = 0.0, 0
         self.holds_heavy = self.waiting = self.ran = False
-        self.evicted: str | None = None
+        self.busy: str | None = None  # why it was pushed out or its wait ran too long (-> 503 busy)
+        self.paused_at: float | None = None  # time.monotonic() when it last gave its slot up
         self.cancelled: Callable[[], bool] = lambda: False
         self.event = threading.Event()
         self.mark = self.slice = self.cpu = 0.0  # clock at grant; CPU since grant; CPU in all
@@ -76,8 +77,10 @@ class Ticket:
 
 class FairScheduler:
     def __init__(self, slots: int, heavy_slots: int, max_waiting: int, quantum: float = QUANTUM,
-                 clock: Callable[[], float] = time.thread_time, entry: float = ENTRY) -> None:
+                 clock: Callable[[], float] = time.thread_time, entry: float = ENTRY,
+                 max_wait: float | None = None) -> None:
         self.slots, self.heavy_slots, self.max_waiting = slots, max(1, heavy_slots), max_waiting
+        self.max_wait = max_wait  # longest wait of a paused job for its next turn (s)
         self.quantum, self.clock, self.entry = quantum, clock, entry
         self.free, self.heavy_free = slots, self.heavy_slots
         self.counts = {QUEUED: 0, RUNNING: 0, PAUSED: 0}  # tickets per state (not done)
@@ -101,7 +104,7 @@ class FairScheduler:
                              default=None)
                 if victim is None or victim.start <= tag:
                     raise Busy("the server is busy; too many requests are waiting")
-                victim.evicted = "the server is busy; requests from clients that used less went first"
+                victim.busy = "the server is busy; requests from clients that used less went first"
                 self._finish(victim)
                 victim.wake()
             self._set(ticket, QUEUED)
@@ -111,9 +114,11 @@ class FairScheduler:
     # ---------------------------------------------------------------------- worker-thread side
     def wait_turn(self, ticket: Ticket, timeout: float | None = None) -> None:
         """Block until ``ticket`` holds a slot. Raises :class:`Busy` (no first slot within
-        ``timeout`` s, or pushed out) or :class:`Cancelled` (``ticket.cancelled()``)."""
+        ``timeout`` s, or pushed out) or :class:`Cancelled` (``ticket.cancelled()``; or, for a
+        job that already ran, pushed out or no next turn within ``timeout`` s: ``ticket.busy``
+        says so)."""
         began = time.monotonic()
-        deadline = None if timeout is None or ticket.state != QUEUED else began + timeout
+        deadline = None if timeout is None else began + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ticket.event.wait(left)
@@ -122,12 +127,13 @@ class FairScheduler:
                 if ticket.state == RUNNING:
                     break
                 problem: Exception | None = None
-                if ticket.evicted:  # a job that already ran stops like a cancelled one (its code lets Cancelled out)
-                    problem = Cancelled(ticket.evicted) if ticket.ran else Busy(ticket.evicted)
+                if ticket.busy:  # a job that already ran stops like a cancelled one (its code lets Cancelled out)
+                    problem = Cancelled(ticket.busy) if ticket.ran else Busy(ticket.busy)
                 elif ticket.cancelled():
                     problem = Cancelled("cancelled while waiting")
                 elif deadline is not None and time.monotonic() >= deadline:
-                    problem = Busy(f"the server is busy; no worker became free within {timeout:g} s")
+                    ticket.busy = f"the server is busy; no worker became free within {timeout:g} s"
+                    problem = Cancelled(ticket.busy) if ticket.ran else Busy(ticket.busy)
                 if problem is not None:
                     self._unqueue(ticket)
                     raise problem
@@ -151,9 +157,10 @@ class FairScheduler:
             if best is None or best.start >= mine:
                 return
             self.free += 1
+            ticket.paused_at = time.monotonic()
             self._set(ticket, PAUSED)
             self._enqueue(ticket, mine)
-        self.wait_turn(ticket)
+        self.wait_turn(ticket, self.max_wait)
 
     def withdraw(self, ticket: Ticket) -> None:
         """Take a cancelled ticket that never got a slot out of the queue now (its thread, when

@@ -13,8 +13,10 @@
   the waiting request of the one that used most (a paused job is stopped); else the newcomer is
   refused. A request that got no worker within ``queue_timeout`` s is refused. All are 503
   ``busy`` with ``Retry-After``: queue time is never charged to the job's own deadline.
-* **Deadlines that stop work.** Each job has a :class:`CancelToken`; its deadline starts when
-  the job first gets a worker (time paused for fairer jobs counts). Work code calls
+* **Deadlines that stop work.** Each job has a :class:`CancelToken`; its deadline counts the
+  time it holds a worker (from its first slot, not counting pauses for fairer jobs; each wait
+  for a worker, first or after a pause, is bounded by ``queue_timeout`` and then answered 503
+  ``busy``). Work code calls
   :func:`check_cancelled` between blocks/windows: it raises :class:`emovox.errors.Cancelled`
   once the deadline passed, the client disconnected or the request was abandoned, and it is
   also where the job yields its slot. A job keeps its slot until its function has really
@@ -62,7 +64,9 @@ class CancelToken:
         return self._event.is_set()
 
     def expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
+        """The deadline passed (never while the job is paused: waiting for a worker is not its time)."""
+        paused = self.ticket is not None and self.ticket.paused_at is not None
+        return self.deadline is not None and not paused and time.monotonic() > self.deadline
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when the job must stop."""
@@ -85,8 +89,13 @@ def check_cancelled() -> None:
         return
     token.check()
     scheduler: FairScheduler | None = getattr(_local, "scheduler", None)
-    if scheduler is not None and token.ticket is not None:
-        scheduler.checkpoint(token.ticket)
+    ticket = token.ticket
+    if scheduler is not None and ticket is not None:
+        scheduler.checkpoint(ticket)
+        if ticket.paused_at is not None:  # it waited for fairer jobs: that time is not charged to its deadline
+            if token.deadline is not None:
+                token.deadline += time.monotonic() - ticket.paused_at
+            ticket.paused_at = None
         token.check()  # it may have been cancelled while paused
 
 
@@ -105,7 +114,8 @@ class JobPool:
                  quantum: float | None = None, clock: Callable[[], float] | None = None) -> None:
         self.workers, self.max_pending, self.queue_timeout = workers, max_pending, queue_timeout
         extra = {k: v for k, v in (("quantum", quantum), ("clock", clock)) if v is not None}
-        self.scheduler = FairScheduler(workers, workers - 1, max_pending, **extra)  # type: ignore[arg-type]
+        self.scheduler = FairScheduler(workers, workers - 1, max_pending, max_wait=queue_timeout,
+                                       **extra)  # type: ignore[arg-type]
         # a thread per job (waiting ones wait on theirs): running + waiting, and pushed-out ones leaving
         self.executor = ThreadPoolExecutor(max_workers=2 * workers + max_pending + 4, thread_name_prefix="emovox-infer")
         self.quick_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emovox-header")
@@ -178,8 +188,8 @@ class JobPool:
         except Busy as exc:
             raise _busy(exc.reason) from None
         except Cancelled:
-            if ticket.evicted:
-                raise _busy(ticket.evicted) from None
+            if ticket.busy:
+                raise _busy(ticket.busy) from None
             if token.reason == "deadline passed" and on_timeout is not None:
                 raise on_timeout from None
             raise UploadProblem(503, "timeout", f"the work was stopped ({token.reason})",
