@@ -27,13 +27,14 @@ never carry object addresses or server paths. Uploads are decoded from memory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, AsyncIterator, Hashable, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -45,7 +46,8 @@ from emovox.errors import EmovoxError
 from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
                                    check_timeline_settings)
 from emovox.service.docs import docs_page
-from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
+from emovox.service.jobs import (CancellableEngine, ClientGone, JobPool, check_cancelled, client_flow,
+                                 watch_disconnect)
 from emovox.service.limits import BodySizeLimit, EarlyRefusal, HostAllowList
 from emovox.service.stream import router as stream_router
 from emovox.service.timing import ServerTiming
@@ -124,7 +126,7 @@ def create_app(
     app.add_middleware(ServerTiming)
     _register_errors(app)
 
-    async def _decode(request: Request, file: UploadFile) -> Any:
+    async def _decode(request: Request, file: UploadFile, gone: asyncio.Future) -> Any:
         data = await file.read()
         name = check_upload(data, file.filename, file.content_type)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
@@ -133,9 +135,9 @@ def create_app(
         header = await pool.quick(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
                                   on_timeout=timeout)
         return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
-                              timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected,
-                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES, flow=_flow(request),
-                              stage="decode")
+                              timeout=decode_timeout, on_timeout=timeout, gone=gone,
+                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES,
+                              flow=client_flow(request.scope), stage="decode")
 
     def _labels(labels: str | None) -> list[str] | None:
         return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
@@ -156,11 +158,12 @@ def create_app(
         chosen = _labels(labels)
         if chosen is not None:
             recognizer.with_labels(chosen)  # unknown labels: 400 before any decoding
-        audio = await _decode(request, file)
-        body = await pool.run(lambda: _json(recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
-                                                               labels=chosen)),
-                              timeout=inference_timeout, disconnected=request.is_disconnected,
-                              heavy=audio.duration > HEAVY_AUDIO_SECONDS, flow=_flow(request), stage="infer")
+        async with watch_disconnect(request.receive) as gone:
+            audio = await _decode(request, file, gone)
+            body = await pool.run(lambda: _json(recognizer.predict(audio.samples, sample_rate=16_000,
+                                                                   source=audio.name, labels=chosen)),
+                                  timeout=inference_timeout, gone=gone, heavy=audio.duration > HEAVY_AUDIO_SECONDS,
+                                  flow=client_flow(request.scope), stage="infer")
         return Response(body, media_type="application/json")
 
     @router.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
@@ -175,13 +178,14 @@ def create_app(
         chosen = _labels(labels)
         n_labels = len(recognizer.with_labels(chosen).labels) if chosen else len(recognizer.labels)
         check_timeline_request(0.0, window, hop, n_labels)  # bad settings: 400 before decoding
-        audio = await _decode(request, file)
-        n = check_timeline_request(audio.duration, window, hop, n_labels,
-                                   **({} if max_windows is None else {"max_windows": max_windows}))
-        body = await pool.run(lambda: _json(recognizer.timeline(
-            audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
-            source=audio.name, labels=chosen)), timeout=inference_timeout, disconnected=request.is_disconnected,
-            heavy=n * window > HEAVY_AUDIO_SECONDS, flow=_flow(request), stage="infer")
+        async with watch_disconnect(request.receive) as gone:
+            audio = await _decode(request, file, gone)
+            n = check_timeline_request(audio.duration, window, hop, n_labels,
+                                       **({} if max_windows is None else {"max_windows": max_windows}))
+            body = await pool.run(lambda: _json(recognizer.timeline(
+                audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
+                source=audio.name, labels=chosen)), timeout=inference_timeout, gone=gone,
+                heavy=n * window > HEAVY_AUDIO_SECONDS, flow=client_flow(request.scope), stage="infer")
         return Response(body, media_type="application/json")
 
     @router.get("/", include_in_schema=False)
@@ -239,12 +243,6 @@ def _register_errors(app: FastAPI) -> None:
 def _timeline_query(query: dict[str, str]) -> None:
     """``/v1/timeline``'s window and hop checked from the query string, before the upload is parsed."""
     check_timeline_settings(float(query.get("window", TIMELINE_WINDOW)), float(query.get("hop", TIMELINE_HOP)))
-
-
-def _flow(request: Request) -> Hashable:
-    """The fairness key of a request: its client connection (address and port)."""
-    client = request.scope.get("client")
-    return tuple(client) if client else None
 
 
 def _json(result: Any) -> bytes:

@@ -28,18 +28,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Mapping
 
 from emovox.errors import Cancelled
 from emovox.service import timing
 from emovox.service.fair import Busy, FairScheduler, Ticket
 from emovox.service.uploads import UploadProblem
 
-#: How often a waiting request looks at its job's deadline and its client's connection (s).
+#: How often a request looks at its client's connection when it can only poll it (s).
 POLL_SECONDS = 0.1
+#: Longest sleep of a request watching its job (s): a queued or paused job has no deadline yet.
+WATCH_SECONDS = 1.0
 _local = threading.local()
 
 
@@ -63,10 +66,14 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def paused(self) -> bool:
+        """Its job gave its worker up for a fairer one and waits for its next turn."""
+        return self.ticket is not None and self.ticket.paused_at is not None
+
     def expired(self) -> bool:
         """The deadline passed (never while the job is paused: waiting for a worker is not its time)."""
-        paused = self.ticket is not None and self.ticket.paused_at is not None
-        return self.deadline is not None and not paused and time.monotonic() > self.deadline
+        return self.deadline is not None and not self.paused and time.monotonic() > self.deadline
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when the job must stop."""
@@ -101,6 +108,34 @@ def check_cancelled() -> None:
 
 class ClientGone(Exception):
     """The client disconnected while its job waited or ran; there is nobody to answer."""
+
+
+@contextlib.asynccontextmanager
+async def watch_disconnect(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> AsyncIterator[asyncio.Future]:
+    """A task that completes when the client disconnects, for the length of a request whose body
+    was read: the server's next ASGI message is then ``http.disconnect`` (or the end of the
+    response). Event-driven: a waiting request costs nothing until it happens."""
+
+    async def until_disconnect() -> None:
+        while (await receive()).get("type") != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(until_disconnect())
+    try:
+        yield task
+    finally:
+        task.cancel()
+
+
+def client_flow(scope: Mapping[str, Any]) -> Hashable:
+    """The fairness key of a request: its client connection (address and port)."""
+    client = scope.get("client")
+    return tuple(client) if client else None
+
+
+def _done(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _busy(message: str) -> UploadProblem:
@@ -142,10 +177,11 @@ class JobPool:
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
                   on_timeout: UploadProblem | None = None,
                   disconnected: Callable[[], Awaitable[bool]] | None = None, heavy: bool = False,
-                  flow: Hashable = None, stage: str = "work") -> Any:
+                  flow: Hashable = None, stage: str = "work", gone: asyncio.Future | None = None) -> Any:
         """Run ``fn(*args)`` on a worker, in fair order among ``flow`` s (client connections); stop it
         at ``timeout`` s after it first gets a worker (``on_timeout`` is raised then) or when
-        ``disconnected()`` says the client left (:class:`ClientGone`). ``heavy`` jobs share at most
+        the client left (:class:`ClientGone`): ``gone`` completes (event-driven, see
+        :func:`watch_disconnect`) or ``disconnected()``, polled, says so. ``heavy`` jobs share at most
         ``workers - 1`` slots."""
         ticket, token = Ticket(flow, heavy), CancelToken()
         ticket.cancelled = lambda: token.cancelled
@@ -155,11 +191,14 @@ class JobPool:
         except Busy as exc:
             raise _busy(exc.reason) from None
         queued = time.monotonic()
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()  # the job got its first worker: its deadline is set
 
         def work() -> Any:
             try:
                 self.scheduler.wait_turn(ticket, self.queue_timeout)
                 token.deadline = None if timeout is None else time.monotonic() + timeout
+                loop.call_soon_threadsafe(_done, started)
                 self._add_running(1)
                 _local.token, _local.scheduler = token, self.scheduler
                 try:
@@ -171,9 +210,9 @@ class JobPool:
             finally:
                 self.scheduler.release(ticket)
 
-        future = asyncio.get_running_loop().run_in_executor(self.executor, work)
+        future = loop.run_in_executor(self.executor, work)
         try:
-            await self._watch(future, token, timeout, on_timeout, disconnected)
+            await self._watch(future, started, token, timeout, on_timeout, disconnected, gone)
         except asyncio.CancelledError:
             token.cancel("request abandoned")
             raise
@@ -200,18 +239,26 @@ class JobPool:
             self.running += n
 
     @staticmethod
-    async def _watch(future: asyncio.Future, token: CancelToken, timeout: float | None,
-                     on_timeout: UploadProblem | None, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
-        """Wait for ``future``, cancelling its job at its deadline or when the client leaves."""
+    async def _watch(future: asyncio.Future, started: asyncio.Future, token: CancelToken, timeout: float | None,
+                     on_timeout: UploadProblem | None, disconnected: Callable[[], Awaitable[bool]] | None,
+                     gone: asyncio.Future | None) -> None:
+        """Wait for ``future``, cancelling its job at its deadline or when the client leaves.
+        Sleeps until one of them can have happened (no busy polling of waiting requests)."""
+        waits = {future, started} if gone is None else {future, started, gone}
         while True:
-            done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)
-            if done:
+            step = POLL_SECONDS if disconnected is not None else WATCH_SECONDS
+            if token.deadline is not None and not token.paused:
+                step = min(step, max(0.01, token.deadline - time.monotonic()))
+            done, _ = await asyncio.wait(waits, timeout=step, return_when=asyncio.FIRST_COMPLETED)
+            if future in done:
                 return
+            if started.done():
+                waits.discard(started)
             if token.expired():
                 token.cancel("deadline passed")
                 raise on_timeout or UploadProblem(503, "timeout", f"the work took longer than {timeout:g} s",
                                                   "send a shorter recording")
-            if disconnected is not None and await disconnected():
+            if (gone is not None and gone.done()) or (disconnected is not None and await disconnected()):
                 token.cancel("client disconnected")
                 raise ClientGone()
 
