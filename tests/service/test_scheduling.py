@@ -193,3 +193,42 @@ def test_time_paused_for_a_fairer_job_is_not_charged_to_the_deadline(queue_timeo
         assert result == "done" and took > 1.5  # longer than its deadline in wall time, within it in work time
     else:  # paused longer than a request may wait for a worker: 503 busy, not a timeout
         assert isinstance(result, UploadProblem) and result.status == 503 and result.code == "busy"
+
+
+def test_connections_that_keep_being_refused_are_slowed_down(monkeypatch):
+    from emovox.service import brake as brake_module
+    from emovox.service.brake import CAP, FREE, RefusalBrake
+
+    statuses: list[int] = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": statuses.pop(0), "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+
+    monkeypatch.setattr(brake_module.asyncio, "sleep", fake_sleep)
+    brake = RefusalBrake(app)
+
+    async def call(status: int, port: int = 1) -> float:
+        statuses.append(status)
+        before = len(slept)
+
+        async def send(message):
+            pass
+
+        await brake({"type": "http", "client": ("127.0.0.1", port)}, None, send)
+        return sum(slept[before:])
+
+    async def main():
+        delays = [await call(413) for _ in range(FREE + 8)]
+        assert delays[:FREE] == [0.0] * FREE  # a few bad uploads in a row: answered at once
+        assert 0 < delays[FREE] < delays[FREE + 1] < delays[FREE + 2] and max(delays) == CAP  # then slower
+        assert await call(422, port=2) == 0.0  # another connection is not affected
+        assert await call(503) == 0.0 and await call(413) == CAP  # busy is the server's state: neither counted nor a reset
+        assert await call(200) == 0.0 and await call(413) == 0.0  # a success resets the count
+
+    asyncio.run(main())

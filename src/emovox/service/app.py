@@ -43,6 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.errors import EmovoxError
+from emovox.service.brake import RefusalBrake
 from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
                                    check_timeline_settings)
 from emovox.service.docs import docs_page
@@ -123,6 +124,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, paths=("/v1/",), read_timeout=read_timeout)
     app.add_middleware(EarlyRefusal, checks={"/v1/timeline": _timeline_query}, max_bytes=max_upload_bytes)
     app.add_middleware(HostAllowList, hosts=tuple(allowed_hosts))
+    app.add_middleware(RefusalBrake)
     app.add_middleware(ServerTiming)
     _register_errors(app)
 
