@@ -131,8 +131,10 @@ def test_a_full_queue_sheds_the_flow_that_used_most():
     fair.start()
     newcomer = Job(sched, "new", "new", steps=1, log=log)  # the queue is full: the greedy job is pushed out
     newcomer.start()
+    assert sched.flows["greedy"] == pytest.approx(sched.vtime + 5.1)  # pushed out: charged one quantum more
     with pytest.raises(Busy):
         Job(sched, "late", "late", steps=1, log=log)  # a new flow, but nobody waiting used more than it
+    assert sched.flows["late"] == pytest.approx(sched.vtime + 0.2)  # refused: its next try starts further back
     sched.flows["greedy3"] = sched.vtime + 9.0
     with pytest.raises(Busy):
         Job(sched, "greedier", "greedy3", steps=1, log=log)  # a flow that used more cannot push anyone out

@@ -24,7 +24,8 @@ served: opening a new connection per request buys no priority.
   with the latest start tag (the flow that used the most): load is shed from the heaviest users
   first. A pushed-out job that never ran gets :class:`Busy`; a paused one is stopped with
   :class:`emovox.errors.Cancelled` at its checkpoint. Otherwise the newcomer is refused
-  (:class:`Busy`).
+  (:class:`Busy`). Either way the refused flow is charged ``entry``: a client that retries at
+  once moves back in line with every refusal instead of crowding out the others.
 
 Pure ``threading``; the asyncio side is :class:`emovox.service.jobs.JobPool`.
 """
@@ -103,9 +104,11 @@ class FairScheduler:
                 victim = max((t for t in self.queue if t.flow != ticket.flow), key=lambda t: (t.start, t.seq),
                              default=None)
                 if victim is None or victim.start <= tag:
+                    self.flows[ticket.flow] = tag + self.entry  # refused: not free either
                     raise Busy("the server is busy; too many requests are waiting")
                 victim.busy = "the server is busy; requests from clients that used less went first"
                 self._finish(victim)
+                self.flows[victim.flow] = max(self.vtime, self.flows.get(victim.flow, victim.start)) + self.entry
                 victim.wake()
             self._set(ticket, QUEUED)
             self.members[ticket.flow] = self.members.get(ticket.flow, 0) + 1
