@@ -228,7 +228,8 @@ def test_connections_that_keep_being_refused_are_slowed_down(monkeypatch):
         assert delays[:FREE] == [0.0] * FREE  # a few bad uploads in a row: answered at once
         assert 0 < delays[FREE] < delays[FREE + 1] < delays[FREE + 2] and max(delays) == CAP  # then slower
         assert await call(422, port=2) == 0.0  # another connection is not affected
-        assert await call(503) == 0.0 and await call(413) == CAP  # busy is the server's state: neither counted nor a reset
+        assert await call(503) == CAP  # retrying a busy server at once counts too
+        assert await call(499) == 0.0 and await call(413) == CAP  # nobody read that one: neither counted nor a reset
         assert await call(200) == 0.0 and await call(413) == 0.0  # a success resets the count
 
     asyncio.run(main())

@@ -3,11 +3,11 @@
 Refusing a bad upload is cheap, but a client that sends nothing else (decompression bombs,
 invalid rates, minimum-hop violations, foreign Host headers) in a loop gets refused as fast as
 the server can parse its uploads, and that parsing happens on the event loop every other request
-needs. :class:`RefusalBrake` counts consecutive refusals (400, 404, 405, 408, 413, 415, 422) per
-client connection: the first :data:`FREE` are answered at once; each further one is answered
-after a delay that doubles from :data:`BASE` s up to :data:`CAP` s. The delay is a sleep on the
-event loop (no CPU, no worker); any successful answer resets the count. 503 ``busy`` is not
-counted: it is the server's state, not the client's fault.
+needs. :class:`RefusalBrake` counts consecutive refusals (400, 404, 405, 408, 413, 415, 422, and
+503: a client that retries a busy server at once ignores its ``Retry-After``) per client
+connection: the first :data:`FREE` are answered at once; each further one is answered after a
+delay that doubles from :data:`BASE` s up to :data:`CAP` s. The delay is a sleep on the event
+loop (no CPU, no worker); any successful answer resets the count.
 
 A client that uploads a few bad files in a row never notices; one that sends thousands gets at
 most one refusal per :data:`CAP` seconds per connection, and each new connection costs it a TCP
@@ -21,8 +21,8 @@ from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Hashable
 
 Message = dict[str, Any]
-#: Statuses that count as refusals (the client's fault).
-REFUSALS = frozenset({400, 404, 405, 408, 413, 415, 422})
+#: Statuses that count as refusals.
+REFUSALS = frozenset({400, 404, 405, 408, 413, 415, 422, 503})
 #: Consecutive refusals per connection answered without delay.
 FREE = 10
 #: Delay of the first slowed refusal (s), doubled for each further one, at most :data:`CAP` s.
