@@ -17,12 +17,21 @@ Every error body has one shape, ``{"error": {"code", "message", "hint"}}``:
 * 415 ``unsupported_media_type``: not audio emovox reads, by its first bytes;
 * 422 ``undecodable_audio`` (corrupt, truncated, empty, NaN, too short, invalid sample rate),
   ``decode_timeout`` (decoding ran past ``decode_timeout`` s; the decoder is stopped);
-* 503 ``busy`` (``Retry-After``): too many requests waiting, or none got a worker within
-  ``queue_timeout`` s; ``timeout``: inference ran past ``inference_timeout`` s (stopped).
+* 503 ``busy`` (``Retry-After``): too many requests waiting (the connections that used the most
+  CPU are refused first), or no worker within ``queue_timeout`` s; ``timeout``: inference ran
+  past ``inference_timeout`` s of worker time (stopped).
 
-Decoding and inference run in a bounded pool (:mod:`emovox.service.jobs`), never on the event
-loop; deadlines and client disconnects stop the work between blocks and window batches. Messages
-never carry object addresses or server paths. Uploads are decoded from memory.
+Scheduling: decoding, inference and the JSON of results run on ``workers`` fair CPU slots
+(:mod:`emovox.service.jobs`, :mod:`emovox.service.fair`), never on the event loop. Waiting
+requests get a worker in the order of the CPU time their connection has used, and long jobs
+give their worker up between decode blocks and model calls when a connection that used less is
+waiting: a 10-minute upload or a minimum-hop timeline is served slice by slice next to short
+clips, not in front of them. Header checks (bombs, bad rates) run on their own thread; timeline
+settings are refused from the query string before the upload is parsed; connections that keep
+being refused are answered more and more slowly (:mod:`emovox.service.brake`). Deadlines and
+client disconnects stop the work between blocks and window batches. Every answer carries a
+``Server-Timing`` header (time waiting for a worker, working, CPU). Messages never carry
+object addresses or server paths. Uploads are decoded from memory.
 """
 
 from __future__ import annotations
