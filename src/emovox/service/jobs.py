@@ -210,7 +210,11 @@ class JobPool:
             finally:
                 self.scheduler.release(ticket)
 
-        future = loop.run_in_executor(self.executor, work)
+        try:
+            future = loop.run_in_executor(self.executor, work)
+        except BaseException:  # e.g. the pool was shut down: the ticket must still leave
+            self.scheduler.release(ticket)
+            raise
         try:
             await self._watch(future, started, token, timeout, on_timeout, disconnected, gone)
         except asyncio.CancelledError:
