@@ -138,6 +138,11 @@ def _done(future: asyncio.Future) -> None:
         future.set_result(None)
 
 
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _busy(message: str) -> UploadProblem:
     return UploadProblem(503, "busy", message, "retry in a few seconds")
 
@@ -215,6 +220,7 @@ class JobPool:
         except BaseException:  # e.g. the pool was shut down: the ticket must still leave
             self.scheduler.release(ticket)
             raise
+        future.add_done_callback(_retrieved)  # a job answered early (deadline, disconnect) ends unlogged
         try:
             await self._watch(future, started, token, timeout, on_timeout, disconnected, gone)
         except asyncio.CancelledError:
