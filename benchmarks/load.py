@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/load.py [--requests 2000] [--clients 64] [--max-seconds 600]
                                         [--model FOLDER] [--workers 2] [--threads 1]
+    .venv/bin/python benchmarks/load.py --abuse [--kinds heavy,min-hop] [--rounds 4]
 
 Starts ``emovox serve`` as a subprocess on a free local port (the bundled default model, else a
 random ResNet18 of the default model's size), warms it up, then ``--clients`` concurrent clients
@@ -17,9 +18,12 @@ random ResNet18 of the default model's size), warms it up, then ``--clients`` co
 With ``--abuse`` the run is instead: valid clips alone (the clean run), then the same valid
 clips while the attackers of :mod:`benchmarks.load_abuse` run next to them (decompression bombs,
 a heavy in-budget decode, bad rates, tiny-hop and minimum-hop timelines, slowloris headers,
-stalled bodies, abandoned timeline jobs). It fails unless valid requests keep their p95 latency
-within ``--max-slowdown`` (2x) of the clean run, every valid request is answered 200, and the
-server's peak RSS stays under ``--max-rss-mb`` (1500 MB).
+stalled bodies, abandoned timeline jobs; ``--kinds`` picks some), in ``--rounds`` interleaved
+clean/abused pairs (attackers start afresh each abused round, and whatever they still wait for at
+its end is hung up on). It fails unless valid requests keep their p95 latency within
+``--max-slowdown`` (2x) of the clean run, every valid request is answered 200, and the server's
+peak RSS stays under ``--max-rss-mb`` (1500 MB). The server's ``Server-Timing`` headers split
+valid requests' latency into waiting for a worker, work, and the rest.
 
 Meanwhile a monitor polls ``/healthz`` every 0.5 s and samples the server's resident memory
 (``VmRSS`` of ``/proc/<pid>/status``). Prints requests/s, p50/p95/p99 latency (all, valid,
@@ -149,6 +153,7 @@ class Result:
     seconds: float
     ok: bool
     detail: str = ""
+    timing: dict[str, float] | None = None  # the server's Server-Timing header (ms per stage)
 
 
 async def _stream(data: bytes, boundary: str, name: str) -> AsyncIterator[bytes]:
@@ -177,7 +182,8 @@ async def send(client: Any, up: Upload) -> Result:
         ok = resp.status_code == up.status and (up.code is None or code == up.code)
         if ok and up.status == 200:
             ok = body.get("label") is not None and abs(sum(body["probabilities"].values()) - 1) < 1e-3
-        return Result(up.kind, resp.status_code, code, took, ok, "" if ok else resp.text[:200])
+        timing = parse_timing(resp.headers.get("server-timing", ""))
+        return Result(up.kind, resp.status_code, code, took, ok, "" if ok else resp.text[:200], timing)
     except Exception as exc:  # noqa: BLE001 - a transport failure is a result to count
         # An oversize upload may see the connection closed before the 413 reaches it: the server
         # answers as soon as Content-Length is too big and closes without reading the rest.
@@ -236,6 +242,14 @@ class Monitor(threading.Thread):
 
 
 # ------------------------------------------------------------------------------------ report
+def parse_timing(value: str) -> dict[str, float]:
+    try:
+        from emovox.service.timing import parse
+    except ImportError:  # a server from before Server-Timing (the benchmark measures old versions too)
+        return {}
+    return parse(value)
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -261,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--header-timeout", type=float, default=5.0, help="server header deadline (default 5 s)")
     ap.add_argument("--abuse", action="store_true", help="clean run, then the same with the abuse mix")
     ap.add_argument("--attackers", type=int, default=1, help="attackers of each abuse kind (default 1)")
+    ap.add_argument("--kinds", help="comma-separated attacker kinds to run (default: all of benchmarks/load_abuse.py)")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="clean/abused pairs the --abuse requests are split into, interleaved (default 4)")
     ap.add_argument("--max-slowdown", type=float, default=2.0, help="allowed valid p95 ratio abuse/clean")
     ap.add_argument("--max-rss-mb", type=float, default=1500.0, help="allowed server peak RSS with --abuse")
     args = ap.parse_args(argv)
@@ -268,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     from fuzz.fuzz_audio import model_folder
 
     if args.abuse:
+        from benchmarks.load_abuse import abuse_main
+
         return abuse_main(args)
 
     work = Path(tempfile.mkdtemp(prefix="emovox-load-"))
@@ -296,81 +315,6 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return report(args, model, results, wall, monitor, rss_idle, started, alive and health_after, work)
-
-
-def abuse_main(args: argparse.Namespace) -> int:
-    """Clean run, then the same valid load next to the abuse mix; compare p95 and RSS."""
-    from benchmarks.load_abuse import KINDS, attacker, payloads
-    from fuzz.fuzz_audio import model_folder
-
-    work = Path(tempfile.mkdtemp(prefix="emovox-load-"))
-    model = model_folder(args.model, work)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    valid = [u for u in uploads(int(args.max_upload_mb * 1024 * 1024)) if u.kind == "valid"]
-    files = payloads(_clip_wav())
-    proc = start_server(args, model, port, work / "server.log")
-
-    async def abused() -> tuple[list[Result], float, collections.Counter]:
-        stop, counts = asyncio.Event(), collections.Counter()
-        tasks = [asyncio.ensure_future(attacker(k, base, port, files, stop, counts))
-                 for k in KINDS for _ in range(args.attackers)]
-        await asyncio.sleep(2.0)  # let the attackers get going
-        results, wall = await run_load(base, valid, args.requests, args.clients, time.time() + args.max_seconds)
-        stop.set()
-        await asyncio.wait(tasks, timeout=120)
-        return results, wall, counts
-
-    try:
-        asyncio.run(wait_healthy(base, proc))
-        rss_idle = rss_mb(proc.pid)
-        asyncio.run(run_load(base, valid, args.warmup, min(args.clients, args.warmup), time.time() + 300))
-        monitor = Monitor(base, proc.pid)
-        monitor.start()
-        clean, clean_wall = asyncio.run(run_load(base, valid, args.requests, args.clients, time.time() + args.max_seconds))
-        clean_peak = max(m for _, m in monitor.samples)
-        dirty, dirty_wall, counts = asyncio.run(abused())
-        monitor.stop.set()
-        monitor.join()
-        healthy = proc.poll() is None and asyncio.run(_health(base))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    p95 = [pct([r.seconds for r in rs if r.ok], 95) for rs in (clean, dirty)]
-    peak = max(m for _, m in monitor.samples)
-    print(f"emovox serve, {args.workers} workers x {args.threads} thread(s), {args.clients} valid clients, "
-          f"{args.attackers} attacker(s) per kind; {args.requests} valid requests per run")
-    print(latency_line("clean", [r.seconds for r in clean]) + f"  ({len(clean) / clean_wall:.1f} req/s)")
-    print(latency_line("abused", [r.seconds for r in dirty]) + f"  ({len(dirty) / dirty_wall:.1f} req/s)")
-    print(f"server RSS (MB): idle {rss_idle:.0f}, clean peak {clean_peak:.0f}, abused peak {peak:.0f}")
-    print("abuse outcomes:")
-    for what, n in sorted(counts.items()):
-        print(f"  {n:5d}  {what}")
-    problems = [f"{sum(not r.ok for r in rs)} valid requests failed in the {name} run"
-                for name, rs in (("clean", clean), ("abused", dirty)) if not all(r.ok for r in rs)]
-    if p95[1] > args.max_slowdown * p95[0]:
-        problems.append(f"valid p95 {p95[1]:.0f} ms under abuse > {args.max_slowdown:g} x clean {p95[0]:.0f} ms")
-    if peak > args.max_rss_mb:
-        problems.append(f"server RSS peaked at {peak:.0f} MB (limit {args.max_rss_mb:g})")
-    if not healthy:
-        problems.append("the server was not healthy after the run")
-    for p in problems:
-        print(f"FAIL: {p}")
-    if not problems:
-        print(f"OK: valid p95 {p95[1]:.0f} ms under abuse vs {p95[0]:.0f} ms clean; RSS peak {peak:.0f} MB")
-    return 1 if problems else 0
-
-
-def _clip_wav() -> bytes:
-    import soundfile as sf
-
-    x, rate = sf.read(sorted((REPO / "examples").glob("*.flac"))[0], dtype="float32")
-    buf = io.BytesIO()
-    sf.write(buf, x, rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 async def _health(base: str) -> bool:

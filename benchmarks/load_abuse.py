@@ -1,4 +1,5 @@
-"""The abuse mix of ``benchmarks/load.py --abuse``: hostile clients running next to valid ones.
+"""The abuse mix of ``benchmarks/load.py --abuse``: hostile clients running next to valid ones,
+and the run that compares valid clients' latency with and without them (:func:`abuse_main`).
 
 Each attacker loops until told to stop and counts what the server answered:
 
@@ -14,13 +15,22 @@ Each attacker loops until told to stop and counts what the server answered:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
 import io
+import os
 import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.load import (REPO, Monitor, Result, _health, free_port, latency_line, pct, rss_mb, run_load,
+                             start_server, uploads, wait_healthy)
 
 KINDS = ("bomb", "heavy", "bad-rate", "tiny-hop", "min-hop", "slowloris", "stalled", "disconnect")
 
@@ -107,3 +117,153 @@ async def attacker(kind: str, base: str, port: int, files: dict[str, bytes], sto
                 outcome = "abandoned"
                 await asyncio.sleep(1.0)
             counts[f"{kind} -> {outcome}"] += 1
+
+
+# ------------------------------------------------------------------------------ the run
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(event-loop thread, whole process) CPU seconds of ``pid`` (user + system, from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        with open(path) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read(f"/proc/{pid}/task/{pid}/stat"), read(f"/proc/{pid}/stat")
+
+
+def breakdown_line(label: str, results: list[Result]) -> str:
+    """p50/p95 of where valid requests' time went: waiting for a worker, working, the rest
+    (event loop, body upload, multipart parsing, JSON, transport, client)."""
+    timed = [r for r in results if r.ok and r.timing]
+    if not timed:
+        return f"  {label:<9} (no Server-Timing headers)"
+    wait = [sum(v for k, v in r.timing.items() if k.endswith("-wait")) / 1000 for r in timed]  # type: ignore[union-attr]
+    work = [sum(v for k, v in r.timing.items() if k in ("header", "decode", "infer")) / 1000  # type: ignore[union-attr]
+            for r in timed]
+    cpu = [r.timing.get("cpu", 0.0) / 1000 for r in timed]  # type: ignore[union-attr]
+    rest = [r.seconds - a - b for r, a, b in zip(timed, wait, work)]
+    return "  " + "  ".join(f"{name} p50 {pct(v, 50):6.1f} p95 {pct(v, 95):7.1f}"
+                            for name, v in ((f"{label:<7} wait", wait), ("work", work), ("cpu", cpu),
+                                            ("other", rest))) + " ms"
+
+
+def abuse_main(args: argparse.Namespace) -> int:
+    """Clean and abused runs of the same valid load, interleaved in ``--rounds`` pairs (so a
+    change in the machine's other load hits both sides alike); compare p95 and RSS."""
+    from fuzz.fuzz_audio import model_folder
+
+    kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise SystemExit(f"unknown attacker kinds {unknown}; choose from {', '.join(KINDS)}")
+    work = Path(tempfile.mkdtemp(prefix="emovox-load-"))
+    model = model_folder(args.model, work)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    valid = [u for u in uploads(int(args.max_upload_mb * 1024 * 1024)) if u.kind == "valid"]
+    files = payloads(_clip_wav())
+    proc = start_server(args, model, port, work / "server.log")
+    per_round = max(1, args.requests // args.rounds)
+    counts: collections.Counter = collections.Counter()
+
+    async def abused() -> tuple[list[Result], float]:
+        stop = asyncio.Event()
+        tasks = [asyncio.ensure_future(attacker(k, base, port, files, stop, counts))
+                 for k in kinds for _ in range(args.attackers)]
+        await asyncio.sleep(2.0)  # let the attackers get going
+        results, wall = await run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds)
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        for task in pending:  # still waiting for an answer: hang up (the server must drop the work)
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        counts["(attack requests cut off at the end of a round)"] += len(pending)
+        return results, wall
+
+    clean: list[Result] = []
+    dirty: list[Result] = []
+    walls = [0.0, 0.0]
+    cpu = [[0.0, 0.0], [0.0, 0.0]]  # (event loop, all threads) CPU s of the server: clean, abused
+
+    def timed(side: int, run: Any) -> tuple[list[Result], float]:
+        before = cpu_seconds(proc.pid)
+        out = asyncio.run(run)
+        after = cpu_seconds(proc.pid)
+        cpu[side] = [cpu[side][i] + after[i] - before[i] for i in range(2)]
+        return out
+    try:
+        asyncio.run(wait_healthy(base, proc))
+        rss_idle = rss_mb(proc.pid)
+        asyncio.run(run_load(base, valid, args.warmup, min(args.clients, args.warmup), time.time() + 300))
+        monitor = Monitor(base, proc.pid)
+        monitor.start()
+        clean_peak = 0.0
+        for _ in range(args.rounds):
+            mark = len(monitor.samples)
+            res, wall = timed(0, run_load(base, valid, per_round, args.clients, time.time() + args.max_seconds))
+            clean += res
+            walls[0] += wall
+            clean_peak = max([clean_peak, *(m for _, m in monitor.samples[mark:])])
+            res, wall = timed(1, abused())
+            dirty += res
+            walls[1] += wall
+        monitor.stop.set()
+        monitor.join()
+        healthy = proc.poll() is None and asyncio.run(_health(base))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return abuse_report(args, kinds, clean, dirty, walls, cpu, monitor, rss_idle, clean_peak, counts, healthy)
+
+
+def abuse_report(args: argparse.Namespace, kinds: tuple[str, ...], clean: list[Result], dirty: list[Result],
+                 walls: list[float], cpu: list[list[float]], monitor: Monitor, rss_idle: float, clean_peak: float,
+                 counts: collections.Counter, healthy: bool) -> int:
+    p95 = [pct([r.seconds for r in rs if r.ok], 95) for rs in (clean, dirty)]
+    peak = max(m for _, m in monitor.samples)
+    print(f"emovox serve, {args.workers} workers x {args.threads} thread(s), {args.clients} valid clients, "
+          f"{args.attackers} attacker(s) per kind ({', '.join(kinds)}); {len(clean)} valid requests per side in "
+          f"{args.rounds} interleaved round(s)")
+    print(latency_line("clean", [r.seconds for r in clean]) + f"  ({len(clean) / walls[0]:.1f} req/s)")
+    print(latency_line("abused", [r.seconds for r in dirty]) + f"  ({len(dirty) / walls[1]:.1f} req/s)")
+    print("where valid requests' time went (Server-Timing):")
+    print(breakdown_line("clean", clean))
+    print(breakdown_line("abused", dirty))
+    for name, (loop, total), wall, rs in (("clean", cpu[0], walls[0], clean), ("abused", cpu[1], walls[1], dirty)):
+        print(f"  {name:<7} server CPU {total:6.1f} s in {wall:5.1f} s ({total / wall:.2f} cores; event loop "
+              f"{loop:5.1f} s), {1000 * total / max(1, len(rs)):.0f} ms per valid request")
+    print(f"p95 ratio abused/clean: {p95[1] / p95[0]:.2f}")
+    print(f"server RSS (MB): idle {rss_idle:.0f}, clean peak {clean_peak:.0f}, abused peak {peak:.0f}")
+    print("abuse outcomes:")
+    for what, n in sorted(counts.items()):
+        print(f"  {n:5d}  {what}")
+    problems = [f"{sum(not r.ok for r in rs)} valid requests failed in the {name} run"
+                for name, rs in (("clean", clean), ("abused", dirty)) if not all(r.ok for r in rs)]
+    for name, rs in (("clean", clean), ("abused", dirty)):
+        bad = collections.Counter(f"{r.status} {r.code or ''} {r.detail[:60]}" for r in rs if not r.ok)
+        if bad:
+            print(f"  failed {name} requests: {dict(bad.most_common(3))}")
+    if p95[1] > args.max_slowdown * p95[0]:
+        problems.append(f"valid p95 {p95[1]:.0f} ms under abuse > {args.max_slowdown:g} x clean {p95[0]:.0f} ms")
+    if peak > args.max_rss_mb:
+        problems.append(f"server RSS peaked at {peak:.0f} MB (limit {args.max_rss_mb:g})")
+    if not healthy:
+        problems.append("the server was not healthy after the run")
+    for p in problems:
+        print(f"FAIL: {p}")
+    if not problems:
+        print(f"OK: valid p95 {p95[1]:.0f} ms under abuse vs {p95[0]:.0f} ms clean; RSS peak {peak:.0f} MB")
+    return 1 if problems else 0
+
+
+def _clip_wav() -> bytes:
+    import soundfile as sf
+
+    x, rate = sf.read(sorted((REPO / "examples").glob("*.flac"))[0], dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

@@ -19,6 +19,8 @@ localhost or ::1 (add names with --allow-host). --host 0.0.0.0 exposes it to the
 there is no authentication, so do that only behind a proxy you control.
 Every request is bounded: upload size, audio length and decoding work, time to send headers and
 body, time waiting for a worker (then 503), decoding and inference time (the work is stopped).
+Workers are shared fairly between connections by the CPU time each has used; long requests are
+served slice by slice next to short ones (docs/service.md).
 """
 
 
@@ -30,16 +32,18 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=positive_int, default=2, help="inference threads (default 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="requests computing at once (default 2)")
     p.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="upload size limit (default 25 MB)")
     p.add_argument("--max-seconds", type=positive_float, default=600.0, help="audio length limit (default 600 s)")
-    p.add_argument("--decode-timeout", type=positive_float, default=30.0, help="decoding time limit (default 30 s)")
+    p.add_argument("--decode-timeout", type=positive_float, default=30.0, help="decoding time limit, in worker time (default 30 s)")
     p.add_argument("--inference-timeout", type=positive_float, default=120.0,
-                   help="prediction/timeline time limit per request (default 120 s)")
+                   help="prediction/timeline time limit per request, in worker time (default 120 s)")
     p.add_argument("--max-pending", type=positive_int, default=64,
-                   help="requests allowed to wait for a worker before answering 503 (default 64)")
+                   help="requests allowed to wait for a worker; beyond that the connection that used "
+                        "the most CPU gets 503 (default 64)")
     p.add_argument("--queue-timeout", type=positive_float, default=10.0,
-                   help="longest wait for a worker before answering 503 (default 10 s)")
+                   help="longest wait for a worker (at first or after a pause) before answering 503 "
+                        "(default 10 s)")
     p.add_argument("--read-timeout", type=positive_float, default=60.0,
                    help="time allowed to send the request body before 408 (default 60 s)")
     p.add_argument("--header-timeout", type=positive_float, default=10.0,

@@ -17,18 +17,29 @@ Every error body has one shape, ``{"error": {"code", "message", "hint"}}``:
 * 415 ``unsupported_media_type``: not audio emovox reads, by its first bytes;
 * 422 ``undecodable_audio`` (corrupt, truncated, empty, NaN, too short, invalid sample rate),
   ``decode_timeout`` (decoding ran past ``decode_timeout`` s; the decoder is stopped);
-* 503 ``busy`` (``Retry-After``): too many requests waiting, or none got a worker within
-  ``queue_timeout`` s; ``timeout``: inference ran past ``inference_timeout`` s (stopped).
+* 503 ``busy`` (``Retry-After``): too many requests waiting (the connections that used the most
+  CPU are refused first), or no worker within ``queue_timeout`` s; ``timeout``: inference ran
+  past ``inference_timeout`` s of worker time (stopped).
 
-Decoding and inference run in a bounded pool (:mod:`emovox.service.jobs`), never on the event
-loop; deadlines and client disconnects stop the work between blocks and window batches. Messages
-never carry object addresses or server paths. Uploads are decoded from memory.
+Scheduling: decoding, inference and the JSON of results run on ``workers`` fair CPU slots
+(:mod:`emovox.service.jobs`, :mod:`emovox.service.fair`), never on the event loop. Waiting
+requests get a worker in the order of the CPU time their connection has used, and long jobs
+give their worker up between decode blocks and model calls when a connection that used less is
+waiting: a 10-minute upload or a minimum-hop timeline is served slice by slice next to short
+clips, not in front of them. Header checks (bombs, bad rates) run on their own thread; timeline
+settings are refused from the query string before the upload is parsed; connections that keep
+being refused are answered more and more slowly (:mod:`emovox.service.brake`). Deadlines and
+client disconnects stop the work between blocks and window batches. Every answer carries a
+``Server-Timing`` header (time waiting for a worker, working, CPU). Messages never carry
+object addresses or server paths. Uploads are decoded from memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+import json
 import logging
 import re
 from pathlib import Path
@@ -41,11 +52,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.errors import EmovoxError
-from emovox.service.budget import MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request
+from emovox.service.brake import RefusalBrake
+from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
+                                   check_timeline_settings)
 from emovox.service.docs import docs_page
-from emovox.service.jobs import CancellableEngine, ClientGone, JobPool, check_cancelled
-from emovox.service.limits import BodySizeLimit, HostAllowList
+from emovox.service.jobs import (CancellableEngine, ClientGone, JobPool, check_cancelled, client_flow,
+                                 watch_disconnect)
+from emovox.service.limits import BodySizeLimit, EarlyRefusal, HostAllowList
 from emovox.service.stream import router as stream_router
+from emovox.service.timing import ServerTiming
 from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload, upload_header
 
 log = logging.getLogger(__name__)
@@ -58,6 +73,8 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 #: to decode (30 s of 48 kHz stereo), seconds of audio to classify.
 HEAVY_DECODE_SAMPLES = 30 * 48_000 * 2
 HEAVY_AUDIO_SECONDS = 30.0
+#: ``/v1/timeline`` defaults (seconds).
+TIMELINE_WINDOW, TIMELINE_HOP = 2.0, 1.0
 _ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
 _ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"()<>]+/)+")
 
@@ -114,19 +131,24 @@ def create_app(
     app.state.recognizer = recognizer
     app.state.pool = pool
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, paths=("/v1/",), read_timeout=read_timeout)
+    app.add_middleware(EarlyRefusal, checks={"/v1/timeline": _timeline_query}, max_bytes=max_upload_bytes)
     app.add_middleware(HostAllowList, hosts=tuple(allowed_hosts))
+    app.add_middleware(RefusalBrake)
+    app.add_middleware(ServerTiming)
     _register_errors(app)
 
-    async def _decode(request: Request, file: UploadFile) -> Any:
+    async def _decode(request: Request, file: UploadFile, gone: asyncio.Future) -> Any:
         data = await file.read()
         name = check_upload(data, file.filename, file.content_type)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
                                 "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
-        header = await pool.run(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
-                                on_timeout=timeout)  # cheap: bombs and bad rates never reach the decoder
+        # the header on its own thread, outside the fair queue: bombs and bad rates never wait or decode
+        header = await pool.quick(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
+                                  on_timeout=timeout)
         return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
-                              timeout=decode_timeout, on_timeout=timeout, disconnected=request.is_disconnected,
-                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES)
+                              timeout=decode_timeout, on_timeout=timeout, gone=gone,
+                              heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES,
+                              flow=client_flow(request.scope), stage="decode")
 
     def _labels(labels: str | None) -> list[str] | None:
         return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
@@ -143,37 +165,39 @@ def create_app(
         request: Request,
         file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
         labels: str | None = Query(None, description="comma-separated subset of labels, e.g. angry,happy,neutral,sad"),
-    ) -> dict:
+    ) -> Response:
         chosen = _labels(labels)
         if chosen is not None:
             recognizer.with_labels(chosen)  # unknown labels: 400 before any decoding
-        audio = await _decode(request, file)
-        pred = await pool.run(lambda: recognizer.predict(audio.samples, sample_rate=16_000, source=audio.name,
-                                                         labels=chosen),
-                              timeout=inference_timeout, disconnected=request.is_disconnected,
-                              heavy=audio.duration > HEAVY_AUDIO_SECONDS)
-        return pred.to_dict()
+        async with watch_disconnect(request.receive) as gone:
+            audio = await _decode(request, file, gone)
+            body = await pool.run(lambda: _json(recognizer.predict(audio.samples, sample_rate=16_000,
+                                                                   source=audio.name, labels=chosen)),
+                                  timeout=inference_timeout, gone=gone, heavy=audio.duration > HEAVY_AUDIO_SECONDS,
+                                  flow=client_flow(request.scope), stage="infer")
+        return Response(body, media_type="application/json")
 
     @router.post("/v1/timeline", summary="Emotions over time (sliding windows, VAD, merged regions)")
     async def timeline(
         request: Request,
         file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
-        window: float = Query(2.0, description=f"window length in seconds ({MIN_WINDOW}-60)"),
-        hop: float = Query(1.0, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
+        window: float = Query(TIMELINE_WINDOW, description=f"window length in seconds ({MIN_WINDOW}-60)"),
+        hop: float = Query(TIMELINE_HOP, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
         vad: str = Query("sohn", pattern="^(sohn|silero|none)$", description="voice activity detector"),
         labels: str | None = Query(None, description="comma-separated subset of labels"),
-    ) -> dict:
+    ) -> Response:
         chosen = _labels(labels)
         n_labels = len(recognizer.with_labels(chosen).labels) if chosen else len(recognizer.labels)
         check_timeline_request(0.0, window, hop, n_labels)  # bad settings: 400 before decoding
-        audio = await _decode(request, file)
-        n = check_timeline_request(audio.duration, window, hop, n_labels,
-                                   **({} if max_windows is None else {"max_windows": max_windows}))
-        tl = await pool.run(lambda: recognizer.timeline(
-            audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
-            source=audio.name, labels=chosen), timeout=inference_timeout, disconnected=request.is_disconnected,
-            heavy=n * window > HEAVY_AUDIO_SECONDS)
-        return tl.to_dict()
+        async with watch_disconnect(request.receive) as gone:
+            audio = await _decode(request, file, gone)
+            n = check_timeline_request(audio.duration, window, hop, n_labels,
+                                       **({} if max_windows is None else {"max_windows": max_windows}))
+            body = await pool.run(lambda: _json(recognizer.timeline(
+                audio.samples, sample_rate=16_000, window=window, hop=hop, vad=None if vad == "none" else vad,
+                source=audio.name, labels=chosen)), timeout=inference_timeout, gone=gone,
+                heavy=n * window > HEAVY_AUDIO_SECONDS, flow=client_flow(request.scope), stage="infer")
+        return Response(body, media_type="application/json")
 
     @router.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -225,6 +249,16 @@ def _register_errors(app: FastAPI) -> None:
     @app.exception_handler(EmovoxError)
     async def _emovox(_: Request, exc: EmovoxError) -> JSONResponse:
         return _error(400, "bad_request", str(exc))
+
+
+def _timeline_query(query: dict[str, str]) -> None:
+    """``/v1/timeline``'s window and hop checked from the query string, before the upload is parsed."""
+    check_timeline_settings(float(query.get("window", TIMELINE_WINDOW)), float(query.get("hop", TIMELINE_HOP)))
+
+
+def _json(result: Any) -> bytes:
+    """A prediction or timeline as JSON bytes, made on the worker (never on the event loop)."""
+    return json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _cancellable(recognizer: Any) -> Any:

@@ -7,8 +7,10 @@
   are replayed to the app unchanged, so memory per request stays below the cap.
 * :class:`HostAllowList`: requests whose ``Host`` header names another host get 400 (a guard
   against DNS rebinding: a web page on another site cannot talk to a 127.0.0.1 service).
+* :class:`EarlyRefusal`: requests whose query string alone is invalid (e.g. a timeline hop below
+  the minimum) get their 400 before the body is parsed; the body is read and discarded unparsed.
 
-Both answer in the service's one error shape ``{"error": {"code", "message", "hint"}}``.
+All answer in the service's one error shape ``{"error": {"code", "message", "hint"}}``.
 """
 
 from __future__ import annotations
@@ -112,30 +114,64 @@ class BodySizeLimit:
                      "send a shorter recording, compress it as FLAC, or raise --max-upload-mb")
 
 
-async def _drain(receive: Receive, limit: int) -> None:
-    """Read and discard the rest of a request body, at most ``limit`` bytes."""
+async def _drain(receive: Receive, limit: int) -> bool:
+    """Read and discard the rest of a request body, at most ``limit`` bytes; True if it all came."""
     drained, deadline = 0, time.monotonic() + DRAIN_SECONDS
     while drained < limit:
         try:
             message = await _receive_by(receive, deadline)
         except _Timeout:
-            return
+            return False
         if message["type"] != "http.request":
-            return
+            return False
         drained += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            return True
+    return False
 
 
-async def _reply(send: Send, status: int, code: str, message: str, hint: str = "") -> None:
+async def _reply(send: Send, status: int, code: str, message: str, hint: str = "", close: bool = True) -> None:
     err = {"code": code, "message": message}
     if hint:
         err["hint"] = hint
     payload = json.dumps({"error": err}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
+                "headers": headers + [(b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class EarlyRefusal:
+    """400 ``bad_request`` from the query string alone, before the body is parsed.
+
+    ``checks`` maps a path to a function of the query parameters (last value of each name) that
+    raises :class:`emovox.errors.EmovoxError` for settings the endpoint would refuse anyway; any
+    other exception (e.g. a value that is not a number) is left to the endpoint's own validation.
+    """
+
+    def __init__(self, app: Callable, checks: dict[str, Callable[[dict[str, str]], None]],
+                 max_bytes: int = DRAIN_BYTES) -> None:
+        self.app, self.checks, self.max_bytes = app, checks, int(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from urllib.parse import parse_qsl
+
+        from emovox.errors import EmovoxError
+
+        check = self.checks.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if check is None:
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        try:
+            check(query)
+        except EmovoxError as exc:
+            whole = await _drain(receive, self.max_bytes)  # unparsed; the connection stays usable if it all came
+            await _reply(send, 400, "bad_request", str(exc)[:500], close=not whole)
+            return
+        except Exception:  # noqa: BLE001 - not ours to judge: the endpoint reports it in the error shape
+            pass
+        await self.app(scope, receive, send)
 
 
 class HostAllowList:

@@ -24,6 +24,7 @@ Each stream scores on its own thread, one window at a time.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -40,9 +41,11 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
+from fastapi.responses import Response
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
+from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
 from emovox.service.uploads import UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
@@ -116,29 +119,36 @@ async def conversation(
     model: str | None = Query(None, description="bundled model name (GET /v1/models); default: the server's"),
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
-) -> dict:
+) -> Response:
     pool = request.app.state.pool
     data = await file.read()
     name = check_upload(data, file.filename, file.content_type)
-    audio = await pool.run(decode_upload, data, name, MAX_SECONDS)
-    rec = await pool.run(recognizer_for, request.app, model)
+    flow = client_flow(request.scope)  # fair share per connection, like /v1/predict
+    async with watch_disconnect(request.receive) as gone:
+        audio = await pool.run(decode_upload, data, name, MAX_SECONDS, None, check_cancelled, flow=flow, gone=gone,
+                               stage="decode")
+        rec = await pool.run(recognizer_for, request.app, model, flow=flow, gone=gone)
+        body = await pool.run(_conversation, rec, audio, speakers, flow=flow, gone=gone, stage="infer")
+    return Response(body, media_type="application/json")
 
-    def work() -> dict:
-        pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
-        tl = rec.timeline(audio.samples, sample_rate=16000, source=audio.name)
-        if speakers != "none":
-            from emovox.diarize import add_speakers
-            from emovox.errors import DependencyError
 
-            try:
-                add_speakers(tl, audio.samples, speakers=None if speakers == "auto" else int(speakers))
-            except DependencyError as exc:
-                if speakers != "auto":
-                    raise
-                log.warning("no speakers: %s", exc)
-        return {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
+def _conversation(rec: Any, audio: Any, speakers: str) -> bytes:
+    """Prediction + speaker-aware timeline of a decoded upload as JSON (on a pool worker, not the event loop)."""
 
-    return await pool.run(work)
+    pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
+    tl = rec.timeline(audio.samples, sample_rate=16000, source=audio.name)
+    if speakers != "none":
+        from emovox.diarize import add_speakers
+        from emovox.errors import DependencyError
+
+        try:
+            add_speakers(tl, audio.samples, speakers=None if speakers == "auto" else int(speakers))
+        except DependencyError as exc:
+            if speakers != "auto":
+                raise
+            log.warning("no speakers: %s", exc)
+    result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
+    return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 # ------------------------------------------------------------------------------ live stream
