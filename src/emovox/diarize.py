@@ -59,6 +59,8 @@ CELL = 0.1
 MAX_CLUSTERED = 2500
 #: (B, N) float32 equal-length 16 kHz segments -> (B, D) L2-normalised speaker embeddings.
 EmbedFn = Callable[[np.ndarray], np.ndarray]
+#: [(start s, end s), ...] spans of the recording -> (B, D) speaker embeddings (from frames kept elsewhere).
+SpanEmbedFn = Callable[[list[tuple[float, float]]], np.ndarray]
 
 
 @dataclass
@@ -296,11 +298,16 @@ class Diarizer:
 
     def __init__(self, embed: EmbedFn | None = None, *, speakers: int | None = None, threshold: float = THRESHOLD,
                  segment: float = SEGMENT, hop: float = HOP, min_speech: float = MIN_SPEECH,
-                 min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64) -> None:
+                 min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64,
+                 embed_spans: SpanEmbedFn | None = None, centre: bool = False) -> None:
+        """``embed`` embeds the segments' audio (default GE2E); ``embed_spans`` instead embeds their
+        time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once).
+        ``centre`` subtracts the recording's mean embedding before the cosine clustering."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
-        self.embed = embed if embed is not None else GE2EEmbedder()
+        self.embed_spans, self.centre = embed_spans, bool(centre)
+        self.embed = embed if embed is not None or embed_spans is not None else GE2EEmbedder()
         self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
         self.min_speech, self.min_cluster, self.batch_size = float(min_speech), float(min_cluster), batch_size
         self.seg_n, self.hop_n = int(round(segment * SAMPLE_RATE)), int(round(hop * SAMPLE_RATE))
@@ -325,6 +332,13 @@ class Diarizer:
         if keep_from > self._buf_start:
             self._buf = self._buf[keep_from - self._buf_start:]
             self._buf_start = keep_from
+        if self.embed_spans is not None:
+            self._flush()
+
+    @property
+    def needs_from(self) -> float:
+        """Seconds: segments offered later start here or after (frames before it are no longer needed)."""
+        return max(0, min(self._next, self._seen - self.seg_n)) / SAMPLE_RATE
 
     def _offer(self, start_n: int, wave: np.ndarray, speech: Sequence[tuple[float, float]]) -> None:
         """Queue the segment for embedding, cut to the speech region it overlaps most.
@@ -353,7 +367,12 @@ class Diarizer:
         for item in self._pending:
             groups.setdefault(item[2].size, []).append(item)
         for items in groups.values():
-            self._emb.append(np.asarray(self.embed(np.stack([w for _, _, w in items])), dtype=np.float32))
+            if self.embed_spans is not None:
+                emb = self.embed_spans([(s, e) for s, e, _ in items])
+            else:
+                assert self.embed is not None
+                emb = self.embed(np.stack([w for _, _, w in items]))
+            self._emb.append(np.asarray(emb, dtype=np.float32))
             self.segments.extend((round(s, 3), round(e, 3)) for s, e, _ in items)
         self._pending.clear()
 
@@ -385,6 +404,8 @@ class Diarizer:
         speakers = self.speakers if speakers == "same" else speakers
         threshold = self.threshold if threshold is None else threshold
         emb = self.embeddings()
+        if self.centre and len(emb):
+            emb = emb - emb.mean(axis=0)
         labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
                          min_weight=self.min_cluster, refine=REFINE)
         cells = label_cells(self.segments, labels, speech, self.duration)
