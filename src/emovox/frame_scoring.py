@@ -19,7 +19,7 @@ The same frames give speaker statistics for diarisation (:meth:`FrameScorer.span
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -83,6 +83,8 @@ class FrameScorer:
         self._seen = 0
         self._ended = False
         self.encoded_seconds = 0.0
+        #: called with (start, end, pooled statistics) of every window scored (``--adapt`` keeps them)
+        self.on_pooled: Callable[[float, float, np.ndarray], None] | None = None
 
     # ----------------------------------------------------------------------------- input
     def observe(self, block: np.ndarray) -> None:
@@ -143,6 +145,9 @@ class FrameScorer:
         if not spans:
             return np.zeros((0, len(self.index) if self.index is not None else 0))
         pooled = np.stack([self.span_stats(s, e, self.model.layers) for s, e in spans])
+        if self.on_pooled is not None:
+            for (s, e), p in zip(spans, pooled):
+                self.on_pooled(s, e, p)
         probs = self.model.probabilities(self.model.head_logits(pooled))
         if self.index is None:
             return probs

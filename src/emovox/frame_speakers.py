@@ -7,11 +7,10 @@ Whisper hidden states of every piece it encodes. :class:`FrameSpeakers` watches 
 most); a segment's embedding is the mean over its frames of Whisper hidden states
 (:attr:`SpeakerProjection.layers`, concatenated), projected by a linear discriminant analysis
 (:class:`SpeakerProjection`) trained on speakers of other corpora than the evaluation
-(``recipes/speaker_lda``). Plain Whisper statistics separate speakers poorly (they follow what is
-said); the projection keeps the directions that vary between speakers rather than within one.
-Each recording's embeddings are centred on their mean before the cosine clustering (the
-recording's channel and content are common to its speakers), then the diariser's clustering,
-automatic count (threshold chosen on calibration speakers, stored with the projection) and turn
+(``recipes/speaker_lda``; the projection subtracts the training mean). Plain Whisper statistics
+separate speakers poorly (they follow what is said); the projection keeps the directions that
+vary between speakers rather than within one. Then the diariser's cosine clustering, automatic
+count (threshold chosen on calibration speakers, stored with the projection) and turn
 smoothing apply unchanged. Memory: 4 bytes x dimensions per segment.
 """
 
@@ -47,7 +46,10 @@ class SpeakerProjection:
 
     @classmethod
     def load(cls, whisper_model: str, folder: Path = ASSETS) -> SpeakerProjection | None:
-        """The projection for ``whisper_model`` (None when emovox has none for it)."""
+        """The projection for ``whisper_model`` (None when emovox has none for it, e.g. a folder of
+        the user's own Whisper weights)."""
+        if not whisper_model or Path(whisper_model).name != whisper_model:
+            return None
         meta, weights = folder / f"{whisper_model}.json", folder / f"{whisper_model}.safetensors"
         if not meta.is_file() or not weights.is_file():
             return None
@@ -58,7 +60,7 @@ class SpeakerProjection:
             arrays = load_file(str(weights))
             proj = cls([int(i) for i in info["layers"]], arrays["mean"].astype(np.float32),
                        arrays["scalings"].astype(np.float32), float(info["threshold"]), info)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for damaged files
             raise ModelError(f"{weights}: not a speaker projection ({type(exc).__name__}: {exc}); reinstall emovox") from None
         if proj.mean.shape != (proj.scalings.shape[0],) or proj.scalings.ndim != 2:
             raise ModelError(f"{weights}: mean {proj.mean.shape} and scalings {proj.scalings.shape} do not match")
@@ -74,7 +76,7 @@ class FrameSpeakers:
     def __init__(self, projection: SpeakerProjection, *, speakers: int | None = None, threshold: float | None = None,
                  min_turn: float = 1.0) -> None:
         self.projection = projection
-        self.diarizer = Diarizer(embed_spans=self._embed, centre=True, speakers=speakers, min_turn=min_turn,
+        self.diarizer = Diarizer(embed_spans=self._embed, speakers=speakers, min_turn=min_turn,
                                  threshold=projection.threshold if threshold is None else threshold)
         self.scorer: FrameScorer | None = None
         self._turns: list[Turn] | None = None

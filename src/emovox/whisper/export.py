@@ -57,7 +57,7 @@ class PackageGraph(nn.Module):
 
 
 def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str],
-            dims: dict[str, dict[int, torch.export.Dim]], target: Path) -> Path:
+            dims: dict[str, dict[int, torch.export.Dim] | None], target: Path) -> Path:
     """Write ``module`` as ONNX to ``target`` atomically (dynamo exporter)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
@@ -82,7 +82,8 @@ def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs
 def export_audio_onnx(net: nn.Module, target: Path) -> Path:
     """Write ``net`` (waves -> logits, or a :class:`PackageGraph`: logits and hidden) as ONNX."""
     outputs = ["logits", "hidden"] if isinstance(net, PackageGraph) else ["logits"]
-    dims = {"waves": {1: torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)}}
+    dims: dict[str, dict[int, torch.export.Dim] | None] = {
+        "waves": {1: torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)}}
     return _export(net, torch.zeros(1, 3 * 16000), ["waves"], outputs, dims, target)
 
 
