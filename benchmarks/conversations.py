@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scoring", choices=("auto", "window"), default="auto",
                    help="timeline: pool windows from one encoding (auto) or run the model on every window")
     p.add_argument("--adapt", action="store_true", help="eval: also score with per-speaker adaptation")
+    p.add_argument("--piece", type=float, default=None, help="seconds per encoded piece (default emovox's 4 s)")
     p.add_argument("--model", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=10.0, help="speed: length of the recording")
@@ -374,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
     if args.diarizer == "whisper" and args.scoring == "window":
         sys.exit("--diarizer whisper pools the frames of --scoring auto; use --diarizer ge2e with --scoring window")
+    if args.piece is not None:
+        import emovox.frame_scoring
+
+        emovox.frame_scoring.PIECE = args.piece
     if args.mode == "speed":
         return run_speed(args)
     if args.mode == "stream":

@@ -1,4 +1,4 @@
-"""Who speaks when: speaker diarisation of a recording's speech (GE2E embeddings + clustering).
+"""Who speaks when: speaker diarisation of a recording's speech (speaker embeddings + clustering).
 
 How it works (:class:`Diarizer`, :func:`diarize`):
 
@@ -8,7 +8,9 @@ How it works (:class:`Diarizer`, :func:`diarize`):
    ``min_speech`` (default 50 %) inside speech gets a speaker embedding. Only the embeddings
    are kept (256 floats per segment), so memory is O(block) + 1 KB per segment.
 2. Embeddings: the frozen GE2E encoder of :mod:`emovox.upstreams.ge2e` (resemblyzer's
-   weights; volume-normalised 40-band mel power, final LSTM state -> 256-d, L2-normalised).
+   weights; volume-normalised 40-band mel power, final LSTM state -> 256-d, L2-normalised), or
+   any span embedder (``embed_spans``: :mod:`emovox.frame_speakers` pools the timeline's
+   Whisper frames, the default diariser with the default model).
 3. Clustering: scikit-learn agglomerative clustering, cosine distance, average linkage.
    The speaker count is automatic (clusters closer than ``threshold`` are merged; the default
    :data:`THRESHOLD` was chosen on LibriSpeech + corpus speakers that are not in the

@@ -155,12 +155,13 @@ class FrameScorer:
         return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
 
 
-def frame_scorer(engine: object, index: Sequence[int] | None = None, piece: float = PIECE) -> FrameScorer | None:
-    """A :class:`FrameScorer` for a recogniser's engine, or None when it cannot score frames
-    (feature models, the torch backend, packages exported before frames)."""
+def frame_scorer(engine: object, index: Sequence[int] | None = None, piece: float | None = None) -> FrameScorer | None:
+    """A :class:`FrameScorer` for a recogniser's engine (pieces of ``piece`` s, default :data:`PIECE`),
+    or None when it cannot score frames (feature models, the torch backend, packages exported
+    before frames)."""
     if not getattr(engine, "has_frames", False):
         return None
-    return FrameScorer(engine, index, piece)  # type: ignore[arg-type]
+    return FrameScorer(engine, index, PIECE if piece is None else piece)  # type: ignore[arg-type]
 
 
 __all__ = ["FRAME", "PIECE", "FrameModel", "FrameScorer", "frame_scorer", "reblock"]

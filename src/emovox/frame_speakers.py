@@ -97,10 +97,9 @@ class FrameSpeakers:
 
     def _embed(self, spans: list[tuple[float, float]]) -> np.ndarray:
         assert self.scorer is not None
-        d = len(self.projection.layers)
-        stats = np.stack([self.scorer.span_stats(s, e, self.projection.layers) for s, e in spans])
-        half = stats.shape[-1] // 2  # mean ‖ std per layer: keep the means
-        return self.projection(stats[:, :, :half].reshape(len(spans), d * half))
+        layers = self.projection.layers
+        means = [self.scorer.frames(s, e)[layers].mean(axis=1, dtype=np.float64).reshape(-1) for s, e in spans]
+        return self.projection(np.stack(means))
 
     def turns(self) -> list[Turn]:
         """The speaker turns (after the timeline finished)."""

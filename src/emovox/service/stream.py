@@ -124,18 +124,12 @@ async def conversation(
     rec = await pool.run(recognizer_for, request.app, model)
 
     def work() -> dict:
-        pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
-        tl = rec.timeline(audio.samples, sample_rate=16000, source=audio.name)
-        if speakers != "none":
-            from emovox.diarize import add_speakers
-            from emovox.errors import DependencyError
+        from emovox.conversation import speaker_timeline
 
-            try:
-                add_speakers(tl, audio.samples, speakers=None if speakers == "auto" else int(speakers))
-            except DependencyError as exc:
-                if speakers != "auto":
-                    raise
-                log.warning("no speakers: %s", exc)
+        pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
+        count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
+        tl = speaker_timeline(rec, audio.samples, 16000, source=audio.name, speakers=count,
+                              on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
         return {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
 
     return await pool.run(work)
