@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from emovox.archive import ModelSpec, Problem, Progress, iter_inputs, predict_archive, read_manifest, unique
-from emovox.archive_output import ResultWriter
+from emovox.archive_output import FileRows, ResultWriter
 from emovox.errors import FileFormatError, ManifestError, ModelError
 from tests.conftest import REPO, make_tone
 from tests.product_fixtures import LABELS  # noqa: F401
@@ -97,7 +97,8 @@ def test_jsonl_records_errors_and_resume_after_a_torn_line(clips, tiny_model, tm
 
 def test_resume_refuses_another_models_file_and_foreign_files(clips, tiny_model, tmp_path):
     out = tmp_path / "r.jsonl"
-    out.write_text(json.dumps({"source": "x.wav", "error": None, "model": "other", "model_version": "1"}) + "\n")
+    out.write_text(json.dumps({"source": "x.wav", "probabilities": {}, "error": None, "model": "other",
+                               "model_version": "1"}) + "\n")
     with pytest.raises(FileFormatError, match="model 'other'.*choose another output file"):
         predict_archive(iter_inputs([str(clips / "d0")]), out, spec(tiny_model), progress=False)
     out.write_text("hello\n")
@@ -244,7 +245,7 @@ def _processes_with(tag: str) -> list[int]:
 
 
 def test_writer_stamp_is_in_every_record(tmp_path):
-    w = ResultWriter(tmp_path / "w.jsonl", "jsonl", ["a", "b"], ["source", "label", "probabilities", "error"],
+    w = ResultWriter(tmp_path / "w.jsonl", "jsonl", FileRows(["a", "b"], ["source", "label", "probabilities", "error"]),
                      {"model": "m", "model_version": "v"})
     assert len(w.open()) == 0
     w.write({"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0}, "error": None})

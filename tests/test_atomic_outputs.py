@@ -210,7 +210,7 @@ def test_onnx_graph(tmp_path, monkeypatch, crash_path_writes):
     import emovox.export as export
 
     (tmp_path / "model.onnx").write_text("old graph")  # str write: not the patched write_bytes
-    monkeypatch.setattr(export, "_export_bytes", lambda folder: (b"new graph " * 500, {}))
+    monkeypatch.setattr(export, "export_bytes", lambda folder: b"new graph " * 500)
     with pytest.raises(Crash):
         export.export_onnx(tmp_path)
     assert (tmp_path / "model.onnx").read_text() == "old graph" and leftovers(tmp_path, "model.onnx") == []

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emovox.audio_model import read_audio_config
 from emovox.inference import DEFAULT_MODEL, Recognizer, model_folder
+from tests.held_out import held_out_clips, held_out_ua
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
 
@@ -38,24 +36,10 @@ def test_examples_and_non_speech(examples_dir):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/corpora (real corpora) beside the checkout")
-def test_quality_floor_on_held_out_validation_speakers():
+def test_quality_floor_on_held_out_validation_speakers(corpora_dir):
     """Clips of the speakers the shipped model never trained on (listed in its config card)."""
-    from emovox.corpora.registry import load_corpus
-
-    held_out = set(read_audio_config(DEFAULT_MODEL).card["valid_speakers"])
+    held_out = read_audio_config(DEFAULT_MODEL).card["valid_speakers"]
     assert held_out, "the model card lists no held-out speakers"
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for corpus in ("ravdess", "tess", "emodb", "nemo", "ased"):
-        for u in load_corpus(corpus, str(SHARED / corpus), check_files=False):
-            if u.speaker in held_out and u.label in LABELS:
-                by_label[u.label].append(u.path)
-    rng = np.random.default_rng(0)
-    chosen = {k: list(rng.choice(v, size=min(12, len(v)), replace=False)) for k, v in by_label.items()}
-    r = Recognizer.load(vad=None)
-    recalls = []
-    for label, paths in chosen.items():
-        preds = r.predict(paths)
-        recalls.append(np.mean([p.label == label for p in preds]))
-    ua = float(np.mean(recalls))
-    assert ua >= 0.6, f"held-out UA {ua:.3f} ({json.dumps(dict(zip(chosen, map(float, recalls))))})"
+    clips = held_out_clips(corpora_dir, ("ravdess", "tess", "emodb", "nemo", "ased"), held_out, LABELS)
+    ua, recalls = held_out_ua(Recognizer.load(vad=None), clips)
+    assert ua >= 0.6, f"held-out UA {ua:.3f} ({json.dumps(recalls)})"

@@ -11,8 +11,10 @@ pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (p
 pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'emovox[onnx]')")
 
 from emovox.errors import ModelError  # noqa: E402
-from emovox.export import ONNX_NAME, OnnxEngine, export_onnx  # noqa: E402
-from emovox.inference import Recognizer, TorchEngine  # noqa: E402
+from emovox.engines import OnnxEngine, TorchEngine  # noqa: E402
+from emovox.export import ONNX_NAME, export_onnx  # noqa: E402
+from emovox.frontend.normalize import mvn  # noqa: E402
+from emovox.inference import Recognizer  # noqa: E402
 from tests.conftest import make_tone  # noqa: E402
 from tests.product_fixtures import LABELS, make_tiny_model  # noqa: E402
 
@@ -49,7 +51,7 @@ def test_parity_with_torch_over_lengths(exported, batch, frames):
     folder, _ = exported
     model, _ = load_model(folder)
     feats = torch.randn(batch, frames, 32) * 3 - 5
-    ref = TorchEngine(model, "segment")(feats)
+    ref = TorchEngine(model, mvn)(feats)
     got = OnnxEngine.for_model(folder, threads=1)(feats)
     assert got.shape == (batch, len(LABELS))
     assert np.abs(got - ref).max() < PARITY

@@ -53,6 +53,20 @@ def select_table(sel: dict) -> str:
     return "\n".join(rows)
 
 
+def augment_table(aug: dict) -> str:
+    """Training augmentations: the choice (validation copies) and, beside it, the held-out corpora."""
+    copies = list(next(iter(aug["augments"].values()))["valid"])
+    rows = ["| training copy | " + " | ".join(f"valid UA, {c} copies" for c in copies) + " | **valid score** | "
+            "LOCO 4-class UA mean (min) | LOCO, telephone copies |", "|---" * (len(copies) + 4) + "|"]
+    for name, r in aug["augments"].items():
+        mark = " ← chosen" if name == aug["chosen_augment"] else ""
+        s, t = r["loco_summary"], r["loco_telephone_summary"]
+        rows.append(f"| {name}{mark} | " + " | ".join(pct(np.mean(r["valid"][c])) for c in copies)
+                    + f" | **{pct(r['valid_score'])}** | {pct(s['mean_shared_ua'])} ({pct(s['min_shared_ua'])}) | "
+                    f"{pct(t['mean_shared_ua'])} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", default="runs/generalist")
@@ -61,12 +75,23 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = Path(args.runs)
     sel = json.loads((runs / "select.json").read_text())
-    ev = json.loads((runs / "evaluate.json").read_text())
-    ship = json.loads((runs / "ship.json").read_text())
-    parts = [
-        "## Model selection (validation speakers only)", f"Command: `{CMD.format(stage='select')}`", "", select_table(sel), "",
+    parts = ["## Model selection (validation speakers only)", f"Command: `{CMD.format(stage='select')}`", "",
+             select_table(sel), ""]
+    suffix = ""
+    if (runs / "augment.json").is_file():
+        aug = json.loads((runs / "augment.json").read_text())
+        suffix = "" if aug["chosen_augment"] == "none" else f"-{aug['chosen_augment']}"
+        parts += ["### Training augmentation (validation copies only)",
+                  f"Command: `{CMD.format(stage='augment')}`. Each row trains every LOCO fold on each training clip "
+                  "plus one degraded copy of it (`features.py --degrade NAME`); the choice is the highest **valid "
+                  f"score**: {aug['rule']}. The LOCO columns are the held-out corpora, shown beside it and never "
+                  "read by the choice.", "", augment_table(aug), ""]
+    ev = json.loads((runs / f"evaluate{suffix}.json").read_text())
+    ship = json.loads((runs / f"ship{suffix}.json").read_text())
+    flag = f" --augment {suffix[1:]}" if suffix else ""
+    parts += [
         "## Leave-one-corpus-out (train on four corpora, test on the fifth)",
-        f"Command: `{CMD.format(stage='evaluate')}`. 4-class UA = angry/happy/neutral/sad (every corpus has "
+        f"Command: `{CMD.format(stage='evaluate')}{flag}`. 4-class UA = angry/happy/neutral/sad (every corpus has "
         "them; scores restricted to those 4); own-label UA = every label of the held-out corpus that the "
         "model knows. Chance: 25 % (4-class).", "", loco_table(ev), "",
     ]
@@ -76,7 +101,7 @@ def main(argv=None) -> int:
     parts += ["## 5-fold speaker-disjoint cross-validation over all five corpora (7 classes)",
               "Temperature fitted on each fold's validation speakers; ECE with 15 bins on the test fold.", "",
               kfold_table(ev), "",
-              "## Shipped model", f"Command: `{CMD.format(stage='ship')}`. Trained on every speaker except the "
+              "## Shipped model", f"Command: `{CMD.format(stage='ship')}{flag}`. Trained on every speaker except the "
               f"validation speakers ({len(ship['valid_speakers'])}), used to choose the epoch and the temperature "
               f"(T = {ship['temperature']:.3f}; validation UA {pct(ship['valid_ua'])}; validation ECE "
               f"{ship['ece_valid_before']:.3f} → {ship['ece_valid_after']:.3f}).", ""]

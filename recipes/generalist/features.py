@@ -4,7 +4,9 @@ For each clip: 16 kHz mono audio (soundfile), Whisper log-mel (:func:`emovox.whi
 unpadded, chunked at 30 s), the packaged Whisper encoder's hidden states 0..n_layers
 (:mod:`emovox.whisper.encoder`), each mean ‖ std pooled over frames -> ``(n_layers + 1, 2 d)``
 fp16. ``--degrade telephone`` first passes the audio through the telephone band (8 kHz, G.711 mu-law) of
-:mod:`emovox.robust` (the robustness table's test copies). Shards of 200 clips are written
+:mod:`emovox.robust` (the robustness table's test copies); ``--degrade robust`` through a random chain
+of every effect; ``--degrade speed|reverb|noise|codec`` through that one effect (training copies for
+the one-effect rows). ``--max-layer 4`` keeps states 0..4 only (the shipped head's layers) and is faster. Shards of 200 clips are written
 atomically under ``OUT/<corpus>/``; a re-run skips finished clips.
 
     python recipes/generalist/features.py --corpora ravdess tess --out runs/generalist/feats
@@ -42,6 +44,11 @@ def pooled_layers(wl: torch.nn.Module, samples: np.ndarray) -> np.ndarray:
 
 #: ``--degrade robust``: every effect of :mod:`emovox.robust`, each with this probability per clip
 ROBUST = {"speed": 0.3, "reverb": {"p": 0.3, "method": "synthetic"}, "noise": 0.4, "telephone": 0.2, "codec": 0.3}
+#: ``--degrade speed|reverb|noise|codec``: that effect alone, on every clip (its default ranges);
+#: the one-effect-at-a-time rows of the robustness table
+SINGLE = {"speed": {"speed": 1.0}, "reverb": {"reverb": {"p": 1.0, "method": "synthetic"}},
+          "noise": {"noise": 1.0}, "codec": {"codec": 1.0}}
+DEGRADE = ("none", "telephone", "robust", *SINGLE)
 _AUGMENTER = None
 
 
@@ -54,7 +61,7 @@ def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
     if kind == "telephone":
         return telephone_band(samples, mulaw=True)
     if _AUGMENTER is None:
-        _AUGMENTER = RobustAugmenter(robust_config(ROBUST), seed=0)
+        _AUGMENTER = RobustAugmenter(robust_config(SINGLE.get(kind, ROBUST)), seed=0)
     return _AUGMENTER(samples, key=seed)
 
 
@@ -63,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default="../shared/corpora")
     ap.add_argument("--corpora", nargs="+", default=list(GLOBS), choices=list(GLOBS))
     ap.add_argument("--model", default="base")
-    ap.add_argument("--degrade", default="none", choices=["none", "telephone", "robust"])
+    ap.add_argument("--degrade", default="none", choices=DEGRADE)
+    ap.add_argument("--max-layer", type=int, default=None,
+                    help="keep hidden states 0..N only and cut the encoder there (default: all)")
     ap.add_argument("--out", default="runs/generalist/feats")
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--reverse", action="store_true", help="last shard first (a second worker on the same corpus)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    wl = whisper_layers(args.model, "all", attn="sdpa")
+    wl = whisper_layers(args.model, "all" if args.max_layer is None else range(args.max_layer + 1), attn="sdpa")
     for corpus in args.corpora:
         files = sorted(glob.glob(os.path.join(args.root, GLOBS[corpus])))
         out = Path(args.out) / f"{args.model}-{args.degrade}" / corpus
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = x.mean(1)
                 if sr != 16000:
                     raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
-                x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade == "robust" else s + i)
+                x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade != "telephone" else s + i)
                 if len(x) < 2 * HOP * 2:
                     x = np.pad(x, (0, 4 * HOP - len(x)))
                 feats.append(pooled_layers(wl, x))

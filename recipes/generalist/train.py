@@ -1,11 +1,13 @@
 """Train and evaluate the default model: Whisper-layer head on five corpora, seven classes.
 
     python recipes/generalist/train.py --stage select     # candidates x leave-one-corpus-out, valid UA
+    python recipes/generalist/train.py --stage augment    # chosen candidate x training augmentations
     python recipes/generalist/train.py --stage evaluate   # chosen candidate: LOCO, 5-fold CV, telephone, ECE
     python recipes/generalist/train.py --stage ship       # final fit on all speakers -> model package
 
 Candidates are in ``recipe.yaml``; the choice uses validation speakers only (the mean over the
-leave-one-corpus-out folds of the validation UA), never a test corpus. Every stage writes JSON
+leave-one-corpus-out folds of the validation UA), never a test corpus; the training augmentation
+is chosen the same way on clean, telephone and degraded copies of the validation speakers. Every stage writes JSON
 (and the tables of README.md) under ``--out``.
 """
 
@@ -69,6 +71,47 @@ def stage_select(args, recipe, feats, y, w, utts):
     return {"candidates": rows, "chosen": best, "rule": "max mean validation UA over the LOCO folds"}
 
 
+#: --stage augment: the validation copies the choice between training augmentations is scored on
+#: (declared before the one-effect runs existed): clean, telephone band, and the random chain of
+#: every effect. The score is the mean over these copies and over the LOCO folds of the valid UA.
+VALID_COPIES = ("none", "telephone", "robust")
+AUGMENTS = ("none", "telephone", "robust", "noise", "reverb", "codec", "speed")
+
+
+def stage_augment(args, recipe, feats, y, w, utts, variants):
+    """Training augmentations x LOCO folds: valid UA on each validation copy (the choice) and, beside
+    it, the held-out corpus clean and telephone (the per-effect table; never read by the choice)."""
+    cand = recipe["candidates"][args.candidate]
+    truth = np.array([u.label for u in utts])
+    rows: dict = {}
+    for aug_name in args.augments or AUGMENTS:
+        if aug_name not in variants:
+            print(f"{aug_name}: no features, skipped", flush=True)
+            continue
+        aug = None if aug_name == "none" else variants[aug_name]
+        row: dict = {"valid": {c: [] for c in VALID_COPIES}, "loco": [], "loco_telephone": []}
+        for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
+            head, _, (tr, va, te), _, logits = run_fold(feats, y, w, utts, fold, cand, aug=aug)
+            for c in VALID_COPIES:
+                row["valid"][c].append(balanced_accuracy(y[va], predict_head(head, variants[c][va][:, cand["layers"]]).argmax(1)))
+            corpus = fold.info["test_corpus"]
+            row["loco"].append(score_held_out(truth[te], logits, LABELS, corpus=corpus))
+            tl = predict_head(head, variants["telephone"][te][:, cand["layers"]])
+            row["loco_telephone"].append(score_held_out(truth[te], tl, LABELS, corpus=corpus))
+        row["valid_score"] = float(np.mean([np.mean(v) for v in row["valid"].values()]))
+        row["loco_summary"] = summarize_cross_corpus(row["loco"])
+        row["loco_telephone_summary"] = summarize_cross_corpus(row["loco_telephone"])
+        rows[aug_name] = row
+        print(aug_name, "valid", {c: round(100 * float(np.mean(v)), 1) for c, v in row["valid"].items()},
+              "score", round(100 * row["valid_score"], 1), flush=True)
+    previous = Path(args.out) / "augment.json"
+    if args.augments and previous.exists():  # a later run adds rows to the earlier ones
+        rows = {**json.loads(previous.read_text())["augments"], **rows}
+    best = max(rows, key=lambda k: rows[k]["valid_score"])  # validation copies only
+    return {"candidate": args.candidate, "augments": rows, "chosen_augment": best,
+            "rule": "max over augmentations of the mean valid UA over copies " + "/".join(VALID_COPIES) + " and LOCO folds"}
+
+
 def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     cand = recipe["candidates"][args.candidate]
     aug = args.aug_feats
@@ -115,7 +158,7 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
     final = Fold("final", fold.train + fold.test, fold.valid, [], info={"protocol": "final"})
     head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand, aug=aug)
     t = fit_temperature(vlog, y[va])
-    card = {"valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
+    card = {"augment": args.augment, "valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
             "temperature": t, "ece_valid_before": expected_calibration_error(softmax(vlog), y[va]),
             "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
     config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
@@ -128,15 +171,17 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["select", "evaluate", "ship"], required=True)
+    ap.add_argument("--stage", choices=["select", "augment", "evaluate", "ship"], required=True)
     ap.add_argument("--recipe", default=str(HERE / "recipe.yaml"))
     ap.add_argument("--root", default="../shared/corpora")
     ap.add_argument("--feats", default="runs/generalist/feats")
     ap.add_argument("--out", default="runs/generalist")
     ap.add_argument("--candidate", default=None, help="default: the one --stage select chose")
     ap.add_argument("--package", default="runs/generalist/package")
-    ap.add_argument("--augment", choices=["none", "telephone", "robust"], default="none",
+    ap.add_argument("--augment", choices=["none", "telephone", "robust", "speed", "reverb", "noise", "codec"], default="none",
                     help="also train on the degraded copy of every training clip (features.py --degrade)")
+    ap.add_argument("--augments", nargs="+", choices=AUGMENTS, default=None,
+                    help="--stage augment: only these (rows are added to an earlier augment.json)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     recipe = yaml.safe_load(Path(args.recipe).read_text())
@@ -159,6 +204,14 @@ def main(argv=None) -> int:
         tel if args.augment == "telephone" else load_features(args.feats, args.root, utts, variant=f"base-{args.augment}")
     if args.stage == "select":
         result = stage_select(args, recipe, feats, y, w, utts)
+    elif args.stage == "augment":
+        variants = {"none": feats}
+        for name in AUGMENTS[1:]:
+            try:
+                variants[name] = load_features(args.feats, args.root, utts, variant=f"base-{name}")
+            except KeyError:
+                pass
+        result = stage_augment(args, recipe, feats, y, w, utts, variants)
     elif args.stage == "evaluate":
         result = stage_evaluate(args, recipe, feats, y, w, utts, tel)
     else:

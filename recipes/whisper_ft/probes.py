@@ -35,10 +35,10 @@ RECIPES = {"emodb": HERE / "emodb_loso.yaml", "ravdess": HERE / "ravdess_6x4.yam
 CONCATS = {"base": [[2, 3, 4], [1, 3, 5]], "tiny.en": [[2, 3, 4], [1, 2, 3]]}
 
 
-def load_pooled(feats_dir: str | Path, model: str, corpus: str, corpora_root: str | Path,
-                paths: Sequence[str]) -> np.ndarray:
-    """``(N, L+1, 2d)`` float32 pooled states for audio ``paths``, in order (ConfigError names a gap)."""
-    folder = Path(feats_dir) / f"{model}-none" / corpus
+def read_shards(folder: str | Path, corpora_root: str | Path, paths: Sequence[str], hint: str) -> np.ndarray:
+    """float32 rows of the ``*.npz`` shards in ``folder`` (arrays ``paths`` relative to the corpora
+    folder, ``feats``) for audio ``paths``, in order; ConfigError names the first gap and ``hint``."""
+    folder = Path(folder)
     table: dict[str, np.ndarray] = {}
     for shard in sorted(glob.glob(str(folder / "*.npz"))):
         with np.load(shard) as z:
@@ -48,8 +48,15 @@ def load_pooled(feats_dir: str | Path, model: str, corpus: str, corpora_root: st
     missing = [r for r in rel if r not in table]
     if missing:
         raise ConfigError(f"{len(missing)} of {len(rel)} clips have no pooled features in {folder} (e.g. {missing[0]}); "
-                          f"run recipes/generalist/features.py --model {model} --corpora {corpus} first")
+                          f"{hint}")
     return np.stack([table[r] for r in rel]).astype(np.float32)
+
+
+def load_pooled(feats_dir: str | Path, model: str, corpus: str, corpora_root: str | Path,
+                paths: Sequence[str]) -> np.ndarray:
+    """``(N, L+1, 2d)`` float32 pooled states for audio ``paths``, in order (ConfigError names a gap)."""
+    return read_shards(Path(feats_dir) / f"{model}-none" / corpus, corpora_root, paths,
+                       f"run recipes/generalist/features.py --model {model} --corpora {corpus} first")
 
 
 def probe(x: np.ndarray, labels: np.ndarray, index: dict[str, int], folds: Sequence) -> list[dict]:

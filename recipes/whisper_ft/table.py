@@ -1,4 +1,4 @@
-"""Markdown tables of the probe and fine-tuning results (the numbers in README.md).
+"""Markdown tables of the probe, fine-tuning and fusion results (the numbers in README.md).
 
     python recipes/whisper_ft/table.py --runs runs/whisper_ft
 """
@@ -65,6 +65,51 @@ def ft_table(runs: Path) -> list[str]:
     return lines
 
 
+SYSTEM_NAMES = {"whisper 1+3+5": "Whisper base, states 1+3+5", "whisper 2+3+4": "Whisper base, states 2+3+4",
+                "compare": "ComParE_2016 functionals (6373)", "ge2e": "GE2E utterance embedding (256)",
+                "ge2eframes": "GE2E frames, mean ‖ std (512)"}
+FUSION_LABELS = {"feature": "feature-level (standardised concatenation → SVM)",
+                 "score": "score-level (calibrated SVM scores, weight on validation)"}
+
+
+def _fusion_rows(result: dict) -> dict[str, tuple[dict, bool]]:
+    """Display name -> (row, chosen on validation); fusions named by role (W* = the chosen Whisper set)."""
+    out = {}
+    for name, row in result["rows"].items():
+        if row["kind"] == "single":
+            label = SYSTEM_NAMES.get(name, name)
+        else:
+            label = f"{FUSION_LABELS[row['kind']]}: W* + " + " + ".join(row["members"][1:])
+        out[label] = (row, name in result["chosen"].values())
+    order = [*SYSTEM_NAMES.values(), *FUSION_LABELS]
+    return dict(sorted(out.items(), key=lambda kv: (next(i for i, o in enumerate(order) if kv[0].startswith(o)),
+                                                    len(kv[1][0]["members"]), kv[0])))
+
+
+def fusion_table(runs: Path) -> list[str]:
+    """Single systems and their fusions (``fusion.py``), both corpora; validation choices in bold."""
+    res = {c: load(runs / "fusion" / f"{c}.json") for c in ("emodb", "ravdess")}
+    rows = {c: _fusion_rows(r) for c, r in res.items() if r}
+    names: list[str] = []
+    for r in rows.values():
+        names += [n for n in r if n not in names]
+    lines = ["| system (SVM per fold, C on validation) | EmoDB LOSO: test UA (valid UA) | RAVDESS 6×4: test UA (valid UA) "
+             "| command |", "|---|---|---|---|"]
+    for n in names:
+        cells = []
+        for c in ("emodb", "ravdess"):
+            row, chosen = rows.get(c, {}).get(n, (None, False))
+            text = "-" if row is None else f"{cell(row['per_fold'])} ({100 * row['valid_ua_mean']:.1f})"
+            cells.append(f"**{text}**" if chosen else text)
+        lines.append(f"| {n} | {cells[0]} | {cells[1]} | `python recipes/whisper_ft/fusion.py --corpus emodb` / `ravdess` |")
+    lines.append("")
+    for c, r in res.items():
+        if r:
+            lines.append(f"{c}: W* = `{r['chosen']['whisper']}`, GE2E = `{r['chosen']['ge2e']}`, fusion = "
+                         f"`{r['chosen']['fusion']}` (chosen on validation UA)  ")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", default="runs/whisper_ft")
@@ -72,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in ("tiny.en", "base"):
         print("\n".join(probe_table(runs, model)) + "\n")
     print("\n".join(ft_table(runs)))
+    if (runs / "fusion").is_dir():
+        print("\n" + "\n".join(fusion_table(runs)))
     return 0
 
 

@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from emovox.training.baseline import utterance_vectors
     from emovox.models.io import save_model
+    from emovox.pipeline import PipelineConfig
     from emovox.protocols import speaker_kfold
     from emovox.upstreams import build_upstream
 
@@ -174,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     config = {
         "name": "emovox-whisper-7class-v1",
         "card": "MODEL_CARD.md",
-        "frontend": {"name": "whisper_encoder", "kwargs": {}},
-        "normalize": "none",
-        "vad": False,
+        # frozen Whisper tiny.en frames, unpadded, int8 (the upstream the features came from)
+        **PipelineConfig("upstream", {"upstream": "whisper", "options": {}}, vad=False, normalize="none").to_dict(),
         "labels": CLASSES,
         "training": {
             "recipe": "recipes/whisper_head/train.py",

@@ -1,16 +1,18 @@
-"""Prediction over archives: folders, globs and manifests streamed through ``--jobs N`` processes.
+"""Archive runs: folders, globs and manifests streamed through ``--jobs N`` processes, one task.
 
-    from emovox.archive import ModelSpec, iter_inputs, predict_archive
-    summary = predict_archive(iter_inputs(["calls/"]), "results.jsonl", ModelSpec(), jobs=2)
+    from emovox.archive import ModelSpec, PredictTask, iter_inputs, run_archive
+    summary = run_archive(iter_inputs(["calls/"]), "results.jsonl", PredictTask(ModelSpec()), jobs=2)
 
-* **Inputs** (:func:`iter_inputs`): files, folders (walked recursively, each folder's entries
-  sorted, without listing the whole tree first), glob patterns (expanded and sorted: for millions
-  of files pass a folder or a manifest) and manifests (``--manifest``: a CSV with a ``path``
-  column, or a text file with one path per line; relative paths are relative to the manifest's
-  folder). Inputs that name nothing usable become error records.
-* **Workers**: ``jobs`` processes (``spawn``), each loading the model once with one intra-op
+* **Tasks**: what is done to each file. :class:`PredictTask` (``emovox predict``: one
+  :class:`emovox.inference.Prediction` per file) and :class:`emovox.archive_timeline.TimelineTask`
+  (``emovox timeline``: the windows, regions and speakers of each file). A task is a picklable
+  description; :meth:`Task.build` loads it (once per worker) into a :class:`Worker`, a callable
+  path -> record; the task also makes error records and fixes the output's row layout and stamp.
+* **Inputs** (:mod:`emovox.archive_inputs`): files, folders (walked, streamed), glob patterns,
+  manifests. Inputs that name nothing usable become error records.
+* **Workers**: ``jobs`` processes (``spawn``), each building the task once with one intra-op
   thread; files go out through a bounded window of ``window`` pending files, so memory does not
-  grow with the archive. ``jobs=1`` predicts in this process.
+  grow with the archive. ``jobs=1`` works in this process.
 * **Order**: records are written in **input order** (a result that arrives early waits in the
   window for the ones before it), so a complete run's file is the same whatever ``jobs`` is, and
   a run killed and resumed ends with the same file as one that was never interrupted.
@@ -28,8 +30,6 @@ The cluster route (Lightning ``Trainer.predict``, DDP, one shard per rank) is in
 from __future__ import annotations
 
 import collections
-import csv
-import glob
 import logging
 import multiprocessing
 import os
@@ -38,106 +38,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from emovox.archive_output import Finished, ResultWriter, digest
+from emovox.archive_inputs import Item, Problem, iter_inputs, read_manifest, unique, walk
+from emovox.archive_output import FileRows, Finished, Layout, ResultWriter, format_for
 from emovox.archive_progress import Progress
-from emovox.errors import ConfigError, EmovoxError, ManifestError
+from emovox.errors import ConfigError, EmovoxError
 
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------------ inputs
-@dataclass(frozen=True)
-class Problem:
-    """An input that names nothing usable: it gets an error record with ``source`` = the input."""
-
-    source: str
-    problem: str
-
-
-Item = str | Problem
-
-
-def _extensions() -> tuple[str, ...]:
-    from emovox.audio import SUPPORTED_EXTENSIONS
-
-    return tuple(SUPPORTED_EXTENSIONS)
-
-
-def walk(folder: Path, extensions: Sequence[str]) -> Iterator[str]:
-    """Audio files under ``folder``, depth first, each folder's entries in sorted order (streamed)."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        log.warning("%s: cannot list this folder (%s); skipped", folder, exc)
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir():
-                yield from walk(Path(entry.path), extensions)
-            elif entry.is_file() and Path(entry.name).suffix.lower() in extensions:
-                yield entry.path
-        except OSError:
-            continue
-
-
-def read_manifest(path: str | os.PathLike) -> Iterator[str]:
-    """Paths listed in a manifest: a CSV with a ``path`` column (``.csv``) or one path per line
-    (blank lines and ``#`` comments skipped). Relative paths are relative to the manifest's folder."""
-    path = Path(path)
-    base = path.parent
-    try:
-        fh = open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot open the manifest ({exc.strerror}); check the path") from None
-    with fh:
-        if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(fh)
-            names = reader.fieldnames or []
-            column = next((c for c in ("path", "file", "source") if c in names), None)
-            if column is None:
-                raise ManifestError(f"{path}: a CSV manifest needs a 'path' column; its header has "
-                                    f"{', '.join(names) or 'nothing'}")
-            lines: Iterable[str] = ((row.get(column) or "").strip() for row in reader)
-        else:
-            lines = (line.strip() for line in fh)
-        try:
-            for entry in lines:
-                if entry and not entry.startswith("#"):
-                    yield entry if os.path.isabs(entry) else str(base / entry)
-        except UnicodeDecodeError:
-            raise ManifestError(f"{path}: not a UTF-8 text or CSV manifest; give a list of paths, one a line") from None
-
-
-def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Iterator[Item]:
-    """The files to predict, in input order, as paths, plus a :class:`Problem` for each input that
-    names nothing usable. Missing plain paths are passed on: their records say what is wrong."""
-    extensions = _extensions()
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = False
-            for f in walk(p, extensions):
-                found = True
-                yield f
-            if not found:
-                yield Problem(raw, f"no audio files ({', '.join(extensions)}) in this folder")
-        elif not p.exists() and glob.has_magic(raw):
-            found = False
-            for f in sorted(glob.glob(raw, recursive=True)):
-                for g in walk(Path(f), extensions) if Path(f).is_dir() else [f]:
-                    found = True
-                    yield g
-            if not found:
-                yield Problem(raw, "no files match this pattern")
-        else:
-            yield raw
-    for manifest in manifests:
-        yield from read_manifest(manifest)
-
-
-# ----------------------------------------------------------------------------------- workers
+# ------------------------------------------------------------------------------------- tasks
 @dataclass(frozen=True)
 class ModelSpec:
     """How each worker loads its :class:`emovox.inference.Recognizer` (picklable). A field left
@@ -165,6 +76,34 @@ class ModelSpec:
         return Recognizer.load(self.model, **options)
 
 
+class Worker(Protocol):
+    """A built task: source path -> record (never raises for a bad file); ``info`` describes it
+    (``labels``, ``model``, ``model_version`` and what the task's layout needs)."""
+
+    info: dict[str, Any]
+
+    def __call__(self, source: str) -> dict[str, Any]: ...
+
+
+class Task(Protocol):
+    """What an archive run does to each file (picklable: it is sent to every worker process)."""
+
+    @property
+    def kind(self) -> str:
+        """``predict`` or ``timeline``: the command, for messages."""
+
+    @property
+    def threads(self) -> int: ...
+
+    def build(self) -> Worker: ...
+
+    def error_record(self, source: str, problem: str) -> dict[str, Any]: ...
+
+    def layout(self, info: dict[str, Any]) -> Layout: ...
+
+    def stamp(self, info: dict[str, Any]) -> dict[str, Any]: ...
+
+
 def model_version(folder: Path, config: dict[str, Any]) -> str:
     """The config's ``version``, else the first 12 hex digits of the weights' SHA-256 (of
     ``model.safetensors``, else ``model.onnx``, else ``config.json``)."""
@@ -177,46 +116,85 @@ def model_version(folder: Path, config: dict[str, Any]) -> str:
     return sha256_file(target)[:12]
 
 
+def model_info(recognizer: Any) -> dict[str, Any]:
+    """The ``labels``, ``model`` (name) and ``model_version`` of a loaded Recognizer."""
+    return {"labels": list(recognizer.labels), "model": str(recognizer.info()["name"]),
+            "model_version": model_version(recognizer.folder, recognizer.config)}
+
+
 def error_record(source: str, problem: str) -> dict[str, Any]:
-    """The record of an input that could not be predicted (every prediction field present)."""
+    """The prediction record of an input that could not be predicted (every field present)."""
     from emovox.inference import Prediction
 
     return Prediction(source=source, label=None, probabilities={}, error=problem).to_dict()
+
+
+def guarded(task: Task, source: str, work: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """``work(source)``, or the task's error record when it fails (one file never ends a run)."""
+    try:
+        return work(source)
+    except EmovoxError as exc:
+        return task.error_record(source, str(exc))
+    except Exception as exc:  # a decoder/model failure on one file must not end an archive run
+        log.exception("%s: unexpected failure", source)
+        return task.error_record(source, f"{source}: unexpected {type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class PredictTask:
+    """``emovox predict``: one record per file, ``Prediction.to_dict()`` (CSV: one row per file)."""
+
+    model: ModelSpec = ModelSpec()
+    kind: str = "predict"
+
+    @property
+    def threads(self) -> int:
+        return self.model.threads
+
+    def build(self) -> "Predictor":
+        return Predictor(self.model)
+
+    def error_record(self, source: str, problem: str) -> dict[str, Any]:
+        return error_record(source, problem)
+
+    def layout(self, info: dict[str, Any]) -> Layout:
+        return FileRows(info["labels"], info["fields"])
+
+    def stamp(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {"model": info["model"], "model_version": info["model_version"]}
 
 
 class Predictor:
     """One loaded model: path -> record (``Prediction.to_dict()``; errors become records)."""
 
     def __init__(self, spec: ModelSpec) -> None:
+        self.task = PredictTask(spec)
         self.recognizer = spec.load()
-        info = self.recognizer.info()
-        self.info = {"labels": list(self.recognizer.labels), "model": str(info["name"]),
-                     "model_version": model_version(self.recognizer.folder, self.recognizer.config),
-                     "fields": list(error_record("", "").keys())}
+        self.info = {**model_info(self.recognizer), "fields": list(error_record("", "").keys())}
 
     def __call__(self, source: str) -> dict[str, Any]:
-        try:
-            return self.recognizer.predict([source])[0].to_dict()
-        except EmovoxError as exc:
-            return error_record(source, str(exc))
-        except Exception as exc:  # a decoder/model failure on one file must not end an archive run
-            log.exception("%s: unexpected failure", source)
-            return error_record(source, f"{source}: unexpected {type(exc).__name__}: {exc}")
+        return guarded(self.task, source, lambda s: self.recognizer.predict([s])[0].to_dict())
 
 
-_WORKER: Predictor | None = None
+def as_task(task: Task | ModelSpec) -> Task:
+    """A task; a bare :class:`ModelSpec` means :class:`PredictTask` with that model."""
+    return PredictTask(task) if isinstance(task, ModelSpec) else task
+
+
+# ----------------------------------------------------------------------------------- workers
+_WORKER: Worker | None = None
 _INIT_ERROR: tuple[str, str] = ("EmovoxError", "the worker could not load the model")
 
 
-def _init_worker(spec: ModelSpec) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(spec.threads)  # before torch is imported in this process
-    os.environ["MKL_NUM_THREADS"] = str(spec.threads)
+def _init_worker(task: Task) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(task.threads)  # before torch is imported in this process
+    os.environ["MKL_NUM_THREADS"] = str(task.threads)
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed with SIGKILL cannot stop its pool: leave with it
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     global _WORKER, _INIT_ERROR
     try:
-        _WORKER = Predictor(spec)
+        _WORKER = task.build()
     except EmovoxError as exc:  # reported by _worker_info: a failing initializer only says "broken pool"
         _INIT_ERROR = (type(exc).__name__, str(exc))
 
@@ -240,25 +218,25 @@ def _raise_init_error(name: str, message: str) -> None:
     raise cls(message) if cls in simple else EmovoxError(message)
 
 
-def _worker_predict(source: str) -> dict[str, Any]:
+def _worker_run(source: str) -> dict[str, Any]:
     assert _WORKER is not None
     return _WORKER(source)
 
 
 class Engine:
-    """Predicts sources in order with ``jobs`` worker processes (or in-process for ``jobs=1``)."""
+    """Runs a task over sources in order with ``jobs`` worker processes (in-process for ``jobs=1``)."""
 
-    def __init__(self, spec: ModelSpec, jobs: int = 1, window: int | None = None,
+    def __init__(self, task: Task | ModelSpec, jobs: int = 1, window: int | None = None,
                  start_method: str = "spawn") -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be a positive integer, got {jobs}")
-        self.spec, self.jobs = spec, jobs
+        self.task, self.jobs = as_task(task), jobs
         self.window = window or 8 * jobs
         self.start_method = start_method
-        self._local: Predictor | None = None
+        self._local: Worker | None = None
         self._pool: ProcessPoolExecutor | None = None
         if jobs == 1:
-            self._local = Predictor(spec)
+            self._local = self.task.build()
             self.info = self._local.info
         else:
             self._pool = self._new_pool()
@@ -269,7 +247,7 @@ class Engine:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context(self.start_method),
-                                   initializer=_init_worker, initargs=(self.spec,))
+                                   initializer=_init_worker, initargs=(self.task,))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -282,12 +260,14 @@ class Engine:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _problem(self, item: Problem) -> dict[str, Any]:
+        return self.task.error_record(item.source, f"{item.source}: {item.problem}")
+
     def run(self, sources: Iterable[Item]) -> Iterator[dict[str, Any]]:
         """One record per source, in the order given (problems become error records here)."""
         if self._local is not None:
             for item in sources:
-                yield error_record(item.source, f"{item.source}: {item.problem}") if isinstance(item, Problem) \
-                    else self._local(item)
+                yield self._problem(item) if isinstance(item, Problem) else self._local(item)
             return
         pending: collections.deque[tuple[Item, Future | None]] = collections.deque()
         it = iter(sources)
@@ -304,7 +284,7 @@ class Engine:
             item, future = pending.popleft()
             if future is None:
                 assert isinstance(item, Problem)
-                yield error_record(item.source, f"{item.source}: {item.problem}")
+                yield self._problem(item)
                 continue
             try:
                 yield future.result()
@@ -314,31 +294,32 @@ class Engine:
 
     def _submit(self, source: str) -> Future:
         assert self._pool is not None
-        return self._pool.submit(_worker_predict, source)
+        return self._pool.submit(_worker_run, source)
 
     def _recover(self, pending: list[tuple[Item, Future | None]]) -> Iterator[dict[str, Any]]:
-        """A worker died: predict the pending files one at a time in a fresh pool, so the file that
+        """A worker died: run the pending files one at a time in a fresh pool, so the file that
         kills a worker is found and gets an error record while the others get their results."""
         log.warning("a worker process died; retrying %d pending files one at a time", len(pending))
         self.close()
         self._pool = self._new_pool()
         for item, _ in pending:
             if isinstance(item, Problem):
-                yield error_record(item.source, f"{item.source}: {item.problem}")
+                yield self._problem(item)
                 continue
             try:
                 yield self._submit(item).result()
             except BrokenProcessPool:
                 self.close()
                 self._pool = self._new_pool()
-                yield error_record(item, f"{item}: the worker process died while decoding or predicting this "
-                                         "file (a crash in a decoder or the model); check the file")
+                yield self.task.error_record(item, f"{item}: the worker process died while decoding or "
+                                                   "analysing this file (a crash in a decoder or the model); "
+                                                   "check the file")
 
 
 # ------------------------------------------------------------------------------------- runs
 @dataclass
 class Summary:
-    """What a run did: records now in the output, of which failed; how many this run predicted."""
+    """What a run did: records now in the output, of which failed; how many this run processed."""
 
     ok: int = 0
     failed: int = 0
@@ -346,38 +327,23 @@ class Summary:
     skipped: int = 0
 
 
-def unique(items: Iterable[Item], skip: Callable[[str], bool] | None = None) -> Iterator[Item]:
-    """``items`` without repeats (first occurrence kept) and without those ``skip`` says are done."""
-    seen: set[int] = set()
-    for item in items:
-        source = item.source if isinstance(item, Problem) else item
-        key = digest(source)
-        if key in seen:
-            continue
-        seen.add(key)
-        if skip is None or not skip(source):
-            yield item
-
-
-def predict_archive(items: Iterable[Item], output: str | os.PathLike, spec: ModelSpec, jobs: int = 1,
-                    fmt: str | None = None, total: int | None = None, progress: bool | None = None,
-                    window: int | None = None, log_every: float = 10.0,
-                    on_error: Callable[[dict[str, Any]], None] | None = None) -> Summary:
-    """Predict every input into ``output`` (resuming it) and return a :class:`Summary`.
+def run_archive(items: Iterable[Item], output: str | os.PathLike, task: Task | ModelSpec, jobs: int = 1,
+                fmt: str | None = None, total: int | None = None, progress: bool | None = None,
+                window: int | None = None, log_every: float = 10.0,
+                on_error: Callable[[dict[str, Any]], None] | None = None) -> Summary:
+    """Run ``task`` on every input into ``output`` (resuming it) and return a :class:`Summary`.
 
     ``total`` (the number of distinct inputs, if known) gives the progress display its ETA;
     ``on_error`` is called with each error record this run writes.
     """
-    from emovox.archive_output import format_for
-
     fmt = format_for(output, fmt)
     summary = Summary()
-    with Engine(spec, jobs, window) as engine:
-        writer = ResultWriter(output, fmt, engine.info["labels"], engine.info["fields"],
-                              {"model": engine.info["model"], "model_version": engine.info["model_version"]})
+    with Engine(task, jobs, window) as engine:
+        writer = ResultWriter(output, fmt, engine.task.layout(engine.info), engine.task.stamp(engine.info))
         done: Finished = writer.open()
         summary.ok, summary.failed, summary.skipped = done.ok, done.failed, len(done)
-        bar = Progress(total, initial=len(done), bar=progress, every=log_every)
+        desc = "predicting" if engine.task.kind == "predict" else engine.task.kind
+        bar = Progress(total, initial=len(done), bar=progress, every=log_every, desc=desc)
         complete = False
         try:
             for record in engine.run(unique(items, done.__contains__ if len(done) else None)):
@@ -397,5 +363,9 @@ def predict_archive(items: Iterable[Item], output: str | os.PathLike, spec: Mode
     return summary
 
 
-__all__ = ["Engine", "ModelSpec", "Predictor", "Problem", "Progress", "Summary", "iter_inputs", "predict_archive",
-           "read_manifest", "walk"]
+#: The name of :func:`run_archive` from before there were several tasks.
+predict_archive = run_archive
+
+__all__ = ["Engine", "ModelSpec", "PredictTask", "Predictor", "Problem", "Progress", "Summary", "Task", "Worker",
+           "as_task", "error_record", "guarded", "iter_inputs", "model_info", "predict_archive", "read_manifest",
+           "run_archive", "unique", "walk"]

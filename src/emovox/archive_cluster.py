@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from emovox.archive import ModelSpec, Predictor, Problem, Progress, Summary, error_record, iter_inputs, unique
+from emovox.archive import ModelSpec, Problem, Progress, Summary, Task, Worker, as_task, iter_inputs, unique
 from emovox.archive_output import Finished, ResultWriter, format_for
 
 
@@ -54,23 +54,22 @@ def _as_list(batch: list[Any]) -> list[Any]:
 
 
 class ArchiveModule(L.LightningModule):
-    """Predicts its rank's shard; the model is loaded in :meth:`setup`, once per rank."""
+    """Runs the task on its rank's shard; the task is built in :meth:`setup`, once per rank."""
 
-    def __init__(self, spec: ModelSpec, paths: Sequence[str], manifests: Sequence[str], output: str | Path,
+    def __init__(self, task: Task | ModelSpec, paths: Sequence[str], manifests: Sequence[str], output: str | Path,
                  fmt: str | None = None) -> None:
         super().__init__()
-        self.spec, self.paths, self.manifests = spec, list(paths), list(manifests)
+        self.task, self.paths, self.manifests = as_task(task), list(paths), list(manifests)
         self.output, self.fmt = Path(output), format_for(output, fmt)
-        self.predictor: Predictor | None = None
+        self.worker: Worker | None = None
         self.sink: ResultWriter | None = None
         self.done = Finished()
 
     def setup(self, stage: str) -> None:
-        self.predictor = Predictor(self.spec)
-        info = self.predictor.info
+        self.worker = self.task.build()
+        info = self.worker.info
         path = shard_path(self.output, self.trainer.global_rank, self.trainer.world_size)
-        self.sink = ResultWriter(path, self.fmt, info["labels"], info["fields"],
-                                 {"model": info["model"], "model_version": info["model_version"]})
+        self.sink = ResultWriter(path, self.fmt, self.task.layout(info), self.task.stamp(info))
         self.done = self.sink.open()
 
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
@@ -82,9 +81,9 @@ class ArchiveModule(L.LightningModule):
         return batch  # paths, not tensors: each rank's Recognizer reads and places its own audio
 
     def predict_step(self, batch: list[Any], batch_idx: int) -> list[dict[str, Any]]:
-        assert self.predictor is not None
-        return [error_record(x.source, f"{x.source}: {x.problem}") if isinstance(x, Problem) else self.predictor(x)
-                for x in batch]
+        assert self.worker is not None
+        return [self.task.error_record(x.source, f"{x.source}: {x.problem}") if isinstance(x, Problem)
+                else self.worker(x) for x in batch]
 
 
 class ShardWriter(BasePredictionWriter):
@@ -125,15 +124,16 @@ class ShardWriter(BasePredictionWriter):
         sink.close(complete=True)
 
 
-def predict_cluster(paths: Sequence[str], manifests: Sequence[str], output: str | Path, spec: ModelSpec,
+def predict_cluster(paths: Sequence[str], manifests: Sequence[str], output: str | Path, task: Task | ModelSpec,
                     devices: int = 1, num_nodes: int = 1, fmt: str | None = None, progress: bool | None = None,
                     on_error: Any = None) -> Summary:
-    """Run the archive job through ``Trainer.predict`` (DDP on CPU, gloo); returns this rank's summary."""
+    """Run the archive job (a task, or a ModelSpec: predict) through ``Trainer.predict`` (DDP on CPU,
+    gloo); returns this rank's summary."""
     writer = ShardWriter(progress, on_error)
     trainer = L.Trainer(accelerator="cpu", devices=devices, num_nodes=num_nodes, strategy="ddp", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False, callbacks=[writer])
-    trainer.predict(ArchiveModule(spec, paths, manifests, output, fmt), return_predictions=False)
+    trainer.predict(ArchiveModule(task, paths, manifests, output, fmt), return_predictions=False)
     return writer.summary
 
 

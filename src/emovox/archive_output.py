@@ -1,16 +1,20 @@
 """Incremental, resumable result files for :mod:`emovox.archive`: JSON Lines, CSV, Parquet.
 
 Every record is written with one ``write`` and flushed, so a process killed at any moment
-(SIGKILL included) leaves the file as complete records plus at most one torn last line.
-Re-opening the file for a resumed run reads what is there, truncates the torn line, and hands
+(SIGKILL included) leaves the file as complete records plus at most one torn last record.
+Re-opening the file for a resumed run reads what is there, truncates the torn record, and hands
 back which sources are finished; appending then continues where the dead run stopped.
 
-* **JSON Lines** (default): one JSON object per line: the :class:`emovox.inference.Prediction`
-  fields (``to_dict()``) plus ``model`` and ``model_version``.
-* **CSV**: one row per file; columns ``file, label, duration, speech_fraction``, one column per
-  label (its probability), ``error``, any further prediction fields, ``model, model_version``.
-  Line breaks inside values (error messages) become spaces, so one row is one line.
-* **Parquet** (needs ``pyarrow``): the CSV columns with types. Parquet cannot be appended to, so
+* **JSON Lines** (default): one JSON object per line: the task's record (for ``predict`` the
+  :class:`emovox.inference.Prediction` fields) plus its stamp (``model``, ``model_version``, and
+  for ``timeline`` its ``settings``).
+* **CSV**: flat rows in the task's :class:`Layout`: for ``predict`` one row per file
+  (:class:`FileRows`: ``file, label, duration, speech_fraction``, one column per label, ``error``,
+  further prediction fields, ``model, model_version``); for ``timeline`` one row per window
+  (:class:`emovox.archive_timeline.WindowRows`). Line breaks inside values (error messages)
+  become spaces, so one row is one line. A file's rows are written together; a resumed run
+  drops the rows of a file whose rows were cut short.
+* **Parquet** (needs ``pyarrow``): the CSV rows with types. Parquet cannot be appended to, so
   records go to a JSON Lines journal ``OUT.part.jsonl`` next to it and the Parquet file is
   written (atomically) when the run completes; a resumed run continues the journal.
 """
@@ -23,7 +27,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Protocol, Sequence
 
 from emovox.errors import DependencyError, FileFormatError
 
@@ -49,15 +53,48 @@ def digest(source: str) -> int:
     return int.from_bytes(hashlib.blake2b(source.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
 
 
-# ------------------------------------------------------------------------------------ rows
+# ---------------------------------------------------------------------------------- layouts
+class Layout(Protocol):
+    """How a task's records become flat CSV/Parquet rows (and back, for a finished Parquet file).
+
+    ``header`` ends with ``stamp_keys``; ``required``: keys every JSON record of this kind has
+    (a file without them was written by another command); ``types``: Parquet column types
+    (``float``, ``int``; the others are text, JSON for non-strings).
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def header(self) -> list[str]: ...
+
+    @property
+    def stamp_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def required(self) -> tuple[str, ...]: ...
+
+    @property
+    def types(self) -> dict[str, str]: ...
+
+    def rows(self, record: dict[str, Any]) -> list[list[Any]]:
+        """The rows of one record (stamp included), values in ``header`` order."""
+
+    def complete(self, rows: list[dict[str, str]]) -> bool:
+        """Whether these CSV rows (one source's, in order) are all the rows of its record."""
+
+    def record(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """A record (stamp included) whose :meth:`rows` are these Parquet rows of one source."""
+
+
 def columns(labels: Sequence[str], fields: Sequence[str]) -> list[str]:
-    """CSV/Parquet column names for a model's ``labels`` and the prediction's ``fields``."""
+    """CSV/Parquet column names of a prediction for a model's ``labels`` and the prediction's ``fields``."""
     extra = [f for f in fields if f not in _FIXED and f not in STAMP]
     return ["file", "label", "duration", "speech_fraction", *labels, "error", *extra, *STAMP]
 
 
 def flat_row(record: dict[str, Any], header: Sequence[str]) -> dict[str, Any]:
-    """One record as a flat row with ``header``'s columns (probabilities spread over label columns)."""
+    """One prediction as a flat row with ``header``'s columns (probabilities spread over label columns)."""
     probs = record.get("probabilities") or {}
     row: dict[str, Any] = {}
     for col in header:
@@ -71,6 +108,43 @@ def flat_row(record: dict[str, Any], header: Sequence[str]) -> dict[str, Any]:
             value = json.dumps(value, ensure_ascii=False)
         row[col] = value
     return row
+
+
+class FileRows:
+    """``emovox predict``: one row per file (see the module docstring)."""
+
+    kind = "predict"
+    stamp_keys: tuple[str, ...] = STAMP
+    required: tuple[str, ...] = ("source", "probabilities")
+
+    def __init__(self, labels: Sequence[str], fields: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.header = columns(labels, fields)
+        self.extra = self.header[self.header.index("error") + 1:-len(STAMP)]
+        self.types = {c: "float" for c in ("duration", "speech_fraction", *self.labels)}
+
+    def rows(self, record: dict[str, Any]) -> list[list[Any]]:
+        return [list(flat_row(record, self.header).values())]
+
+    def complete(self, rows: list[dict[str, str]]) -> bool:
+        return len(rows) == 1
+
+    def record(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        (row,) = rows
+        ok = row.get("error") is None
+        return {"source": row.get("file"), "label": row.get("label"),
+                "probabilities": {k: row.get(k) for k in self.labels} if ok else {},
+                "duration": row.get("duration"), "speech_fraction": row.get("speech_fraction"),
+                "error": row.get("error"), **{k: unjson(row.get(k)) for k in self.extra},
+                **{k: row.get(k) for k in STAMP}}
+
+
+def unjson(value: Any) -> Any:
+    """A Parquet text cell back to its value (JSON for non-strings)."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _csv_line(values: Sequence[Any]) -> str:
@@ -103,7 +177,12 @@ class Finished:
         return self.ok + self.failed
 
 
-def _complete_lines(path: Path, torn_ok: Callable[[bytes], bool]) -> Iterator[tuple[int, bytes]]:
+def _foreign(path: Path, what: str, kind: str) -> FileFormatError:
+    return FileFormatError(f"{path}: {what}; this file was not written by emovox {kind} (or was edited): "
+                           "choose another output file")
+
+
+def _complete_lines(path: Path, torn_ok: Callable[[bytes], bool], kind: str) -> Iterator[tuple[int, bytes]]:
     """(offset after the line, line) for each newline-terminated line; then truncates a torn tail
     (the half record of a killed run) when there were complete lines or ``torn_ok(tail)``."""
     end = 0
@@ -111,8 +190,7 @@ def _complete_lines(path: Path, torn_ok: Callable[[bytes], bool]) -> Iterator[tu
         for line in fh:
             if not line.endswith(b"\n"):
                 if not end and not torn_ok(line):
-                    raise FileFormatError(f"{path}: this file was not written by emovox predict (it starts with "
-                                          f"{line[:20]!r}); choose another output file")
+                    raise _foreign(path, f"it starts with {line[:20]!r}", kind)
                 break
             end += len(line)
             yield end, line
@@ -121,58 +199,83 @@ def _complete_lines(path: Path, torn_ok: Callable[[bytes], bool]) -> Iterator[tu
             fh.truncate(end)
 
 
-def _scan_jsonl(path: Path, done: Finished) -> None:
-    for number, (_, line) in enumerate(_complete_lines(path, lambda tail: tail.startswith(b'{"')), 1):
+def _scan_jsonl(path: Path, layout: Layout, done: Finished) -> None:
+    lines = _complete_lines(path, lambda tail: tail.startswith(b'{"'), layout.kind)
+    for number, (_, line) in enumerate(lines, 1):
         try:
             record = json.loads(line)
             source = record["source"]
         except (ValueError, KeyError, TypeError):
-            raise FileFormatError(f"{path}: line {number} is not an emovox predict record; this file was not "
-                                  "written by emovox predict (or was edited): choose another output file") from None
+            raise _foreign(path, f"line {number} is not an emovox {layout.kind} record", layout.kind) from None
         if done.stamp is None:
-            done.stamp = {k: record.get(k) for k in STAMP}
+            if not all(k in record for k in layout.required):
+                raise _foreign(path, f"line 1 is not an emovox {layout.kind} record (it has no "
+                                     f"{' or '.join(k for k in layout.required if k not in record)})", layout.kind)
+            done.stamp = {k: record.get(k) for k in layout.stamp_keys}
         done.add(source, record.get("error") is None)
 
 
-def _scan_csv(path: Path, header: Sequence[str], done: Finished) -> bool:
-    """Read a CSV output; False when it holds not even a complete header (start afresh)."""
-    head = _csv_line(header).encode("utf-8")
-    lines = _complete_lines(path, head.startswith)
+def _scan_csv(path: Path, layout: Layout, done: Finished) -> bool:
+    """Read a CSV output; False when it holds not even a complete header (start afresh). Rows of
+    one source are consecutive; the last source's rows, when cut short, are truncated away."""
+    header = layout.header
+    lines = _complete_lines(path, _csv_line(header).encode("utf-8").startswith, layout.kind)
     first = next(lines, None)
     if first is None:
         return False
     found = next(csv.reader([first[1].decode("utf-8")]))
     if found != list(header):
         raise FileFormatError(f"{path}: its columns ({', '.join(found[:8])}...) are not the ones this run writes "
-                              f"({', '.join(header[:8])}...): it holds another model's or label set's results; "
-                              "choose another output file")
-    i_file, i_err = found.index("file"), found.index("error")
-    i_stamp = [found.index(k) for k in STAMP]
-    for _, line in lines:
+                              f"({', '.join(header[:8])}...): it holds another command's, model's or label set's "
+                              "results; choose another output file")
+    group: list[dict[str, str]] = []
+    start = end = first[0]  # offsets: where the current source's rows start, and end
+    for offset, line in lines:
         row = next(csv.reader([line.decode("utf-8")]))
         if len(row) != len(found):
-            raise FileFormatError(f"{path}: a row has {len(row)} columns, the header {len(found)}; "
-                                  "this file was edited: choose another output file")
-        if done.stamp is None:
-            done.stamp = {k: row[i] for k, i in zip(STAMP, i_stamp)}
-        done.add(row[i_file], row[i_err] == "")
+            raise _foreign(path, f"a row has {len(row)} columns, the header {len(found)}", layout.kind)
+        named = dict(zip(found, row))
+        if group and named["file"] != group[0]["file"]:
+            _finish(path, layout, group, done)
+            group, start = [], end
+        group.append(named)
+        end = offset
+    if group and not layout.complete(group):  # a run killed while writing this source's rows
+        with open(path, "r+b") as fh:
+            fh.truncate(start)
+    elif group:
+        _finish(path, layout, group, done)
     return True
 
 
+def _finish(path: Path, layout: Layout, group: list[dict[str, str]], done: Finished) -> None:
+    if not layout.complete(group):
+        raise _foreign(path, f"the rows of {group[0]['file']} are incomplete", layout.kind)
+    if done.stamp is None:
+        done.stamp = {k: group[0][k] for k in layout.stamp_keys}
+    done.add(group[0]["file"], group[0]["error"] == "")
+
+
 # ---------------------------------------------------------------------------------- writer
+def _describe(stamp: dict[str, Any]) -> str:
+    text = f"model {stamp.get('model')!r} version {stamp.get('model_version')!r}"
+    rest = [f"{k} {v!r}" for k, v in stamp.items() if k not in STAMP]
+    return ", ".join([text, *rest])
+
+
 class ResultWriter:
     """Appends records to ``path`` in ``fmt``; :meth:`open` resumes, :meth:`close` finishes.
 
-    ``labels`` and ``fields`` (the prediction's ``to_dict`` keys) fix the CSV/Parquet columns;
-    ``stamp`` (model name and version) goes into every record and must match a resumed file's.
+    ``layout`` fixes the CSV/Parquet rows; ``stamp`` (model name and version, and any further
+    ``layout.stamp_keys``) goes into every record and must match a resumed file's.
     """
 
-    def __init__(self, path: str | os.PathLike, fmt: str, labels: Sequence[str], fields: Sequence[str],
-                 stamp: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike, fmt: str, layout: Layout, stamp: dict[str, Any]) -> None:
         self.path = Path(path)
         self.fmt = fmt
-        self.header = columns(labels, fields)
-        self.stamp = dict(stamp)
+        self.layout = layout
+        self.header = layout.header
+        self.stamp = {k: stamp[k] for k in layout.stamp_keys}
         self._fh: IO[str] | None = None
         if fmt == "parquet":
             try:
@@ -196,19 +299,18 @@ class ResultWriter:
             fresh = not target.exists() or target.stat().st_size == 0
             if not fresh:
                 if self.fmt == "csv":
-                    fresh = not _scan_csv(target, self.header, done)
+                    fresh = not _scan_csv(target, self.layout, done)
                 else:
-                    _scan_jsonl(target, done)
+                    _scan_jsonl(target, self.layout, done)
         except UnicodeDecodeError:
-            raise FileFormatError(f"{target}: not a UTF-8 text file, so not an emovox predict output; "
+            raise FileFormatError(f"{target}: not a UTF-8 text file, so not an emovox {self.layout.kind} output; "
                                   "choose another output file") from None
         except OSError as exc:
             raise FileFormatError(f"{target}: cannot read or create the output file ({exc.strerror}); "
                                   "choose another output path") from None
         if done.stamp is not None and done.stamp != self.stamp:
-            raise FileFormatError(f"{target}: holds results of model {done.stamp.get('model')!r} version "
-                                  f"{done.stamp.get('model_version')!r}, this run uses {self.stamp['model']!r} "
-                                  f"version {self.stamp['model_version']!r}: choose another output file")
+            raise FileFormatError(f"{target}: holds results of {_describe(done.stamp)}, this run uses "
+                                  f"{_describe(self.stamp)}: choose another output file")
         from emovox.io import atomic_write_text
 
         try:
@@ -228,7 +330,7 @@ class ResultWriter:
     def write(self, record: dict[str, Any]) -> None:
         record = {**record, **self.stamp}
         if self.fmt == "csv":
-            self._put(_csv_line(list(flat_row(record, self.header).values())))
+            self._put("".join(_csv_line(row) for row in self.layout.rows(record)))
         else:
             self._put(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -246,19 +348,17 @@ class ResultWriter:
     def _schema(self) -> Any:
         import pyarrow as pa
 
-        numbers = {"duration", "speech_fraction", *self._labels()}
-        return pa.schema([(c, pa.float64() if c in numbers else pa.string()) for c in self.header])
+        kinds = {"float": pa.float64(), "int": pa.int64()}
+        return pa.schema([(c, kinds.get(self.layout.types.get(c, ""), pa.string())) for c in self.header])
 
-    def _labels(self) -> list[str]:
-        return self.header[4:self.header.index("error")]
-
-    def _parquet_row(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A flat row whose further prediction fields are text (JSON for non-strings)."""
-        row = flat_row(record, self.header)
-        for col in self.header[self.header.index("error") + 1:-len(STAMP)]:
-            if row[col] is not None and not isinstance(row[col], str):
-                row[col] = json.dumps(row[col])
-        return row
+    def _parquet_rows(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Flat rows whose text columns hold text (JSON for non-strings)."""
+        for values in self.layout.rows(record):
+            row = dict(zip(self.header, values))
+            for col, value in row.items():
+                if col not in self.layout.types and value is not None and not isinstance(value, str):
+                    row[col] = json.dumps(value)
+            yield row
 
     def _journal_to_parquet(self, chunk: int = 10_000) -> None:
         import pyarrow as pa
@@ -271,7 +371,7 @@ class ResultWriter:
             rows: list[dict[str, Any]] = []
             with open(self.journal, encoding="utf-8") as fh:
                 for line in fh:
-                    rows.append(self._parquet_row(json.loads(line)))
+                    rows.extend(self._parquet_rows(json.loads(line)))
                     if len(rows) >= chunk:
                         out.write_table(pa.Table.from_pylist(rows, schema=schema))
                         rows = []
@@ -283,29 +383,20 @@ class ResultWriter:
         """A finished Parquet output gets more inputs: continue from its rows as a journal."""
         import pyarrow.parquet as pq
 
-        label_cols = self._labels()
-        extra = self.header[self.header.index("error") + 1:-len(STAMP)]
         from emovox.io import atomic_path
 
         try:
             table = pq.ParquetFile(self.path)
-            batches = table.iter_batches()
             with atomic_path(self.journal) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-                for batch in batches:
+                group: list[dict[str, Any]] = []
+                for batch in table.iter_batches():
                     for row in batch.to_pylist():
-                        ok = row.get("error") is None
-                        rec = {"source": row.get("file"), "label": row.get("label"),
-                               "probabilities": {k: row.get(k) for k in label_cols} if ok else {},
-                               "duration": row.get("duration"), "speech_fraction": row.get("speech_fraction"),
-                               "error": row.get("error"), **{k: _unjson(row.get(k)) for k in extra},
-                               **{k: row.get(k) for k in STAMP}}
-                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(f"{self.path}: not a readable Parquet file ({exc}); choose another output file") from None
-
-
-def _unjson(value: Any) -> Any:
-    try:
-        return json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        return value
+                        if group and row.get("file") != group[0].get("file"):
+                            fh.write(json.dumps(self.layout.record(group), ensure_ascii=False) + "\n")
+                            group = []
+                        group.append(row)
+                if group:
+                    fh.write(json.dumps(self.layout.record(group), ensure_ascii=False) + "\n")
+        except (OSError, ValueError, KeyError) as exc:
+            raise FileFormatError(f"{self.path}: not a readable Parquet file of emovox {self.layout.kind} "
+                                  f"({exc}); choose another output file") from None

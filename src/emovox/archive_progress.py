@@ -9,11 +9,13 @@ from typing import Any
 
 class Progress:
     """Progress of a run: ``bar`` True = a tqdm bar (files/s, ETA), False = silent, None = the bar
-    on a terminal and otherwise a plain line every ``every`` seconds (logs, batch jobs)."""
+    on a terminal and otherwise a plain line every ``every`` seconds (logs, batch jobs); ``desc``
+    starts each line (``predicting: 1200/10000 files (12%), 35.2 files/s, ETA 4:10``)."""
 
     def __init__(self, total: int | None, initial: int = 0, bar: bool | None = None, every: float = 10.0,
-                 stream: Any = None) -> None:
+                 stream: Any = None, desc: str = "predicting") -> None:
         self.stream = stream or sys.stderr
+        self.desc = desc
         self.total, self.count, self.every = total, initial, every
         self.started = time.monotonic()
         self._done_at_start = initial
@@ -23,7 +25,7 @@ class Progress:
         if bar or (bar is None and self.stream.isatty()):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc="predicting", unit="file", file=self.stream,
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="file", file=self.stream,
                              dynamic_ncols=True, smoothing=0.1)
 
     def update(self, n: int = 1) -> None:
@@ -41,7 +43,7 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         elapsed = (now or time.monotonic()) - self.started
         rate = (self.count - self._done_at_start) / elapsed if elapsed > 0 else 0.0
-        text = f"predicting: {self.count}"
+        text = f"{self.desc}: {self.count}"
         if self.total:
             text += f"/{self.total} files ({100 * self.count / self.total:.0f}%)"
         else:

@@ -18,6 +18,9 @@ import numpy as np
 
 from emovox.io import atomic_path
 
+#: 16 kHz mono float32 samples -> named float32 arrays to cache (a front-end, an upstream, a VAD mask).
+Extractor = Callable[[np.ndarray], dict[str, np.ndarray]]
+
 DEFAULT_CACHE_DIR = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox"))
 
 

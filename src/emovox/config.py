@@ -44,10 +44,13 @@ class DataConfig:
 
 @dataclass
 class FeatureConfig:
-    """Front-end applied once per utterance (cached)."""
+    """The feature pipeline, applied once per utterance (cached); read into the typed
+    :class:`emovox.pipeline.PipelineConfig` that every exported model package keeps."""
 
-    frontend: str = "logmel"  #: emovox.frontend name (logmel | spectrogram | ...) or an upstream
-    n_mels: int = 128
+    #: emovox.frontend name (logmel | mulaw_spec | vggish | upstream); an upstream name (whisper,
+    #: ge2e) is shorthand for ``upstream`` with ``options: {upstream: NAME, options: <options>}``
+    frontend: str = "logmel"
+    n_mels: int = 128  #: n_mels of a front-end that takes it (logmel), unless options set it
     options: dict[str, Any] = field(default_factory=dict)  #: extra front-end keyword arguments
     vad: bool = False  #: drop non-speech frames (Sohn VAD with 500 ms hang-over) before MVN
     normalize: Literal["none", "segment", "speaker"] = "segment"  #: MVN scope; speaker = labelled in reports

@@ -71,7 +71,14 @@ class DependencyError(EmovoxError):
         super().__init__(f"{feature} needs the optional package '{package}': {install}")
 
 
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting a bad value in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 __all__ = [
+    "short_repr",
     "EmovoxError",
     "AudioError",
     "AudioTooLong",

@@ -9,20 +9,22 @@
     four = Recognizer.load(labels=["angry", "happy", "neutral", "sad"])  # renormalised subset
     tl = r.timeline("meeting.flac")             # windows + VAD + merged regions (emovox.timeline)
 
-A model is a package folder (``model.safetensors`` + ``config.json``, :mod:`emovox.models.io`)
-whose front-end yields frame sequences ``(B, T, F)`` (``logmel``, ``mulaw_spec``,
-``whisper_encoder``); the bundled ones have short names (:data:`BUNDLED_MODELS`). The clip's
-features are normalised as the config says (``segment`` MVN; non-speech frames are dropped first
-when the model was trained with ``vad: true``) and the whole clip is scored at
-once; a recording longer than ``max_clip_seconds`` is scored in equal pieces whose
-log-posteriors are averaged (:func:`emovox.segments.aggregate`). Clips are batched only with
-clips of exactly the same length: padding would change a ResNet's scores (see
-:mod:`emovox.models.resnet`), and a file must get the same answer alone or in a batch.
+A model is a package folder whose ``config.json`` is typed
+(:class:`emovox.models.package.PackageConfig`; audio-in packages :mod:`emovox.audio_model`); the
+bundled ones have short names (:data:`BUNDLED_MODELS`). Its feature pipeline
+(:class:`emovox.pipeline.PipelineConfig`, saved with the model by training) runs unchanged here
+(:class:`emovox.frontend.pipeline.FeaturePipeline`): the front-end, then (when the model was
+trained with ``vad: true``) only the speech frames, normalised as in training; an audio-in model
+(front-end ``waves``) takes the samples themselves. The whole clip is scored at once; a recording
+longer than ``max_clip_seconds`` is scored in equal pieces whose log-posteriors are averaged
+(:func:`emovox.segments.aggregate`). Clips are batched only with clips of exactly the same
+length: padding would change a ResNet's scores (see :mod:`emovox.models.resnet`), and a file
+must get the same answer alone or in a batch.
 
-Backends: ``torch`` (eager) and ``onnx`` (onnxruntime running the graph written by
-:func:`emovox.export.export_onnx`; the front-end stays the torch module, the normaliser and
-network run in onnxruntime). Models on the ``whisper_encoder`` front-end are torch-only: their
-encoder is a CTranslate2 model, not part of any exportable graph.
+Backends (:mod:`emovox.engines`): ``torch`` (eager) and ``onnx`` (onnxruntime running the graph
+written by :func:`emovox.export.export_onnx`; the front-end stays the torch module, normalisation
+and network run in onnxruntime). Models on an ``upstream`` front-end are torch-only: their
+encoder (Whisper via CTranslate2, GE2E) is not part of any exportable graph.
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeGuard
 
 import numpy as np
 
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
-from emovox.audio_model import is_audio_model
+from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
+from emovox.models.package import PackageConfig
+
+if TYPE_CHECKING:
+    from emovox.frontend.pipeline import FeaturePipeline
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +56,6 @@ BUNDLED_MODELS = ("default", "fast")
 ALIASES = {"whisper": "default"}
 BACKENDS = ("auto", "torch", "onnx")
 VADS = ("sohn", "silero")
-#: Frame-sequence front-ends the Recognizer can drive (VGGish patch models are training-only).
-SEQUENCE_FRONTENDS = ("logmel", "mulaw_spec", "whisper_encoder", "upstream")
-#: Front-ends that are not torch graphs, so the model cannot run in onnxruntime.
-TORCH_ONLY_FRONTENDS = ("whisper_encoder", "upstream")
 
 Source = str | os.PathLike | np.ndarray
 
@@ -81,25 +83,6 @@ class Prediction:
         return asdict(self)
 
 
-# ------------------------------------------------------------------------------------ engines
-class TorchEngine:
-    """features -> probabilities with the package's torch model (eager, inference mode)."""
-
-    name = "torch"
-
-    def __init__(self, model: Any, normalize: str) -> None:
-        self.model, self.normalize = model, normalize
-
-    def __call__(self, feats: Any) -> np.ndarray:
-        import torch
-
-        from emovox.frontend.normalize import mvn
-
-        with torch.inference_mode():
-            x = mvn(feats) if self.normalize == "segment" else feats
-            return torch.softmax(self.model(x).float(), dim=-1).numpy()
-
-
 def model_folder(path: str | os.PathLike | None) -> Path:
     """The model folder for ``path``: None = the default model, a :data:`BUNDLED_MODELS` name, or a folder."""
     alias = "default" if path is None else str(path)
@@ -114,14 +97,19 @@ def model_folder(path: str | os.PathLike | None) -> Path:
 
 
 class Recognizer:
-    """A loaded emotion model plus its front-end; thread-safe for concurrent ``predict`` calls."""
+    """A loaded emotion model plus its feature pipeline; thread-safe for concurrent ``predict`` calls.
 
-    def __init__(self, frontend: Any, engine: Callable[[Any], np.ndarray], config: dict[str, Any],
+    ``features`` is the package's :class:`FeaturePipeline` (None for audio-in models, whose
+    engine takes the waves), ``package`` its typed config.
+    """
+
+    def __init__(self, features: "FeaturePipeline | None", engine: Callable[[Any], np.ndarray], package: PackageConfig,
                  folder: Path, backend: str, labels: Sequence[str] | None = None,
                  vad: str | None = "silero", batch_size: int = 16, max_clip_seconds: float = 30.0) -> None:
-        self.frontend, self.engine, self.config = frontend, engine, config
+        self.features, self.engine, self.package = features, engine, package
+        self.config: dict[str, Any] = package.to_dict()  #: the package config as a mapping
         self.folder, self.backend = folder, backend
-        self.model_labels: list[str] = list(config["labels"])
+        self.model_labels: list[str] = list(package.labels)
         self.vad = _check_vad(vad)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -149,67 +137,12 @@ class Recognizer:
         if isinstance(labels, str):
             labels = [s.strip() for s in labels.split(",") if s.strip()]
         folder = model_folder(path)
-        if is_audio_model(folder):
-            return cls._load_audio(folder, backend, labels, vad, batch_size, threads or 1)
-        return cls._load_features(folder, "torch" if backend == "auto" else backend, labels, vad, batch_size,
-                                  threads or 1)
-
-    @classmethod
-    def _load_audio(cls, folder: Path, backend: str, labels: Sequence[str] | None, vad: str | None,
-                    batch_size: int, threads: int) -> "Recognizer":
-        """An audio-in package (:mod:`emovox.audio_model`): onnxruntime, or the torch reference."""
-        from emovox.audio_model import OnnxAudioModel, read_audio_config
-
-        cfg = read_audio_config(folder)
-        if backend == "torch":
-            from emovox.whisper.model import TorchAudioModel
-
-            engine: Callable[[np.ndarray], np.ndarray] = TorchAudioModel(folder, cfg, threads)
-        else:
-            engine = OnnxAudioModel(folder, threads=threads)
-            backend = "onnx"
-        config = {"name": cfg.name, "labels": list(cfg.labels), "model": {"name": f"whisper-{cfg.whisper_model}-head"},
-                  "frontend": {"name": "waves"}, "uncertain_below": cfg.uncertain_below, "audio_model": cfg.to_dict()}
-        return cls(None, engine, config, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
-
-    @classmethod
-    def _load_features(cls, folder: Path, backend: str, labels: Sequence[str] | None, vad: str | None,
-                       batch_size: int, threads: int) -> "Recognizer":
-        import torch
-
-        from emovox.frontend import build_frontend
-        from emovox.models.io import load_model, read_config
-
-        torch.set_num_threads(threads)
-        config = read_config(folder)
-        front = config["frontend"]
-        if front["name"] not in SEQUENCE_FRONTENDS:
-            raise ModelError(f"{folder}: front-end {front['name']!r} is not supported for prediction "
-                             f"(supported: {', '.join(SEQUENCE_FRONTENDS)})")
-        if backend == "onnx" and front["name"] in TORCH_ONLY_FRONTENDS:
-            raise ConfigError(f"{folder}: the onnx backend cannot run this model: its front-end "
-                              f"{front['name']!r} runs a frozen upstream encoder (Whisper via CTranslate2, or GE2E), "
-                              "not an ONNX graph; use backend='torch' (--backend torch)")
-        try:
-            frontend = build_frontend(front["name"], **front.get("kwargs", {})).eval()
-        except ConfigError as exc:
-            raise ModelError(f"{folder}/config.json: {exc}") from None
-        normalize = config.get("normalize", "segment")
-        if normalize not in ("segment", "none"):
-            raise ModelError(f"{folder}/config.json: normalize {normalize!r} cannot be used for prediction "
-                             "(per-recording 'segment' or 'none' only)")
-        if backend == "torch":
-            model, config = load_model(folder)
-            engine: Callable[[Any], np.ndarray] = TorchEngine(model, normalize)
-        else:
-            from emovox.export import OnnxEngine
-
-            engine = OnnxEngine.for_model(folder, threads=threads)
-        return cls(frontend, engine, config, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
+        features, engine, package, backend = load_engine(folder, backend, threads or 1)
+        return cls(features, engine, package, folder, backend, labels=labels, vad=vad, batch_size=batch_size)
 
     def with_labels(self, labels: Sequence[str] | None) -> "Recognizer":
         """The same model restricted to ``labels`` (shares the loaded weights)."""
-        return Recognizer(self.frontend, self.engine, self.config, self.folder, self.backend, labels,
+        return Recognizer(self.features, self.engine, self.package, self.folder, self.backend, labels,
                           self.vad, self.batch_size, self.max_clip_seconds)
 
     def _label_index(self, labels: Sequence[str] | None) -> list[int]:
@@ -231,10 +164,10 @@ class Recognizer:
     def info(self) -> dict[str, Any]:
         """Model name, labels, backend and card facts (for /healthz and ``--json`` output)."""
         return {
-            "name": self.config.get("name") or self.folder.name,
+            "name": self.package.name or self.folder.name,
             "path": str(self.folder),
-            "model": self.config["model"]["name"],
-            "frontend": self.config["frontend"]["name"],
+            "model": self.package.model.name,
+            "frontend": self.package.pipeline.frontend,
             "labels": self.labels,
             "model_labels": self.model_labels,
             "backend": self.backend,
@@ -262,20 +195,14 @@ class Recognizer:
 
     def _raw(self, waves: np.ndarray) -> np.ndarray:
         """Probabilities over all model labels (no restriction)."""
-        if self.frontend is None:  # audio-in model: the engine takes the waves themselves
+        if self.features is None:  # audio-in model: the engine takes the waves themselves
             return np.stack([np.asarray(self.engine(w), dtype=np.float64) for w in waves])
-        import torch
-
         waves = np.ascontiguousarray(waves, dtype=np.float32)
-        with torch.inference_mode():
-            feats = self.frontend(torch.from_numpy(waves))
-        if not self.config.get("vad"):
+        feats = self.features.frames(waves)
+        if self.features.vad is None:
             return np.asarray(self.engine(feats), dtype=np.float64)
-        # the model was trained on speech frames only (Sohn VAD before MVN): do the same, clip by clip
-        from emovox.vad import SohnVAD, drop_nonspeech
-
-        vad = SohnVAD()
-        return np.concatenate([np.asarray(self.engine(drop_nonspeech(f, vad.frame_mask(w))[None]), dtype=np.float64)
+        # the model was trained on speech frames only (VAD before normalisation): the same, clip by clip
+        return np.concatenate([np.asarray(self.engine(self.features.speech_only(f, w)[None]), dtype=np.float64)
                                for f, w in zip(feats, waves)])
 
     def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any,
@@ -291,7 +218,7 @@ class Recognizer:
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         sub = probs[index] / max(float(probs[index].sum()), 1e-30)
-        threshold = self.config.get("uncertain_below")
+        threshold = self.package.uncertain_below
         uncertain = threshold is not None and float(probs.max()) < float(threshold)
         return Prediction(source=source, label=names[int(np.argmax(sub))],
                           probabilities={k: round(float(v), 6) for k, v in zip(names, sub)},
@@ -470,4 +397,4 @@ def _vad_function(name: str) -> Callable[[np.ndarray], list[tuple[float, float]]
     return lambda wave: [(float(s), float(e)) for s, e in detector.regions(wave)]
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "Prediction", "Recognizer", "TorchEngine"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Prediction", "Recognizer"]

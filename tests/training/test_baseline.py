@@ -160,3 +160,31 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert "unknown upstream 'mfcc'" in capsys.readouterr().err
     assert main(["baseline", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "o")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+def test_class_scores_are_signed_one_vs_one_margins_in_classes_order():
+    """Each column = mean over the other classes of the pairwise SVM margin (checked against
+    binary SVMs trained on each pair alone), so the sign convention and pair order can't slip."""
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((4, 5)) * 1.5
+    y = np.repeat(np.array(["d", "a", "c", "b"]), 15)  # classes_ becomes sorted: a b c d
+    x = centres[np.searchsorted(["a", "b", "c", "d"], y)] + rng.standard_normal((len(y), 5))
+    model = SVC(kernel="linear", C=0.1).fit(x, y)
+    scores = bl.class_scores(model, x[:7])
+    assert scores.shape == (7, 4) and model.decision_function_shape == "ovr"  # restored
+    expected = np.zeros((7, 4))
+    for i in range(4):
+        for j in range(i + 1, 4):
+            keep = np.isin(y, model.classes_[[i, j]])
+            d = SVC(kernel="linear", C=0.1).fit(x[keep], y[keep]).decision_function(x[:7])  # > 0: class j
+            expected[:, i] -= d / 3
+            expected[:, j] += d / 3
+    np.testing.assert_allclose(scores, expected, atol=1e-3)
+    wide = bl.class_scores(model, x)
+    assert (wide.argmax(1) == np.searchsorted(model.classes_, model.predict(x))).mean() > 0.9
+    binary = SVC(kernel="linear").fit(x[:30], y[:30])
+    b = bl.class_scores(binary, x[:30])
+    np.testing.assert_allclose(b[:, 1], binary.decision_function(x[:30]))
+    assert (binary.classes_[b.argmax(1)] == binary.predict(x[:30])).all()

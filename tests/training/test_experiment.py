@@ -61,10 +61,14 @@ def test_experiment_writes_every_output(iemocap: Path, tmp_path: Path) -> None:
     # all 5 folds are saved; the test speakers never appear in training or validation
     folds = read_json(out / "folds.json")["folds"]
     assert len(folds) == 5 and all(set(x["test"]).isdisjoint(x["train"] + x["valid"]) for x in folds)
-    from emovox.models.io import load_model
+    from emovox.models.io import load_package
+    from emovox.pipeline import PipelineConfig
 
-    model, config = load_model(f / "model")
-    assert config["labels"] == ["angry", "happy", "neutral", "sad"] and config["frontend"]["kwargs"]["n_mels"] == 24
+    model, package = load_package(f / "model")
+    assert package.labels == ["angry", "happy", "neutral", "sad"]
+    # the package holds the very pipeline the features were made with (typed, canonical)
+    recipe = recipe_from_dict(recipe_dict(iemocap, tmp_path / "cache", 1))
+    assert package.pipeline == PipelineConfig.from_recipe(recipe.features) == PipelineConfig("logmel", {"n_mels": 24})
     assert model(torch.zeros(1, 50, 24)).shape == (1, 4)
 
 

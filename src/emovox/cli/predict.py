@@ -16,6 +16,7 @@ import json
 import sys
 from typing import Any, Sequence
 
+from emovox.cli._archive import add_archive_args, count_inputs, exit_status, finish, reporter, run_archive_cli
 from emovox.cli._model_args import add_model_args, positive_int
 
 EPILOG = """examples:
@@ -44,8 +45,6 @@ def register(subparsers: Any) -> None:
         description="Predict the emotion of each recording with the bundled model (or --model).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="PATH", help="audio files, directories (recursive) or glob patterns")
-    p.add_argument("--manifest", action="append", default=[], metavar="FILE",
-                   help="a list of files: CSV with a 'path' column, or one path a line (repeatable)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="JSON output: one list, printed or written to -o FILE when all are done")
@@ -54,15 +53,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write one record per file to FILE as they come, resumable: JSON Lines, or --csv, "
                         "--parquet (with --json: the JSON list instead, when all are done)")
-    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="worker processes, one model and one thread each (default 1: in this process)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per batch (default 16)")
     p.add_argument("--vad", choices=("silero", "sohn", "none"), default="silero",
                    help="VAD for the speech fraction and the no_speech abstention (default silero; none: every clip gets an emotion)")
-    bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show the progress bar (default: when stderr is a terminal; else log lines)")
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    add_archive_args(p)
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="cluster route: Lightning DDP with N processes per node, one shard file per rank (with -o)")
     p.add_argument("--num-nodes", type=positive_int, default=1, metavar="M",
@@ -109,7 +103,6 @@ def as_json(records: Sequence[dict[str, Any]]) -> str:
 
 # ------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
-    from emovox.archive import Problem, iter_inputs, unique
     from emovox.cli import EXIT_BAD_INPUT
 
     if not args.paths and not args.manifest:
@@ -118,19 +111,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.parquet or args.devices) and (not args.output or args.json):
         print("emovox predict: error: --parquet and --devices need -o FILE (and no --json)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    n_files = n_problems = 0
-    for item in unique(iter_inputs(args.paths, args.manifest)):  # a first pass: counts, keeps no list
-        n_problems += isinstance(item, Problem)
-        n_files += not isinstance(item, Problem)
-    if not n_files:
-        for item in unique(iter_inputs(args.paths, args.manifest)):
-            assert isinstance(item, Problem)  # no files: every input is a problem
-            print(f"emovox predict: {item.source}: {item.problem}", file=sys.stderr)
-        print("emovox predict: error: nothing to predict", file=sys.stderr)
+    total = count_inputs("predict", args.paths, args.manifest)  # a first pass: counts, keeps no list
+    if total is None:
         return EXIT_BAD_INPUT
     if args.output and not args.json:
-        return _run_archive(args, n_files + n_problems)
-    return _run_print(args, n_files + n_problems)
+        return _run_archive(args, total)
+    return _run_print(args, total)
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -141,29 +127,18 @@ def _spec(args: argparse.Namespace) -> Any:
                      batch_size=args.batch_size, threads=args.threads or 1)
 
 
-def _report_error(record: dict[str, Any]) -> None:
-    print(f"emovox predict: {record['error']}", file=sys.stderr)
-
-
-def _exit(n_ok: int, n_bad: int) -> int:
-    from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL
-
-    if n_bad:
-        print(f"emovox predict: {n_ok} of {n_ok + n_bad} inputs predicted, {n_bad} failed", file=sys.stderr)
-    return EXIT_OK if not n_bad else EXIT_PARTIAL if n_ok else EXIT_BAD_INPUT
-
-
 def _run_print(args: argparse.Namespace, total: int) -> int:
     from emovox.archive import Engine, Progress, iter_inputs, unique
 
     show = args.progress if args.progress is not None else (total > 1 and sys.stderr.isatty())
+    report = reporter("predict")
     records = []
     with Engine(_spec(args), jobs=args.jobs) as engine:
         bar = Progress(total, bar=True) if show else None
         for record in engine.run(unique(iter_inputs(args.paths, args.manifest))):
             records.append(record)
             if record.get("error") is not None:
-                _report_error(record)
+                report(record)
             if bar is not None:
                 bar.update()
         if bar is not None:
@@ -180,23 +155,17 @@ def _run_print(args: argparse.Namespace, total: int) -> int:
     else:
         sys.stdout.write(text)
     n_ok = sum(r.get("error") is None for r in records)
-    return _exit(n_ok, len(records) - n_ok)
+    return exit_status("predict", n_ok, len(records) - n_ok)
 
 
 def _run_archive(args: argparse.Namespace, total: int) -> int:
-    from emovox.archive import iter_inputs, predict_archive, unique
+    from emovox.archive import PredictTask
 
     fmt = "csv" if args.csv else "parquet" if args.parquet else None
-    if args.devices:
-        from emovox.archive_cluster import predict_cluster
+    if not args.devices:
+        return run_archive_cli("predict", args, PredictTask(_spec(args)), args.output, total, fmt)
+    from emovox.archive_cluster import predict_cluster
 
-        summary = predict_cluster(args.paths, args.manifest, args.output, _spec(args), devices=args.devices,
-                                  num_nodes=args.num_nodes, fmt=fmt, on_error=_report_error)
-    else:
-        summary = predict_archive(unique(iter_inputs(args.paths, args.manifest)), args.output, _spec(args),
-                                  jobs=args.jobs, fmt=fmt, total=total, progress=args.progress,
-                                  on_error=_report_error)
-    if summary.skipped:
-        print(f"emovox predict: {args.output}: resumed: {summary.skipped} files were already done, "
-              f"{summary.predicted} predicted now", file=sys.stderr)
-    return _exit(summary.ok, summary.failed)
+    summary = predict_cluster(args.paths, args.manifest, args.output, _spec(args), devices=args.devices,
+                              num_nodes=args.num_nodes, fmt=fmt, on_error=reporter("predict"))
+    return finish("predict", args.output, summary)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from emovox.cli._archive import TIMELINE_EPILOG, add_archive_args
 from emovox.cli._model_args import add_model_args, load_recognizer, positive_float
 
 FORMATS = ("csv", "json", "png")
@@ -36,9 +37,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "timeline", help="emotions over time in a long recording (windows, VAD, merged regions)",
         description="Sliding-window emotion recognition over a recording, with voice activity detection.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", help="audio file (WAV, FLAC, OGG...), any length")
-    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default: ./<name>_timeline)")
+        epilog=EPILOG + TIMELINE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", nargs="*",
+                   help="audio file (WAV, FLAC, OGG...), any length; archive mode: files, folders, globs")
+    p.add_argument("-o", "--out", metavar="DIR|FILE",
+                   help="output folder (default: ./<name>_timeline); archive mode: FILE.jsonl, .csv or .parquet")
     p.add_argument("--window", type=positive_float, default=2.0, help="window length in seconds (default 2)")
     p.add_argument("--hop", type=positive_float, default=1.0, help="hop between windows in seconds (default 1)")
     p.add_argument("--vad", choices=("sohn", "silero", "none"), default="sohn",
@@ -59,17 +62,22 @@ def register(subparsers: Any) -> None:
                    help="per-speaker test-time normalisation of the windows (needs speakers and the default model)")
     p.add_argument("--format", default="csv,json,png", help="comma-separated outputs: csv, json, png (default: all)")
     add_model_args(p)
+    add_archive_args(p, jobs_default=None)  # archive mode: cli/_archive.py
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from emovox.cli._archive import timeline_dispatch
     from emovox.errors import ConfigError
+
+    if (code := timeline_dispatch(args)) is not None:  # a folder, glob, manifest or -o FILE.jsonl/.csv/.parquet
+        return code
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"--format: unknown output(s) {bad or formats}; choose from {', '.join(FORMATS)}")
-    recording = Path(args.recording)
+    recording = Path(args.recording[0])
     from emovox.audio import audio_duration
     from emovox.service.budget import check_timeline_request
 

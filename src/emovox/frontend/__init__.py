@@ -6,12 +6,16 @@ name           class                           what (paper)
 ``logmel``     :class:`LogMel`                 128 log-mel, 25/10 ms (000, 001)
 ``mulaw_spec`` :class:`MuLawSpectrogram`       μ-law magnitude spectrogram, 400 bins (003)
 ``vggish``     :class:`VGGishLogMel`           64 log-mel 125–7500 Hz, 96-frame patches (002)
-``whisper_     :class:`WhisperEncoderFrontend` frozen Whisper tiny.en encoder frames (T, 384),
-encoder``                                      50 Hz, unpadded (CTranslate2; bundled Whisper model)
+``upstream``   :class:`UpstreamFrames`         frames of a frozen :mod:`emovox.upstreams`
+                                               encoder (``upstream: whisper`` 50 Hz x 384,
+                                               ``ge2e``); not a torch graph
 =============  ==============================  =========================================
 
 Every front-end is a ``torch.nn.Module`` with ``hop_length`` (samples), ``n_features`` (F) and
-``num_frames(num_samples)``. Normalisation lives in :mod:`emovox.frontend.normalize`.
+``num_frames(num_samples)``. Normalisation lives in :mod:`emovox.frontend.normalize`; the whole
+path (front-end, VAD, normalisation) a model uses is :mod:`emovox.frontend.pipeline`, described
+by :class:`emovox.pipeline.PipelineConfig` (whose alias table still reads old names such as
+``whisper_encoder``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,11 @@ from emovox.frontend.logmel import LogMel
 from emovox.frontend.spectrogram import MuLawSpectrogram
 from emovox.frontend.upstream_frames import UpstreamFrames
 from emovox.frontend.vggish_input import VGGishLogMel, to_patches
-from emovox.frontend.whisper_encoder import WhisperEncoderFrontend
 
 FRONTENDS: dict[str, type[nn.Module]] = {
     "logmel": LogMel,
     "mulaw_spec": MuLawSpectrogram,
     "vggish": VGGishLogMel,
-    "whisper_encoder": WhisperEncoderFrontend,
     "upstream": UpstreamFrames,
 }
 
@@ -52,5 +54,4 @@ def build_frontend(name: str, **kwargs) -> nn.Module:
         raise ConfigError(f"front-end {name!r}: {exc}") from None
 
 
-__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "WhisperEncoderFrontend", "UpstreamFrames",
-           "to_patches"]
+__all__ = ["FRONTENDS", "build_frontend", "LogMel", "MuLawSpectrogram", "VGGishLogMel", "UpstreamFrames", "to_patches"]

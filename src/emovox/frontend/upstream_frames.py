@@ -1,10 +1,13 @@
 """``upstream`` front-end: the frame features of a frozen :mod:`emovox.upstreams` upstream.
 
-A model that ``emovox experiment`` trained on upstream frames (``features.frontend: whisper`` or
-``ge2e``, e.g. ``recipes/emodb/loso_whisper_head.yaml``) is saved with the front-end
-``{"name": "upstream", "kwargs": {"upstream": "whisper", "options": {...}}}``, so ``Recognizer`` and
-``emovox predict --model FOLDER`` compute the very features the model was trained on. The
-upstreams are not torch graphs, so such a model runs with the torch backend only.
+A model trained on upstream frames (recipe ``features.frontend: upstream`` with
+``options: {upstream: whisper, options: {...}}``, or the shorthand ``features.frontend: whisper``
+e.g. ``recipes/emodb/loso_whisper_head.yaml``) is saved with the front-end
+``{"name": "upstream", "kwargs": {"upstream": "whisper", "options": {...}}}``
+(:class:`emovox.pipeline.PipelineConfig`), so ``Recognizer`` and ``emovox predict --model FOLDER``
+compute the very features the model was trained on. The upstreams are not torch graphs, so such
+a model runs with the torch backend only. (The retired ``whisper_encoder`` front-end is read as
+``upstream`` with ``upstream: whisper``, unpadded: :data:`emovox.pipeline.ALIASES`.)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from emovox.audio import SAMPLE_RATE
+from emovox.upstreams import build_upstream
 
 
 class UpstreamFrames(nn.Module):
@@ -23,8 +27,6 @@ class UpstreamFrames(nn.Module):
 
     def __init__(self, upstream: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        from emovox.upstreams import build_upstream
-
         self.upstream = build_upstream(upstream, **dict(options or {}))
         if not self.upstream.frame_rate or not self.upstream.frame_dim:
             raise ValueError(f"upstream {upstream!r} has no frame features (only pooled vectors); "

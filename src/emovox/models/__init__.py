@@ -10,6 +10,7 @@ Build by name with :func:`build_model`; package with :func:`save_model` / :func:
 ``resnet``          ResNet18/34 (seeds 000/001); ``resnet20``: ResNet20 (seed 003)
 ``vggish``          VGGish + patch MLP (seed 002); ``frame_head``: head on frozen frames
 ``pooling``         temporal pooling layers; ``registry``: models by name
+``io``                model packages (safetensors + config.json); ``package``: their typed config
 ==================  ================================================================
 
 Names below are loaded on first use, so ``import emovox.models.transfer`` (the recipe schema)
@@ -25,7 +26,8 @@ _EXPORTS = {
     "TRANSFER_MODES": "transfer", "apply_transfer_mode": "transfer",
     "ResNet20": "resnet20", "set_domain": "layers",
     "SpeechClassifier": "base", "count_parameters": "base",
-    "load_model": "io", "read_config": "io", "save_model": "io",
+    "load_model": "io", "load_package": "io", "read_config": "io", "read_package": "io", "save_model": "io",
+    "ModelSpec": "package", "PackageConfig": "package",
     "POOLINGS": "pooling", "build_pooling": "pooling",
     "MODELS": "registry", "build_model": "registry", "model_spec": "registry",
     "ResNet": "resnet", "ResNet18": "resnet", "ResNet34": "resnet",

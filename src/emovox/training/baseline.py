@@ -150,6 +150,34 @@ def _score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return (unweighted_accuracy if metric == "ua" else weighted_accuracy)(y_true, y_pred)
 
 
+def class_scores(model: Any, x: np.ndarray) -> np.ndarray:
+    """``(N, classes)`` continuous class scores of a fitted SVC (or a pipeline ending in one).
+
+    Columns follow ``model.classes_``. Each class's score is its mean signed one-vs-one margin
+    (libsvm's pairwise decision values): scikit-learn's ``"ovr"`` output is mostly vote counts,
+    too coarse to calibrate; these margins are continuous, so ``softmax(scores / T)`` with a
+    temperature fitted on validation speakers (:func:`emovox.calibration.fit_temperature`) gives
+    log-posteriors for score fusion (:mod:`emovox.fusion`).
+    """
+    svc = model[-1] if hasattr(model, "steps") else model
+    k = len(svc.classes_)
+    if k == 2:  # binary: one decision value, positive = classes_[1]
+        d = np.asarray(model.decision_function(x), dtype=float).reshape(-1)
+        return np.stack([-d, d], axis=1)
+    shape = svc.decision_function_shape
+    svc.decision_function_shape = "ovo"
+    try:
+        d = np.asarray(model.decision_function(x), dtype=float)
+    finally:
+        svc.decision_function_shape = shape
+    out = np.zeros((len(d), k))
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]  # libsvm's order; positive = class i
+    for col, (i, j) in enumerate(pairs):
+        out[:, i] += d[:, col]
+        out[:, j] -= d[:, col]
+    return out / (k - 1)
+
+
 def fit_fold(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
              svm: SVMConfig, grid: Sequence[float], seed: int = 0) -> tuple[Any, float, dict[str, float]]:
     """Choose C on the validation part, (re)fit; returns (model, chosen C, validation score per C)."""

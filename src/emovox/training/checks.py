@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 from emovox.config import Recipe
 from emovox.errors import ConfigError, EmovoxError
+from emovox.frontend import build_frontend
+from emovox.pipeline import UPSTREAM, PipelineConfig
 
 #: Lightning accelerators emovox accepts in ``train.accelerator``.
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -33,28 +35,18 @@ def key(name: str) -> Iterator[None]:
 
 
 def feature_dim(recipe: Recipe) -> int | None:
-    """Feature size F the front-end produces (None for upstream frame features)."""
-    from emovox.frontend import FRONTENDS, build_frontend
-
-    f = recipe.features
-    if f.frontend not in FRONTENDS:
+    """Feature size F the front-end produces (None for upstream frame features: not built here)."""
+    pipeline = PipelineConfig.from_recipe(recipe.features)  # its errors name the recipe key
+    if pipeline.frontend == UPSTREAM:
         return None
-    kwargs = dict(f.options)
-    if "n_mels" in inspect.signature(FRONTENDS[f.frontend].__init__).parameters:
-        kwargs.setdefault("n_mels", f.n_mels)
     with key("features.options"):
-        frontend: Any = build_frontend(f.frontend, **kwargs)  # duck-typed: every front-end has n_features
+        frontend: Any = build_frontend(pipeline.frontend, **pipeline.options)  # duck-typed: has n_features
         return int(frontend.n_features)
 
 
 def check_recipe(recipe: Recipe) -> None:
     """ConfigError (naming the recipe key) for any name or option another module would refuse."""
-    from emovox.training.data import feature_extractor
-
     r = recipe
-    with key("features.frontend"):
-        if r.features.frontend not in _frontend_names():
-            feature_extractor(r.features)  # raises the "neither a front-end nor an upstream" message
     n_features = feature_dim(r)
     cache = r.resolve(r.features.cache_dir)
     if cache is not None and cache.exists() and not cache.is_dir():
@@ -76,13 +68,6 @@ def check_recipe(recipe: Recipe) -> None:
         with key("transfer.backbone"):
             read_config(r.resolve(r.transfer.backbone))
     _check_trainer(r)
-
-
-def _frontend_names() -> set[str]:
-    from emovox.frontend import FRONTENDS
-    from emovox.upstreams import UPSTREAMS
-
-    return set(FRONTENDS) | set(UPSTREAMS)
 
 
 def _check_model(r: Recipe, n_features: int | None) -> None:

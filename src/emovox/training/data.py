@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from emovox.cache import extractor_key
-from emovox.errors import ConfigError
-from emovox.training.features import Extractor, cached_arrays
+from emovox.frontend.pipeline import FeaturePipeline
+from emovox.pipeline import PipelineConfig
+from emovox.training.features import cached_arrays
 
 if TYPE_CHECKING:
     from emovox.config import FeatureConfig, TrainConfig
@@ -228,81 +228,17 @@ def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) 
 
 # ---------------------------------------------------------------------------- features
 
-@dataclass(frozen=True)
-class FeatureSource:
-    """How one recipe's features are made: cache folder name, extractor, which cached array is
-    the (T, F) feature matrix, and the hop in samples (None when not 10 ms-aligned)."""
-
-    key: str
-    extract: Extractor
-    field: str
-    hop: int | None
-
-
-def feature_extractor(cfg: "FeatureConfig") -> FeatureSource:
-    """The :class:`FeatureSource` of ``cfg.frontend``.
-
-    ``cfg.frontend`` names an :mod:`emovox.frontend` front-end (``logmel`` gets ``n_mels``) or an
-    :mod:`emovox.upstreams` upstream whose ``frames`` array is used (``whisper``: 50 frames/s).
-    Upstream entries are the upstream's own cache entries (shared with ``emovox baseline``).
-    """
-    import inspect
-
-    from emovox.frontend import FRONTENDS, build_frontend
-    from emovox.upstreams import UPSTREAMS, build_upstream
-
-    if cfg.frontend in FRONTENDS:
-        kwargs = dict(cfg.options)
-        if "n_mels" in inspect.signature(FRONTENDS[cfg.frontend].__init__).parameters:
-            kwargs.setdefault("n_mels", cfg.n_mels)
-        frontend: Any = build_frontend(cfg.frontend, **kwargs)  # duck-typed: every front-end has hop_length
-
-        def run(samples: np.ndarray) -> dict[str, np.ndarray]:
-            with torch.no_grad():
-                return {"features": frontend(torch.from_numpy(samples)).numpy().astype(np.float32)}
-
-        return FeatureSource(extractor_key(cfg.frontend, kwargs), run, "features", int(frontend.hop_length))
-    if cfg.frontend in UPSTREAMS:
-        upstream = build_upstream(cfg.frontend, **cfg.options)
-        return FeatureSource(upstream.key, upstream.extract, "frames", None)
-    raise ConfigError(f"features.frontend: {cfg.frontend!r} is neither a front-end ({', '.join(FRONTENDS)}) "
-                      f"nor an upstream with frame features ({', '.join(UPSTREAMS)})")
-
-
-def normalize_features(feats: list[torch.Tensor], level: str, speakers: Sequence[str]) -> list[torch.Tensor]:
-    """``segment`` MVN per utterance, ``speaker`` MVN over all of a speaker's utterances (uses the
-    test speaker's unlabelled audio: always labelled in reports), or ``none``."""
-    from emovox.frontend.normalize import conversation_mvn, mvn
-
-    if level == "segment":
-        return [mvn(f) for f in feats]
-    if level == "speaker":
-        return conversation_mvn(feats, groups=list(speakers))
-    return feats
-
-
-def load_features(utterances: Sequence["Utterance"], cfg: "FeatureConfig", cache_dir: str | Path | None = None,
-                  progress: bool = False) -> list[torch.Tensor]:
-    """Normalised (T, F) features of every utterance; raw features (and VAD masks) are computed
-    once and kept in the feature cache, so later runs and other folds only read them."""
-    source = feature_extractor(cfg)
-    extractors: list[tuple[str, Extractor]] = [(source.key, source.extract)]
-    if cfg.vad:
-        from emovox.vad import HOP_LENGTH, build_vad  # Silero/Sohn VAD only when asked for
-
-        if source.hop != HOP_LENGTH:
-            raise ConfigError(f"features.vad: VAD works at 10 ms frames; front-end {cfg.frontend!r} has another rate")
-        vad = build_vad("sohn")
-        extractors.append((extractor_key("vad-sohn", {}), lambda x: {"mask": vad.frame_mask(x).astype(np.uint8)}))
-    out = []
-    for arrays in cached_arrays(utterances, extractors, cache_dir, progress, f"features ({cfg.frontend})"):
-        feats = torch.from_numpy(np.asarray(arrays[0][source.field], dtype=np.float32))
-        if cfg.vad:
-            from emovox.vad import drop_nonspeech
-
-            feats = drop_nonspeech(feats, arrays[1]["mask"])
-        out.append(feats)
-    return normalize_features(out, cfg.normalize, [u.speaker for u in utterances])
+def load_features(utterances: Sequence["Utterance"], pipeline: "PipelineConfig | FeatureConfig",
+                  cache_dir: str | Path | None = None, progress: bool = False) -> list[torch.Tensor]:
+    """Normalised (T, F) features of every utterance through the :class:`FeaturePipeline` of
+    ``pipeline`` (a recipe's ``features`` section is read with :meth:`PipelineConfig.from_recipe`).
+    Raw features (and VAD masks) are computed once and kept in the feature cache, so later runs and
+    other folds only read them."""
+    config = pipeline if isinstance(pipeline, PipelineConfig) else PipelineConfig.from_recipe(pipeline)
+    features = FeaturePipeline(config)
+    out = [features.from_arrays(arrays) for arrays in cached_arrays(
+        utterances, features.extractors(), cache_dir, progress, f"features ({config.upstream or config.frontend})")]
+    return features.normalise_all(out, [u.speaker for u in utterances])
 
 
 def make_augmenter(policy: str) -> Augmenter | None:
@@ -344,7 +280,6 @@ class FoldData(L.LightningDataModule):
 
 
 __all__ = [
-    "Augmenter", "ChunkBatchSampler", "FeatureSource", "FoldData", "feature_extractor", "load_features",
-    "make_augmenter", "normalize_features", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
+    "Augmenter", "ChunkBatchSampler", "FoldData", "load_features", "make_augmenter", "ChunkRequest", "FeatureDataset", "LengthBatchSampler", "MIN_FRAMES",
     "collate", "eval_loader", "pad_frames", "take_chunk", "train_loader",
 ]

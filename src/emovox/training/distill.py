@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from emovox.config import Recipe
+from emovox.pipeline import PipelineConfig
 from emovox.corpora import read_manifest
 from emovox.errors import ProtocolError
 from emovox.models.io import save_model
@@ -120,8 +121,7 @@ def distill_for_fold(recipe: Recipe, fold: Any, utts: Sequence[Any], features: d
     trainer.fit(module, loader)
     loss = float(trainer.callback_metrics.get("distill_loss", float("nan")))
     save_model(out, student.eval(), {
-        "frontend": {"name": recipe.features.frontend, "kwargs": {"n_mels": n_features}},
-        "normalize": recipe.features.normalize, "labels": [f"ge2e_{i}" for i in range(TEACHER_DIM)],
+        **PipelineConfig.from_recipe(recipe.features).to_dict(), "labels": [f"ge2e_{i}" for i in range(TEACHER_DIM)],
         "training": {"task": "GE2E distillation", "fold": fold.name, "n_utterances": len(pool),
                      "epochs": recipe.transfer.distill_epochs, "final_loss": loss},
     })

@@ -51,6 +51,7 @@ from emovox.config import Recipe
 from emovox.evaluation.metrics import classification_metrics
 from emovox.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from emovox.models.io import save_model
+from emovox.pipeline import PipelineConfig
 from emovox.scores import ScoreSet
 from emovox.training import harness
 from emovox.training.checks import check_recipe, key
@@ -137,8 +138,11 @@ def fold_scores(model: torch.nn.Module, fold: Any, classes: Sequence[str], label
 
 
 def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], features: dict[str, torch.Tensor],
-             classes: Sequence[str], out: Path, progress: bool = True) -> dict[str, Any]:
-    """Train, select and test one fold (resuming from its checkpoint); returns its result dict."""
+             classes: Sequence[str], out: Path, progress: bool = True,
+             pipeline: PipelineConfig | None = None) -> dict[str, Any]:
+    """Train, select and test one fold (resuming from its checkpoint); returns its result dict.
+    ``pipeline`` (default: the recipe's) is the feature pipeline ``features`` came from; it is
+    saved unchanged in the fold's model package."""
     fdir = fold_dir(out, index, fold.name)
     done = fdir / harness.RESULT_FILE
     if done.is_file():
@@ -148,6 +152,7 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
             log.info("fold %s already finished (%s)", fold.name, done)
             return result
     fold.save(fdir / "fold.json")
+    pipeline = pipeline or PipelineConfig.from_recipe(recipe.features)
     by_id = {u.id: u for u in utts}
     label_index = {c: i for i, c in enumerate(classes)}
 
@@ -197,27 +202,14 @@ def run_fold(recipe: Recipe, index: int, fold: Any, utts: Sequence[Any], feature
         fold_scores(module.model, fold, classes, label_of, dataset, recipe.train.eval_batch_size,
                     {"modality": "speech", "fold": fold.name, "recipe": recipe.name},
                     known={"test": logits}).save(fdir / "scores.json")
-        save_model(fdir / "model", module.model, {
-            "frontend": _frontend_config(recipe, n_features),
-            "normalize": recipe.features.normalize, "vad": recipe.features.vad, "labels": list(classes),
+        save_model(fdir / "model", module.model, {  # model spec filled in by save_model
+            **pipeline.to_dict(), "labels": list(classes),
             "training": {"recipe": recipe.name, "fold": fold.name, "metrics": {k: metrics[k] for k in ("ua", "wa")}},
         })
         atomic_write_json(done, result)
     trainer.strategy.barrier()
     log.info("fold %s: UA %.4f WA %.4f (best epoch %s)", fold.name, metrics["ua"], metrics["wa"], result["best_epoch"])
     return result
-
-
-def _frontend_config(recipe: Recipe, n_features: int) -> dict[str, Any]:
-    """The saved model's front-end: the recipe's, or ``upstream`` for frozen-upstream frames."""
-    from emovox.upstreams import UPSTREAMS  # the upstream registry (its extractors load lazily)
-
-    kwargs = dict(recipe.features.options)
-    if recipe.features.frontend in UPSTREAMS:
-        return {"name": "upstream", "kwargs": {"upstream": recipe.features.frontend, "options": kwargs}}
-    if recipe.features.frontend == "logmel":
-        kwargs.setdefault("n_mels", n_features)
-    return {"name": recipe.features.frontend, "kwargs": kwargs}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -232,9 +224,10 @@ def run_experiment(recipe: Recipe, out_dir: str | Path, progress: bool | None = 
     run: FoldRun = harness.prepare_run(
         out_dir, "experiment", recipe, recipe.to_dict(), ignore=RESUMABLE_KEYS, overrides=overrides,
         meta={"speaker_norm": recipe.features.normalize == "speaker"}, protocol_key=key)
-    feats = load_features(run.utterances, recipe.features, recipe.resolve(recipe.features.cache_dir), progress)
+    pipeline = PipelineConfig.from_recipe(recipe.features)  # trains on it, and is saved with every model
+    feats = load_features(run.utterances, pipeline, recipe.resolve(recipe.features.cache_dir), progress)
     features = {u.id: f for u, f in zip(run.utterances, feats)}
-    results = [run_fold(recipe, i, fold, run.utterances, features, run.classes, run.out, progress)
+    results = [run_fold(recipe, i, fold, run.utterances, features, run.classes, run.out, progress, pipeline)
                for i, fold in run.selected()]
     title = recipe.name + (" [speaker-normalised features]" if recipe.features.normalize == "speaker" else "")
     return run.report(results, title)

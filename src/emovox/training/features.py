@@ -15,11 +15,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from emovox.cache import FeatureCache
+from emovox.cache import Extractor, FeatureCache
 from emovox.corpora import Utterance
-
-#: 16 kHz mono float32 samples -> named arrays to cache.
-Extractor = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def cached_arrays(utterances: Sequence[Utterance], extractors: Sequence[tuple[str, Extractor]],

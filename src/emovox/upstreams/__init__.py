@@ -15,6 +15,7 @@ Heavy libraries are imported only when an upstream is built.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Callable
 
@@ -62,19 +63,23 @@ _CLASSES = {
 }
 
 
-def build_upstream(name: str, **options: Any) -> Upstream:
-    """The upstream called ``name`` with constructor ``options``; ConfigError for unknown ones."""
+def upstream_options(name: str) -> set[str]:
+    """The options ``build_upstream(name, ...)`` accepts (imports the upstream's module, not its model)."""
     if name not in UPSTREAMS:
         raise ConfigError(f"unknown upstream {name!r}; choose one of {sorted(UPSTREAMS)}")
-    if options:
-        import importlib
+    module, cls = _CLASSES[name]
+    return set(inspect.signature(getattr(importlib.import_module(module), cls)).parameters) - {"feature_set"}
 
-        module, cls = _CLASSES[name]
-        accepted = set(inspect.signature(getattr(importlib.import_module(module), cls)).parameters) - {"feature_set"}
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            raise ConfigError(f"upstream {name!r} has no option(s) {unknown}; it accepts {sorted(accepted) or 'none'}")
+
+def build_upstream(name: str, **options: Any) -> Upstream:
+    """The upstream called ``name`` with constructor ``options``; ConfigError for unknown ones."""
+    accepted = upstream_options(name) if options else set()
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(f"upstream {name!r} has no option(s) {unknown}; it accepts {sorted(accepted) or 'none'}")
+    if name not in UPSTREAMS:
+        raise ConfigError(f"unknown upstream {name!r}; choose one of {sorted(UPSTREAMS)}")
     return UPSTREAMS[name](**options)
 
 
-__all__ = ["UPSTREAMS", "Upstream", "build_upstream"]
+__all__ = ["UPSTREAMS", "Upstream", "build_upstream", "upstream_options"]

@@ -1,0 +1,133 @@
+"""The inputs of an archive run: files, folders (walked, streamed), glob patterns and manifests.
+
+* Folders are walked depth first, each folder's entries sorted, without listing the whole tree
+  first; glob patterns are expanded and sorted (for millions of files pass a folder or a
+  manifest); manifests are a CSV with a ``path`` column or a text file with one path per line
+  (relative paths are relative to the manifest's folder).
+* Inputs that name nothing usable become :class:`Problem` items (error records downstream);
+  missing plain paths are passed on as paths: their records say what is wrong.
+* :func:`unique` drops repeats (and, on resume, the sources already done) keeping one 64-bit
+  key per distinct source.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from emovox.archive_output import digest
+from emovox.errors import ManifestError
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class Problem:
+    """An input that names nothing usable: it gets an error record with ``source`` = the input."""
+
+    source: str
+    problem: str
+
+
+Item = str | Problem
+
+
+def _extensions() -> tuple[str, ...]:
+    from emovox.audio import SUPPORTED_EXTENSIONS
+
+    return tuple(SUPPORTED_EXTENSIONS)
+
+
+def walk(folder: Path, extensions: Sequence[str]) -> Iterator[str]:
+    """Audio files under ``folder``, depth first, each folder's entries in sorted order (streamed)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        log.warning("%s: cannot list this folder (%s); skipped", folder, exc)
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir():
+                yield from walk(Path(entry.path), extensions)
+            elif entry.is_file() and Path(entry.name).suffix.lower() in extensions:
+                yield entry.path
+        except OSError:
+            continue
+
+
+def read_manifest(path: str | os.PathLike) -> Iterator[str]:
+    """Paths listed in a manifest: a CSV with a ``path`` column (``.csv``) or one path per line
+    (blank lines and ``#`` comments skipped). Relative paths are relative to the manifest's folder."""
+    path = Path(path)
+    base = path.parent
+    try:
+        fh = open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot open the manifest ({exc.strerror}); check the path") from None
+    with fh:
+        if path.suffix.lower() == ".csv":
+            reader = csv.DictReader(fh)
+            names = reader.fieldnames or []
+            column = next((c for c in ("path", "file", "source") if c in names), None)
+            if column is None:
+                raise ManifestError(f"{path}: a CSV manifest needs a 'path' column; its header has "
+                                    f"{', '.join(names) or 'nothing'}")
+            lines: Iterable[str] = ((row.get(column) or "").strip() for row in reader)
+        else:
+            lines = (line.strip() for line in fh)
+        try:
+            for entry in lines:
+                if entry and not entry.startswith("#"):
+                    yield entry if os.path.isabs(entry) else str(base / entry)
+        except UnicodeDecodeError:
+            raise ManifestError(f"{path}: not a UTF-8 text or CSV manifest; give a list of paths, one a line") from None
+
+
+def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Iterator[Item]:
+    """The files to predict, in input order, as paths, plus a :class:`Problem` for each input that
+    names nothing usable. Missing plain paths are passed on: their records say what is wrong."""
+    extensions = _extensions()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = False
+            for f in walk(p, extensions):
+                found = True
+                yield f
+            if not found:
+                yield Problem(raw, f"no audio files ({', '.join(extensions)}) in this folder")
+        elif not p.exists() and glob.has_magic(raw):
+            found = False
+            for f in sorted(glob.glob(raw, recursive=True)):
+                for g in walk(Path(f), extensions) if Path(f).is_dir() else [f]:
+                    found = True
+                    yield g
+            if not found:
+                yield Problem(raw, "no files match this pattern")
+        else:
+            yield raw
+    for manifest in manifests:
+        yield from read_manifest(manifest)
+
+
+
+def unique(items: Iterable[Item], skip: Callable[[str], bool] | None = None) -> Iterator[Item]:
+    """``items`` without repeats (first occurrence kept) and without those ``skip`` says are done."""
+    seen: set[int] = set()
+    for item in items:
+        source = item.source if isinstance(item, Problem) else item
+        key = digest(source)
+        if key in seen:
+            continue
+        seen.add(key)
+        if skip is None or not skip(source):
+            yield item
+
+
+__all__ = ["Item", "Problem", "iter_inputs", "read_manifest", "unique", "walk"]

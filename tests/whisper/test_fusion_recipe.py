@@ -1,0 +1,77 @@
+"""recipes/whisper_ft/fusion.py: per-system SVM folds (cached), score-level fusion, validation choice."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emovox.corpora.manifest import Utterance
+from emovox.protocols import leave_one_speaker_out
+
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "whisper_ft"
+
+
+@pytest.fixture(scope="module")
+def fusion():
+    sys.path.insert(0, str(RECIPE_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("whisper_ft_fusion", RECIPE_DIR / "fusion.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(RECIPE_DIR))
+
+
+def _data(seed: int = 0):
+    """6 speakers x 24 clips, 4 classes. System A only tells {a, b} from {c, d}; system B only
+    tells {a, c} from {b, d}: each alone is near 50 % UA, together they name the class."""
+    rng = np.random.default_rng(seed)
+    utts, a, b = [], [], []
+    for s in range(6):
+        for n in range(24):
+            c = n % 4
+            utts.append(Utterance(f"s{s}_{n}", f"/x/s{s}_{n}.wav", f"s{s}", "abcd"[c]))
+            a.append(rng.standard_normal(4) + (2.5 if c in (0, 1) else -2.5) * np.eye(4)[0])
+            b.append(rng.standard_normal(4) + (2.5 if c in (0, 2) else -2.5) * np.eye(4)[1])
+    return utts, np.array(a, np.float32), np.array(b, np.float32)
+
+
+def test_score_fusion_combines_complementary_systems(fusion, tmp_path):
+    utts, xa, xb = _data()
+    folds = leave_one_speaker_out(utts, valid_fraction=0.2, seed=0)[:3]
+    labels = np.array([u.label for u in utts])
+    parts = fusion.split(folds, {u.id: i for i, u in enumerate(utts)})
+    sa = fusion.run_system("A", xa, labels, folds, parts, tmp_path)
+    sb = fusion.run_system("B", xb, labels, folds, parts, tmp_path)
+    assert np.mean([r["ua"] for r in sa]) < 0.65 and np.mean([r["ua"] for r in sb]) < 0.65
+    assert sa[0]["valid_scores"].shape == (len(folds[0].valid), 4) and sa[0]["classes"] == list("abcd")
+    fused = fusion.score_fusion([sa, sb], labels, parts)
+    assert np.mean([r["ua"] for r in fused]) >= 0.9
+    for r in fused:
+        assert 0.05 <= min(r["temperatures"]) and max(r["temperatures"]) <= 20 * 1.07
+        assert len(r["w1"]) == 1 and 0.2 <= r["w1"][0] <= 0.8  # both systems are needed
+        assert r["valid_ua"] >= 0.8
+    feature = fusion.run_system("A+B", np.concatenate([xa, xb], 1), labels, folds, parts, None)
+    assert np.mean([r["ua"] for r in feature]) >= 0.9
+
+
+def test_run_system_reuses_a_finished_system_and_choice_is_on_validation(fusion, tmp_path, monkeypatch):
+    utts, xa, _ = _data(seed=1)
+    folds = leave_one_speaker_out(utts, valid_fraction=0.2, seed=0)[:2]
+    labels = np.array([u.label for u in utts])
+    parts = fusion.split(folds, {u.id: i for i, u in enumerate(utts)})
+    first = fusion.run_system("whisper 1+3+5", xa, labels, folds, parts, tmp_path)
+    assert (tmp_path / "whisper_1+3+5.json").is_file() and (tmp_path / "whisper_1+3+5.npz").is_file()
+    monkeypatch.setattr(fusion, "svm_fold", lambda *a: pytest.fail("a finished system was recomputed"))
+    again = fusion.run_system("whisper 1+3+5", xa, labels, folds, parts, tmp_path)
+    for r1, r2 in zip(first, again):
+        assert r1["ua"] == r2["ua"] and r1["C"] == r2["C"]
+        np.testing.assert_allclose(r1["test_scores"], r2["test_scores"])
+    rows = {"x": {"valid_ua_mean": 0.7, "ua_mean": 0.9}, "y": {"valid_ua_mean": 0.8, "ua_mean": 0.1},
+            "z": {"valid_ua_mean": 0.8, "ua_mean": 0.5}}
+    assert fusion.best_on_valid(rows, ["x", "y", "z"]) == "y"  # test UA is never looked at; ties -> first
