@@ -77,7 +77,7 @@ def test_a_window_equal_to_a_piece_scores_as_the_clip(model):
     probs = scorer.probabilities([(4.0, 8.0), (0.0, 4.0)])
     assert np.abs(probs[0] - model(x[4 * SR:8 * SR])).max() <= 1e-3
     assert np.abs(probs[1] - model(x[:4 * SR])).max() <= 1e-3
-    sub = FrameScorer(model, index=[0, 2])
+    sub = FrameScorer(model, index=[0, 2], piece=4.0)
     sub.observe(x)
     p = sub.probabilities([(0.0, 4.0)])[0]
     assert abs(p.sum() - 1) < 1e-9 and np.allclose(p, probs[1][[0, 2]] / probs[1][[0, 2]].sum())

@@ -8,7 +8,7 @@ Training speakers are those of RAVDESS, TESS, nEMO and ASED that are in neither 
 ``benchmarks/conversations.py``: not the default model's validation speakers (``eval``: they are
 its held-out speakers) and not the calibration speakers (RAVDESS actors 01-09, EmoDB, LibriSpeech).
 Each clip is trimmed to its speech (Sohn VAD), its first 4 s go through the default package's
-graph alone (one timeline piece, :mod:`emovox.frame_scoring`), and ``--spans`` random 1.6 s
+graph alone (``--piece``), and ``--spans`` random 1.6 s
 stretches (80 frames, a diarisation segment) give the features: the mean over the stretch of
 each hidden state in ``--layers``, concatenated. scikit-learn's LDA (eigen solver, Ledoit-Wolf
 shrinkage) on these, one class per speaker, keeps ``--dims`` directions.
@@ -46,14 +46,15 @@ def training_speakers(clips_per_speaker: int, seed: int) -> dict[str, list[Path]
             for s, paths in sorted(out.items())}
 
 
-def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.random.Generator) -> np.ndarray:
+def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.random.Generator,
+             piece: float) -> np.ndarray:
     from conversations import trimmed
 
-    from emovox.frame_scoring import FRAME, PIECE
+    from emovox.frame_scoring import FRAME
 
     rows = []
     for path in paths:
-        x = trimmed(path)[0][: int(PIECE * 16000)]
+        x = trimmed(path)[0][: int(piece * 16000)]
         if x.size < 16000:
             continue
         h = model.hidden(x)[layers]
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spans", type=int, default=2, help="1.6 s stretches per clip")
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--dims", type=int, default=32)
+    ap.add_argument("--piece", type=float, default=4.0, help="seconds of each clip encoded alone (the shipped "
+                    "projection used 4 s; the timeline's pieces are emovox.frame_scoring.PIECE)")
     ap.add_argument("--threshold", type=float, default=1.1, help="automatic-count threshold to store")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "src" / "emovox" / "assets" / "speaker_lda"))
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     xs, ys = [], []
     speakers = training_speakers(args.clips, args.seed)
     for i, (speaker, paths) in enumerate(speakers.items()):
-        x = features(model, paths, args.layers, args.spans, rng)
+        x = features(model, paths, args.layers, args.spans, rng, args.piece)
         xs.append(x)
         ys += [speaker] * len(x)
         conversations._TRIM.clear()

@@ -9,10 +9,11 @@ timeline has moved past them. A window's statistics are the mean ‖ population 
 frames of each of the head's layers — what the graph computes over its own input — and the
 package's head graph turns them into logits.
 
-Why 4 s pieces (measured on synthetic conversations of held-out speakers, docs/conversations.md):
+Why 2 s pieces (measured on synthetic conversations of held-out speakers, docs/conversations.md):
 a frame sees the audio of its whole piece, and the head was trained on statistics of short clips
-encoded alone. 30 s pieces cost 20 points of window UA; 2-6 s pieces are as accurate as
-encoding each window alone, for half the encoder work.
+encoded alone. 30 s pieces cost 20 points of window UA and 4-6 s pieces lose up to 6 points on
+one of the two models measured; 2 s pieces are as accurate as encoding each window alone, for
+half the encoder work.
 
 The same frames give speaker statistics for diarisation (:meth:`FrameScorer.span_stats`).
 """
@@ -27,8 +28,9 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import ConfigError
 
-#: Seconds per encoded piece (a multiple of the 20 ms frame).
-PIECE = 4.0
+#: Seconds per encoded piece (a multiple of the 20 ms frame): the default 2 s windows every 1 s
+#: then either equal a piece or take the second half of one and the first half of the next.
+PIECE = 2.0
 #: Samples per encoder frame (Whisper: 10 ms mel hop, stride-2 convolution).
 FRAME = 320
 #: The graph's shortest input (4 encoder frames).
