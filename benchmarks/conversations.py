@@ -1,19 +1,21 @@
 """Synthetic conversations: diarisation (DER, JER) and emotion accuracy of speaker-aware timelines.
 
     .venv/bin/python benchmarks/conversations.py eval [--n 8] [--turns 8] [--speakers 2 3 4] [--overlap] [--noise 20]
+        [--diarizer whisper|ge2e] [--scoring auto|window] [--adapt]
     .venv/bin/python benchmarks/conversations.py calibrate [--n 12]     # choose emovox.diarize.THRESHOLD
-    .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, with/without speakers
+    .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, before/after, with/without speakers
     .venv/bin/python benchmarks/conversations.py stream [--seconds 30]  # live latency of WS /v1/stream
 
 Conversations are built from corpus clips in ../shared/corpora (16 kHz FLAC):
 
-* ``eval`` uses only the default model's **held-out test speakers** (its config.json
-  ``training.test_speakers``: EmoDB 03, 11 and RAVDESS actors 04, 10, 16, 20, 21), so the
-  emotion numbers are speaker-independent. RAVDESS "calm" and EmoDB "boredom" (not model
-  labels) are not used. Mixes: ``balanced`` (emotion uniform per clip) and ``skewed``
-  (70 % neutral, the rest uniform).
-* ``calibrate`` uses *other* speakers only: the 10 LibriSpeech speakers, EmoDB 08-16 minus the
-  test speakers and RAVDESS actors 01-03, 05-09 (none of them in ``eval``).
+* ``eval`` uses only the default model's **held-out speakers** (its config.json
+  ``card.valid_speakers`` found in RAVDESS and EmoDB; for the model shipped at the time of
+  writing EmoDB 09 and RAVDESS actors 03, 15, 18, 23), so the emotion numbers are
+  speaker-independent. RAVDESS "calm" and EmoDB "boredom" (not model labels) are not used.
+  Mixes: ``balanced`` (emotion uniform per clip) and ``skewed`` (70 % neutral, the rest uniform).
+* ``calibrate`` uses *other* speakers only: the 10 LibriSpeech speakers, the other EmoDB
+  speakers and RAVDESS actors 01-09 minus the held-out ones (none of them in ``eval``, none in
+  the training of the speaker projection, ``recipes/speaker_lda``).
 
 A conversation has 2-4 speakers taking turns (never the same speaker twice in a row); a turn is
 1-6 clips of its speaker; clips are scaled to one level (-26 dBFS RMS), trimmed to their speech (Sohn VAD) and separated by pauses of
@@ -24,8 +26,11 @@ clips.
 Metrics: DER and JER from ``pyannote.metrics`` (DER with no collar and with a 0.25 s collar,
 overlap scored); window-level UA (each classified window's reference = the emotion of the clip
 covering most of it); reference speech = Sohn VAD regions of each clean clip; per-speaker dominant emotion accuracy (reference speaker -> hypothesis
-speaker by pyannote's optimal mapping; dominant = largest share of speech time). ``--adapt``
-(per-speaker test-time normalisation) is not offered: see docs/conversations.md.
+speaker by pyannote's optimal mapping; dominant = largest share of speech time). ``--diarizer``
+chooses the speaker embeddings (the timeline's Whisper frames, or GE2E on a second pass),
+``--scoring`` how windows are scored (pooled from one encoding, or every window through the
+graph: the timeline before frames), ``--adapt`` adds rows with per-speaker adaptation
+(:mod:`emovox.speaker_adapt`) on the same windows and speakers.
 """
 
 from __future__ import annotations
@@ -199,36 +204,58 @@ def unweighted_accuracy(pairs) -> float:
     return float(np.mean([np.mean([p == c for t, p in pairs if t == c]) for c in classes])) if classes else float("nan")
 
 
+def timeline_and_diarizer(rec, audio: np.ndarray, args, count: int | None):
+    """The conversation's timeline (emotions when ``rec`` is given) and its diariser, finished."""
+    from emovox.conversation import speaker_observer
+    from emovox.diarize import Diarizer
+    from emovox.speaker_adapt import PooledWindows
+
+    observers: list = [PooledWindows()] if args.adapt else []
+    if args.diarizer == "whisper":
+        observer = speaker_observer(rec, count, args.min_turn)
+        if observer is None:
+            sys.exit("--diarizer whisper needs the default model (frames) and emovox's speaker projection")
+        observers.append(observer)
+    if rec is not None:
+        tl = rec.timeline(audio, sample_rate=SR, source="conversation", scoring=args.scoring, observers=observers)
+    else:
+        from emovox.timeline import Timeline
+        from emovox.vad import build_vad
+
+        speech = [(float(a), float(b)) for a, b in build_vad("sohn").regions(audio)]
+        tl = Timeline("c", audio.size / SR, ["x"], 2.0, 1.0, "sohn", 0.3, [], speech)
+    if args.diarizer == "whisper":
+        return tl, observers[-1].diarizer, observers[0] if args.adapt else None
+    d = Diarizer(speakers=count, min_turn=args.min_turn)
+    d.feed(audio, tl.speech)
+    d.finish(tl.speech)
+    return tl, d, observers[0] if args.adapt else None
+
+
 def run_eval(args, split: str, thresholds: list[float] | None = None) -> dict:
     import torch
 
     from emovox import Recognizer
-    from emovox.diarize import Diarizer
+    from emovox.speaker_adapt import adapt_timeline
 
     torch.set_num_threads(1)
     pool = pools(corpus_clips(), split)
-    rec = Recognizer.load(args.model) if split == "eval" else None
+    rec = Recognizer.load(args.model) if split == "eval" or args.diarizer == "whisper" else None
     rows = []
     for mix in (args.mixes if split == "eval" else ["none"]):
         for n_spk in args.speakers:
             rng = np.random.default_rng([args.seed, n_spk, len(mix)])
             for _ in range(args.n):
                 audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise)
-                if rec is not None:
-                    tl = rec.timeline(audio, sample_rate=SR, source="conversation")
-                    speech = tl.speech
-                else:
-                    from emovox.timeline import Timeline
-                    from emovox.vad import build_vad
-
-                    speech = [(float(a), float(b)) for a, b in build_vad("sohn").regions(audio)]
-                    tl = Timeline("c", audio.size / SR, ["x"], 2.0, 1.0, "sohn", 0.3, [], speech)
-                d = Diarizer(speakers=n_spk if args.oracle_count else None, min_turn=args.min_turn)
-                d.feed(audio, speech)
-                d.finish(speech)
+                tl, d, pooled = timeline_and_diarizer(rec, audio, args, n_spk if args.oracle_count else None)
+                speech = tl.speech
                 for th in thresholds or [None]:
                     tl.attach_speakers(d.turns(speech, threshold=th))
                     rows.append({"mix": mix, "speakers": n_spk, "threshold": th, **evaluate_one(tl, ref)})
+                    if pooled is not None:
+                        adapt_timeline(tl, pooled, rec)
+                        rows.append({"mix": f"{mix} +adapt", "speakers": n_spk, "threshold": th,
+                                     **evaluate_one(tl, ref)})
     return {"rows": rows}
 
 
@@ -264,12 +291,16 @@ def run_speed(args) -> int:
                 audio, _ = build(rng, pool, 2, 10, "balanced", False, None)
                 out.write(audio)
                 written += audio.size
-    for speakers in ("none", "auto"):
+    settings = {"before: every window through the graph, no speakers": ["--scoring", "window", "--speakers", "none"],
+                "before: every window through the graph, GE2E speakers": ["--scoring", "window", "--diarizer", "ge2e"],
+                "after: frames, no speakers": ["--speakers", "none"],
+                "after: frames, GE2E speakers": ["--diarizer", "ge2e"],
+                "after: frames, Whisper-frame speakers (default)": ["--diarizer", "whisper"]}
+    for (name, flags), _ in ((item, r) for r in range(args.repeat) for item in settings.items()):
         code = ("import resource, sys; from emovox.cli import main; rc = main(); "
                 "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
         cmd = [sys.executable, "-c", code, "timeline",
-               str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1",
-               "--speakers", speakers, "--format", "json"]
+               str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1", *flags, "--format", "json"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -281,8 +312,8 @@ def run_speed(args) -> int:
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         duration = sf.info(path).duration
         rss = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS")][0] / 1024
-        print(f"--speakers {speakers}: {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
-              f"= {cpu / duration:.4f} s per audio second; peak RSS {rss:.0f} MB")
+        print(f"{name} ({' '.join(flags)}): {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
+              f"= {cpu / duration:.4f} s per audio second; peak RSS {rss:.0f} MB", flush=True)
     return 0
 
 
@@ -328,20 +359,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", type=float, default=None, help="white noise at this SNR (dB)")
     p.add_argument("--oracle-count", action="store_true", help="give the diariser the true speaker count")
     p.add_argument("--min-turn", type=float, default=1.0)
+    p.add_argument("--diarizer", choices=("ge2e", "whisper"), default="whisper",
+                   help="speaker embeddings: the timeline's Whisper frames (default) or GE2E")
+    p.add_argument("--scoring", choices=("auto", "window"), default="auto",
+                   help="timeline: pool windows from one encoding (auto) or run the model on every window")
+    p.add_argument("--adapt", action="store_true", help="eval: also score with per-speaker adaptation")
+    p.add_argument("--piece", type=float, default=None, help="seconds per encoded piece (default emovox's 4 s)")
     p.add_argument("--model", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=10.0, help="speed: length of the recording")
     p.add_argument("--seconds", type=float, default=30.0, help="stream: seconds of audio to stream")
+    p.add_argument("--repeat", type=int, default=1, help="speed: rounds over the settings (interleaved)")
     args = p.parse_args(argv)
     if not SHARED.is_dir():
         sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
+    if args.diarizer == "whisper" and args.scoring == "window":
+        sys.exit("--diarizer whisper pools the frames of --scoring auto; use --diarizer ge2e with --scoring window")
+    if args.piece is not None:
+        import emovox.frame_scoring
+
+        emovox.frame_scoring.PIECE = args.piece
     if args.mode == "speed":
         return run_speed(args)
     if args.mode == "stream":
         return run_stream(args)
     start = time.process_time()
     if args.mode == "calibrate":
-        grid = [round(x, 2) for x in np.arange(0.35, 0.86, 0.05)]
+        lo, hi = (0.35, 0.86) if args.diarizer == "ge2e" else (0.8, 1.51)
+        grid = [round(x, 2) for x in np.arange(lo, hi, 0.05)]
         rows = run_eval(args, "calibrate", grid)["rows"]
         print("\n".join(table(rows, "threshold")))
     else:

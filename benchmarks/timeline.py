@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--vad", default="sohn", choices=("sohn", "silero", "none"))
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    p.add_argument("--scoring", default="auto", choices=("auto", "window"),
+                   help="auto: one encoding, windows pooled from frames (onnx backend, default model)")
     args = p.parse_args(argv)
     rec = REPO / "tmp" / f"benchmark_{args.minutes:g}min.flac"
     if not rec.is_file():
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {rec} ({seconds / 60:.1f} min) in {time.perf_counter() - start:.1f} s")
     out = REPO / "tmp" / "benchmark_timeline"
     cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "timeline", str(rec), "-o", str(out), "--threads", "1",
-           "--vad", args.vad, "--backend", args.backend]
+           "--vad", args.vad, "--backend", args.backend, "--scoring", args.scoring]
     if args.model:
         cmd += ["--model", args.model]
     start = time.perf_counter()

@@ -9,6 +9,13 @@ head) is inside the graph, so onnxruntime and numpy alone run it (no torch, no e
 ``model.fp32.onnx`` (when present) its float reference. Probabilities are
 ``softmax(logits / temperature)`` (temperature fitted on validation speakers).
 
+Frames (packages with ``head_graph``, written by :func:`emovox.whisper.export.write_package`):
+the graph also outputs ``hidden`` ``(top + 1, 1, T, d)`` — Whisper hidden states 0 (stem) to
+the highest layer used, one frame per 20 ms (:meth:`OnnxAudioModel.hidden`) — and ``head.onnx``
+maps pooled statistics ``(L, 1, 2d)`` (mean ‖ population std over frames of each of ``layers``)
+to logits (:meth:`OnnxAudioModel.head_logits`). Pooling frames of the graph's own input gives
+its logits; :mod:`emovox.frame_scoring` pools windows of a long recording encoded once.
+
 Abstention: :mod:`emovox.speech` gives each clip's speech fraction; a clip with too little speech
 is ``no_speech`` (no emotion). A calibrated top probability below ``uncertain_below`` marks the
 result ``uncertain``.
@@ -47,6 +54,7 @@ class AudioModelConfig:
     name: str = "model"
     version: str = "1"
     graph: str = "model.onnx"
+    head_graph: str = ""             # "head.onnx": the head alone (frame-level scoring); "" = none
     format: str = FORMAT
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -75,9 +83,11 @@ class AudioModelConfig:
             raise ModelError(f"{where}: 'layers' must be a list of layer indices, got {layers!r}")
         if d.get("combine", "concat") not in ("concat", "weighted"):
             raise ModelError(f"{where}: 'combine' must be 'concat' or 'weighted', got {d.get('combine')!r}")
-        graph = d.get("graph", "model.onnx")
-        if not isinstance(graph, str) or os.path.basename(graph) != graph or not graph.endswith(".onnx"):
-            raise ModelError(f"{where}: 'graph' must be a file name ending in .onnx, got {graph!r}")
+        for key, default in (("graph", "model.onnx"), ("head_graph", "")):
+            graph = d.get(key, default)
+            if not isinstance(graph, str) or os.path.basename(graph) != graph \
+                    or not (graph.endswith(".onnx") or (key == "head_graph" and graph == "")):
+                raise ModelError(f"{where}: {key!r} must be a file name ending in .onnx, got {graph!r}")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,17 +145,60 @@ class OnnxAudioModel:
         except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
             raise ModelError(f"{path}: onnxruntime cannot load this graph ({type(exc).__name__})") from None
         self._lock = threading.Lock()
+        self.head_session = None
+        outputs = {o.name for o in self.session.get_outputs()}
+        if self.config.head_graph and "hidden" in outputs:
+            head = self.folder / self.config.head_graph
+            if not head.is_file():
+                raise ModelError(f"{self.folder}: head graph {head.name} is missing; reinstall emovox or re-export the model")
+            try:
+                self.head_session = ort.InferenceSession(str(head), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
+                raise ModelError(f"{head}: onnxruntime cannot load this graph ({type(exc).__name__})") from None
 
     @property
     def labels(self) -> list[str]:
         return list(self.config.labels)
 
+    @property
+    def layers(self) -> list[int]:
+        """The hidden states the head pools (indices into :meth:`hidden`'s first axis)."""
+        return list(self.config.layers)
+
+    @property
+    def has_frames(self) -> bool:
+        """True when the graph outputs hidden states and the package has the head alone."""
+        return self.head_session is not None
+
     def logits(self, wave: np.ndarray) -> np.ndarray:
         """Mean logits over 30 s pieces of one clip."""
-        return np.mean([self.session.run(None, {"waves": piece[None]})[0][0] for piece in graph_pieces(wave)], axis=0)
+        return np.mean([self.session.run(["logits"], {"waves": piece[None]})[0][0] for piece in graph_pieces(wave)],
+                       axis=0)
+
+    def hidden(self, piece: np.ndarray) -> np.ndarray:
+        """``(top + 1, T, d)`` hidden states of one piece of at most 30 s (``T = ceil((N // 160) / 2)``)."""
+        x = np.ascontiguousarray(np.asarray(piece, np.float32).reshape(-1))
+        if not self.has_frames:
+            raise ModelError(f"{self.folder}: this package has no frame outputs (re-export it with emovox >= this "
+                             "version); use the window-by-window path")
+        if not MIN_SAMPLES <= x.size <= MAX_SECONDS * SAMPLE_RATE:
+            raise ModelError(f"hidden states need 640 to {int(MAX_SECONDS * SAMPLE_RATE)} samples, got {x.size}")
+        return self.session.run(["hidden"], {"waves": x[None]})[0][:, 0]
+
+    def head_logits(self, pooled: np.ndarray) -> np.ndarray:
+        """``(B, L, 2d)`` pooled statistics (the head's layers) -> ``(B, C)`` logits, one window per call
+        (the int8 head quantises its activations per call, so a window's logits never depend on others)."""
+        if self.head_session is None:
+            raise ModelError(f"{self.folder}: this package has no head graph")
+        x = np.asarray(pooled, np.float32)
+        return np.stack([self.head_session.run(None, {"pooled": np.ascontiguousarray(p[:, None])})[0][0] for p in x])
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``softmax(logits / temperature)`` over the last axis."""
+        z = np.asarray(logits, np.float64) / self.config.temperature
+        z = z - z.max(axis=-1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=-1, keepdims=True)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
-        z = self.logits(wave).astype(np.float64) / self.config.temperature
-        z -= z.max()
-        p = np.exp(z)
-        return p / p.sum()
+        return self.probabilities(self.logits(wave))

@@ -1,4 +1,4 @@
-"""Who speaks when: speaker diarisation of a recording's speech (GE2E embeddings + clustering).
+"""Who speaks when: speaker diarisation of a recording's speech (speaker embeddings + clustering).
 
 How it works (:class:`Diarizer`, :func:`diarize`):
 
@@ -8,7 +8,9 @@ How it works (:class:`Diarizer`, :func:`diarize`):
    ``min_speech`` (default 50 %) inside speech gets a speaker embedding. Only the embeddings
    are kept (256 floats per segment), so memory is O(block) + 1 KB per segment.
 2. Embeddings: the frozen GE2E encoder of :mod:`emovox.upstreams.ge2e` (resemblyzer's
-   weights; volume-normalised 40-band mel power, final LSTM state -> 256-d, L2-normalised).
+   weights; volume-normalised 40-band mel power, final LSTM state -> 256-d, L2-normalised), or
+   any span embedder (``embed_spans``: :mod:`emovox.frame_speakers` pools the timeline's
+   Whisper frames, the default diariser with the default model).
 3. Clustering: scikit-learn agglomerative clustering, cosine distance, average linkage.
    The speaker count is automatic (clusters closer than ``threshold`` are merged; the default
    :data:`THRESHOLD` was chosen on LibriSpeech + corpus speakers that are not in the
@@ -59,6 +61,8 @@ CELL = 0.1
 MAX_CLUSTERED = 2500
 #: (B, N) float32 equal-length 16 kHz segments -> (B, D) L2-normalised speaker embeddings.
 EmbedFn = Callable[[np.ndarray], np.ndarray]
+#: [(start s, end s), ...] spans of the recording -> (B, D) speaker embeddings (from frames kept elsewhere).
+SpanEmbedFn = Callable[[list[tuple[float, float]]], np.ndarray]
 
 
 @dataclass
@@ -296,11 +300,15 @@ class Diarizer:
 
     def __init__(self, embed: EmbedFn | None = None, *, speakers: int | None = None, threshold: float = THRESHOLD,
                  segment: float = SEGMENT, hop: float = HOP, min_speech: float = MIN_SPEECH,
-                 min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64) -> None:
+                 min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64,
+                 embed_spans: SpanEmbedFn | None = None) -> None:
+        """``embed`` embeds the segments' audio (default GE2E); ``embed_spans`` instead embeds their
+        time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once)."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
-        self.embed = embed if embed is not None else GE2EEmbedder()
+        self.embed_spans = embed_spans
+        self.embed = embed if embed is not None or embed_spans is not None else GE2EEmbedder()
         self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
         self.min_speech, self.min_cluster, self.batch_size = float(min_speech), float(min_cluster), batch_size
         self.seg_n, self.hop_n = int(round(segment * SAMPLE_RATE)), int(round(hop * SAMPLE_RATE))
@@ -325,6 +333,13 @@ class Diarizer:
         if keep_from > self._buf_start:
             self._buf = self._buf[keep_from - self._buf_start:]
             self._buf_start = keep_from
+        if self.embed_spans is not None:
+            self._flush()
+
+    @property
+    def needs_from(self) -> float:
+        """Seconds: segments offered later start here or after (frames before it are no longer needed)."""
+        return max(0, min(self._next, self._seen - self.seg_n)) / SAMPLE_RATE
 
     def _offer(self, start_n: int, wave: np.ndarray, speech: Sequence[tuple[float, float]]) -> None:
         """Queue the segment for embedding, cut to the speech region it overlaps most.
@@ -353,7 +368,12 @@ class Diarizer:
         for item in self._pending:
             groups.setdefault(item[2].size, []).append(item)
         for items in groups.values():
-            self._emb.append(np.asarray(self.embed(np.stack([w for _, _, w in items])), dtype=np.float32))
+            if self.embed_spans is not None:
+                emb = self.embed_spans([(s, e) for s, e, _ in items])
+            else:
+                assert self.embed is not None
+                emb = self.embed(np.stack([w for _, _, w in items]))
+            self._emb.append(np.asarray(emb, dtype=np.float32))
             self.segments.extend((round(s, 3), round(e, 3)) for s, e, _ in items)
         self._pending.clear()
 

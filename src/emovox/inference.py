@@ -336,11 +336,18 @@ class Recognizer:
     # -------------------------------------------------------------------------- timeline
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                  window: float = 2.0, hop: float = 1.0, vad: str | None = "sohn", min_speech: float = 0.3,
-                 source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0):
-        """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`."""
+                 source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0,
+                 scoring: str = "auto", observers: Sequence[Any] = ()):
+        """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`.
+
+        ``scoring``: ``auto`` encodes the recording once and pools windows from its frames when the
+        model can (:mod:`emovox.frame_scoring`), ``window`` runs the model on every window."""
+        from emovox.frame_scoring import frame_scorer
         from emovox.timeline import check_window, compute_timeline
 
         check_window(window, hop, min_speech)
+        if scoring not in ("auto", "window"):
+            raise ConfigError(f"scoring must be 'auto' or 'window', got {scoring!r}")
         vad = _check_vad(vad)
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
@@ -355,7 +362,8 @@ class Recognizer:
         return compute_timeline(
             blocks, lambda w: self.posteriors(w, names), names, _vad_function(vad) if vad else None,
             source=name, vad_name=vad or "none", window=window, hop=hop, min_speech=min_speech,
-            batch_size=max(self.batch_size, 8))
+            batch_size=max(self.batch_size, 8), observers=observers,
+            scorer=frame_scorer(self.engine, index) if scoring == "auto" else None)
 
 
 # ----------------------------------------------------------------------------------- helpers

@@ -35,7 +35,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from emovox.audio import MIN_SAMPLES, SAMPLE_RATE
 from emovox.diarize import Turn
 from emovox.errors import ConfigError
 from emovox.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from emovox.frame_scoring import FrameScorer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,17 @@ UNCERTAIN_BELOW = 0.4
 PosteriorFn = Callable[[np.ndarray], np.ndarray]
 #: mono 16 kHz block -> list of (start_s, end_s) speech regions relative to the block start.
 VadFn = Callable[[np.ndarray], list[tuple[float, float]]]
+
+
+class BlockObserver(Protocol):
+    """Sees the blocks of a timeline as they go by (e.g. speaker statistics for diarisation)."""
+
+    #: seconds: frames from here on may still be asked for
+    needs_from: float
+
+    def feed(self, block: np.ndarray, speech: Sequence[tuple[float, float]], scorer: FrameScorer | None) -> None: ...
+
+    def finish(self, speech: Sequence[tuple[float, float]]) -> None: ...
 
 
 @dataclass
@@ -253,13 +267,18 @@ def compute_timeline(
     batch_size: int = 32,
     on_window: Callable[[Window], None] | None = None,
     keep_windows: bool = True,
+    scorer: FrameScorer | None = None,
+    observers: Sequence[BlockObserver] = (),
 ) -> Timeline:
     """Stream ``blocks`` (mono float32 at 16 kHz) through VAD and windowed classification.
 
     ``on_window`` is called with each window as soon as it is scored (speech windows after their
     batch, so ``batch_size=1`` for live use). ``keep_windows=False`` keeps neither the windows
     nor old speech regions (bounded memory for an endless stream; the result then has no
-    windows, regions or speech).
+    windows, regions or speech). With a ``scorer`` (:mod:`emovox.frame_scoring`) the recording
+    is encoded once in pieces and windows are pooled from its frames instead of ``posteriors``.
+    ``observers`` see every block after the VAD, with the speech regions so far, and may pool
+    frames of the scorer (speaker statistics for diarisation, :mod:`emovox.speakers`).
     """
     from emovox.segments import SegmentSpec, iter_windows
 
@@ -270,6 +289,10 @@ def compute_timeline(
     windows: list[Window] = []
     pending: list[tuple[Window, np.ndarray]] = []
     seen = 0
+    if scorer is not None:
+        from emovox.frame_scoring import reblock
+
+        blocks = reblock(blocks, scorer.piece_samples)
 
     def vad_pass(stream: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Run the VAD on each block as it goes by (before its windows are cut)."""
@@ -280,20 +303,33 @@ def compute_timeline(
                 offset = seen / sr
                 _join(speech, ((offset + a, offset + b) for a, b in vad(block)))
             seen += block.size
+            if scorer is not None:
+                scorer.observe(block)
+            for observer in observers:
+                observer.feed(block, speech if vad is not None else [(0.0, seen / sr)], scorer)
             yield block
 
     def flush() -> None:
         by_length: dict[int, list[tuple[Window, np.ndarray]]] = {}
         for item in pending:  # all windows but a short last one have the same length
-            by_length.setdefault(item[1].size, []).append(item)
+            by_length.setdefault(item[1].size if scorer is None else 0, []).append(item)
         for items in by_length.values():
-            probs = posteriors(np.stack([x for _, x in items]))
+            if scorer is None:
+                probs = posteriors(np.stack([x for _, x in items]))
+            else:
+                probs = scorer.probabilities([(w.start, w.end) for w, x in items])
             for (w, _), p in zip(items, probs):
                 w.probabilities = {k: float(v) for k, v in zip(labels, p)}
                 w.label = labels[int(np.argmax(p))]
                 if on_window is not None:
                     on_window(w)
         pending.clear()
+
+    def forget(next_start: float) -> None:
+        """The scorer keeps only what pending windows, later windows and the observers still need."""
+        if scorer is not None:
+            keep = min([pending[0][0].start if pending else next_start, *(o.needs_from for o in observers)])
+            scorer.forget_before(keep)
 
     for start, end, wave in iter_windows(vad_pass(blocks), SegmentSpec(window, hop, sr)):
         frac = _overlap(speech, start, end) / (end - start) if vad is not None else 1.0
@@ -310,7 +346,10 @@ def compute_timeline(
                 flush()
         elif on_window is not None:
             on_window(w)
+        forget(start + hop)
     flush()
+    for observer in observers:
+        observer.finish(speech if vad is not None else [(0.0, seen / sr)])
     duration = seen / sr
     if vad is None:
         speech = [(0.0, duration)] if duration > 0 else []

@@ -17,14 +17,19 @@ EPILOG = """examples:
   emovox timeline call.wav --format json --labels angry,happy,neutral,sad
   emovox timeline interview.flac --speakers 2             # two speakers (default: counted automatically)
   emovox timeline memo.wav --speakers none                # no diarisation
+  emovox timeline call.wav --diarizer ge2e                # GE2E speaker embeddings (needs resemblyzer)
 
 The recording is read in blocks (an hour-long file stays well under 1 GB of memory). A VAD marks
 speech; each window (default 2 s every 1 s) with at least --min-speech speech is classified;
-consecutive windows with the same top emotion (and speaker) are merged into regions.
-Speakers (diarisation with the GE2E speaker encoder, see docs/conversations.md) need
-resemblyzer: pip install --no-deps resemblyzer==0.1.4; without it the timeline has no
-speakers and says so. The PNG has one lane per speaker (colour = emotion, opacity = confidence),
-smoothed probabilities per speaker and a per-speaker summary table.
+consecutive windows with the same top emotion (and speaker) are merged into regions. With the
+default model the recording is encoded once (4 s pieces) and windows are pooled from its
+frames; --scoring window runs the model on every window instead. Speakers (see
+docs/conversations.md) come from the same Whisper frames (--diarizer whisper, the default with
+the default model) or from the GE2E speaker encoder (--diarizer ge2e, needs
+pip install --no-deps resemblyzer==0.1.4; without it the timeline has no speakers and says so).
+--adapt normalises each speaker's windows with that speaker's own statistics (off by default:
+it loses accuracy when a speaker is mostly neutral). The PNG has one lane per speaker
+(colour = emotion, opacity = confidence), smoothed probabilities per speaker and a summary table.
 """
 
 
@@ -47,6 +52,14 @@ def register(subparsers: Any) -> None:
                    help="speaker diarisation: auto (count speakers, default), a fixed number N, or none")
     p.add_argument("--min-turn", type=float, default=1.0,
                    help="speaker turns shorter than this (seconds) join a neighbour (default 1.0)")
+    p.add_argument("--diarizer", choices=("auto", "whisper", "ge2e"), default="auto",
+                   help="speaker embeddings: whisper (the model's own frames), ge2e, or auto (whisper when the "
+                        "model has frames, default)")
+    p.add_argument("--scoring", choices=("auto", "window"), default="auto",
+                   help="auto: encode once and pool windows from frames when the model can (default); "
+                        "window: run the model on every window")
+    p.add_argument("--adapt", action="store_true",
+                   help="per-speaker test-time normalisation of the windows (needs speakers and the default model)")
     p.add_argument("--format", default="csv,json,png", help="comma-separated outputs: csv, json, png (default: all)")
     add_model_args(p)
     add_archive_args(p, jobs_default=None)  # archive mode: cli/_archive.py
@@ -71,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
     # the service's bounds (minimum window/hop, at most MAX_WINDOWS windows) before any work
     check_timeline_request(audio_duration(recording), args.window, args.hop)
     recognizer = load_recognizer(args, vad=None)
-    tl = recognizer.timeline(recording, window=args.window, hop=args.hop,
-                             vad=None if args.vad == "none" else args.vad, min_speech=args.min_speech)
-    if args.speakers != "none":
-        _diarize(tl, recording, args)
+    tl = _timeline(recognizer, recording, args)
     out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
     stem = out / recording.stem
     written = []
@@ -115,15 +125,15 @@ def _speakers(value: str) -> str | int:
     return n
 
 
-def _diarize(tl: Any, recording: Path, args: argparse.Namespace) -> None:
-    """Attach speakers to ``tl``; without resemblyzer say so and keep the timeline as it is."""
-    from emovox.diarize import add_speakers
-    from emovox.errors import DependencyError
+def _timeline(recognizer: Any, recording: Path, args: argparse.Namespace) -> Any:
+    """The speaker-aware timeline; when GE2E is needed but missing with --speakers auto, say so
+    and keep the timeline without speakers."""
+    from emovox.conversation import speaker_timeline
 
-    try:
-        add_speakers(tl, recording, speakers=None if args.speakers == "auto" else args.speakers,
-                     min_turn=args.min_turn)
-    except DependencyError as exc:
-        if args.speakers != "auto":
-            raise
-        print(f"note: no speakers ({exc}); use --speakers none to silence this", file=sys.stderr)
+    def note(reason: str) -> None:
+        print(f"note: no speakers ({reason}); use --speakers none to silence this", file=sys.stderr)
+
+    return speaker_timeline(recognizer, recording, speakers=None if args.speakers == "none" else args.speakers,
+                            diarizer=args.diarizer, min_turn=args.min_turn, adapt=args.adapt, on_no_speakers=note,
+                            window=args.window, hop=args.hop, vad=None if args.vad == "none" else args.vad,
+                            min_speech=args.min_speech, scoring=args.scoring)

@@ -134,19 +134,12 @@ async def conversation(
 
 def _conversation(rec: Any, audio: Any, speakers: str) -> bytes:
     """Prediction + speaker-aware timeline of a decoded upload as JSON (on a pool worker, not the event loop)."""
+    from emovox.conversation import speaker_timeline
 
     pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
-    tl = rec.timeline(audio.samples, sample_rate=16000, source=audio.name)
-    if speakers != "none":
-        from emovox.diarize import add_speakers
-        from emovox.errors import DependencyError
-
-        try:
-            add_speakers(tl, audio.samples, speakers=None if speakers == "auto" else int(speakers))
-        except DependencyError as exc:
-            if speakers != "auto":
-                raise
-            log.warning("no speakers: %s", exc)
+    count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
+    tl = speaker_timeline(rec, audio.samples, 16000, source=audio.name, speakers=count,
+                          on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
     result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
     return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 

@@ -1,41 +1,75 @@
-"""Export a :class:`emovox.whisper.model.WhisperEmotionNet` to ONNX: waves in, logits out.
+"""Export an audio-in emotion model (:mod:`emovox.whisper.model`) to ONNX: waves in, logits out.
 
-One graph from 16 kHz samples ``(1, N)`` (dynamic ``N``, 0.04–30 s) to logits ``(1, C)``:
-the log-mel (strided-convolution STFT), the truncated Whisper encoder, pooling and head, opset
-17, written with the dynamo exporter. :func:`quantize_int8` writes onnxruntime's dynamic int8
-quantisation of it (weights int8, activations quantised per call), the graph used for prediction.
+The package graph (:class:`PackageGraph`) goes from 16 kHz samples ``(1, N)`` (dynamic ``N``,
+0.04–30 s) to logits ``(1, C)`` — the log-mel (strided-convolution STFT), the truncated Whisper
+encoder, pooling and head — and also outputs ``hidden`` ``(top + 1, 1, T, d)``, every hidden
+state from the stem (0) to the highest layer used, one frame per 20 ms. The head alone is a
+second small graph (``head.onnx``: pooled statistics ``(L, 1, 2d)`` -> logits), so a long
+recording can be encoded once and its windows pooled from the frames
+(:mod:`emovox.frame_scoring`). Opset 18, written with the dynamo exporter. :func:`quantize_int8`
+writes onnxruntime's dynamic int8 quantisation (weights int8, activations quantised per call),
+the graphs used for prediction.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from emovox.audio_model import AudioModelConfig
 from emovox.errors import DependencyError, ModelError
 from emovox.io import atomic_path
+from emovox.whisper.encoder import WhisperLayers, load_encoder
+from emovox.whisper.mel import torch_log_mel_module
+from emovox.whisper.model import PooledHead, mean_std
 
 OPSET = 18
 MIN_SAMPLES, MAX_SAMPLES = 640, 30 * 16000
+HEAD_GRAPH = "head.onnx"
 
 
-def export_audio_onnx(net: torch.nn.Module, target: Path) -> Path:
-    """Write ``net`` (waves -> logits) as ONNX to ``target`` atomically."""
+class PackageGraph(nn.Module):
+    """``(1, N)`` waves -> ``(logits (1, C), hidden (top + 1, 1, T, d))``.
+
+    The logits are :class:`emovox.whisper.model.WhisperEmotionNet`'s (same modules, same
+    operations); ``hidden`` holds hidden states ``0..top`` (0 = stem), of which the head pools
+    ``layers``."""
+
+    def __init__(self, config: AudioModelConfig, head_state: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        encoder, dims = load_encoder(config.whisper_model)
+        top = max(config.layers)
+        self.log_mel = torch_log_mel_module(dims.n_mels)
+        self.layers = WhisperLayers(encoder, dims, range(top + 1))
+        self.pick = [int(i) for i in config.layers]
+        self.head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden)
+        self.head.load_state_dict(head_state)
+        self.eval()
+
+    def forward(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.layers(self.log_mel(waves))
+        return self.head(mean_std(hidden[self.pick])), hidden
+
+
+def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str],
+            dims: dict[str, dict[int, torch.export.Dim] | None], target: Path) -> Path:
+    """Write ``module`` as ONNX to ``target`` atomically (dynamo exporter)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
         import onnxscript  # noqa: F401
     except ImportError:
         raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
-    example = torch.zeros(1, 3 * 16000)
-    dims = {"waves": {1: torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         try:
-            program = torch.onnx.export(net.eval(), (example,), dynamo=True, input_names=["waves"],
-                                        output_names=["logits"], dynamic_shapes=dims, opset_version=OPSET,
+            program = torch.onnx.export(module.eval(), (example,), dynamo=True, input_names=inputs,
+                                        output_names=outputs, dynamic_shapes=dims, opset_version=OPSET,
                                         optimize=True, verbose=False)
         except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
             raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})") from None
@@ -43,6 +77,20 @@ def export_audio_onnx(net: torch.nn.Module, target: Path) -> Path:
     with atomic_path(target, suffix=".onnx") as tmp:
         tmp.write_bytes(program.model_proto.SerializeToString())
     return target
+
+
+def export_audio_onnx(net: nn.Module, target: Path) -> Path:
+    """Write ``net`` (waves -> logits, or a :class:`PackageGraph`: logits and hidden) as ONNX."""
+    outputs = ["logits", "hidden"] if isinstance(net, PackageGraph) else ["logits"]
+    dims: dict[str, dict[int, torch.export.Dim] | None] = {
+        "waves": {1: torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)}}
+    return _export(net, torch.zeros(1, 3 * 16000), ["waves"], outputs, dims, target)
+
+
+def export_head_onnx(head: PooledHead, target: Path) -> Path:
+    """Write the head alone: ``pooled`` ``(L, 1, 2d)`` mean ‖ std statistics -> ``logits`` ``(1, C)``."""
+    n_layers, _, width = head.mean.shape
+    return _export(head, torch.zeros(n_layers, 1, width), ["pooled"], ["logits"], {"pooled": None}, target)
 
 
 def quantize_int8(source: Path, target: Path) -> Path:
@@ -87,11 +135,12 @@ def store_fp16_where_exact(path: Path, min_size: int = 65536) -> int:
     return converted
 
 
-def write_package(folder: str | Path, config, head_state: dict[str, torch.Tensor], int8: bool = True) -> Path:
+def write_package(folder: str | Path, config: AudioModelConfig, head_state: dict[str, torch.Tensor], int8: bool = True) -> Path:
     """Write an audio-in model package (:mod:`emovox.audio_model`) atomically.
 
     ``config.json``, ``head.safetensors`` (the torch reference's head), ``model.fp32.onnx`` and,
-    with ``int8``, ``model.onnx`` = its dynamic int8 quantisation (else ``model.onnx`` is fp32).
+    with ``int8``, ``model.onnx`` = its dynamic int8 quantisation (else ``model.onnx`` is fp32),
+    and the head alone as ``head.onnx`` (int8 likewise; ``config.head_graph``).
     The package is built in a temporary sibling folder and renamed into place."""
     import shutil
     import tempfile
@@ -99,19 +148,22 @@ def write_package(folder: str | Path, config, head_state: dict[str, torch.Tensor
     from safetensors.torch import save_file
 
     from emovox.io import atomic_write_json
-    from emovox.whisper.model import build_net
 
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    config = replace(config, head_graph=HEAD_GRAPH)
     try:
-        net = build_net(config, head_state)
+        net = PackageGraph(config, head_state)
         save_file({k: v.contiguous() for k, v in head_state.items()}, str(tmp / "head.safetensors"))
         export_audio_onnx(net, tmp / "model.fp32.onnx")
-        if int8:
-            quantize_int8(tmp / "model.fp32.onnx", tmp / "model.onnx")
-        else:
-            shutil.copyfile(tmp / "model.fp32.onnx", tmp / "model.onnx")
+        export_head_onnx(net.head, tmp / "head.fp32.onnx")
+        for name in ("model", "head"):
+            if int8:
+                quantize_int8(tmp / f"{name}.fp32.onnx", tmp / f"{name}.onnx")
+            else:
+                shutil.copyfile(tmp / f"{name}.fp32.onnx", tmp / f"{name}.onnx")
+        (tmp / "head.fp32.onnx").unlink()
         atomic_write_json(tmp / "config.json", config.to_dict())
         if target.exists():
             if not (target / "config.json").is_file():

@@ -1,0 +1,120 @@
+"""Train the speaker projection used to diarise from Whisper frames (emovox.frame_speakers).
+
+    python recipes/speaker_lda/train.py                      # -> src/emovox/assets/speaker_lda/base.*
+    python recipes/speaker_lda/train.py --threshold 1.1      # the threshold chosen by
+        # python benchmarks/conversations.py calibrate --diarizer whisper
+
+Training speakers are those of RAVDESS, TESS, nEMO and ASED that are in neither evaluation of
+``benchmarks/conversations.py``: not the default model's validation speakers (``eval``: they are
+its held-out speakers) and not the calibration speakers (RAVDESS actors 01-09, EmoDB, LibriSpeech).
+Each clip is trimmed to its speech (Sohn VAD), its first 4 s go through the default package's
+graph alone (``--piece``), and ``--spans`` random 1.6 s
+stretches (80 frames, a diarisation segment) give the features: the mean over the stretch of
+each hidden state in ``--layers``, concatenated. scikit-learn's LDA (eigen solver, Ledoit-Wolf
+shrinkage) on these, one class per speaker, keeps ``--dims`` directions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "corpora"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def training_speakers(clips_per_speaker: int, seed: int) -> dict[str, list[Path]]:
+    from conversations import test_speakers  # the held-out speakers of the default model
+
+    from emovox.corpora.registry import load_corpus
+
+    held = set(test_speakers())
+    out: dict[str, list[Path]] = {}
+    for corpus in ("ravdess", "tess", "nemo", "ased"):
+        for u in load_corpus(corpus, str(SHARED / corpus), check_files=False):
+            calibration = corpus == "ravdess" and int(u.speaker[6:]) <= 9
+            if u.speaker not in held and not calibration:
+                out.setdefault(u.speaker, []).append(Path(u.path))
+    rng = np.random.default_rng(seed)
+    return {s: [paths[i] for i in sorted(rng.permutation(len(paths))[:clips_per_speaker])]
+            for s, paths in sorted(out.items())}
+
+
+def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.random.Generator,
+             piece: float) -> np.ndarray:
+    from conversations import trimmed
+
+    from emovox.frame_scoring import FRAME
+
+    rows = []
+    for path in paths:
+        x = trimmed(path)[0][: int(piece * 16000)]
+        if x.size < 16000:
+            continue
+        h = model.hidden(x)[layers]
+        n = 80 if h.shape[1] >= 80 else h.shape[1]
+        for _ in range(spans):
+            a = int(rng.integers(0, h.shape[1] - n + 1))
+            rows.append(h[:, a:a + n].mean(axis=1).reshape(-1))
+    assert FRAME == 320
+    return np.asarray(rows, np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=48, help="clips per speaker")
+    ap.add_argument("--spans", type=int, default=2, help="1.6 s stretches per clip")
+    ap.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4])
+    ap.add_argument("--dims", type=int, default=32)
+    ap.add_argument("--piece", type=float, default=4.0, help="seconds of each clip encoded alone (the shipped "
+                    "projection used 4 s; the timeline's pieces are emovox.frame_scoring.PIECE)")
+    ap.add_argument("--threshold", type=float, default=1.1, help="automatic-count threshold to store")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(REPO / "src" / "emovox" / "assets" / "speaker_lda"))
+    args = ap.parse_args(argv)
+    from safetensors.numpy import save_file
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    import conversations
+
+    from emovox.audio_model import OnnxAudioModel
+    from emovox.inference import DEFAULT_MODEL
+
+    start = time.process_time()
+    model = OnnxAudioModel(DEFAULT_MODEL)
+    if not model.has_frames or max(args.layers) >= model.hidden(np.zeros(16000, np.float32)).shape[0]:
+        sys.exit(f"{DEFAULT_MODEL} has no frame outputs for layers {args.layers}")
+    rng = np.random.default_rng(args.seed)
+    xs, ys = [], []
+    speakers = training_speakers(args.clips, args.seed)
+    for i, (speaker, paths) in enumerate(speakers.items()):
+        x = features(model, paths, args.layers, args.spans, rng, args.piece)
+        xs.append(x)
+        ys += [speaker] * len(x)
+        conversations._TRIM.clear()
+        print(f"{i + 1}/{len(speakers)} {speaker}: {len(x)} spans, CPU {time.process_time() - start:.0f} s", flush=True)
+    x, y = np.concatenate(xs), np.array(ys)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, y)
+    dims = min(args.dims, len(speakers) - 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({"mean": x.mean(axis=0).astype(np.float32),
+               "scalings": np.ascontiguousarray(lda.scalings_[:, :dims], dtype=np.float32)}, str(out / "base.safetensors"))
+    info = {"whisper_model": "base", "layers": args.layers, "stats": "mean", "dims": dims,
+            "threshold": args.threshold, "speakers": len(speakers), "spans": int(len(x)),
+            "corpora": ["ravdess (actors 10-24 minus held-out)", "tess", "nemo", "ased (minus held-out)"],
+            "command": "python recipes/speaker_lda/train.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    (out / "base.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"wrote {out}/base.* ({len(speakers)} speakers, {len(x)} spans, {dims} dims) "
+          f"in {time.process_time() - start:.0f} CPU s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

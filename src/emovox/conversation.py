@@ -1,0 +1,106 @@
+"""Speaker-aware timelines in one call: emotions per window, speakers, optional per-speaker adaptation.
+
+:func:`speaker_timeline` is what ``emovox timeline`` and the service's ``POST /v1/conversation``
+run. Diarisers (``diarizer``):
+
+* ``whisper`` — from the timeline's own Whisper frames (:mod:`emovox.frame_speakers`): no second
+  model and no second pass over the audio; needs an audio-in package with frames (the default
+  model, onnx backend) and a speaker projection for its Whisper model (base is shipped).
+* ``ge2e`` — the GE2E speaker encoder on a second pass (:mod:`emovox.diarize`; needs resemblyzer).
+* ``auto`` — ``whisper`` when the model allows it, else ``ge2e``.
+
+``adapt`` (:mod:`emovox.speaker_adapt`) re-scores each speaker's windows after normalising their
+pooled statistics with that speaker's own mean and spread in the recording (opt-in).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emovox.errors import ConfigError
+from emovox.timeline import Timeline
+
+DIARIZERS = ("auto", "whisper", "ge2e")
+
+
+def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: float = 1.0,
+                     threshold: float | None = None):
+    """A :class:`emovox.frame_speakers.FrameSpeakers` for this recogniser, or None when its model
+    has no frames, or emovox no speaker projection for its Whisper model / layers."""
+    from emovox.frame_speakers import SpeakerProjection, FrameSpeakers
+
+    engine = getattr(recognizer, "engine", None)
+    config = getattr(engine, "config", None)
+    if not getattr(engine, "has_frames", False) or config is None:
+        return None
+    projection = SpeakerProjection.load(str(config.whisper_model))
+    if projection is None or max(projection.layers) > max(config.layers):
+        return None
+    return FrameSpeakers(projection, speakers=speakers, min_turn=min_turn, threshold=threshold)
+
+
+def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
+                     speakers: int | str | None = "auto", diarizer: str = "auto", min_turn: float = 1.0,
+                     adapt: bool = False, on_no_speakers: Callable[[str], None] | None = None,
+                     **options: Any) -> Timeline:
+    """``recognizer.timeline(recording, **options)`` with speakers attached.
+
+    ``speakers``: ``"auto"`` (counted), a number, or None (no diarisation). When the GE2E diariser
+    is needed but not installed: with ``speakers="auto"``, no ``adapt`` and ``on_no_speakers``
+    given, that function gets the reason and the timeline comes back without speakers; else
+    :class:`emovox.errors.DependencyError` is raised."""
+    from emovox.diarize import add_speakers, check_options
+    from emovox.errors import DependencyError
+
+    if diarizer not in DIARIZERS:
+        raise ConfigError(f"unknown diarizer {diarizer!r}; choose one of {', '.join(DIARIZERS)}")
+    if speakers is not None and speakers != "auto" and (isinstance(speakers, bool) or not isinstance(speakers, int)):
+        raise ConfigError(f"speakers must be 'auto', a number or None, got {speakers!r}")
+    count = None if speakers in (None, "auto") else int(speakers)  # type: ignore[arg-type]
+    check_options(count, 0.5, min_turn)
+    if adapt and speakers is None:
+        raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
+    observer = None
+    if speakers is not None and diarizer in ("auto", "whisper"):
+        observer = speaker_observer(recognizer, count, min_turn)
+        if observer is None and diarizer == "whisper":
+            raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
+                              "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+    if isinstance(recording, np.ndarray):  # one 16 kHz array for the timeline and a GE2E second pass
+        from emovox.audio import prepare_array
+
+        recording = prepare_array(recording, sample_rate, source=str(options.get("source") or "<array>"))
+        sample_rate = 16000
+    pooled = None
+    if adapt:
+        from emovox.speaker_adapt import PooledWindows
+
+        pooled = PooledWindows()
+        options["observers"] = [*options.get("observers", ()), pooled]
+    if observer is not None:
+        options["observers"] = [*options.get("observers", ()), observer]
+    tl = recognizer.timeline(recording, sample_rate, **options)
+    if speakers is None:
+        return tl
+    if observer is not None:
+        tl.attach_speakers(observer.turns())
+    else:
+        try:
+            add_speakers(tl, recording, speakers=count, min_turn=min_turn)
+        except DependencyError as exc:
+            if speakers != "auto" or adapt or on_no_speakers is None:
+                raise
+            on_no_speakers(str(exc))
+            return tl
+    if pooled is not None:
+        from emovox.speaker_adapt import adapt_timeline
+
+        adapt_timeline(tl, pooled, recognizer)
+    return tl
+
+
+__all__ = ["DIARIZERS", "speaker_observer", "speaker_timeline"]
