@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_stream(args)
     start = time.process_time()
     if args.mode == "calibrate":
-        lo, hi = (0.35, 0.86) if args.diarizer == "ge2e" else (0.8, 1.51)
+        lo, hi = (0.35, 0.86) if args.diarizer == "ge2e" else (0.3, 1.01)
         grid = [round(x, 2) for x in np.arange(lo, hi, 0.05)]
         rows = run_eval(args, "calibrate", grid)["rows"]
         print("\n".join(table(rows, "threshold")))

@@ -1,7 +1,7 @@
 """Train the speaker projection used to diarise from Whisper frames (emovox.frame_speakers).
 
     python recipes/speaker_lda/train.py                      # -> src/emovox/assets/speaker_lda/base.*
-    python recipes/speaker_lda/train.py --threshold 1.1      # the threshold chosen by
+    python recipes/speaker_lda/train.py --threshold 0.6      # the threshold chosen by
         # python benchmarks/conversations.py calibrate --diarizer whisper
 
 Training speakers are those of RAVDESS, TESS, nEMO and ASED that are in neither evaluation of
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dims", type=int, default=32)
     ap.add_argument("--piece", type=float, default=4.0, help="seconds of each clip encoded alone (the shipped "
                     "projection used 4 s; the timeline's pieces are emovox.frame_scoring.PIECE)")
-    ap.add_argument("--threshold", type=float, default=1.1, help="automatic-count threshold to store")
+    ap.add_argument("--threshold", type=float, default=0.6, help="automatic-count threshold to store")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "src" / "emovox" / "assets" / "speaker_lda"))
     args = ap.parse_args(argv)
