@@ -80,6 +80,11 @@ def corpus_clips(root: Path = SHARED) -> list[Clip]:
     return clips
 
 
+def corpus_of(speaker: str) -> str:
+    """The corpus of a speaker name of :func:`corpus_clips`."""
+    return "ravdess" if speaker.startswith("Actor_") else "librispeech" if speaker.startswith("ls") else "emodb"
+
+
 def test_speakers() -> list[str]:
     """Speakers the bundled default model never trained on (its validation speakers, model card)."""
     config = json.loads((REPO / "src" / "emovox" / "assets" / "default_model" / "config.json").read_text())
@@ -119,14 +124,25 @@ def trimmed(path: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
 
 
 def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int, turns: int, mix: str,
-          overlap: bool, noise_db: float | None) -> tuple[np.ndarray, list[tuple[float, float, str, str | None]]]:
-    """One conversation -> (audio, reference [(start, end, speaker, emotion), ...] per speech region of a clip)."""
-    speakers = list(rng.choice(sorted(pool), n_speakers, replace=False))
+          overlap: bool, noise_db: float | None, same_corpus: bool = False,
+          ) -> tuple[np.ndarray, list[tuple[float, float, str, str | None]]]:
+    """One conversation -> (audio, reference [(start, end, speaker, emotion), ...] per speech region of a clip).
+
+    ``same_corpus``: every speaker from one corpus (one recording setup, as in a real call or
+    meeting), the corpus drawn among those with enough speakers."""
+    names = sorted(pool)
+    if same_corpus:
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(corpus_of(name), []).append(name)
+        usable = sorted(g for g, members in groups.items() if len(members) >= n_speakers)
+        names = groups[str(rng.choice(usable))]
+    speakers = list(rng.choice(names, n_speakers, replace=False))
     pieces: list[tuple[int, np.ndarray]] = []
     ref = []
     t, prev = 0, None
     for _ in range(turns):
-        spk = str(rng.choice([s for s in speakers if s != prev]))
+        spk = str(rng.choice([s for s in speakers if s != prev] or speakers))
         prev = spk
         start_turn = True
         for _ in range(int(rng.integers(1, 7))):

@@ -223,3 +223,37 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_file(tmp_path, tiny_model, o
     final = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 1 and "resumed" in final.stderr, final.stderr[-2000:]
     assert out.read_bytes() == ref.read_bytes()
+
+
+def test_speakers_from_the_models_frames_need_no_ge2e(tmp_path, monkeypatch):
+    """An archive diarises as ``emovox timeline FILE`` does: from the model's Whisper frames."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import emovox.diarize
+    from emovox.frame_speakers import SpeakerProjection
+    from tests.test_frame_speakers import LABELS as TINY, package_at, projection_for, two_voices
+
+    package = package_at(tmp_path / "pkg")
+    projection = projection_for(package, tmp_path / "proj")
+    monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
+
+    def no_ge2e():
+        raise AssertionError("GE2E loaded although the model has frames")
+
+    monkeypatch.setattr(emovox.diarize, "GE2EEmbedder", no_ge2e)
+    x, ref = two_voices()
+    (tmp_path / "calls").mkdir()
+    sf.write(tmp_path / "calls" / "call.wav", x, 16000)
+    out = tmp_path / "s.jsonl"
+    t = TimelineTask(ModelSpec(model=str(package), vad="none"), vad="none", speakers=2)
+    assert run_archive(iter_inputs([str(tmp_path / "calls")]), out, t, progress=False).ok == 1
+    call = lines(out)[0]
+    assert call["labels"] == TINY and call["speakers"] == ["S1", "S2"] and call["speakers_note"] is None
+    by_start = {w["start"]: w["speaker"] for w in call["windows"]}
+    assert by_start[1.0] == "S1" and by_start[5.0] == "S2" and by_start[9.0] == "S1"  # turns 0-4, 4.6-7.6, 8.2-13.2 s
+    assert t.settings.endswith("speakers=2 min_turn=1")
+    assert TimelineTask(speakers=2, diarizer="ge2e", adapt=True).settings.endswith("diarizer=ge2e adapt=1")
+    with pytest.raises(ConfigError, match="needs speakers"):
+        TimelineTask(adapt=True)
+    with pytest.raises(ConfigError, match="unknown diarizer"):
+        TimelineTask(speakers=2, diarizer="pyannote")

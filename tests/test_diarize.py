@@ -12,6 +12,7 @@ from emovox.diarize import (
     Turn,
     cells_to_turns,
     check_options,
+    clip_turns,
     cluster,
     diarize,
     label_cells,
@@ -101,6 +102,18 @@ def test_cells_to_turns_names_by_first_appearance():
     assert [(t.start, t.end, t.speaker) for t in turns] == [(0.0, 0.2, "S1"), (0.3, 0.4, "S1"), (0.4, 0.65, "S2")]
     assert speaker_at(turns, 0.0, 0.65) == "S1" and speaker_at(turns, 0.3, 0.65) == "S2" and speaker_at(turns, 0.0, 0.3) == "S1"
     assert speaker_at(turns, 1.0, 2.0) is None
+
+
+def test_clip_turns_cuts_turns_to_the_speech_regions():
+    speech = [(0.04, 1.23), (1.5, 2.0), (2.31, 3.0)]
+    cells = label_cells([(0.0, 1.6), (1.6, 3.2)], [0, 1], speech, 3.2)  # cells round regions outwards
+    turns = cells_to_turns(cells, 3.2)
+    assert (turns[0].start, turns[-1].end) == (0.0, 3.0)
+    clipped = clip_turns(turns, speech)
+    assert [(t.start, t.end, t.speaker) for t in clipped] == [(0.04, 1.23, "S1"), (1.5, 1.6, "S1"), (1.6, 2.0, "S2"),
+                                                               (2.31, 3.0, "S2")]
+    assert clip_turns([Turn(0.0, 5.0, "S1")], [(1.0, 2.0), (3.0, 4.0)]) == [Turn(1.0, 2.0, "S1"), Turn(3.0, 4.0, "S1")]
+    assert clip_turns([Turn(1.0, 2.0, "S1")], []) == []
 
 
 # ------------------------------------------------------------------------------ streaming

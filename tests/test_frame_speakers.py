@@ -43,9 +43,8 @@ def two_voices() -> tuple[np.ndarray, list[tuple[float, float]]]:
     return np.concatenate(parts), ref
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    root = tmp_path_factory.mktemp("speakers")
+def package_at(root):
+    """The tiny two-layer Whisper package with frame outputs, written under ``root``."""
     whisper = write_tiny_whisper(root / "whisper", n_layers=2)
     torch.manual_seed(1)
     head = PooledHead(2, 64, len(LABELS))
@@ -57,18 +56,27 @@ def package(tmp_path_factory):
     return write_package(root / "pkg", config, head.state_dict())
 
 
-@pytest.fixture(scope="module")
-def projection(tmp_path_factory, package):
+def projection_for(package, folder):
     """A projection for the tiny model: the mean of states 1-2 minus the mean over the two voices."""
     from safetensors.numpy import save_file
 
-    folder = tmp_path_factory.mktemp("proj")
+    folder.mkdir(parents=True, exist_ok=True)
     model = OnnxAudioModel(package)
     x, _ = two_voices()
     mean = model.hidden(x[: 10 * SR])[[1, 2]].mean(axis=1).reshape(-1)
     save_file({"mean": mean.astype(np.float32), "scalings": np.eye(64, dtype=np.float32)}, str(folder / "tiny.safetensors"))
     (folder / "tiny.json").write_text(json.dumps({"layers": [1, 2], "threshold": 0.5}))
     return SpeakerProjection.load("tiny", folder)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return package_at(tmp_path_factory.mktemp("speakers"))
+
+
+@pytest.fixture(scope="module")
+def projection(tmp_path_factory, package):
+    return projection_for(package, tmp_path_factory.mktemp("proj"))
 
 
 def energy_vad(block: np.ndarray) -> list[tuple[float, float]]:

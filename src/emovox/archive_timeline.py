@@ -5,7 +5,7 @@
     run_archive(iter_inputs(["calls/"]), "timelines.jsonl", TimelineTask(ModelSpec(vad="none")), jobs=2)
 
 Each file gets what ``emovox timeline FILE`` computes (:meth:`emovox.inference.Recognizer.timeline`,
-the service's size bounds, and with ``speakers`` the diarisation of :mod:`emovox.diarize`) as one
+the service's size bounds, and with ``speakers`` :func:`emovox.conversation.speaker_timeline`) as one
 record, through the same inputs, workers, ordered writer, resume and progress as ``emovox predict``.
 
 * **JSON Lines record** (one per file): :data:`FIELDS`: ``source, duration, speech_fraction,
@@ -32,7 +32,8 @@ from typing import Any, Sequence
 
 from emovox.archive import ModelSpec, guarded, model_info
 from emovox.archive_output import STAMP, Layout
-from emovox.errors import ConfigError, DependencyError, EmovoxError
+from emovox.conversation import DIARIZERS
+from emovox.errors import AudioError, ConfigError, DependencyError, EmovoxError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class TimelineTask:
     min_speech: float = 0.3
     speakers: str | int = "none"
     min_turn: float = 1.0
+    diarizer: str = "auto"
+    adapt: bool = False
+    scoring: str = "auto"
     kind: str = "timeline"
 
     def __post_init__(self) -> None:
@@ -69,6 +73,12 @@ class TimelineTask:
             raise ConfigError(f"unknown VAD {self.vad!r}; choose sohn, silero or none")
         speakers = None if self.speakers in ("auto", "none") else self.speakers
         check_options(speakers, THRESHOLD, self.min_turn)  # type: ignore[arg-type]
+        if self.diarizer not in DIARIZERS:
+            raise ConfigError(f"unknown diarizer {self.diarizer!r}; choose one of {', '.join(DIARIZERS)}")
+        if self.scoring not in ("auto", "window"):
+            raise ConfigError(f"unknown scoring {self.scoring!r}; choose auto or window")
+        if self.adapt and self.speakers == "none":
+            raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
 
     @property
     def threads(self) -> int:
@@ -78,6 +88,10 @@ class TimelineTask:
     def settings(self) -> str:
         text = (f"window={self.window:g} hop={self.hop:g} vad={self.vad} min_speech={self.min_speech:g} "
                 f"speakers={self.speakers} min_turn={self.min_turn:g}")
+        # options added later are named only when they differ from their default (old files resume)
+        text += f" diarizer={self.diarizer}" if self.diarizer != "auto" and self.speakers != "none" else ""
+        text += " adapt=1" if self.adapt else ""
+        text += f" scoring={self.scoring}" if self.scoring != "auto" else ""
         return text + (f" labels={','.join(self.model.labels)}" if self.model.labels else "")
 
     def build(self) -> "TimelineWorker":
@@ -106,21 +120,31 @@ def timeline_record(timeline: Any, speakers_note: str | None = None) -> dict[str
 
 
 class TimelineWorker:
-    """A loaded model (and speaker encoder, with speakers): path -> timeline record."""
+    """A loaded model (and, when the diariser needs it, the GE2E encoder): path -> timeline record.
+
+    Each file goes through :func:`emovox.conversation.speaker_timeline`, as ``emovox timeline
+    FILE`` does: speakers from the model's Whisper frames when it has them (``diarizer="auto"``),
+    else from GE2E, loaded once per worker."""
 
     def __init__(self, task: TimelineTask) -> None:
+        from emovox.conversation import speaker_observer
+
         self.task = task
         self.recognizer = task.model.load()
         self.info = model_info(self.recognizer)
-        self.embed: Any = None
+        self.ge2e: Any = None
         self.note: str | None = None
-        if task.speakers != "none":
-            from emovox.diarize import GE2EEmbedder
+        frames = task.diarizer != "ge2e" and speaker_observer(self.recognizer) is not None
+        if task.speakers != "none" and task.diarizer == "whisper" and not frames:
+            raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
+                              "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+        if task.speakers != "none" and task.diarizer != "whisper" and not frames:
+            from emovox import diarize
 
             try:
-                self.embed = GE2EEmbedder()  # once per worker, not per file
+                self.ge2e = diarize.GE2EEmbedder()  # once per worker, not per file
             except DependencyError as exc:
-                if task.speakers != "auto":
+                if task.speakers != "auto" or task.adapt:
                     raise
                 self.note = f"no speakers ({exc})"
 
@@ -129,22 +153,28 @@ class TimelineWorker:
 
     def _timeline(self, source: str) -> dict[str, Any]:
         from emovox.audio import audio_duration
+        from emovox.conversation import speaker_timeline
         from emovox.service.budget import check_timeline_request
 
         t = self.task
         check_timeline_request(audio_duration(source), t.window, t.hop)  # the single-file command's bounds
-        tl = self.recognizer.timeline(source, window=t.window, hop=t.hop, vad=None if t.vad == "none" else t.vad,
-                                      min_speech=t.min_speech)
-        note = self.note
-        if self.embed is not None:
-            from emovox.diarize import add_speakers
-
-            try:
-                add_speakers(tl, source, speakers=None if t.speakers == "auto" else int(t.speakers),
-                             min_turn=t.min_turn, embed=self.embed)
-            except EmovoxError as exc:  # the emotions stand without speakers; the record says why
-                note = f"no speakers ({exc})"
-        return timeline_record(tl, note)
+        notes: list[str] = []
+        speakers = None if t.speakers == "none" or self.note else t.speakers
+        try:
+            tl = speaker_timeline(self.recognizer, source, speakers=speakers, diarizer=t.diarizer,
+                                  min_turn=t.min_turn, adapt=t.adapt, ge2e=self.ge2e, on_no_speakers=notes.append,
+                                  window=t.window, hop=t.hop, vad=None if t.vad == "none" else t.vad,
+                                  min_speech=t.min_speech, scoring=t.scoring)
+        except (AudioError, ConfigError):
+            raise
+        except EmovoxError as exc:
+            if speakers is None:
+                raise
+            # the emotions stand without speakers; the record says why
+            tl = self.recognizer.timeline(source, window=t.window, hop=t.hop, vad=None if t.vad == "none" else t.vad,
+                                          min_speech=t.min_speech, scoring=t.scoring)
+            notes.append(str(exc))
+        return timeline_record(tl, self.note or (f"no speakers ({notes[0]})" if notes else None))
 
 
 # ------------------------------------------------------------------------------------- rows

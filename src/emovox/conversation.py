@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.diarize import EmbedFn
 from emovox.errors import ConfigError
 from emovox.timeline import Timeline
 
@@ -46,13 +47,14 @@ def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: flo
 def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                      speakers: int | str | None = "auto", diarizer: str = "auto", min_turn: float = 1.0,
                      adapt: bool = False, on_no_speakers: Callable[[str], None] | None = None,
-                     **options: Any) -> Timeline:
+                     ge2e: EmbedFn | None = None, **options: Any) -> Timeline:
     """``recognizer.timeline(recording, **options)`` with speakers attached.
 
     ``speakers``: ``"auto"`` (counted), a number, or None (no diarisation). When the GE2E diariser
     is needed but not installed: with ``speakers="auto"``, no ``adapt`` and ``on_no_speakers``
     given, that function gets the reason and the timeline comes back without speakers; else
-    :class:`emovox.errors.DependencyError` is raised."""
+    :class:`emovox.errors.DependencyError` is raised. ``ge2e``: an already loaded GE2E embedder
+    (archives load it once per worker)."""
     from emovox.diarize import add_speakers, check_options
     from emovox.errors import DependencyError
 
@@ -90,7 +92,7 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
         tl.attach_speakers(observer.turns())
     else:
         try:
-            add_speakers(tl, recording, speakers=count, min_turn=min_turn)
+            add_speakers(tl, recording, speakers=count, min_turn=min_turn, embed=ge2e)
         except DependencyError as exc:
             if speakers != "auto" or adapt or on_no_speakers is None:
                 raise

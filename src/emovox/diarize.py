@@ -25,13 +25,14 @@ How it works (:class:`Diarizer`, :func:`diarize`):
    a change point falls between the centres of two differently labelled segments.
 5. Smoothing: speaker runs (over speech, ignoring pauses) shorter than ``min_turn`` s (default
    1.0 s) are given to a neighbour, shortest first; then *turns* are the maximal speech
-   intervals with one speaker.
+   intervals with one speaker, cut to the VAD's speech regions (:func:`clip_turns`).
 
 Speakers are named ``S1``, ``S2``, ... in order of first appearance.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -294,6 +295,22 @@ def cells_to_turns(cells: np.ndarray, duration: float, cell: float = CELL,
     return turns
 
 
+def clip_turns(turns: Sequence[Turn], speech: Sequence[tuple[float, float]]) -> list[Turn]:
+    """Turns cut to the speech regions (the 0.1 s cells round a region outwards by up to a cell at
+    each end; pauses inside a turn that the cells bridged are cut out again)."""
+    regions = sorted(speech)
+    ends = [e for _, e in regions]
+    out: list[Turn] = []
+    for t in turns:
+        for s, e in regions[bisect.bisect_right(ends, t.start):]:
+            if s >= t.end:
+                break
+            a, b = max(s, t.start), min(e, t.end)
+            if b > a:
+                out.append(Turn(round(float(a), 3), round(float(b), 3), t.speaker))
+    return out
+
+
 # ------------------------------------------------------------------------------ streaming
 class Diarizer:
     """Streaming diarisation: :meth:`feed` blocks as they are read, :meth:`finish` for the turns."""
@@ -408,7 +425,7 @@ class Diarizer:
         labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
                          min_weight=self.min_cluster, refine=REFINE)
         cells = label_cells(self.segments, labels, speech, self.duration)
-        return cells_to_turns(smooth_turns(cells, self.min_turn), self.duration)
+        return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
 
 
 def diarize(blocks: Iterable[np.ndarray], speech: Sequence[tuple[float, float]], embed: EmbedFn | None = None,
@@ -451,6 +468,7 @@ __all__ = [
     "Turn",
     "add_speakers",
     "cells_to_turns",
+    "clip_turns",
     "cluster",
     "diarize",
     "label_cells",

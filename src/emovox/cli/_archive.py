@@ -129,7 +129,8 @@ def run_timeline_archive(args: argparse.Namespace) -> int:
     labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
     model = ModelSpec(model=args.model, backend=args.backend, labels=labels, vad="none", threads=args.threads or 1)
     task = TimelineTask(model, window=args.window, hop=args.hop, vad=args.vad, min_speech=args.min_speech,
-                        speakers=args.speakers, min_turn=args.min_turn)
+                        speakers=args.speakers, min_turn=args.min_turn, diarizer=args.diarizer, adapt=args.adapt,
+                        scoring=args.scoring)
     args.paths = args.recording
     total = count_inputs("timeline", args.paths, args.manifest)
     if total is None:
