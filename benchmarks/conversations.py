@@ -262,7 +262,7 @@ def run_eval(args, split: str, thresholds: list[float] | None = None) -> dict:
         for n_spk in args.speakers:
             rng = np.random.default_rng([args.seed, n_spk, len(mix)])
             for _ in range(args.n):
-                audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise)
+                audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise, args.same_corpus)
                 tl, d, pooled = timeline_and_diarizer(rec, audio, args, n_spk if args.oracle_count else None)
                 speech = tl.speech
                 for th in thresholds or [None]:
@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", action="store_true")
     p.add_argument("--noise", type=float, default=None, help="white noise at this SNR (dB)")
     p.add_argument("--oracle-count", action="store_true", help="give the diariser the true speaker count")
+    p.add_argument("--same-corpus", action="store_true",
+                   help="every speaker of a conversation from one corpus (one recording setup, as in a real call)")
     p.add_argument("--min-turn", type=float, default=1.0)
     p.add_argument("--diarizer", choices=("ge2e", "whisper"), default="whisper",
                    help="speaker embeddings: the timeline's Whisper frames (default) or GE2E")

@@ -88,7 +88,7 @@ def energy_vad(block: np.ndarray) -> list[tuple[float, float]]:
 
 def test_shipped_projection_for_whisper_base():
     proj = SpeakerProjection.load("base")
-    assert proj is not None and proj.layers == [1, 2, 3, 4] and proj.scalings.shape == (4 * 512, 32)
+    assert proj is not None and proj.layers == [1, 2, 3, 4] and proj.scalings.shape == (4 * 512, 64)
     assert 0 < proj.threshold < 2 and proj.mean.shape == (2048,)
     assert SpeakerProjection.load("no-such-whisper") is None
 

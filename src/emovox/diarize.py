@@ -318,13 +318,17 @@ class Diarizer:
     def __init__(self, embed: EmbedFn | None = None, *, speakers: int | None = None, threshold: float = THRESHOLD,
                  segment: float = SEGMENT, hop: float = HOP, min_speech: float = MIN_SPEECH,
                  min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64,
-                 embed_spans: SpanEmbedFn | None = None) -> None:
+                 embed_spans: SpanEmbedFn | None = None, centre_known_count: bool = False) -> None:
         """``embed`` embeds the segments' audio (default GE2E); ``embed_spans`` instead embeds their
-        time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once)."""
+        time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once).
+        ``centre_known_count``: with a given number of speakers, cluster the embeddings minus their
+        mean over the recording (what every speaker of the recording shares: channel, language,
+        what is said; see docs/conversations.md)."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
         self.embed_spans = embed_spans
+        self.centre_known_count = centre_known_count
         self.embed = embed if embed is not None or embed_spans is not None else GE2EEmbedder()
         self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
         self.min_speech, self.min_cluster, self.batch_size = float(min_speech), float(min_cluster), batch_size
@@ -422,6 +426,8 @@ class Diarizer:
         speakers = self.speakers if speakers == "same" else speakers
         threshold = self.threshold if threshold is None else threshold
         emb = self.embeddings()
+        if self.centre_known_count and speakers is not None and len(emb) > 1:
+            emb = emb - emb.mean(axis=0)
         labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
                          min_weight=self.min_cluster, refine=REFINE)
         cells = label_cells(self.segments, labels, speech, self.duration)

@@ -77,7 +77,8 @@ class FrameSpeakers:
                  min_turn: float = 1.0) -> None:
         self.projection = projection
         self.diarizer = Diarizer(embed_spans=self._embed, speakers=speakers, min_turn=min_turn,
-                                 threshold=projection.threshold if threshold is None else threshold)
+                                 threshold=projection.threshold if threshold is None else threshold,
+                                 centre_known_count=True)
         self.scorer: FrameScorer | None = None
         self._turns: list[Turn] | None = None
 
