@@ -255,10 +255,11 @@ def resume(work: Path, clips: Path, n: int, model: str) -> dict[str, object]:
 
 
 def timeline_part(work: Path, n: int, seconds: float, model: str) -> dict[str, object]:
-    """``emovox timeline`` over ``n`` clips in archive mode: CPU s per audio s, with and without speakers."""
+    """``emovox timeline`` over ``n`` clips in archive mode: CPU s per audio s, with speakers (the default
+    diariser: Whisper frames with the default model; GE2E) and without."""
     clips = make_clips(work / f"timeline{n}-{seconds:g}", n, seconds)
     out: dict[str, object] = {"clips": n, "clip_seconds": seconds}
-    for name, extra in (("defaults", []), ("speakers_none", ["--speakers", "none"])):
+    for name, extra in (("defaults", []), ("ge2e", ["--diarizer", "ge2e"]), ("speakers_none", ["--speakers", "none"])):
         target = work / f"timeline-{name}.jsonl"
         target.unlink(missing_ok=True)
         cmd = [sys.executable, "-c", WRAP, "timeline", str(clips), "-o", str(target), "--jobs", "1", "--model", model,

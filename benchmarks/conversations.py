@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/conversations.py calibrate [--n 12]     # choose emovox.diarize.THRESHOLD
     .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, before/after, with/without speakers
     .venv/bin/python benchmarks/conversations.py stream [--seconds 30]  # live latency of WS /v1/stream
+    .venv/bin/python benchmarks/conversations.py demo [--seed 0]        # tmp/conversation_demo.flac (docs' picture)
 
 Conversations are built from corpus clips in ../shared/corpora (16 kHz FLAC):
 
@@ -364,9 +365,29 @@ def run_stream(args) -> int:
     return 0
 
 
+def run_demo(args) -> int:
+    """Write one held-out 2-speaker conversation (skewed mix) for the picture in docs/conversations.md."""
+    import soundfile as sf
+
+    rng = np.random.default_rng([args.seed, 2, len("skewed")])
+    audio, ref = build(rng, pools(corpus_clips(), "eval"), 2, args.turns, "skewed", False, None)
+    path = REPO / "tmp" / "conversation_demo.flac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, SR)
+    turns: list[list] = []
+    for s, e, spk, emo in ref:
+        if turns and turns[-1][2] == spk:
+            turns[-1][1] = e
+        else:
+            turns.append([s, e, spk])
+    print(f"wrote {path} ({audio.size / SR:.1f} s); true turns: "
+          + ", ".join(f"{spk} {s:.1f}-{e:.1f} s" for s, e, spk in turns))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("eval", "calibrate", "speed", "stream"))
+    p.add_argument("mode", choices=("eval", "calibrate", "speed", "stream", "demo"))
     p.add_argument("--n", type=int, default=8, help="conversations per (mix, speaker count)")
     p.add_argument("--turns", type=int, default=8)
     p.add_argument("--speakers", type=int, nargs="+", default=[2, 3, 4])
@@ -401,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_speed(args)
     if args.mode == "stream":
         return run_stream(args)
+    if args.mode == "demo":
+        return run_demo(args)
     start = time.process_time()
     if args.mode == "calibrate":
         lo, hi = (0.35, 0.86) if args.diarizer == "ge2e" else (0.3, 1.01)
