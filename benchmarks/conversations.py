@@ -349,7 +349,7 @@ def run_stream(args) -> int:
     q = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
     step = SR // 4 * 2
     with TestClient(create_app(Recognizer.load(args.model))) as client:
-        with client.websocket_connect("/v1/stream") as ws:
+        with client.websocket_connect("ws://127.0.0.1/v1/stream") as ws:  # the service accepts local hosts only
             start = time.monotonic()
             for i in range(0, len(q), step):
                 time.sleep(max(0.0, start + i / 2 / SR - time.monotonic()))
