@@ -375,7 +375,7 @@ def run_demo(args) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, SR)
     turns: list[list] = []
-    for s, e, spk, emo in ref:
+    for s, e, spk, _ in ref:
         if turns and turns[-1][2] == spk:
             turns[-1][1] = e
         else:

@@ -168,3 +168,61 @@ class GE2EEncoder(Upstream):
         if self.pooling == "embedding":
             return np.asarray(arrays["embedding"], dtype=np.float32)
         return mean_std(arrays["partials" if self.pooling == "partials_mean_std" else "frames"])
+
+
+# ------------------------------------------------------------------ diarisation segments
+class GE2EEmbedder:
+    """Segments -> GE2E speaker embeddings (loads resemblyzer's weights once).
+
+    The 40-band mel power input is computed in numpy (:func:`numpy_mel_power`, equal to
+    :func:`mel_power`, librosa's, within float32 rounding; tested), so diarisation does not import
+    librosa (about 2 s and 250 MB).
+    """
+
+    def __init__(self) -> None:
+        self.net = load_network()
+
+    def __call__(self, segments: np.ndarray) -> np.ndarray:
+        import torch
+
+        mels = np.stack([numpy_mel_power(normalize_volume(np.asarray(s, dtype=np.float32)))[:PARTIAL_FRAMES]
+                         for s in segments])
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(mels)).numpy().astype(np.float32)
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    """Slaney mel scale (librosa's default, htk=False)."""
+    f = np.asarray(f, dtype=np.float64)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (m - 15.0)), m * (200.0 / 3))
+
+
+def mel_filters(sr: int = SAMPLE_RATE, n_fft: int = 400, n_mels: int = 40) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) Slaney-normalised triangular filters (as ``librosa.filters.mel``)."""
+    fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    return (weights * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]).astype(np.float32)
+
+
+_FILTERS = mel_filters()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)).astype(np.float32)  # periodic Hann
+
+
+def numpy_mel_power(wav: np.ndarray, n_fft: int = 400, hop: int = 160) -> np.ndarray:
+    """(1 + N // hop, 40) mel power spectrogram: centred frames, zero padding (librosa >= 0.10)."""
+    x = np.pad(np.asarray(wav, dtype=np.float32), n_fft // 2)
+    n = 1 + (x.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n]
+    spec = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    return (spec.astype(np.float32) @ _FILTERS.T).astype(np.float32)
