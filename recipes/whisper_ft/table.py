@@ -48,17 +48,19 @@ def probe_table(runs: Path, model: str) -> list[str]:
 
 
 def ft_table(runs: Path) -> list[str]:
-    """Fine-tuning runs (EmoDB, base) next to base's SVM probes on exactly the folds done."""
-    probes = (load(runs / "probes" / "base-emodb.json") or {}).get("probes", {})
-    refs = [n for n in ("layer 6", "layer 3", "1+3+5") if n in probes]
+    """Fine-tuning runs (base) next to base's SVM probes of the run's corpus on exactly the folds done."""
+    refs = ("layer 6", "layer 3", "1+3+5")
     lines = ["| run | folds done | UA mean ± std (done folds) | per fold: test UA (valid UA, best epoch, s) | "
              + " / ".join(f"SVM {n}" for n in refs) + ", same folds |", "|---|---|---|---|---|"]
     for f in sorted(runs.glob("*/results.json")):
         r = json.loads(f.read_text())
+        corpus = r["settings"]["data"].get("corpus", "emodb")
+        probes = (load(runs / "probes" / f"base-{corpus}.json") or {}).get("probes", {})
         per = "; ".join(f"{p['fold']} {100 * p['ua']:.1f} ({100 * (p['valid_ua'] or 0):.1f}, {p['best_epoch']}, "
                         f"{p['seconds']:.0f})" for p in r["per_fold"])
         done = {p["fold"] for p in r["per_fold"]}
-        same = " / ".join(cell([p for p in probes[n]["per_fold"] if p["fold"] in done]) for n in refs)
+        same = " / ".join(cell([p for p in probes[n]["per_fold"] if p["fold"] in done]) if n in probes else "-"
+                          for n in refs)
         ft = r["settings"]["finetune"]
         name = f"{f.parent.name} (k={ft['k']}, top={ft['top'] or 'last'}, head on {ft['head_layers'] or 'top'})"
         lines.append(f"| {name} | {r['folds_done']}/{r['folds_total']} | {cell(r['per_fold'])} | {per} | {same} |")
