@@ -135,6 +135,13 @@ def test_speaker_timeline_whisper_diarizer(package, projection, monkeypatch):
     assert tl.speakers == ["S1", "S2"] and len(tl.turns) == 5
     assert all(w.speaker in ("S1", "S2") for w in tl.windows if w.is_speech)
     assert set(tl.summary()) == {"S1", "S2"}
+    # window-by-window scoring has no frames: auto falls back to GE2E (here a fake), whisper says why
+    with pytest.raises(ConfigError, match="--scoring window"):
+        speaker_timeline(r, x, SR, speakers=2, diarizer="whisper", scoring="window")
+    from tests.test_diarize import tone_embed
+
+    by_window = speaker_timeline(r, x, SR, speakers=2, scoring="window", ge2e=tone_embed)
+    assert by_window.speakers == ["S1", "S2"] and [t.speaker for t in by_window.turns][:3] == ["S1", "S2", "S1"]
     bare = speaker_timeline(r, x, SR, speakers=None)
     assert bare.speakers == [] and [w.label for w in bare.windows] == [w.label for w in tl.windows]
     with pytest.raises(ConfigError):

@@ -134,10 +134,12 @@ class TimelineWorker:
         self.info = model_info(self.recognizer)
         self.ge2e: Any = None
         self.note: str | None = None
-        frames = task.diarizer != "ge2e" and speaker_observer(self.recognizer) is not None
+        frames = (task.diarizer != "ge2e" and task.scoring != "window"
+                  and speaker_observer(self.recognizer) is not None)
         if task.speakers != "none" and task.diarizer == "whisper" and not frames:
-            raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
-                              "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+            raise ConfigError("the whisper diarizer needs --scoring auto and an audio-in model with frame outputs "
+                              "(the default model, onnx backend) whose Whisper model has a speaker projection; "
+                              "use --diarizer ge2e")
         if task.speakers != "none" and task.diarizer != "whisper" and not frames:
             from emovox import diarize
 

@@ -67,11 +67,14 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     if adapt and speakers is None:
         raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
     observer = None
-    if speakers is not None and diarizer in ("auto", "whisper"):
-        observer = speaker_observer(recognizer, count, min_turn)
-        if observer is None and diarizer == "whisper":
-            raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
-                              "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+    if speakers is not None and diarizer in ("auto", "whisper") and options.get("scoring", "auto") != "window":
+        observer = speaker_observer(recognizer, count, min_turn)  # frames exist only when windows pool them
+    if speakers is not None and observer is None and diarizer == "whisper":
+        if options.get("scoring", "auto") == "window":
+            raise ConfigError("the whisper diarizer pools the frames of --scoring auto; with --scoring window use "
+                              "--diarizer ge2e (or auto)")
+        raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
+                          "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
     if isinstance(recording, np.ndarray):  # one 16 kHz array for the timeline and a GE2E second pass
         from emovox.audio import prepare_array
 
