@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/conversations.py speed [--minutes 10]   # CPU time and peak RSS, before/after, with/without speakers
     .venv/bin/python benchmarks/conversations.py stream [--seconds 30]  # live latency of WS /v1/stream
     .venv/bin/python benchmarks/conversations.py demo [--seed 0]        # tmp/conversation_demo.flac (docs' picture)
+    .venv/bin/python benchmarks/conversations.py live [--n 10]          # live speaker labels vs the offline timeline
 
 Conversations are built from corpus clips in ../shared/corpora (16 kHz FLAC):
 
@@ -361,7 +362,65 @@ def run_stream(args) -> int:
     lat = np.array([m["latency_ms"] for m in msgs[:-1] if m.get("latency_ms") is not None and m["label"]])
     print(f"{audio.size / SR:.1f} s streamed at real-time pace, {len(msgs) - 1} windows, {lat.size} classified; "
           f"latency from the window's last chunk to its result: median {np.median(lat):.0f} ms, "
-          f"p90 {np.percentile(lat, 90):.0f} ms, max {lat.max():.0f} ms")
+          f"p90 {np.percentile(lat, 90):.0f} ms, max {lat.max():.0f} ms; live speakers "
+          f"{sorted({m['speaker'] for m in msgs[:-1] if m.get('speaker')}) or 'none (model without frames)'}")
+    return 0
+
+
+def window_speaker_accuracy(windows, ref) -> tuple[float, int]:
+    """(share of speech windows whose speaker maps to the true one, number of speakers named):
+    true speaker = the clip covering most of the window; hypothesis -> reference by the best
+    one-to-one mapping (scipy's Hungarian solver); unmapped names count as wrong."""
+    from scipy.optimize import linear_sum_assignment
+
+    pairs = []
+    for start, end, speaker in windows:
+        best = max(ref, key=lambda r: min(r[1], end) - max(r[0], start))
+        if speaker is not None and min(best[1], end) - max(best[0], start) > 0:
+            pairs.append((best[2], speaker))
+    truth, hyp = sorted({t for t, _ in pairs}), sorted({h for _, h in pairs})
+    counts = np.zeros((len(hyp), len(truth)))
+    for t, h in pairs:
+        counts[hyp.index(h), truth.index(t)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return float(counts[rows, cols].sum() / max(1, len(pairs))), len(hyp)
+
+
+def run_live(args) -> int:
+    """Live speaker labels (WS /v1/stream's LiveSession) against the offline timeline, same windows."""
+    import torch
+
+    from emovox import Recognizer
+    from emovox.conversation import speaker_timeline
+    from emovox.service.stream import LiveSession
+
+    torch.set_num_threads(1)
+    rec = Recognizer.load(args.model)
+    pool = pools(corpus_clips(), "eval")
+    for mix in args.mixes:
+        for n_spk in args.speakers:
+            rng = np.random.default_rng([args.seed, n_spk, len(mix)])
+            live_acc, off_acc, live_n, off_n = [], [], [], []
+            for _ in range(args.n):
+                audio, ref = build(rng, pool, n_spk, args.turns, mix, args.overlap, args.noise)
+                session = LiveSession(rec, 2.0, 1.0, "sohn")
+                for i in range(0, audio.size, SR // 4):
+                    session.put(audio[i:i + SR // 4], min(audio.size, i + SR // 4) / SR)
+                session.inbox.put(None)
+                msgs = []
+                while (m := session.results.get()) is not None:
+                    msgs.append(m)
+                windows = [(m["start"], m["end"], m["speaker"]) for m in msgs if m["type"] == "window"]
+                a, k = window_speaker_accuracy(windows, ref)
+                live_acc.append(a)
+                live_n.append(k == n_spk)
+                tl = speaker_timeline(rec, audio, SR, source="conversation")
+                a, k = window_speaker_accuracy([(w.start, w.end, w.speaker) for w in tl.windows if w.is_speech], ref)
+                off_acc.append(a)
+                off_n.append(k == n_spk)
+            print(f"{mix}, {n_spk} speakers, {args.n} conversations: window speaker accuracy live "
+                  f"{100 * np.mean(live_acc):.1f} % (count right {100 * np.mean(live_n):.0f} %), offline timeline "
+                  f"{100 * np.mean(off_acc):.1f} % (count right {100 * np.mean(off_n):.0f} %)", flush=True)
     return 0
 
 
@@ -387,7 +446,7 @@ def run_demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("eval", "calibrate", "speed", "stream", "demo"))
+    p.add_argument("mode", choices=("eval", "calibrate", "speed", "stream", "demo", "live"))
     p.add_argument("--n", type=int, default=8, help="conversations per (mix, speaker count)")
     p.add_argument("--turns", type=int, default=8)
     p.add_argument("--speakers", type=int, nargs="+", default=[2, 3, 4])
@@ -424,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_stream(args)
     if args.mode == "demo":
         return run_demo(args)
+    if args.mode == "live":
+        return run_live(args)
     start = time.process_time()
     if args.mode == "calibrate":
         lo, hi = (0.35, 0.86) if args.diarizer == "ge2e" else (0.3, 1.01)

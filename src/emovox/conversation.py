@@ -28,11 +28,10 @@ from emovox.timeline import Timeline
 DIARIZERS = ("auto", "whisper", "ge2e")
 
 
-def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: float = 1.0,
-                     threshold: float | None = None):
-    """A :class:`emovox.frame_speakers.FrameSpeakers` for this recogniser, or None when its model
-    has no frames, or emovox no speaker projection for its Whisper model / layers."""
-    from emovox.frame_speakers import SpeakerProjection, FrameSpeakers
+def speaker_projection(recognizer: Any):
+    """The :class:`emovox.frame_speakers.SpeakerProjection` for this recogniser's Whisper frames, or
+    None when its model has no frames, or emovox no speaker projection for its Whisper model / layers."""
+    from emovox.frame_speakers import SpeakerProjection
 
     engine = getattr(recognizer, "engine", None)
     config = getattr(engine, "config", None)
@@ -40,6 +39,18 @@ def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: flo
         return None
     projection = SpeakerProjection.load(str(config.whisper_model))
     if projection is None or max(projection.layers) > max(config.layers):
+        return None
+    return projection
+
+
+def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: float = 1.0,
+                     threshold: float | None = None):
+    """A :class:`emovox.frame_speakers.FrameSpeakers` for this recogniser, or None (see
+    :func:`speaker_projection`)."""
+    from emovox.frame_speakers import FrameSpeakers
+
+    projection = speaker_projection(recognizer)
+    if projection is None:
         return None
     return FrameSpeakers(projection, speakers=speakers, min_turn=min_turn, threshold=threshold)
 
@@ -108,4 +119,4 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     return tl
 
 
-__all__ = ["DIARIZERS", "speaker_observer", "speaker_timeline"]
+__all__ = ["DIARIZERS", "speaker_observer", "speaker_projection", "speaker_timeline"]

@@ -7,12 +7,14 @@ Endpoints (an :class:`fastapi.APIRouter` included by :func:`emovox.service.app.c
 * ``POST /v1/conversation?model=&speakers=auto|N|none`` — upload (multipart ``file``), get
   ``{"prediction": ..., "timeline": ...}``: the clip's emotion and a speaker-aware timeline
   (:mod:`emovox.diarize`) with the chosen bundled model.
-* ``WS /v1/stream?model=&window=2&hop=1&vad=sohn`` — send binary messages of 16 kHz mono
-  16-bit little-endian PCM (any chunk size, even byte count); each window's result is sent as
-  JSON ``{"type": "window", start, end, label, probabilities, speech_fraction, no_speech,
-  uncertain, latency_ms}`` as soon as the window's last sample has arrived; send the text
-  ``end`` for a final ``{"type": "end", "duration", "windows", "summary"}``. Errors are
-  ``{"type": "error", "message"}`` followed by a close.
+* ``WS /v1/stream?model=&window=2&hop=1&vad=sohn&speakers=auto`` — send binary messages of 16 kHz
+  mono 16-bit little-endian PCM (any chunk size, even byte count); each window's result is sent as
+  JSON ``{"type": "window", start, end, label, probabilities, speech_fraction, speaker, no_speech,
+  uncertain, latency_ms}`` as soon as the window's last sample has arrived; ``speaker`` is a
+  provisional live label (:mod:`emovox.live_speakers`; null for windows without speech, with
+  ``speakers=none``, or with a model without Whisper frames); send the text ``end`` for a final
+  ``{"type": "end", "duration", "windows", "summary", "speakers"}`` (``speakers``: windows per
+  live speaker). Errors are ``{"type": "error", "message"}`` followed by a close.
 
 Stream memory is bounded whatever the length: audio is held for one window plus the VAD's
 5 s context, results are sent and not kept (only per-emotion counts), and at most
@@ -148,11 +150,14 @@ def _conversation(rec: Any, audio: Any, speakers: str) -> bytes:
 class LiveSession:
     """Blocks in (``put``), window results out (``results``); scoring runs on its own thread."""
 
-    def __init__(self, recognizer: Any, window: float, hop: float, vad: str | None) -> None:
+    def __init__(self, recognizer: Any, window: float, hop: float, vad: str | None, speakers: bool = True) -> None:
+        from emovox.live_speakers import LiveSpeakers
         from emovox.timeline import check_window
 
         check_window(window, hop, 0.3)
         self.rec, self.window, self.hop, self.vad = recognizer, window, hop, vad
+        self.speakers = LiveSpeakers.for_recognizer(recognizer) if speakers else None
+        self._labels: list[str | None] = []  # speaker of each scored window, until it is emitted
         self.inbox: queue.Queue = queue.Queue(maxsize=max(2, int(MAX_QUEUE / BLOCK)))
         self.results: queue.Queue = queue.Queue()
         self.arrivals: dict[float, float] = {}  # block end (s) -> monotonic arrival time, pruned
@@ -170,18 +175,27 @@ class LiveSession:
             if self.vad:
                 detector = build_vad(self.vad)  # one per stream: silero is stateful
                 vad = ContextVad(lambda x: [(float(a), float(b)) for a, b in detector.regions(x)])
-            tl = compute_timeline(self._blocks(), lambda w: self.rec.posteriors(w), self.rec.labels, vad,
+            tl = compute_timeline(self._blocks(), self._score, self.rec.labels, vad,
                                   source="<stream>", vad_name=self.vad or "none", window=self.window, hop=self.hop,
                                   batch_size=1, on_window=self._emit, keep_windows=False)
+            live = self.speakers
             self.results.put({"type": "end", "duration": tl.duration, "windows": self.windows,
                               "summary": {k: round(v / max(1, sum(self.counts.values())), 4)
-                                          for k, v in self.counts.items()}})
+                                          for k, v in self.counts.items()},
+                              "speakers": {} if live is None else dict(zip(live.speakers, live.counts))})
         except EmovoxError as exc:
             self.results.put({"type": "error", "message": str(exc)})
         except Exception as exc:
             log.exception("stream failed")
             self.results.put({"type": "error", "message": f"internal error ({type(exc).__name__})"})
         self.results.put(None)
+
+    def _score(self, waves: np.ndarray) -> np.ndarray:
+        """Posteriors of the speech windows (one at a time) and, with live speakers, their speaker."""
+        probs = self.rec.posteriors(waves)
+        if self.speakers is not None:
+            self._labels.extend(self.speakers.label(w) for w in waves)
+        return probs
 
     def _blocks(self):
         while (block := self.inbox.get()) is not None:
@@ -194,6 +208,8 @@ class LiveSession:
         self.windows += 1
         if w.label:
             self.counts[w.label] = self.counts.get(w.label, 0) + 1
+            if self._labels:
+                w.speaker = self._labels.pop(0)
         msg = {"type": "window", **w.to_dict()}
         msg["latency_ms"] = None if arrived is None else round(1000 * (time.monotonic() - arrived), 1)
         self.results.put(msg)
@@ -205,7 +221,7 @@ class LiveSession:
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, hop: float = 1.0,
-                 vad: str = "sohn") -> None:
+                 vad: str = "sohn", speakers: str = "auto") -> None:
     await ws.accept()
     if not _streams.acquire(blocking=False):
         await ws.send_json({"type": "error", "message": f"the server already runs {MAX_STREAMS} live streams"})
@@ -217,8 +233,10 @@ async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, h
         try:
             if vad not in ("sohn", "silero", "none"):
                 raise _problem(400, "bad_request", f"vad must be sohn, silero or none, got {vad!r}")
+            if speakers not in ("auto", "none"):
+                raise _problem(400, "bad_request", f"speakers must be auto or none, got {speakers!r}")
             rec = await asyncio.get_running_loop().run_in_executor(None, recognizer_for, ws.app, model)
-            session = LiveSession(rec, window, hop, None if vad == "none" else vad)
+            session = LiveSession(rec, window, hop, None if vad == "none" else vad, speakers=speakers == "auto")
         except Exception as exc:  # noqa: BLE001 - UploadProblem, EmovoxError: tell the client
             await ws.send_json({"type": "error", "message": getattr(exc, "message", str(exc))})
             await ws.close(code=1008)

@@ -281,6 +281,7 @@ function openLive() {
   const ctx = chart.getContext("2d");
   ctx.clearRect(0, 0, chart.width, chart.height);
   chart.dataset.windows = "0";
+  chart.dataset.speakers = "0";
   $("live-label").textContent = "listening…";
   $("live-prob").textContent = "";
   $("live").hidden = false;
@@ -297,7 +298,9 @@ function openLive() {
       ctx.fillStyle = colorOf(msg.label, Object.keys(msg.probabilities));
       ctx.fillRect(i * slot, 4, slot - 2, chart.height - 8);
       ctx.globalAlpha = 1;
-      $("live-label").textContent = msg.label;
+      $("live-label").textContent = msg.speaker ? `${msg.speaker} · ${msg.label}` : msg.label;
+      chart.dataset.speakers = String(Math.max(Number(chart.dataset.speakers || 0),
+                                               msg.speaker ? Number(msg.speaker.slice(1)) : 0));
       $("live-prob").textContent = `(${pct(msg.probabilities[msg.label])}, ${mmss(msg.end)})`;
     } else {
       ctx.fillStyle = "#ddd";
