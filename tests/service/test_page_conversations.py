@@ -151,3 +151,41 @@ def test_live_recording_from_a_fake_microphone_file(playwright, server, tmp_path
         assert pg.inner_text("#meta").startswith("recording.wav")
     finally:
         browser.close()
+
+
+def test_live_speaker_labels_on_the_page(playwright, tmp_path, monkeypatch):
+    """A model with Whisper frames: the live line names the speaker (``S1 · happy``), and the two
+    synthetic voices of the fake microphone become two live speakers."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from emovox.frame_speakers import SpeakerProjection
+    from emovox.inference import Recognizer
+    from emovox.service.app import create_app
+    from tests.service.conftest import serving
+    from tests.test_frame_speakers import LABELS as TINY
+    from tests.test_frame_speakers import package_at, projection_for
+    from tests.test_frame_speakers import two_voices as voices
+
+    package = package_at(tmp_path / "pkg")
+    projection = projection_for(package, tmp_path / "proj")
+    monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
+    clip = tmp_path / "mic.wav"
+    sf.write(clip, voices()[0], SR, subtype="PCM_16")
+    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={clip}"]
+    with serving(create_app(Recognizer.load(package, vad=None))) as url:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=url)
+            pg = context.new_page()
+            pg.set_default_timeout(240_000)
+            pg.goto(url + "/")
+            pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            pg.click("#record")
+            pg.wait_for_function("Number(document.getElementById('live-chart').dataset.speakers) >= 2")
+            speaker, _, label = pg.inner_text("#live-label").strip().partition(" · ")
+            assert speaker in ("S1", "S2", "S3") and label in TINY, (speaker, label)
+            pg.click("#stop")
+        finally:
+            browser.close()
