@@ -35,9 +35,32 @@ def test_leader_follower_opens_a_speaker_on_its_second_window():
     assert MAX_SPEAKERS >= 2
 
 
-def test_short_windows_get_no_speaker():
-    live = LiveSpeakers(engine=None, projection=Projection())
-    assert live.label(np.zeros(SR // 4, np.float32)) is None and live.speakers == []
+def test_one_encoding_gives_the_emotions_and_the_speaker():
+    class Engine:  # hidden states (2 layers, 50 frames, 3 dims) whose layer 0 mean is the 'voice'
+        layers = [1]
+        calls = 0
+
+        def hidden(self, wave):
+            self.calls += 1
+            return np.stack([np.tile(wave[:3], (50, 1)), np.tile(wave[3:6], (50, 1))])
+
+        def head_logits(self, pooled):
+            return pooled[:, 0, :3]  # the layer-1 means as logits
+
+        def probabilities(self, logits):
+            e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+
+    engine = Engine()
+    live = LiveSpeakers(engine=engine, projection=Projection())
+    w = np.zeros(SR, np.float32)
+    w[:6] = [1.0, 0.0, 0.1, 2.0, 0.0, 0.0]
+    probs, speaker = live.score(w, index=[0, 1])
+    assert speaker == "S1" and engine.calls == 1
+    assert np.allclose(probs, np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum())  # restricted, renormalised
+    w2 = w.copy()
+    w2[:3] = [0.0, 1.0, 0.1]
+    assert [live.score(w2)[1], live.score(w2)[1]] == ["S1", "S2"] and engine.calls == 3
 
 
 def test_stream_labels_two_voices_live(tmp_path, monkeypatch):

@@ -137,8 +137,7 @@ class FrameScorer:
 
     def span_stats(self, start: float, end: float, layers: Sequence[int]) -> np.ndarray:
         """``(len(layers), 2d)`` mean ‖ population std over the span's frames of each layer."""
-        x = self.frames(start, end)[list(layers)].astype(np.float64)
-        return np.concatenate([x.mean(axis=1), x.std(axis=1)], axis=-1).astype(np.float32)
+        return pool_frames(self.frames(start, end), layers)
 
     # ----------------------------------------------------------------------------- scores
     def probabilities(self, spans: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -150,11 +149,23 @@ class FrameScorer:
         if self.on_pooled is not None:
             for (s, e), p in zip(spans, pooled):
                 self.on_pooled(s, e, p)
-        probs = self.model.probabilities(self.model.head_logits(pooled))
-        if self.index is None:
-            return probs
-        sub = probs[:, self.index]
-        return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
+        return pooled_probabilities(self.model, pooled, self.index)
+
+
+def pool_frames(frames: np.ndarray, layers: Sequence[int]) -> np.ndarray:
+    """``(top + 1, T, d)`` hidden states -> ``(len(layers), 2d)`` mean ‖ population std over time."""
+    x = np.asarray(frames)[list(layers)].astype(np.float64)
+    return np.concatenate([x.mean(axis=1), x.std(axis=1)], axis=-1).astype(np.float32)
+
+
+def pooled_probabilities(model: FrameModel, pooled: np.ndarray, index: Sequence[int] | None = None) -> np.ndarray:
+    """``(B, L, 2d)`` pooled statistics -> ``(B, C)`` calibrated probabilities (over ``index``,
+    renormalised, when given): the head alone, as the graph applies it to its own input."""
+    probs = model.probabilities(model.head_logits(pooled))
+    if index is None:
+        return probs
+    sub = probs[:, list(index)]
+    return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
 
 
 def frame_scorer(engine: object, index: Sequence[int] | None = None, piece: float | None = None) -> FrameScorer | None:
@@ -166,4 +177,5 @@ def frame_scorer(engine: object, index: Sequence[int] | None = None, piece: floa
     return FrameScorer(engine, index, PIECE if piece is None else piece)  # type: ignore[arg-type]
 
 
-__all__ = ["FRAME", "PIECE", "FrameModel", "FrameScorer", "frame_scorer", "reblock"]
+__all__ = ["FRAME", "PIECE", "FrameModel", "FrameScorer", "frame_scorer", "pool_frames", "pooled_probabilities",
+           "reblock"]

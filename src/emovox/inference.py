@@ -145,6 +145,11 @@ class Recognizer:
         return Recognizer(self.features, self.engine, self.package, self.folder, self.backend, labels,
                           self.vad, self.batch_size, self.max_clip_seconds)
 
+    @property
+    def label_index(self) -> list[int]:
+        """Positions of :attr:`labels` among the model's labels (what every score is restricted to)."""
+        return list(self._index)
+
     def _label_index(self, labels: Sequence[str] | None) -> list[int]:
         if labels is None:
             return list(range(len(self.model_labels)))

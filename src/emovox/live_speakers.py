@@ -23,7 +23,7 @@ import numpy as np
 
 #: Speakers a stream may open; later windows go to the nearest of them.
 MAX_SPEAKERS = 8
-#: Shorter windows get no speaker (too little voice to tell).
+#: Shorter windows (a stream's short end) get no speaker: too little voice to tell.
 MIN_SECONDS = 0.5
 
 
@@ -51,16 +51,21 @@ class LiveSpeakers:
     def speakers(self) -> list[str]:
         return [f"S{i + 1}" for i in range(len(self._sums))]
 
-    def embed(self, wave: np.ndarray) -> np.ndarray:
-        """(D,) speaker embedding of one window: projected mean of its hidden states."""
-        hidden = self.engine.hidden(np.asarray(wave, np.float32))[self.projection.layers]
-        return self.projection(hidden.mean(axis=1, dtype=np.float64).reshape(1, -1))[0]
+    def score(self, wave: np.ndarray, index: list[int] | None = None) -> tuple[np.ndarray, str]:
+        """One window (at least :data:`MIN_SECONDS`) encoded once: its calibrated probabilities
+        (over ``index``; the head on the window's own pooled frames, as the timeline scores) and
+        its speaker."""
+        from emovox.frame_scoring import pool_frames, pooled_probabilities
 
-    def label(self, wave: np.ndarray) -> str | None:
-        """The window's speaker (None for a window under :data:`MIN_SECONDS`, e.g. a stream's short end)."""
-        if np.asarray(wave).size < int(MIN_SECONDS * 16000):
-            return None
-        return self.assign(self.embed(wave))
+        hidden = self.engine.hidden(np.asarray(wave, np.float32))
+        probs = pooled_probabilities(self.engine, pool_frames(hidden, self.engine.layers)[None], index)[0]
+        return probs, self.assign(self.embed(hidden))
+
+    def embed(self, hidden: np.ndarray) -> np.ndarray:
+        """(D,) speaker embedding of one window from its ``(top + 1, T, d)`` hidden states: the
+        projected mean over time of the projection's layers."""
+        means = np.asarray(hidden)[self.projection.layers].mean(axis=1, dtype=np.float64)
+        return self.projection(means.reshape(1, -1))[0]
 
     def assign(self, embedding: np.ndarray) -> str:
         """The speaker of one embedding (updates that speaker's running mean)."""

@@ -47,6 +47,7 @@ from fastapi.responses import Response
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
+from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
 from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
 from emovox.service.uploads import UploadProblem, check_upload, decode_upload
 
@@ -151,7 +152,6 @@ class LiveSession:
     """Blocks in (``put``), window results out (``results``); scoring runs on its own thread."""
 
     def __init__(self, recognizer: Any, window: float, hop: float, vad: str | None, speakers: bool = True) -> None:
-        from emovox.live_speakers import LiveSpeakers
         from emovox.timeline import check_window
 
         check_window(window, hop, 0.3)
@@ -191,11 +191,20 @@ class LiveSession:
         self.results.put(None)
 
     def _score(self, waves: np.ndarray) -> np.ndarray:
-        """Posteriors of the speech windows (one at a time) and, with live speakers, their speaker."""
-        probs = self.rec.posteriors(waves)
-        if self.speakers is not None:
-            self._labels.extend(self.speakers.label(w) for w in waves)
-        return probs
+        """Posteriors of the speech windows (one at a time); with live speakers each window is
+        encoded once for both its emotions and its speaker."""
+        if self.speakers is None:
+            return self.rec.posteriors(waves)
+        rows = []
+        for w in waves:
+            if w.size < int(MIN_SECONDS * SAMPLE_RATE):  # a stream's short end: emotions only
+                rows.append(self.rec.posteriors(w[None])[0])
+                self._labels.append(None)
+                continue
+            probs, speaker = self.speakers.score(w, self.rec.label_index)
+            rows.append(probs)
+            self._labels.append(speaker)
+        return np.stack(rows)
 
     def _blocks(self):
         while (block := self.inbox.get()) is not None:
