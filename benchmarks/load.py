@@ -309,12 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         alive = proc.poll() is None
         health_after = asyncio.run(_health(base)) if alive else False
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return report(args, model, results, wall, monitor, rss_idle, started, alive and health_after, work)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Terminate the server process; kill it when it has not exited 30 s later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 async def _health(base: str) -> bool:

@@ -21,7 +21,6 @@ import collections
 import io
 import os
 import struct
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.load import (REPO, Monitor, Result, _health, free_port, latency_line, pct, rss_mb, run_load,
-                             start_server, uploads, wait_healthy)
+                             start_server, stop_server, uploads, wait_healthy)
 
 KINDS = ("bomb", "heavy", "bad-rate", "tiny-hop", "min-hop", "slowloris", "stalled", "disconnect")
 
@@ -212,11 +211,7 @@ def abuse_main(args: argparse.Namespace) -> int:
         monitor.join()
         healthy = proc.poll() is None and asyncio.run(_health(base))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return abuse_report(args, kinds, clean, dirty, walls, cpu, monitor, rss_idle, clean_peak, counts, healthy)
 
 

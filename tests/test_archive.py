@@ -197,6 +197,24 @@ def test_progress_log_lines_when_not_a_terminal(capsys):
 
 
 # ------------------------------------------------------------------------------------- kill
+
+def kill_at_lines(cmd: list[str], env: dict, out: Path, targets) -> int:
+    """Run ``cmd`` once per target and kill -9 it as soon as ``out`` holds that many lines; the
+    number of runs really killed (a run may finish first)."""
+    kills = 0
+    for target in targets:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if out.exists() and out.read_bytes().count(b"\n") >= target:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=60)
+    return kills
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path, tiny_model, jobs):
@@ -211,17 +229,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path,
     assert done.returncode == 1 and "30 of 31 inputs predicted" in done.stderr, done.stderr[-2000:]
 
     out = tmp_path / "out.jsonl"
-    kills = 0
-    for target in (3, 11, 19):  # kill -9 once the file holds about this many records
-        proc = subprocess.Popen(cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if out.exists() and out.read_bytes().count(b"\n") >= target:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        proc.wait(timeout=60)
+    kills = kill_at_lines(cmd + [str(out)], env, out, (3, 11, 19))
     assert kills >= 2  # the runs really were cut short
     assert len(out.read_bytes().splitlines()) < 31
     final = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=300)

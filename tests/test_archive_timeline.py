@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from emovox.errors import ConfigError, DependencyError, EmovoxError, FileFormatE
 from emovox.inference import Recognizer
 from tests.conftest import REPO
 from tests.product_fixtures import LABELS
-from tests.test_archive import make_clips
+from tests.test_archive import kill_at_lines, make_clips
 from tests.test_diarize import tone_embed, two_speakers
 
 
@@ -207,18 +205,8 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_file(tmp_path, tiny_model, o
     assert done.returncode == 1 and "24 of 25 inputs done" in done.stderr, done.stderr[-2000:]
 
     out = tmp_path / output
-    kills = 0
     n = ref.read_bytes().count(b"\n")
-    for target in (n // 6, n // 2, 3 * n // 4):  # kill -9 once the file holds about this many lines
-        proc = subprocess.Popen(cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if out.exists() and out.read_bytes().count(b"\n") >= target:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        proc.wait(timeout=60)
+    kills = kill_at_lines(cmd + [str(out)], env, out, (n // 6, n // 2, 3 * n // 4))  # kill -9 at about these lines
     assert kills >= 2 and out.read_bytes() != ref.read_bytes()  # the runs really were cut short
     final = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 1 and "resumed" in final.stderr, final.stderr[-2000:]

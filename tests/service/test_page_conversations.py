@@ -4,6 +4,7 @@ in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright, as
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def page(playwright, server):
     try:
         pg = browser.new_page(viewport={"width": 1000, "height": 1100})
         pg.set_default_timeout(240_000)
+        yield pg
+    finally:
+        browser.close()
+
+
+@contextlib.contextmanager
+def microphone_page(playwright, url: str, clip: Path):
+    """The page at ``url`` in a Chromium whose fake microphone plays ``clip`` (permission granted)."""
+    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={clip}"]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+    try:
+        context = browser.new_context()
+        context.grant_permissions(["microphone"], origin=url)
+        pg = context.new_page()
+        pg.set_default_timeout(240_000)
+        pg.goto(url + "/")
+        pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
         yield pg
     finally:
         browser.close()
@@ -126,16 +145,7 @@ def test_live_recording_from_a_fake_microphone_file(playwright, server, tmp_path
     clip = tmp_path / "mic.wav"
     sf.write(clip, 0.1 * np.random.default_rng(2).standard_normal(8 * SR).astype(np.float32), SR,
              subtype="PCM_16")
-    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={clip}"]
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-    try:
-        context = browser.new_context()
-        context.grant_permissions(["microphone"], origin=server)
-        pg = context.new_page()
-        pg.set_default_timeout(240_000)
-        pg.goto(server + "/")
-        pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    with microphone_page(playwright, server, clip) as pg:
         pg.click("#record")
         pg.wait_for_function("document.getElementById('record-status').textContent === 'Recording…'")
         # live results arrive while still recording: at least two 2 s windows (hop 1 s)
@@ -149,8 +159,6 @@ def test_live_recording_from_a_fake_microphone_file(playwright, server, tmp_path
         assert pg.is_hidden("#error"), pg.inner_text("#error")
         assert pg.inner_text("#top-label").strip() in LABELS
         assert pg.inner_text("#meta").startswith("recording.wav")
-    finally:
-        browser.close()
 
 
 def test_live_speaker_labels_on_the_page(playwright, tmp_path, monkeypatch):
@@ -171,21 +179,9 @@ def test_live_speaker_labels_on_the_page(playwright, tmp_path, monkeypatch):
     monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
     clip = tmp_path / "mic.wav"
     sf.write(clip, voices()[0], SR, subtype="PCM_16")
-    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={clip}"]
-    with serving(create_app(Recognizer.load(package, vad=None))) as url:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=url)
-            pg = context.new_page()
-            pg.set_default_timeout(240_000)
-            pg.goto(url + "/")
-            pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
-            pg.click("#record")
-            pg.wait_for_function("Number(document.getElementById('live-chart').dataset.speakers) >= 2")
-            speaker, _, label = pg.inner_text("#live-label").strip().partition(" · ")
-            assert speaker in ("S1", "S2", "S3") and label in TINY, (speaker, label)
-            pg.click("#stop")
-        finally:
-            browser.close()
+    with serving(create_app(Recognizer.load(package, vad=None))) as url, microphone_page(playwright, url, clip) as pg:
+        pg.click("#record")
+        pg.wait_for_function("Number(document.getElementById('live-chart').dataset.speakers) >= 2")
+        speaker, _, label = pg.inner_text("#live-label").strip().partition(" · ")
+        assert speaker in ("S1", "S2", "S3") and label in TINY, (speaker, label)
+        pg.click("#stop")
