@@ -11,13 +11,13 @@ SR = 16000
 
 
 class Projection:
-    """Identity 'projection' with a threshold (LiveSpeakers only needs layers, threshold and a call)."""
+    """Identity 'projection' of layer 0 with a threshold (what LiveSpeakers uses of SpeakerProjection)."""
 
     layers = [0]
     threshold = 0.5
 
-    def __call__(self, x):
-        return np.asarray(x)
+    def embed_frames(self, frames):
+        return np.asarray(frames)[0].mean(axis=0)
 
 
 def test_leader_follower_opens_a_speaker_on_its_second_window():

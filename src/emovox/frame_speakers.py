@@ -69,6 +69,11 @@ class SpeakerProjection:
     def __call__(self, stats: np.ndarray) -> np.ndarray:
         return (np.asarray(stats, np.float32) - self.mean) @ self.scalings
 
+    def embed_frames(self, frames: np.ndarray) -> np.ndarray:
+        """``(top + 1, T, d)`` hidden states of one span -> ``(k,)`` speaker embedding (the projected
+        mean over time of :attr:`layers`, concatenated)."""
+        return self(np.asarray(frames)[self.layers].mean(axis=1, dtype=np.float64).reshape(1, -1))[0]
+
 
 class FrameSpeakers:
     """A timeline observer that diarises from the timeline's frames; :meth:`turns` after the timeline."""
@@ -98,9 +103,7 @@ class FrameSpeakers:
 
     def _embed(self, spans: list[tuple[float, float]]) -> np.ndarray:
         assert self.scorer is not None
-        layers = self.projection.layers
-        means = [self.scorer.frames(s, e)[layers].mean(axis=1, dtype=np.float64).reshape(-1) for s, e in spans]
-        return self.projection(np.stack(means))
+        return np.stack([self.projection.embed_frames(self.scorer.frames(s, e)) for s, e in spans])
 
     def turns(self) -> list[Turn]:
         """The speaker turns (after the timeline finished)."""

@@ -59,13 +59,7 @@ class LiveSpeakers:
 
         hidden = self.engine.hidden(np.asarray(wave, np.float32))
         probs = pooled_probabilities(self.engine, pool_frames(hidden, self.engine.layers)[None], index)[0]
-        return probs, self.assign(self.embed(hidden))
-
-    def embed(self, hidden: np.ndarray) -> np.ndarray:
-        """(D,) speaker embedding of one window from its ``(top + 1, T, d)`` hidden states: the
-        projected mean over time of the projection's layers."""
-        means = np.asarray(hidden)[self.projection.layers].mean(axis=1, dtype=np.float64)
-        return self.projection(means.reshape(1, -1))[0]
+        return probs, self.assign(self.projection.embed_frames(hidden))
 
     def assign(self, embedding: np.ndarray) -> str:
         """The speaker of one embedding (updates that speaker's running mean)."""
