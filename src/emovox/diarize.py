@@ -261,8 +261,8 @@ class Diarizer:
         """``embed`` embeds the segments' audio (default GE2E); ``embed_spans`` instead embeds their
         time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once).
         ``centre_known_count``: with a given number of speakers, cluster the embeddings minus their
-        mean over the recording (what every speaker of the recording shares: channel, language,
-        what is said; see docs/conversations.md)."""
+        mean over the recording, after scaling each to unit length (what every speaker of the
+        recording shares: channel, language, what is said; see docs/conversations.md)."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
@@ -366,6 +366,7 @@ class Diarizer:
         threshold = self.threshold if threshold is None else threshold
         emb = self.embeddings()
         if self.centre_known_count and speakers is not None and len(emb) > 1:
+            emb = _l2(emb.astype(np.float64))  # unit length first: no segment weighs more in the mean
             emb = emb - emb.mean(axis=0)
         labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
                          min_weight=self.min_cluster, refine=REFINE)
