@@ -259,4 +259,7 @@ def test_cli_timeline_fixed_speakers_and_bad_values(tmp_path, capsys):
                  "--format", "csv,json"]) == 0
     data = json.loads((out / "talk.json").read_text())
     assert data["speakers"] == ["S1"] and {w["speaker"] for w in data["windows"] if w["label"]} == {"S1"}
-    assert "1 speaker(s): S1" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "1 speaker(s): S1" in captured.out and "counted automatically" not in captured.err
+    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "json"]) == 0
+    assert "counted automatically; if you know how many people speak, --speakers N" in capsys.readouterr().err

@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(tl.speakers)} speaker(s): " + "; ".join(
             f"{name} {e['speech_seconds']:.0f} s mostly {e['dominant']} ({100 * e['shares'][e['dominant']]:.0f}%)"
             for name, e in tl.summary().items()))
+        if args.speakers == "auto":
+            print("speakers were counted automatically; if you know how many people speak, "
+                  "--speakers N separates them more accurately (docs/conversations.md)", file=sys.stderr)
     if tl.regions:
         print(f"{'start':>9} {'end':>9}  {'speaker':<7} {'emotion':<10} {'p':>5}")
         for r in tl.regions:
