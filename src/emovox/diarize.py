@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Average-linkage cosine-distance threshold for the automatic speaker count (docs/conversations.md).
-THRESHOLD = 0.45
+THRESHOLD = 0.50
 SEGMENT, HOP, MIN_SPEECH, MIN_TURN, MIN_CLUSTER = 1.6, 0.8, 0.5, 1.0, 3.0
 #: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
 REFINE = 2
