@@ -4,6 +4,8 @@
     python recipes/generalist/train.py --stage augment    # chosen candidate x training augmentations
     python recipes/generalist/train.py --stage evaluate   # chosen candidate: LOCO, 5-fold CV, telephone, ECE
     python recipes/generalist/train.py --stage ship       # final fit on all speakers -> model package
+    python recipes/generalist/train.py --stage nested --recipe recipes/generalist/nested.yaml --augment robust
+                                                          # candidates chosen by nested leave-one-corpus-out
 
 Candidates are in ``recipe.yaml``; the choice uses validation speakers only (the mean over the
 leave-one-corpus-out folds of the validation UA), never a test corpus; the training augmentation
@@ -146,6 +148,53 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     return out
 
 
+def stage_nested(args, recipe, feats, y, w, utts, aug=None):
+    """Nested leave-one-corpus-out: a choice for *cross-corpus* generalisation that never sees the test corpus.
+
+    Per outer fold (one corpus held out) and candidate: inner folds leave out each training corpus
+    in turn (train = the outer training speakers of the other training corpora, validation = the
+    outer validation speakers among them, test = every speaker of the inner corpus; clean training,
+    no degraded copies, to halve the cost), scored by the 4-class UA. The rule: max mean inner UA.
+    The outer held-out corpus (trained with ``--augment`` copies, as shipped) is reported beside it
+    and never read by the rule. One JSON per candidate (``nested-NAME.json``), resumable.
+    """
+    from emovox.protocols import Fold
+
+    truth = np.array([u.label for u in utts])
+    corpus_of = {u.id: u.corpus for u in utts}
+    rows = {}
+    for name in args.candidates or list(recipe["candidates"]):
+        cand = recipe["candidates"][name]
+        path = Path(args.out) / f"nested-{name}.json"
+        row = json.loads(path.read_text()) if path.exists() else {"inner": {}, "outer": {}}
+        for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
+            test_corpus = fold.info["test_corpus"]
+            if test_corpus not in row["outer"]:
+                *_, logits = run_fold(feats, y, w, utts, fold, cand, aug=aug)
+                row["outer"][test_corpus] = score_held_out(truth[indices(utts, fold.test)], logits, LABELS,
+                                                           corpus=test_corpus)["shared"]["ua"]
+                path.write_text(json.dumps(row, indent=1, default=float))
+            for inner in fold.info["train_corpora"]:
+                key = f"{test_corpus}/{inner}"
+                if key in row["inner"]:
+                    continue
+                part = Fold(key, [i for i in fold.train if corpus_of[i] != inner],
+                            [i for i in fold.valid if corpus_of[i] != inner],
+                            [i for i in fold.train + fold.valid if corpus_of[i] == inner], info={"protocol": "nested"})
+                *_, logits = run_fold(feats, y, w, utts, part, cand)
+                row["inner"][key] = score_held_out(truth[indices(utts, part.test)], logits, LABELS,
+                                                   corpus=inner)["shared"]["ua"]
+                path.write_text(json.dumps(row, indent=1, default=float))
+                print(name, key, round(100 * row["inner"][key], 1), flush=True)
+        row["inner_mean"] = float(np.mean(list(row["inner"].values())))
+        row["outer_mean"] = float(np.mean(list(row["outer"].values())))
+        path.write_text(json.dumps(row, indent=1, default=float))
+        rows[name] = row
+        print(name, "inner", round(100 * row["inner_mean"], 2), "outer", round(100 * row["outer_mean"], 2), flush=True)
+    return {"candidates": rows, "chosen": max(rows, key=lambda k: rows[k]["inner_mean"]),
+            "rule": "max mean 4-class UA of the inner leave-one-corpus-out folds"}
+
+
 def stage_ship(args, recipe, feats, y, w, utts, aug=None):
     from emovox.audio_model import AudioModelConfig
     from emovox.whisper.export import write_package
@@ -171,7 +220,7 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["select", "augment", "evaluate", "ship"], required=True)
+    ap.add_argument("--stage", choices=["select", "augment", "evaluate", "ship", "nested"], required=True)
     ap.add_argument("--recipe", default=str(HERE / "recipe.yaml"))
     ap.add_argument("--root", default="../shared/corpora")
     ap.add_argument("--feats", default="runs/generalist/feats")
@@ -180,6 +229,7 @@ def main(argv=None) -> int:
     ap.add_argument("--package", default="runs/generalist/package")
     ap.add_argument("--augment", choices=["none", "telephone", "robust", "speed", "reverb", "noise", "codec"], default="none",
                     help="also train on the degraded copy of every training clip (features.py --degrade)")
+    ap.add_argument("--candidates", nargs="+", default=None, help="--stage nested: only these candidates")
     ap.add_argument("--augments", nargs="+", choices=AUGMENTS, default=None,
                     help="--stage augment: only these (rows are added to an earlier augment.json)")
     args = ap.parse_args(argv)
@@ -190,7 +240,7 @@ def main(argv=None) -> int:
     y, w = label_ids(utts), balanced_weights(utts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.candidate is None and args.stage != "select":
+    if args.candidate is None and args.stage not in ("select", "nested"):
         args.candidate = json.loads((out / "select.json").read_text())["chosen"]
     tel = None
     if args.stage == "evaluate" or args.augment == "telephone":
@@ -214,6 +264,8 @@ def main(argv=None) -> int:
         result = stage_augment(args, recipe, feats, y, w, utts, variants)
     elif args.stage == "evaluate":
         result = stage_evaluate(args, recipe, feats, y, w, utts, tel)
+    elif args.stage == "nested":
+        result = stage_nested(args, recipe, feats, y, w, utts, args.aug_feats)
     else:
         result = stage_ship(args, recipe, feats, y, w, utts, args.aug_feats)
     suffix = "" if args.augment == "none" else f"-{args.augment}"
