@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emovox.audio_model import AudioModelConfig, OnnxAudioModel
-from emovox.conversation import speaker_observer, speaker_timeline
+from emovox.conversation import speaker_observer, speaker_timeline, uses_frames
 from emovox.errors import ConfigError, ModelError
 from emovox.frame_scoring import FrameScorer
 from emovox.frame_speakers import FrameSpeakers, SpeakerProjection
@@ -130,7 +130,15 @@ def test_speaker_timeline_whisper_diarizer(package, projection, monkeypatch):
     assert speaker_observer(r) is None  # a Whisper model given as a folder has no shipped projection
     with pytest.raises(ConfigError, match="ge2e"):
         speaker_timeline(r, x, SR, diarizer="whisper")
+    assert uses_frames(r) is False and uses_frames(r, "ge2e") is False
+    # an archive's worker refuses the same setting once, before any file
+    from emovox.archive import ModelSpec
+    from emovox.archive_timeline import TimelineTask, TimelineWorker
+
+    with pytest.raises(ConfigError, match="use --diarizer ge2e"):
+        TimelineWorker(TimelineTask(ModelSpec(model=str(package), vad="none"), speakers="auto", diarizer="whisper"))
     monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
+    assert uses_frames(r) is True and uses_frames(r, scoring="window") is False
     tl = speaker_timeline(r, x, SR, speakers=2, diarizer="whisper")
     assert tl.speakers == ["S1", "S2"] and len(tl.turns) == 5
     assert all(w.speaker in ("S1", "S2") for w in tl.windows if w.is_speech)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from emovox.archive import ModelSpec, guarded, model_info
 from emovox.archive_output import STAMP, Layout
-from emovox.conversation import DIARIZERS
+from emovox.conversation import check_diarizer
 from emovox.errors import AudioError, ConfigError, DependencyError, EmovoxError
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class TimelineTask:
             raise ConfigError(f"unknown VAD {self.vad!r}; choose sohn, silero or none")
         speakers = None if self.speakers in ("auto", "none") else self.speakers
         check_options(speakers, THRESHOLD, self.min_turn)  # type: ignore[arg-type]
-        if self.diarizer not in DIARIZERS:
-            raise ConfigError(f"unknown diarizer {self.diarizer!r}; choose one of {', '.join(DIARIZERS)}")
+        check_diarizer(self.diarizer)
         if self.scoring not in ("auto", "window"):
             raise ConfigError(f"unknown scoring {self.scoring!r}; choose auto or window")
         if self.adapt and self.speakers == "none":
@@ -127,20 +126,14 @@ class TimelineWorker:
     else from GE2E, loaded once per worker."""
 
     def __init__(self, task: TimelineTask) -> None:
-        from emovox.conversation import speaker_observer
+        from emovox.conversation import uses_frames
 
         self.task = task
         self.recognizer = task.model.load()
         self.info = model_info(self.recognizer)
         self.ge2e: Any = None
         self.note: str | None = None
-        frames = (task.diarizer != "ge2e" and task.scoring != "window"
-                  and speaker_observer(self.recognizer) is not None)
-        if task.speakers != "none" and task.diarizer == "whisper" and not frames:
-            raise ConfigError("the whisper diarizer needs --scoring auto and an audio-in model with frame outputs "
-                              "(the default model, onnx backend) whose Whisper model has a speaker projection; "
-                              "use --diarizer ge2e")
-        if task.speakers != "none" and task.diarizer != "whisper" and not frames:
+        if task.speakers != "none" and not uses_frames(self.recognizer, task.diarizer, task.scoring):
             from emovox import diarize
 
             try:

@@ -55,6 +55,26 @@ def speaker_observer(recognizer: Any, speakers: int | None = None, min_turn: flo
     return FrameSpeakers(projection, speakers=speakers, min_turn=min_turn, threshold=threshold)
 
 
+def check_diarizer(diarizer: str) -> None:
+    if diarizer not in DIARIZERS:
+        raise ConfigError(f"unknown diarizer {diarizer!r}; choose one of {', '.join(DIARIZERS)}")
+
+
+def uses_frames(recognizer: Any, diarizer: str = "auto", scoring: str = "auto") -> bool:
+    """Whether speakers come from the recogniser's Whisper frames (else GE2E) for this ``diarizer``
+    and ``scoring``; :class:`ConfigError` when ``diarizer="whisper"`` cannot have them."""
+    check_diarizer(diarizer)
+    # frames exist only when windows pool them (--scoring auto)
+    frames = diarizer != "ge2e" and scoring != "window" and speaker_projection(recognizer) is not None
+    if diarizer == "whisper" and not frames:
+        if scoring == "window":
+            raise ConfigError("the whisper diarizer pools the frames of --scoring auto; with --scoring window use "
+                              "--diarizer ge2e (or auto)")
+        raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
+                          "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+    return frames
+
+
 def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                      speakers: int | str | None = "auto", diarizer: str = "auto", min_turn: float = 1.0,
                      adapt: bool = False, on_no_speakers: Callable[[str], None] | None = None,
@@ -69,23 +89,15 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     from emovox.diarize import add_speakers, check_options
     from emovox.errors import DependencyError
 
-    if diarizer not in DIARIZERS:
-        raise ConfigError(f"unknown diarizer {diarizer!r}; choose one of {', '.join(DIARIZERS)}")
+    check_diarizer(diarizer)
     if speakers is not None and speakers != "auto" and (isinstance(speakers, bool) or not isinstance(speakers, int)):
         raise ConfigError(f"speakers must be 'auto', a number or None, got {speakers!r}")
     count = None if speakers in (None, "auto") else int(speakers)  # type: ignore[arg-type]
     check_options(count, 0.5, min_turn)
     if adapt and speakers is None:
         raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
-    observer = None
-    if speakers is not None and diarizer in ("auto", "whisper") and options.get("scoring", "auto") != "window":
-        observer = speaker_observer(recognizer, count, min_turn)  # frames exist only when windows pool them
-    if speakers is not None and observer is None and diarizer == "whisper":
-        if options.get("scoring", "auto") == "window":
-            raise ConfigError("the whisper diarizer pools the frames of --scoring auto; with --scoring window use "
-                              "--diarizer ge2e (or auto)")
-        raise ConfigError("the whisper diarizer needs an audio-in model with frame outputs (the default model, "
-                          "onnx backend) whose Whisper model has a speaker projection; use --diarizer ge2e")
+    frames = speakers is not None and uses_frames(recognizer, diarizer, options.get("scoring", "auto"))
+    observer = speaker_observer(recognizer, count, min_turn) if frames else None
     if isinstance(recording, np.ndarray):  # one 16 kHz array for the timeline and a GE2E second pass
         from emovox.audio import prepare_array
 
@@ -119,4 +131,4 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     return tl
 
 
-__all__ = ["DIARIZERS", "speaker_observer", "speaker_projection", "speaker_timeline"]
+__all__ = ["DIARIZERS", "check_diarizer", "speaker_observer", "speaker_projection", "speaker_timeline", "uses_frames"]
