@@ -16,6 +16,7 @@ smoothing apply unchanged. Memory: 4 bytes x dimensions per segment.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +48,11 @@ class SpeakerProjection:
     @classmethod
     def load(cls, whisper_model: str, folder: Path = ASSETS) -> SpeakerProjection | None:
         """The projection for ``whisper_model`` (None when emovox has none for it, e.g. a folder of
-        the user's own Whisper weights)."""
+        the user's own Whisper weights). Read once per process (archives ask for it per file)."""
+        return _load_projection(whisper_model, Path(folder))
+
+    @classmethod
+    def _read(cls, whisper_model: str, folder: Path) -> SpeakerProjection | None:
         if not whisper_model or Path(whisper_model).name != whisper_model:
             return None
         meta, weights = folder / f"{whisper_model}.json", folder / f"{whisper_model}.safetensors"
@@ -73,6 +78,11 @@ class SpeakerProjection:
         """``(top + 1, T, d)`` hidden states of one span -> ``(k,)`` speaker embedding (the projected
         mean over time of :attr:`layers`, concatenated)."""
         return self(np.asarray(frames)[self.layers].mean(axis=1, dtype=np.float64).reshape(1, -1))[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _load_projection(whisper_model: str, folder: Path) -> SpeakerProjection | None:
+    return SpeakerProjection._read(whisper_model, folder)
 
 
 class FrameSpeakers:
