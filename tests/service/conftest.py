@@ -57,3 +57,23 @@ def playwright():
 
     with sync_playwright() as p:
         yield p
+
+
+@contextlib.contextmanager
+def microphone_page(playwright: Any, url: str, clip: Path | None = None, timeout_ms: int = 240_000) -> Iterator[Any]:
+    """The page at ``url`` in a Chromium with microphone permission whose fake capture device plays
+    ``clip`` (None: Chromium's own beeping tone)."""
+    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    if clip is not None:
+        flags.append(f"--use-file-for-fake-audio-capture={clip}")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+    try:
+        context = browser.new_context()
+        context.grant_permissions(["microphone"], origin=url)
+        pg = context.new_page()
+        pg.set_default_timeout(timeout_ms)
+        pg.goto(url + "/")
+        pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
+        yield pg
+    finally:
+        browser.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.conftest import CHROMIUM, FLAGS
+from tests.service.conftest import CHROMIUM, FLAGS, microphone_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,14 +61,7 @@ def test_non_audio_upload_shows_the_error(page, server, tmp_path):
 
 def test_record_from_fake_microphone(playwright, server):
     """Chromium's fake capture device (a beeping tone) stands in for a microphone."""
-    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-    try:
-        context = browser.new_context()
-        context.grant_permissions(["microphone"], origin=server)
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(server + "/")
+    with microphone_page(playwright, server, timeout_ms=60_000) as pg:
         pg.click("#record")
         pg.wait_for_function("document.getElementById('record-status').textContent === 'Recording…'")
         pg.wait_for_timeout(2500)
@@ -79,5 +72,3 @@ def test_record_from_fake_microphone(playwright, server):
         assert pg.is_hidden("#error"), pg.inner_text("#error")
         assert pg.inner_text("#top-label").strip() in LABELS
         assert pg.inner_text("#meta").startswith("recording.wav")
-    finally:
-        browser.close()

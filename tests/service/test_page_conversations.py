@@ -4,7 +4,6 @@ in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright, as
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import soundfile as sf
 
 from tests.product_fixtures import LABELS
 
-from tests.service.conftest import CHROMIUM, FLAGS
+from tests.service.conftest import CHROMIUM, FLAGS, microphone_page
 SR = 16000
 
 pytestmark = [
@@ -49,24 +48,6 @@ def page(playwright, server):
     try:
         pg = browser.new_page(viewport={"width": 1000, "height": 1100})
         pg.set_default_timeout(240_000)
-        yield pg
-    finally:
-        browser.close()
-
-
-@contextlib.contextmanager
-def microphone_page(playwright, url: str, clip: Path):
-    """The page at ``url`` in a Chromium whose fake microphone plays ``clip`` (permission granted)."""
-    flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={clip}"]
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-    try:
-        context = browser.new_context()
-        context.grant_permissions(["microphone"], origin=url)
-        pg = context.new_page()
-        pg.set_default_timeout(240_000)
-        pg.goto(url + "/")
-        pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
         yield pg
     finally:
         browser.close()
