@@ -60,6 +60,7 @@ class ModelSpec:
     vad: str | None = None
     batch_size: int | None = None
     threads: int = 1
+    adapt: str | None = None  #: a :class:`emovox.source_adapt.SourceShift` file (``emovox predict --adapt``)
 
     def load(self) -> Any:
         from emovox.inference import Recognizer
@@ -73,7 +74,12 @@ class ModelSpec:
             options["vad"] = None if self.vad == "none" else self.vad
         if self.batch_size is not None:
             options["batch_size"] = self.batch_size
-        return Recognizer.load(self.model, **options)
+        recognizer = Recognizer.load(self.model, **options)
+        if self.adapt is None:
+            return recognizer
+        from emovox.source_adapt import SourceShift, adapted
+
+        return adapted(recognizer, SourceShift.load(self.adapt))
 
 
 class Worker(Protocol):
@@ -117,9 +123,14 @@ def model_version(folder: Path, config: dict[str, Any]) -> str:
 
 
 def model_info(recognizer: Any) -> dict[str, Any]:
-    """The ``labels``, ``model`` (name) and ``model_version`` of a loaded Recognizer."""
+    """The ``labels``, ``model`` (name) and ``model_version`` of a loaded Recognizer (``+adapt-`` and
+    the shift's hash when ``--adapt`` shifted it: adapted and plain results never share a file)."""
+    from emovox.source_adapt import ShiftedModel
+
+    version = model_version(recognizer.folder, recognizer.config)
+    tag = recognizer.engine.tag if isinstance(recognizer.engine, ShiftedModel) else ""
     return {"labels": list(recognizer.labels), "model": str(recognizer.info()["name"]),
-            "model_version": model_version(recognizer.folder, recognizer.config)}
+            "model_version": f"{version}+{tag}" if tag else version}
 
 
 def error_record(source: str, problem: str) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
+import tempfile
 from typing import Any, Sequence
 
 from emovox.cli._archive import add_archive_args, count_inputs, exit_status, finish, reporter, run_archive_cli
@@ -31,6 +33,10 @@ archives (-o FILE: one record per file, written as it comes, in input order):
   emovox predict /archive -o results.parquet --parquet     # Parquet (needs pyarrow), written at the end
   torchrun --nnodes 2 --nproc-per-node 4 --no-python emovox predict /archive -o shards/results.jsonl \\
       --devices 4 --num-nodes 2                             # Lightning DDP: one shard file per rank
+
+recordings of one source (a corpus, an archive of calls, one person's notes; opt-in, off by default):
+  emovox predict calls/ --adapt                   # shift onto the training statistics (see docs/adapt.md)
+  emovox predict calls/ --adapt -o results.jsonl  # the shift is kept in results.jsonl.adapt.safetensors
 
 A file that cannot be read gets an error record (and a line on stderr); the others still get results.
 A re-run with the same -o skips the files it already holds, also after a crash or kill -9.
@@ -56,6 +62,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per batch (default 16)")
     p.add_argument("--vad", choices=("silero", "sohn", "none"), default="silero",
                    help="VAD for the speech fraction and the no_speech abstention (default silero; none: every clip gets an emotion)")
+    p.add_argument("--adapt", action="store_true",
+                   help="the inputs come from one source: estimate its statistics from a sample of them "
+                        "(up to 200 speech clips) and shift every clip onto the training statistics before "
+                        "the head (default model; opt-in, see docs/adapt.md)")
     add_archive_args(p)
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="cluster route: Lightning DDP with N processes per node, one shard file per rank (with -o)")
@@ -111,20 +121,59 @@ def run(args: argparse.Namespace) -> int:
     if (args.parquet or args.devices) and (not args.output or args.json):
         print("emovox predict: error: --parquet and --devices need -o FILE (and no --json)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.adapt and args.devices:
+        print("emovox predict: error: --adapt does not combine with --devices; run --adapt -o FILE on one machine "
+              "first (it writes FILE.adapt.safetensors), or predict without --adapt", file=sys.stderr)
+        return EXIT_BAD_INPUT
     total = count_inputs("predict", args.paths, args.manifest)  # a first pass: counts, keeps no list
     if total is None:
         return EXIT_BAD_INPUT
-    if args.output and not args.json:
-        return _run_archive(args, total)
-    return _run_print(args, total)
+    with tempfile.TemporaryDirectory(prefix="emovox-adapt-") as tmp:
+        args.adapt_file = None
+        if args.adapt:
+            archive = bool(args.output and not args.json)
+            args.adapt_file = prepare_shift(args, f"{args.output}.adapt.safetensors" if archive
+                                            else os.path.join(tmp, "shift.safetensors"), total)
+            if args.adapt_file is None:
+                return EXIT_BAD_INPUT
+        if args.output and not args.json:
+            return _run_archive(args, total)
+        return _run_print(args, total)
 
 
-def _spec(args: argparse.Namespace) -> Any:
+def _spec(args: argparse.Namespace, adapt: bool = True) -> Any:
     from emovox.archive import ModelSpec
 
     labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
     return ModelSpec(model=args.model, backend=args.backend, labels=labels, vad=args.vad,
-                     batch_size=args.batch_size, threads=args.threads or 1)
+                     batch_size=args.batch_size, threads=args.threads or 1,
+                     adapt=getattr(args, "adapt_file", None) if adapt else None)
+
+
+def prepare_shift(args: argparse.Namespace, path: str, total: int) -> str | None:
+    """--adapt: the shift file at ``path`` (an archive run's earlier one is reused, so that a resumed
+    run shifts as the first did), else estimated now from a sample of the inputs; None after a message."""
+    from emovox.archive import Problem, iter_inputs, unique
+    from emovox.errors import EmovoxError
+    from emovox.source_adapt import SAMPLE, SourceShift, estimate_shift, sample_paths
+
+    try:
+        if os.path.exists(path):
+            shift = SourceShift.load(path)
+            print(f"emovox predict: --adapt: using the shift in {path} ({shift.clips} speech clips; delete it to "
+                  "estimate again)", file=sys.stderr)
+            return path
+        paths = sample_paths((i for i in unique(iter_inputs(args.paths, args.manifest))
+                              if not isinstance(i, Problem)), SAMPLE)
+        shift = estimate_shift(_spec(args, adapt=False).load(), paths)
+        shift.save(path)
+    except EmovoxError as exc:
+        print(f"emovox predict: error: {exc}", file=sys.stderr)
+        return None
+    print(f"emovox predict: --adapt: {shift.clips} speech clips (of {len(paths)} sampled from {total} inputs) "
+          "shifted onto the training statistics" + (f"; shift saved in {path}" if args.output and not args.json
+                                                    else ""), file=sys.stderr)
+    return path
 
 
 def _run_print(args: argparse.Namespace, total: int) -> int:

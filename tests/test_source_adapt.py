@@ -1,0 +1,164 @@
+"""``emovox predict --adapt`` (emovox.source_adapt): the shift, its file, the shifted model, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.audio import load_audio
+from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from emovox.errors import ConfigError, ModelError
+from emovox.inference import Recognizer
+from tests.conftest import REPO
+from emovox.source_adapt import (MIN_CLIPS, ShiftedModel, SourceShift, adapted, clip_pooled, sample_paths,
+                                 source_shift, training_mean)
+
+pytest.importorskip("onnxruntime")
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.load(vad=None)
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [load_audio(p) for p in sorted((REPO / "examples").glob("*.flac"))]
+
+
+def voice(seconds: float, f0: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.2 * np.sin(2 * np.pi * 0.7 * t))) / SR
+    x = sum(np.sin(k * phase) / k for k in range(1, 10)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_a_zero_shift_is_the_model_itself(recognizer, clips):
+    model = recognizer.engine
+    zero = ShiftedModel(model, SourceShift(np.zeros_like(training_mean(recognizer.folder)), MIN_CLIPS))
+    for wave in clips:
+        np.testing.assert_allclose(zero(wave), model(wave), atol=1e-6)
+
+
+def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clips):
+    model, target = recognizer.engine, training_mean(recognizer.folder)
+    waves = clips + [voice(1.5, f0) for f0 in (100, 130, 160, 190, 220, 250)]
+    pooled = np.stack([np.mean(clip_pooled(model, w), axis=0) for w in waves])
+    full = source_shift(pooled, target)
+    np.testing.assert_allclose((pooled - full.offset).mean(axis=0), target, atol=1e-3)
+    half = source_shift(pooled, target, strength=0.5)
+    np.testing.assert_allclose(half.offset, full.offset / 2, atol=1e-5)
+    assert full.clips == len(waves) and np.abs(full.offset).max() > 0.01
+    shifted = ShiftedModel(model, full)
+    assert not np.allclose(shifted(clips[0]), model(clips[0]), atol=1e-3)  # the shift reaches the head
+    assert abs(shifted(clips[0]).sum() - 1) < 1e-5
+
+
+def test_too_few_clips_or_a_mismatched_shift_are_config_errors(recognizer):
+    target = training_mean(recognizer.folder)
+    with pytest.raises(ConfigError, match=f"at least {MIN_CLIPS} speech clips"):
+        source_shift(np.zeros((MIN_CLIPS - 1, *target.shape)), target)
+    with pytest.raises(ConfigError, match="do not match"):
+        source_shift(np.zeros((20, 2, 8)), target)
+    with pytest.raises(ConfigError, match="another model"):
+        ShiftedModel(recognizer.engine, SourceShift(np.zeros((1, target.shape[1]), np.float32), 20))
+
+
+def test_a_feature_model_cannot_be_shifted(tiny_model):
+    rec = Recognizer.load(tiny_model, vad=None)
+    with pytest.raises(ConfigError, match="--adapt needs the default model"):
+        ShiftedModel(rec.engine, SourceShift(np.zeros((3, 8), np.float32), 20))
+
+
+def test_shift_file_round_trip_and_damaged_file(tmp_path):
+    shift = SourceShift(np.arange(12, dtype=np.float32).reshape(3, 4), 57)
+    shift.save(tmp_path / "s.safetensors")
+    back = SourceShift.load(tmp_path / "s.safetensors")
+    assert back.clips == 57 and np.array_equal(back.offset, shift.offset)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="delete it"):
+        SourceShift.load(tmp_path / "bad.safetensors")
+
+
+def test_sample_paths_is_seeded_and_covers_the_inputs():
+    paths = [f"f{i}" for i in range(1000)]
+    a, b = sample_paths(iter(paths), 50), sample_paths(iter(paths), 50)
+    assert a == b and len(set(a)) == 50 and set(a) <= set(paths)
+    assert sample_paths(paths[:7], 50) == paths[:7]
+    late = sum(int(p[1:]) >= 500 for p in a)
+    assert 10 <= late <= 40  # uniform, not the first 50
+
+
+def test_adapted_recognizer_keeps_labels_and_tags_the_version(recognizer):
+    from emovox.archive import model_info
+
+    rec = recognizer.with_labels(["angry", "happy", "neutral", "sad"])
+    shift = SourceShift(np.zeros_like(training_mean(rec.folder)), MIN_CLIPS)
+    out = adapted(rec, shift)
+    assert out.labels == rec.labels and isinstance(out.engine, ShiftedModel)
+    assert model_info(out)["model_version"] == model_info(rec)["model_version"] + "+" + out.engine.tag
+    assert out.engine.tag.startswith("adapt-") and len(out.engine.tag) == 14
+
+
+# ----------------------------------------------------------------------------------- command
+def source_folder(root: Path, n: int) -> Path:
+    root.mkdir()
+    for i in range(n):
+        sf.write(root / f"c{i:02d}.wav", voice(1.0 + 0.1 * i, 90 + 15 * i), SR)
+    return root
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["predict", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_predict_adapt_shifts_every_clip(tmp_path, capsys):
+    folder = source_folder(tmp_path / "src", 12)
+    code, out, err = run(capsys, str(folder), "--adapt", "--json", "--vad", "none")
+    assert code == EXIT_OK, err
+    assert "--adapt: 12 speech clips (of 12 sampled from 12 inputs)" in err
+    records = json.loads(out)
+    assert len(records) == 12 and all("+adapt-" in r["model_version"] for r in records)
+    code, plain, _ = run(capsys, str(folder), "--json", "--vad", "none")
+    assert code == EXIT_OK
+    moved = [abs(a["probabilities"]["neutral"] - b["probabilities"]["neutral"])
+             for a, b in zip(records, json.loads(plain))]
+    assert max(moved) > 1e-3  # the shift changed the answers
+
+
+def test_predict_adapt_needs_speech_clips(tmp_path, capsys):
+    folder = tmp_path / "tones"
+    folder.mkdir()
+    for i in range(12):
+        sf.write(folder / f"t{i}.wav", 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * np.arange(SR) / SR), SR)
+    code, out, err = run(capsys, str(folder), "--adapt")
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert f"at least {MIN_CLIPS} speech clips" in err and "got 0" in err
+
+
+def test_predict_adapt_archive_keeps_and_reuses_its_shift(tmp_path, capsys):
+    folder = source_folder(tmp_path / "src", 12)
+    results = tmp_path / "results.jsonl"
+    code, _, err = run(capsys, str(folder / "c0*.wav"), "--adapt", "-o", str(results), "--vad", "none")
+    assert code == EXIT_OK, err
+    saved = tmp_path / "results.jsonl.adapt.safetensors"
+    assert saved.is_file() and f"shift saved in {saved}" in err
+    first = saved.read_bytes()
+    code, _, err = run(capsys, str(folder), "--adapt", "-o", str(results), "--vad", "none")  # resume: 2 more files
+    assert code == EXIT_OK and f"using the shift in {saved}" in err and saved.read_bytes() == first
+    lines = [json.loads(x) for x in results.read_text().splitlines()]
+    assert len(lines) == 12 and len({r["model_version"] for r in lines}) == 1
+    code, _, err = run(capsys, str(folder), "-o", str(results), "--vad", "none")
+    assert code == EXIT_BAD_INPUT and "holds results of" in err  # plain results never join adapted ones
+
+
+def test_predict_adapt_refuses_the_cluster_route(tmp_path, capsys):
+    code, _, err = run(capsys, str(tmp_path), "--adapt", "-o", str(tmp_path / "r.jsonl"), "--devices", "2")
+    assert code == EXIT_BAD_INPUT and "--adapt does not combine with --devices" in err
