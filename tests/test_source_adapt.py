@@ -49,7 +49,7 @@ def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clip
     model, target = recognizer.engine, training_mean(recognizer.folder)
     waves = clips + [voice(1.5, f0) for f0 in (100, 130, 160, 190, 220, 250)]
     pooled = np.stack([np.mean(clip_pooled(model, w), axis=0) for w in waves])
-    full = source_shift(pooled, target)
+    full = source_shift(pooled, target, strength=1.0)
     np.testing.assert_allclose((pooled - full.offset).mean(axis=0), target, atol=1e-3)
     half = source_shift(pooled, target, strength=0.5)
     np.testing.assert_allclose(half.offset, full.offset / 2, atol=1e-5)

@@ -32,7 +32,7 @@ from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.frame_scoring import pool_frames
 
 #: Fraction of the source's difference from the training mean that is removed (chosen by the nested rule).
-STRENGTH = 1.0
+STRENGTH = 0.75
 #: Speech clips the source's mean is estimated from (a seeded random sample of the inputs).
 SAMPLE = 200
 #: Fewer speech clips than this give no estimate (a mean of a handful of clips is mostly emotion).

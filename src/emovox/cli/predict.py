@@ -63,9 +63,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--vad", choices=("silero", "sohn", "none"), default="silero",
                    help="VAD for the speech fraction and the no_speech abstention (default silero; none: every clip gets an emotion)")
     p.add_argument("--adapt", action="store_true",
-                   help="the inputs come from one source: estimate its statistics from a sample of them "
-                        "(up to 200 speech clips) and shift every clip onto the training statistics before "
-                        "the head (default model; opt-in, see docs/adapt.md)")
+                   help="the inputs come from one source with mixed emotions: estimate its statistics from "
+                        "the speech clips among 200 sampled inputs and shift every clip 0.75 of the way "
+                        "onto the training statistics (default model; opt-in, see docs/adapt.md)")
     add_archive_args(p)
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="cluster route: Lightning DDP with N processes per node, one shard file per rank (with -o)")
