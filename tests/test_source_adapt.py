@@ -47,7 +47,7 @@ def test_a_zero_shift_is_the_model_itself(recognizer, clips):
 
 def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clips):
     model, target = recognizer.engine, training_mean(recognizer.folder)
-    waves = clips + [voice(1.5, f0) for f0 in (100, 130, 160, 190, 220, 250)]
+    waves = clips + [voice(1.5, f0) for f0 in range(90, 300, 14)]
     pooled = np.stack([np.mean(clip_pooled(model, w), axis=0) for w in waves])
     full = source_shift(pooled, target, strength=1.0)
     np.testing.assert_allclose((pooled - full.offset).mean(axis=0), target, atol=1e-3)
@@ -120,12 +120,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_predict_adapt_shifts_every_clip(tmp_path, capsys):
-    folder = source_folder(tmp_path / "src", 12)
+    n = MIN_CLIPS + 2
+    folder = source_folder(tmp_path / "src", n)
     code, out, err = run(capsys, str(folder), "--adapt", "--json", "--vad", "none")
     assert code == EXIT_OK, err
-    assert "--adapt: 12 speech clips (of 12 sampled from 12 inputs)" in err
+    assert f"--adapt: {n} speech clips (of {n} sampled from {n} inputs)" in err
     records = json.loads(out)
-    assert len(records) == 12 and all("+adapt-" in r["model_version"] for r in records)
+    assert len(records) == n and all("+adapt-" in r["model_version"] for r in records)
     code, plain, _ = run(capsys, str(folder), "--json", "--vad", "none")
     assert code == EXIT_OK
     moved = [abs(a["probabilities"]["neutral"] - b["probabilities"]["neutral"])
@@ -136,7 +137,7 @@ def test_predict_adapt_shifts_every_clip(tmp_path, capsys):
 def test_predict_adapt_needs_speech_clips(tmp_path, capsys):
     folder = tmp_path / "tones"
     folder.mkdir()
-    for i in range(12):
+    for i in range(MIN_CLIPS):
         sf.write(folder / f"t{i}.wav", 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * np.arange(SR) / SR), SR)
     code, out, err = run(capsys, str(folder), "--adapt")
     assert code == EXIT_BAD_INPUT and out == ""
@@ -144,9 +145,9 @@ def test_predict_adapt_needs_speech_clips(tmp_path, capsys):
 
 
 def test_predict_adapt_archive_keeps_and_reuses_its_shift(tmp_path, capsys):
-    folder = source_folder(tmp_path / "src", 12)
+    folder = source_folder(tmp_path / "src", MIN_CLIPS + 2)
     results = tmp_path / "results.jsonl"
-    code, _, err = run(capsys, str(folder / "c0*.wav"), "--adapt", "-o", str(results), "--vad", "none")
+    code, _, err = run(capsys, str(folder / "c0*.wav"), str(folder / "c1*.wav"), "--adapt", "-o", str(results), "--vad", "none")
     assert code == EXIT_OK, err
     saved = tmp_path / "results.jsonl.adapt.safetensors"
     assert saved.is_file() and f"shift saved in {saved}" in err
@@ -154,7 +155,7 @@ def test_predict_adapt_archive_keeps_and_reuses_its_shift(tmp_path, capsys):
     code, _, err = run(capsys, str(folder), "--adapt", "-o", str(results), "--vad", "none")  # resume: 2 more files
     assert code == EXIT_OK and f"using the shift in {saved}" in err and saved.read_bytes() == first
     lines = [json.loads(x) for x in results.read_text().splitlines()]
-    assert len(lines) == 12 and len({r["model_version"] for r in lines}) == 1
+    assert len(lines) == MIN_CLIPS + 2 and len({r["model_version"] for r in lines}) == 1
     code, _, err = run(capsys, str(folder), "-o", str(results), "--vad", "none")
     assert code == EXIT_BAD_INPUT and "holds results of" in err  # plain results never join adapted ones
 

@@ -35,8 +35,9 @@ from emovox.frame_scoring import pool_frames
 STRENGTH = 0.75
 #: Speech clips the source's mean is estimated from (a seeded random sample of the inputs).
 SAMPLE = 200
-#: Fewer speech clips than this give no estimate (a mean of a handful of clips is mostly emotion).
-MIN_CLIPS = 10
+#: Fewer speech clips than this give no estimate (a mean of a handful of clips is mostly their emotion;
+#: 20 is the smallest sample measured, about a point below the whole corpus's statistics).
+MIN_CLIPS = 20
 
 
 @dataclass(frozen=True)
