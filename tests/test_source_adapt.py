@@ -59,6 +59,17 @@ def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clip
     assert abs(shifted(clips[0]).sum() - 1) < 1e-5
 
 
+def test_a_means_only_shift_leaves_the_std_statistics_alone():
+    rng = np.random.default_rng(0)
+    pooled, target = rng.normal(size=(30, 3, 8)), rng.normal(size=(3, 8))
+    full = source_shift(pooled, target, 1.0, "all")
+    means = source_shift(pooled, target, 1.0, "means")
+    np.testing.assert_allclose(means.offset[:, :4], full.offset[:, :4], atol=1e-6)
+    assert np.all(means.offset[:, 4:] == 0) and np.all(full.offset[:, 4:] != 0)
+    with pytest.raises(ConfigError, match="unknown shift part"):
+        source_shift(pooled, target, 1.0, "stds")
+
+
 def test_too_few_clips_or_a_mismatched_shift_are_config_errors(recognizer):
     target = training_mean(recognizer.folder)
     with pytest.raises(ConfigError, match=f"at least {MIN_CLIPS} speech clips"):

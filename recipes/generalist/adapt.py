@@ -6,7 +6,8 @@ pooled statistics shifted onto the training mean before the shipped head (versio
     python recipes/generalist/adapt.py --report                    # the table (README.md)
 
 Variants: no shift, or the source mean shifted onto ``head`` (the head's stored training mean)
-or ``corpora`` (the mean of the training corpora's means), with strength 0.5 / 0.75 / 1. Inner
+or ``corpora`` (the mean of the training corpora's means), with strength 0.5 / 0.75 / 1, every
+pooled statistic or (``:means``) the frame means only. Inner
 folds (as ``train.py --stage nested``: each training corpus left out in turn, clean training)
 choose the variant: the highest of the worse of two inner means of the 4-class UA — statistics of
 the whole (balanced) corpus, and of a 70 %-neutral sample of it (UA on that sample), because a real
@@ -27,7 +28,7 @@ import torch
 import yaml
 
 from emovox.protocols import Fold, leave_one_corpus_out
-from emovox.source_adapt import source_shift
+from emovox.source_adapt import PARTS, source_shift
 from emovox.whisper.model import predict_head
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,8 +57,9 @@ def scores(head, x: np.ndarray, y: np.ndarray, stats_x: np.ndarray, tg: dict[str
     out = {"none": ua4(y, predict_head(head, x))}
     for name, target in tg.items():
         for s in STRENGTHS:
-            shift = source_shift(stats_x, target, s)
-            out[f"{name}@{s}"] = ua4(y, predict_head(head, x - shift.offset))
+            for part in PARTS:
+                shift = source_shift(stats_x, target, s, part)
+                out[f"{name}@{s}" + ("" if part == "all" else f":{part}")] = ua4(y, predict_head(head, x - shift.offset))
     return out
 
 

@@ -33,6 +33,9 @@ from emovox.frame_scoring import pool_frames
 
 #: Fraction of the source's difference from the training mean that is removed (chosen by the nested rule).
 STRENGTH = 0.75
+#: Which pooled statistics are shifted: every one, or the frame means only (:func:`source_shift`).
+PARTS = ("all", "means")
+PART = "all"
 #: Speech clips the source's mean is estimated from (a seeded random sample of the inputs).
 SAMPLE = 200
 #: Fewer speech clips than this give no estimate (a mean of a handful of clips is mostly their emotion;
@@ -73,15 +76,22 @@ class SourceShift:
         return cls(offset.astype(np.float32), int(meta.get("clips", "0")))
 
 
-def source_shift(pooled: np.ndarray, target: np.ndarray, strength: float = STRENGTH) -> SourceShift:
-    """The shift of a source from its clips' pooled statistics ``(N, L, 2d)`` and the training mean ``(L, 2d)``."""
+def source_shift(pooled: np.ndarray, target: np.ndarray, strength: float = STRENGTH, part: str = PART) -> SourceShift:
+    """The shift of a source from its clips' pooled statistics ``(N, L, 2d)`` and the training mean ``(L, 2d)``.
+
+    ``part``: ``all`` shifts every statistic, ``means`` only the frame means (the first ``d`` of each layer's ``2d``)."""
+    if part not in PARTS:
+        raise ConfigError(f"unknown shift part {part!r}; choose one of {', '.join(PARTS)}")
     x = np.asarray(pooled, np.float64)
     if x.ndim != 3 or x.shape[1:] != np.shape(target):
         raise ConfigError(f"pooled statistics {x.shape} do not match the training mean {np.shape(target)}")
     if len(x) < MIN_CLIPS:
         raise ConfigError(f"--adapt needs at least {MIN_CLIPS} speech clips from the source to estimate its "
                           f"statistics, got {len(x)}; predict without --adapt")
-    return SourceShift((strength * (x.mean(axis=0) - np.asarray(target, np.float64))).astype(np.float32), len(x))
+    offset = strength * (x.mean(axis=0) - np.asarray(target, np.float64))
+    if part == "means":
+        offset[:, offset.shape[1] // 2:] = 0.0
+    return SourceShift(offset.astype(np.float32), len(x))
 
 
 def clip_pooled(model: Any, wave: np.ndarray) -> list[np.ndarray]:
