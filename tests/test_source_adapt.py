@@ -116,6 +116,22 @@ def test_adapted_recognizer_keeps_labels_and_tags_the_version(recognizer):
     assert out.engine.tag.startswith("adapt-") and len(out.engine.tag) == 14
 
 
+def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path, recognizer, monkeypatch):
+    import emovox.source_adapt as sa
+
+    paths = []
+    for i in range(MIN_CLIPS):
+        paths.append(tmp_path / f"v{i}.wav")
+        sf.write(paths[-1], voice(70.0 if i == 0 else 1.0, 100 + 10 * i), SR)
+    (tmp_path / "bad.wav").write_text("not audio")
+    sizes: list[int] = []
+    real = sa.clip_pooled
+    monkeypatch.setattr(sa, "clip_pooled", lambda model, wave: sizes.append(wave.size) or real(model, wave))
+    shift = sa.estimate_shift(recognizer, [str(p) for p in paths] + [str(tmp_path / "bad.wav")])
+    assert shift.clips == MIN_CLIPS and len(sizes) == MIN_CLIPS
+    assert max(sizes) == int(sa.ESTIMATE_SECONDS * SR)  # the 70 s file: its first 30 s only
+
+
 # ----------------------------------------------------------------------------------- command
 def source_folder(root: Path, n: int) -> Path:
     root.mkdir()

@@ -38,6 +38,8 @@ PARTS = ("all", "means")
 PART = "all"
 #: Speech clips the source's mean is estimated from (a seeded random sample of the inputs).
 SAMPLE = 200
+#: Seconds read from the start of each sampled file for the estimate (one graph piece).
+ESTIMATE_SECONDS = 30.0
 #: Fewer speech clips than this give no estimate (a mean of a handful of clips is mostly their emotion;
 #: 20 is the smallest sample measured, about a point below the whole corpus's statistics).
 MIN_CLIPS = 20
@@ -159,9 +161,10 @@ def sample_paths(paths: Iterable[str], size: int = SAMPLE, seed: int = 0) -> lis
 
 
 def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRENGTH) -> SourceShift:
-    """The shift of the source the ``paths`` come from: their speech clips' pooled statistics
-    (clips the recogniser would call ``no_speech`` and unreadable files are left out)."""
-    from emovox.audio import load_audio
+    """The shift of the source the ``paths`` come from: the pooled statistics of the first
+    :data:`ESTIMATE_SECONDS` of each (files the recogniser would call ``no_speech`` there and
+    unreadable files are left out)."""
+    from emovox.audio import iter_blocks
     from emovox.speech import is_no_speech
 
     model = recognizer.engine
@@ -170,10 +173,16 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
                           "onnx backend")
     pooled: list[np.ndarray] = []
     for path in paths:
+        blocks = None
         try:
-            wave = load_audio(path)
+            blocks = iter_blocks(path, ESTIMATE_SECONDS)
+            wave = next(blocks, None)  # the first 30 s: an hour-long file costs no more than a clip
         except EmovoxError:
             continue  # the prediction pass reports it
+        finally:
+            getattr(blocks, "close", lambda: None)()  # the generator's file is closed now, not at collection
+        if wave is None or wave.size == 0:
+            continue
         fraction, seconds = recognizer._speech(wave)
         if seconds is not None and is_no_speech(seconds, fraction or 0.0):
             continue
