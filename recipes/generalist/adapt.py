@@ -5,8 +5,9 @@ pooled statistics shifted onto the training mean before the shipped head (versio
     python recipes/generalist/adapt.py --augment robust --folds ased emodb   # a part (run two processes)
     python recipes/generalist/adapt.py --report                    # the table (README.md)
 
-Variants: no shift, or the source mean shifted onto ``head`` (the head's stored training mean)
-or ``corpora`` (the mean of the training corpora's means), with strength 0.5 / 0.75 / 1, every
+Variants: no shift, or the source mean shifted onto ``head`` (the head's stored training mean),
+``corpora`` (the mean of the training corpora's means) or ``nearest`` (the mean of the training
+corpus nearest to the source), with strength 0.5 / 0.75 / 1, every
 pooled statistic or (``:means``) the frame means only. Inner
 folds (as ``train.py --stage nested``: each training corpus left out in turn, clean training)
 choose the variant: the highest of the worse of two inner means of the 4-class UA — statistics of
@@ -22,6 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,15 +49,24 @@ def ua4(y: np.ndarray, logits: np.ndarray) -> float:
     return float(np.mean([(pred[y[keep] == c] == c).mean() for c in SHARED if (y[keep] == c).any()]))
 
 
-def targets(head, x_train: np.ndarray, corpora: np.ndarray) -> dict[str, np.ndarray]:
-    return {"head": head.mean[:, 0].numpy(),
-            "corpora": np.mean([x_train[corpora == c].mean(0) for c in np.unique(corpora)], axis=0)}
+def targets(head, x_train: np.ndarray, corpora: np.ndarray) -> dict[str, Any]:
+    """Training means to shift onto: the head's, the mean of the corpora's, or (``nearest``) the
+    training corpus whose mean is nearest to the source's (distance in the head's standardised units)."""
+    means = np.stack([x_train[corpora == c].mean(0) for c in np.unique(corpora)])
+    std = head.std[:, 0].numpy()
+
+    def nearest(mu: np.ndarray) -> np.ndarray:
+        return means[int(np.argmin((((means - mu) / std) ** 2).sum(axis=(1, 2))))]
+
+    return {"head": head.mean[:, 0].numpy(), "corpora": means.mean(0), "nearest": nearest}
 
 
-def scores(head, x: np.ndarray, y: np.ndarray, stats_x: np.ndarray, tg: dict[str, np.ndarray]) -> dict[str, float]:
+def scores(head, x: np.ndarray, y: np.ndarray, stats_x: np.ndarray, tg: dict[str, Any]) -> dict[str, float]:
     """UA of every variant when the shift is estimated from ``stats_x``."""
     out = {"none": ua4(y, predict_head(head, x))}
     for name, target in tg.items():
+        if callable(target):
+            target = target(stats_x.mean(0))
         for s in STRENGTHS:
             for part in PARTS:
                 shift = source_shift(stats_x, target, s, part)
