@@ -37,7 +37,8 @@ HERE = Path(__file__).parent
 
 
 def candidate_training(cand: dict) -> HeadTraining:
-    keys = {k: cand[k] for k in ("epochs", "lr", "weight_decay", "dropout", "hidden", "combine") if k in cand}
+    keys = {k: cand[k] for k in ("epochs", "lr", "weight_decay", "dropout", "hidden", "combine", "adversarial")
+            if k in cand}
     return HeadTraining(**keys)
 
 
@@ -53,9 +54,13 @@ def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
     layers = cand["layers"]
     x = feats[:, layers]
     xt, yt, wt = x[tr], y[tr], w[tr]
+    names = sorted({utts[i].corpus for i in tr})
+    dom = np.array([names.index(utts[i].corpus) for i in tr])  # corpus ids (used by adversarial candidates)
     if aug is not None:  # robust training: the degraded copy of every training clip is one more sample
         xt, yt, wt = np.concatenate([xt, aug[tr][:, layers]]), np.concatenate([yt, yt]), np.concatenate([wt, wt])
-    head, hist = fit_head(xt, yt, wt, len(classes), candidate_training(cand), valid=(x[va], y[va]))
+        dom = np.concatenate([dom, dom])
+    head, hist = fit_head(xt, yt, wt, len(classes), candidate_training(cand), valid=(x[va], y[va]),
+                          domains=dom if cand.get("adversarial") else None)
     return head, hist, (tr, va, te), predict_head(head, x[va]), predict_head(head, x[te]) if len(te) else None
 
 

@@ -52,13 +52,17 @@ class PooledHead(nn.Module):
         self.mean.copy_(x.mean(1, keepdim=True))
         self.std.copy_(x.std(1, keepdim=True).clamp_min(1e-4))
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+    def features(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(B, width)``: what the last linear layer reads (the MLP's hidden layer, when it has one)."""
         x = (pooled - self.mean) / self.std
         if self.layer_logits is not None:
             x = (torch.softmax(self.layer_logits, 0)[:, None, None] * x).sum(0)
         else:
             x = x.transpose(0, 1).reshape(x.shape[1], -1)
-        return self.net(x)
+        return self.net[:-1](x)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](self.features(pooled))
 
 
 class WhisperEmotionNet(nn.Module):
@@ -97,6 +101,22 @@ class HeadTraining:
     hidden: int = 0
     combine: str = "concat"
     seed: int = 0
+    #: corpus-adversarial weight (gradient reversal on the hidden layer; needs ``hidden`` and ``domains``)
+    adversarial: float = 0.0
+    adversarial_warmup: int = 10  #: epochs over which the weight ramps up from 0
+
+
+class _Reverse(torch.autograd.Function):
+    """Gradient reversal (Ganin & Lempitsky, 2015): identity forward, ``-weight *`` gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight):  # type: ignore[override]
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return -ctx.weight * grad, None
 
 
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
@@ -105,26 +125,38 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, cfg: HeadTraining,
-             valid: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[PooledHead, dict[str, float]]:
+             valid: tuple[np.ndarray, np.ndarray] | None = None,
+             domains: np.ndarray | None = None) -> tuple[PooledHead, dict[str, float]]:
     """Train a :class:`PooledHead` on pooled statistics ``x`` ``(N, L, 2d)`` with sample ``weights``.
 
-    With ``valid`` the epoch with the best validation UA is kept (validation speakers only)."""
+    With ``valid`` the epoch with the best validation UA is kept (validation speakers only). With
+    ``cfg.adversarial`` > 0, ``domains`` ``(N,)`` (e.g. the corpus of each clip) are predicted from
+    the hidden layer through a gradient reversal, so that the hidden layer learns to hide them."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     head = PooledHead(x.shape[1], x.shape[2], n_classes, cfg.combine, cfg.hidden, cfg.dropout)
     head.set_stats(x)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    adv = _adversary(cfg, domains, len(y))
+    params = list(head.parameters()) + (list(adv.parameters()) if adv is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     xt = torch.from_numpy(np.asarray(x, np.float32)).transpose(0, 1)
     yt = torch.from_numpy(np.asarray(y, np.int64))
     p = np.asarray(weights, np.float64) / np.sum(weights)
     best, best_state, history = -1.0, None, {}
     steps = max(1, len(y) // cfg.batch_size)
+    dt = None if domains is None else torch.from_numpy(np.asarray(domains, np.int64))
     for epoch in range(cfg.epochs):
         head.train()
+        weight = cfg.adversarial * min(1.0, epoch / max(1, cfg.adversarial_warmup))
         for _ in range(steps):
             idx = torch.from_numpy(rng.choice(len(y), cfg.batch_size, p=p))
-            loss = nn.functional.cross_entropy(head(xt[:, idx]), yt[idx])
+            if adv is None or dt is None:
+                loss = nn.functional.cross_entropy(head(xt[:, idx]), yt[idx])
+            else:
+                h = head.features(xt[:, idx])
+                loss = nn.functional.cross_entropy(head.net[-1](h), yt[idx]) + \
+                    nn.functional.cross_entropy(adv(_Reverse.apply(h, weight)), dt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -137,6 +169,21 @@ def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
     if best_state is not None:
         head.load_state_dict(best_state)
     return head.eval(), history
+
+
+def _adversary(cfg: HeadTraining, domains: np.ndarray | None, n: int) -> nn.Module | None:
+    """The domain classifier of corpus-adversarial training (None when ``cfg.adversarial`` is 0)."""
+    if not cfg.adversarial:
+        return None
+    if not cfg.hidden:
+        raise ConfigError("adversarial training needs a hidden layer (hidden > 0)")
+    if domains is None or len(domains) != n:
+        raise ConfigError(f"adversarial training needs one domain id per training clip ({n}), got "
+                          f"{None if domains is None else len(domains)}")
+    n_domains = int(np.max(domains)) + 1
+    if n_domains < 2:
+        raise ConfigError("adversarial training needs at least two domains (e.g. two corpora)")
+    return nn.Sequential(nn.Linear(cfg.hidden, 128), nn.GELU(), nn.Linear(128, n_domains))
 
 
 def predict_head(head: PooledHead, x: np.ndarray) -> np.ndarray:
