@@ -34,6 +34,15 @@ def corpora_dir(shared_dir: Path) -> Path:
     return shared_dir / "corpora"
 
 
+def make_voice(seconds: float, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal (16 kHz): what frame-level model tests feed."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    f = f0 + 0.2 * f0 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f) / 16000
+    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
 def make_tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.3,
               seed: int = 0) -> np.ndarray:
     """A harmonic 'voiced' tone with a little noise: cheap stand-in for speech."""

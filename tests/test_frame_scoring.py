@@ -17,20 +17,12 @@ from emovox.testing.whisper import write_tiny_whisper
 from emovox.timeline import compute_timeline
 from emovox.whisper.export import write_package
 from emovox.whisper.model import PooledHead
+from tests.conftest import make_voice as voice
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 LABELS = ["angry", "happy", "neutral", "sad"]
 SR = 16000
-
-
-def voice(seconds: float, f0: float = 140.0, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal."""
-    t = np.arange(int(seconds * SR)) / SR
-    f = f0 + 0.2 * f0 * np.sin(2 * np.pi * 0.7 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
-    return (0.2 * x / np.abs(x).max()).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

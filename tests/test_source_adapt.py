@@ -14,6 +14,7 @@ from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from emovox.errors import ConfigError, ModelError
 from emovox.inference import Recognizer
 from tests.conftest import REPO
+from tests.conftest import make_voice as voice
 from emovox.source_adapt import (MIN_CLIPS, ShiftedModel, SourceShift, adapted, clip_pooled, sample_paths,
                                  source_shift, training_mean)
 
@@ -29,13 +30,6 @@ def recognizer() -> Recognizer:
 @pytest.fixture(scope="module")
 def clips() -> list[np.ndarray]:
     return [load_audio(p) for p in sorted((REPO / "examples").glob("*.flac"))]
-
-
-def voice(seconds: float, f0: float) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.2 * np.sin(2 * np.pi * 0.7 * t))) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 10)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
-    return (0.2 * x / np.abs(x).max()).astype(np.float32)
 
 
 def test_a_zero_shift_is_the_model_itself(recognizer, clips):

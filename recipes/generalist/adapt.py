@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import yaml
 
+from emovox.evaluation.cross_corpus import score_held_out
 from emovox.protocols import Fold, leave_one_corpus_out
 from emovox.source_adapt import PARTS, source_shift
 from emovox.whisper.model import predict_head
@@ -38,15 +39,12 @@ from data import LABELS, balanced_weights, label_ids, load_features, load_uttera
 from train import run_fold  # noqa: E402
 
 HERE = Path(__file__).parent
-SHARED = [LABELS.index(c) for c in ("angry", "happy", "neutral", "sad")]
 STRENGTHS = (0.5, 0.75, 1.0)
 
 
 def ua4(y: np.ndarray, logits: np.ndarray) -> float:
-    """4-class UA (angry, happy, neutral, sad): argmax over those four logits, clips of those four."""
-    keep = np.isin(y, SHARED)
-    pred = np.array(SHARED)[logits[keep][:, SHARED].argmax(1)]
-    return float(np.mean([(pred[y[keep] == c] == c).mean() for c in SHARED if (y[keep] == c).any()]))
+    """The 4-class UA of the leave-one-corpus-out tables (angry, happy, neutral, sad), as train.py scores it."""
+    return score_held_out(np.asarray(LABELS)[y], logits, LABELS)["shared"]["ua"]
 
 
 def targets(head, x_train: np.ndarray, corpora: np.ndarray) -> dict[str, Any]:

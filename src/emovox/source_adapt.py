@@ -35,7 +35,6 @@ from emovox.frame_scoring import pool_frames
 STRENGTH = 0.75
 #: Which pooled statistics are shifted: every one, or the frame means only (:func:`source_shift`).
 PARTS = ("all", "means")
-PART = "all"
 #: Speech clips the source's mean is estimated from (a seeded random sample of the inputs).
 SAMPLE = 200
 #: Seconds read from the start of each sampled file for the estimate (one graph piece).
@@ -78,7 +77,7 @@ class SourceShift:
         return cls(offset.astype(np.float32), int(meta.get("clips", "0")))
 
 
-def source_shift(pooled: np.ndarray, target: np.ndarray, strength: float = STRENGTH, part: str = PART) -> SourceShift:
+def source_shift(pooled: np.ndarray, target: np.ndarray, strength: float = STRENGTH, part: str = "all") -> SourceShift:
     """The shift of a source from its clips' pooled statistics ``(N, L, 2d)`` and the training mean ``(L, 2d)``.
 
     ``part``: ``all`` shifts every statistic, ``means`` only the frame means (the first ``d`` of each layer's ``2d``)."""
@@ -96,6 +95,13 @@ def source_shift(pooled: np.ndarray, target: np.ndarray, strength: float = STREN
     return SourceShift(offset.astype(np.float32), len(x))
 
 
+def require_frames(model: Any) -> None:
+    """:class:`ConfigError` unless ``model`` gives hidden states and has its head alone (what a shift needs)."""
+    if not getattr(model, "has_frames", False):
+        raise ConfigError("--adapt needs the default model (or another audio model with frame outputs) on the "
+                          "onnx backend")
+
+
 def clip_pooled(model: Any, wave: np.ndarray) -> list[np.ndarray]:
     """The ``(L, 2d)`` pooled statistics of each graph piece (≤ 30 s) of one clip, as the graph pools them."""
     return [pool_frames(model.hidden(piece), model.layers) for piece in graph_pieces(wave)]
@@ -107,9 +113,7 @@ class ShiftedModel:
     Everything else (labels, config, ``probabilities``, frames) is the wrapped model's."""
 
     def __init__(self, model: Any, shift: SourceShift) -> None:
-        if not getattr(model, "has_frames", False):
-            raise ConfigError("--adapt needs the default model (or another audio model with frame outputs) on "
-                              "the onnx backend")
+        require_frames(model)
         expected = (len(model.layers),)
         if shift.offset.shape[:1] != expected:
             raise ConfigError(f"the --adapt shift has {shift.offset.shape[0]} layers, the model pools {expected[0]}; "
@@ -168,9 +172,8 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
     from emovox.speech import is_no_speech
 
     model = recognizer.engine
-    if not getattr(model, "has_frames", False):
-        raise ConfigError("--adapt needs the default model (or another audio model with frame outputs) on the "
-                          "onnx backend")
+    require_frames(model)
+    target = training_mean(recognizer.folder)
     pooled: list[np.ndarray] = []
     for path in paths:
         blocks = None
@@ -187,9 +190,8 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
         if seconds is not None and is_no_speech(seconds, fraction or 0.0):
             continue
         pooled.append(np.mean(clip_pooled(model, wave), axis=0))
-    return source_shift(np.stack(pooled) if pooled else np.zeros((0, *training_mean(recognizer.folder).shape)),
-                        training_mean(recognizer.folder), strength)
+    return source_shift(np.stack(pooled) if pooled else np.zeros((0, *target.shape)), target, strength)
 
 
 __all__ = ["MIN_CLIPS", "SAMPLE", "STRENGTH", "ShiftedModel", "SourceShift", "adapted", "clip_pooled", "estimate_shift",
-           "sample_paths", "source_shift", "training_mean"]
+           "require_frames", "sample_paths", "source_shift", "training_mean"]

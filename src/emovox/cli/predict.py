@@ -10,6 +10,7 @@ Without ``-o`` the results are printed when all are done (a table, ``--json`` or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -128,15 +129,16 @@ def run(args: argparse.Namespace) -> int:
     total = count_inputs("predict", args.paths, args.manifest)  # a first pass: counts, keeps no list
     if total is None:
         return EXIT_BAD_INPUT
-    with tempfile.TemporaryDirectory(prefix="emovox-adapt-") as tmp:
-        args.adapt_file = None
-        if args.adapt:
-            archive = bool(args.output and not args.json)
-            args.adapt_file = prepare_shift(args, f"{args.output}.adapt.safetensors" if archive
-                                            else os.path.join(tmp, "shift.safetensors"), total)
+    archive = bool(args.output and not args.json)
+    args.adapt_file = None
+    with contextlib.ExitStack() as stack:
+        if args.adapt:  # an archive keeps its shift beside the output; a printed run, in a temporary folder
+            path = f"{args.output}.adapt.safetensors" if archive else os.path.join(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="emovox-adapt-")), "shift.safetensors")
+            args.adapt_file = prepare_shift(args, path, total, keep=archive)
             if args.adapt_file is None:
                 return EXIT_BAD_INPUT
-        if args.output and not args.json:
+        if archive:
             return _run_archive(args, total)
         return _run_print(args, total)
 
@@ -150,15 +152,15 @@ def _spec(args: argparse.Namespace, adapt: bool = True) -> Any:
                      adapt=getattr(args, "adapt_file", None) if adapt else None)
 
 
-def prepare_shift(args: argparse.Namespace, path: str, total: int) -> str | None:
-    """--adapt: the shift file at ``path`` (an archive run's earlier one is reused, so that a resumed
-    run shifts as the first did), else estimated now from a sample of the inputs; None after a message."""
+def prepare_shift(args: argparse.Namespace, path: str, total: int, keep: bool) -> str | None:
+    """--adapt: the shift file at ``path`` (``keep``: an archive run's, reused when it exists so that a
+    resumed run shifts as the first did), else estimated now from a sample of the inputs; None after a message."""
     from emovox.archive import Problem, iter_inputs, unique
     from emovox.errors import EmovoxError
     from emovox.source_adapt import SAMPLE, SourceShift, estimate_shift, sample_paths
 
     try:
-        if os.path.exists(path):
+        if keep and os.path.exists(path):
             shift = SourceShift.load(path)
             print(f"emovox predict: --adapt: using the shift in {path} ({shift.clips} speech clips; delete it to "
                   "estimate again)", file=sys.stderr)
@@ -171,8 +173,7 @@ def prepare_shift(args: argparse.Namespace, path: str, total: int) -> str | None
         print(f"emovox predict: error: {exc}", file=sys.stderr)
         return None
     print(f"emovox predict: --adapt: {shift.clips} speech clips (of {len(paths)} sampled from {total} inputs) "
-          "shifted onto the training statistics" + (f"; shift saved in {path}" if args.output and not args.json
-                                                    else ""), file=sys.stderr)
+          "shifted onto the training statistics" + (f"; shift saved in {path}" if keep else ""), file=sys.stderr)
     return path
 
 
