@@ -15,7 +15,8 @@ stored as floats stays far below). Files are decoded block by block and each blo
 to 16 kHz before the next is read, so peak memory is the 16 kHz output plus one block whatever
 the input rate; a :class:`DecodeBudget` (output seconds, input samples x channels, a cancel hook
 run between blocks) is checked from the header before decoding and again as decoding goes.
-Arrays need their sample rate; :func:`check_length` is the one minimum-length rule.
+Arrays need their sample rate; :func:`check_length` is the one minimum-length rule. The array
+checks and these limits live in :mod:`emovox.audio_arrays`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from emovox.audio_arrays import (MAX_ABS, MAX_CHANNELS, MAX_RATE, MIN_RATE, MIN_SAMPLES, check_channels,
+                                 check_length, check_rate, prepare_array, to_mono)
 from emovox.audio_budget import HINT_SMALLER, SAMPLE_RATE, AudioHeader, BlockOutput, DecodeBudget, check_budget
 from emovox.errors import AudioError, AudioTooLong, Cancelled
 
@@ -36,22 +39,12 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "DecodeBudget", "check_budget",
            "check_length", "check_rate", "decode_bytes", "load_audio", "read_header", "prepare_array", "iter_blocks",
-           "audio_duration"]
+           "audio_duration", "MIN_RATE", "MAX_RATE", "MAX_CHANNELS", "MAX_ABS"]
 
-#: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
-MIN_SAMPLES = 400
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
                         ".mov", ".webm", ".mkv", ".mka")
 #: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
 SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC and the audio track of MP4/MOV/WEBM/MKV"
-#: Accepted input sample rates (Hz): below 4 kHz there is no speech band left to classify;
-#: above 384 kHz (the highest rate of studio converters) is a corrupt or hostile header.
-MIN_RATE, MAX_RATE = 4_000, 384_000
-#: More channels than any real recording (mic arrays included); usually a (channels, samples) array.
-MAX_CHANNELS = 256
-#: Largest accepted |sample|: 2**32 covers integer PCM stored as floats; beyond it the
-#: front-end's power spectrum overflows float32 (corrupt or mis-scaled data).
-MAX_ABS = float(2**32)
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
@@ -66,118 +59,6 @@ def _soundfile():
     import soundfile as sf
 
     return sf
-
-
-def check_length(n_samples: int, source: object = "<array>", rate: int = SAMPLE_RATE) -> None:
-    """The one minimum-length rule of ``predict`` and ``timeline``: at least one 25 ms analysis frame."""
-    if n_samples < MIN_SAMPLES * rate // SAMPLE_RATE:
-        raise AudioError(source, f"audio is {1000 * n_samples / rate:.1f} ms long, shorter than one 25 ms "
-                                 "analysis frame", "emotion needs at least a fraction of a second of speech")
-
-
-# ------------------------------------------------------------------------------ validation
-def check_rate(sample_rate: Any, source: object = "<array>") -> int:
-    """``sample_rate`` as an int in [MIN_RATE, MAX_RATE], else :class:`AudioError`."""
-    ok_type = isinstance(sample_rate, (int, np.integer, float, np.floating)) and not isinstance(sample_rate, bool)
-    if not ok_type or not np.isfinite(sample_rate) or sample_rate != int(sample_rate):
-        raise AudioError(source, f"invalid sample rate {sample_rate!r}", "pass a positive whole number of Hz")
-    rate = int(sample_rate)
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(source, f"sample rate {rate} Hz is outside the supported range {MIN_RATE}-{MAX_RATE} Hz",
-                         "the header is corrupt, or the rate was not given in Hz (e.g. 16000)")
-    return rate
-
-
-def _check_channels(channels: int, source: object, shape: tuple | None = None) -> None:
-    if channels == 0:
-        raise AudioError(source, "audio has zero channels")
-    if channels > MAX_CHANNELS:
-        what = f"an array of shape {shape}" if shape is not None else "the file"
-        raise AudioError(source, f"{what} would have {channels} channels (at most {MAX_CHANNELS} supported)",
-                         "arrays must be (samples,) or (samples, channels); transpose a (channels, samples) "
-                         "array with x.T" if shape is not None else "the header is corrupt")
-
-
-def _to_mono(block: np.ndarray, source: object, offset: float = 0.0) -> np.ndarray:
-    """(n, channels) float32 -> (n,) float32 after checking for NaN/inf and absurd magnitudes."""
-    finite = np.isfinite(block)
-    if not finite.all():
-        bad = int(block.size - np.count_nonzero(finite))
-        where = f" near {offset:.1f} s" if offset else ""
-        raise AudioError(source, f"audio contains {bad} NaN/inf samples{where}", "the file is corrupt; re-export it")
-    peak = float(np.abs(block).max()) if block.size else 0.0
-    if peak > MAX_ABS:
-        raise AudioError(source, f"sample values reach {peak:.3g}, far outside audio range",
-                         "float audio should lie in [-1, 1]; the data is corrupt or mis-scaled")
-    if block.ndim == 1:
-        return block
-    return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-
-
-def prepare_array(
-    samples: np.ndarray,
-    sample_rate: int | None,
-    source: object = "<array>",
-    target_rate: int = SAMPLE_RATE,
-) -> np.ndarray:
-    """Validate, down-mix and resample an array of shape (n,) or (n, channels).
-
-    Integer arrays are scaled to [-1, 1]. Raises :class:`AudioError` for empty, too short,
-    NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate). An array carries
-    no rate of its own, so ``sample_rate`` is required: ``None`` is refused rather than guessed
-    (a 44.1 kHz clip taken as 16 kHz gives a confident, wrong answer).
-    """
-    if sample_rate is None:
-        raise AudioError(source, "an array needs its sample rate",
-                         "pass sample_rate=... (e.g. predict(x, sample_rate=44100)); emovox resamples it")
-    try:
-        x = np.asarray(samples)
-    except Exception as exc:  # ragged lists, exotic array-likes  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
-        raise AudioError(source, f"cannot convert to an array ({type(exc).__name__}: {exc})") from None
-    if x.dtype.kind not in "iuf":
-        raise AudioError(source, f"samples must be numeric, got dtype {x.dtype}")
-    rate = check_rate(sample_rate, source)
-    if x.ndim == 0 or x.ndim > 2:
-        raise AudioError(source, f"expected shape (samples,) or (samples, channels), got {x.shape}")
-    if x.ndim == 2:
-        _check_channels(x.shape[1], source, x.shape)
-    if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
-        x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
-    if x.size == 0:
-        raise AudioError(source, "no audio samples could be decoded (empty or corrupt file)",
-                         "re-export it or skip it")
-    x = _to_mono(x if x.dtype == np.float32 else _as_float32(x, source), source)
-    return _finish(x, rate, source, target_rate)
-
-
-def _as_float32(x: np.ndarray, source: object) -> np.ndarray:
-    """float16/64/128 -> float32, refusing values float32 cannot hold (instead of turning them to inf)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(x)
-        if finite.all() and x.size and np.abs(x).max() > MAX_ABS:
-            raise AudioError(source, f"sample values reach {float(np.abs(x).max()):.3g}, far outside audio range",
-                             "float audio should lie in [-1, 1]; the data is corrupt or mis-scaled")
-        return x.astype(np.float32)
-
-
-def _finish(mono: np.ndarray, rate: int, source: object, target_rate: int) -> np.ndarray:
-    """Resample a checked mono signal and refuse one shorter than an analysis frame."""
-    if mono.size == 0:
-        raise AudioError(source, "no audio samples could be decoded (empty or corrupt file)",
-                         "re-export it or skip it")
-    x = _resample(mono, rate, target_rate, source) if rate != target_rate else mono
-    check_length(x.size, source, target_rate)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _resample(x: np.ndarray, rate_in: int, rate_out: int, source: object) -> np.ndarray:
-    import soxr
-
-    try:
-        return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
-    except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
-        raise AudioError(source, f"resampling from {rate_in} Hz failed ({exc})") from None
 
 
 # ----------------------------------------------------------------------------------- files
@@ -211,7 +92,7 @@ def _open(handle: Any, source: object):
         raise AudioError(source, f"{_UNREADABLE} ({detail})", _HINT_FORMAT) from None
     try:
         check_rate(f.samplerate, source)
-        _check_channels(f.channels, source)
+        check_channels(f.channels, source)
     except AudioError:
         f.close()
         raise
@@ -272,7 +153,7 @@ def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
             raise AudioError(source, f"decoding failed after {done / f.samplerate:.1f} s "
                                      f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
         if len(chunk):
-            yield _to_mono(chunk, source, done / f.samplerate)
+            yield to_mono(chunk, source, done / f.samplerate)
         done += len(chunk)
         if len(chunk) < block_frames:
             return

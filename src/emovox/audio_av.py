@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from emovox.audio_arrays import check_channels, check_rate, to_mono
+from emovox.audio_budget import AudioHeader, BlockOutput, check_budget
 from emovox.errors import AudioError, AudioTooLong
 
 #: Decoded frames (packets) between budget/cancel checks.
@@ -88,14 +90,12 @@ def _open(handle: Any, source: object):
 
 
 def _header(container: Any, source: object):
-    from emovox.audio import _check_channels, check_rate
-    from emovox.audio_budget import AudioHeader
 
     stream = container.streams.audio[0]
     ctx = stream.codec_context
     rate = check_rate(int(ctx.sample_rate or stream.rate or 0), source)
     channels = int(ctx.channels or 0)
-    _check_channels(channels, source)
+    check_channels(channels, source)
     if stream.duration is not None and stream.time_base is not None:
         seconds = float(stream.duration * stream.time_base)
     elif container.duration is not None:
@@ -123,7 +123,6 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
     """The first audio track of ``handle`` as mono float32 at ``target_rate`` within ``budget``."""
     import av
 
-    from emovox.audio_budget import BlockOutput, check_budget
 
     container = _open(handle, source)
     try:
@@ -137,8 +136,6 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
         for frame in container.decode(stream):
             read += frame.samples * max(1, len(frame.layout.channels))
             if frame.sample_rate and frame.sample_rate != header.rate:
-                from emovox.audio import check_rate
-
                 check_rate(frame.sample_rate, source)  # a rate change mid-stream: still a sane one
             if resampler is None:
                 resampler = av.AudioResampler(format="flt", layout=frame.layout.name, rate=target_rate)
@@ -166,8 +163,6 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
 
 def _checked(piece: Any, source: object) -> np.ndarray:
     """A packed float frame -> (n, channels) -> mono mean, checked for NaN/range like soundfile blocks."""
-    from emovox.audio import _to_mono
-
     channels = max(1, len(piece.layout.channels))
     x = np.ascontiguousarray(piece.to_ndarray(), dtype=np.float32).reshape(-1, channels)
-    return _to_mono(x, source)
+    return to_mono(x, source)
