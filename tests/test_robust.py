@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from emovox.errors import ConfigError
+from emovox.robust_config import RobustConfig, robust_config
 from emovox.robust import (
     RobustAugmenter,
-    RobustConfig,
     add_noise,
     babble_noise,
     codec_roundtrip,
     colored_noise,
     mulaw_companding,
     reverberate,
-    robust_config,
     speed_perturb,
     synthetic_rir,
     telephone_band,

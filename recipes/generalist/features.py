@@ -56,7 +56,8 @@ def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
     global _AUGMENTER
     if kind == "none":
         return samples
-    from emovox.robust import RobustAugmenter, robust_config, telephone_band
+    from emovox.robust import RobustAugmenter, telephone_band
+    from emovox.robust_config import robust_config
 
     if kind == "telephone":
         return telephone_band(samples, mulaw=True)
