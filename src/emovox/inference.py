@@ -282,7 +282,7 @@ class Recognizer:
                 else:
                     probs = self._clip_posterior(group[0][2])[None]
                 for (i, name, wave), p in zip(group, probs):
-                    results[i] = self._result(name, p, wave, self._speech(wave), labels)
+                    results[i] = self._result(name, p, wave, self.speech_of(wave), labels)
             except EmovoxError as exc:
                 if strict:
                     raise
@@ -319,15 +319,15 @@ class Recognizer:
             if block.size < SAMPLE_RATE and logps:
                 continue  # a short tail adds little; it still counts in the duration
             logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
-            speech += self._speech(block)[1] or 0.0
+            speech += self.speech_of(block)[1] or 0.0
         probs = aggregate(np.stack(logps), "mean_log_posteriors")
         seconds = total / SAMPLE_RATE
         summary = (speech / seconds, speech) if self.vad else (None, None)
         return self._result(name, probs, seconds, summary, labels)
 
     # ------------------------------------------------------------------------------- VAD
-    def _speech(self, wave: np.ndarray) -> tuple[float | None, float | None]:
-        """(speech fraction, speech seconds) of a clip, or (None, None) without a VAD."""
+    def speech_of(self, wave: np.ndarray) -> tuple[float | None, float | None]:
+        """(speech fraction, speech seconds) of a 16 kHz clip by this model's VAD, or (None, None) without one."""
         if self.vad is None:
             return None, None
         if self.vad == "silero":

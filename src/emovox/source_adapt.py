@@ -186,7 +186,7 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
             getattr(blocks, "close", lambda: None)()  # the generator's file is closed now, not at collection
         if wave is None or wave.size == 0:
             continue
-        fraction, seconds = recognizer._speech(wave)
+        fraction, seconds = recognizer.speech_of(wave)
         if seconds is not None and is_no_speech(seconds, fraction or 0.0):
             continue
         pooled.append(np.mean(clip_pooled(model, wave), axis=0))

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from emovox.audio import MIN_SAMPLES, SAMPLE_RATE
-from emovox.diarize import Turn
+from emovox.speaker_turns import Turn, speaker_at
 from emovox.errors import ConfigError
 from emovox.io import atomic_write_json, atomic_write_text
 
@@ -139,8 +139,6 @@ class Timeline:
 
     def attach_speakers(self, turns: Sequence[Turn]) -> Timeline:
         """Give each speech window its main speaker (most speech time inside it); regions are re-merged."""
-        from emovox.diarize import speaker_at
-
         self.turns = list(turns)
         self.speakers = list(dict.fromkeys(t.speaker for t in self.turns))
         for w in self.windows:
