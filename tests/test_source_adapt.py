@@ -203,3 +203,22 @@ def test_adapt_quality_on_held_out_speakers(corpora_dir):
     assert shift.clips >= 150
     ua, recalls = held_out_ua(adapted(rec, shift), clips)
     assert ua >= 0.7, f"adapted held-out UA {ua:.3f} ({json.dumps(recalls)})"
+
+
+def test_the_shift_reaches_timelines_and_long_recordings(recognizer, clips):
+    from emovox.long_inputs import window_mean
+
+    x = np.concatenate(clips)  # 22 s: predict scores it by its windows
+    target = training_mean(recognizer.folder)
+    zero = adapted(recognizer, SourceShift(np.zeros_like(target), MIN_CLIPS))
+    moved = adapted(recognizer, SourceShift(np.full_like(target, 0.3), MIN_CLIPS))
+
+    def window_probs(rec):
+        return np.array([[w.probabilities[k] for k in rec.labels] for w in rec.timeline(x, SR).windows if w.label])
+
+    plain = window_probs(recognizer)
+    np.testing.assert_allclose(window_probs(zero), plain, atol=1e-5)
+    assert np.abs(window_probs(moved) - plain).max() > 0.01
+    mean, _ = window_mean(moved, x, SR)
+    p = moved.predict(x, sample_rate=SR)
+    np.testing.assert_allclose([p.probabilities[k] for k in moved.labels], mean, atol=1e-5)

@@ -15,9 +15,10 @@ bundled ones have short names (:data:`BUNDLED_MODELS`). Its feature pipeline
 (:class:`emovox.pipeline.PipelineConfig`, saved with the model by training) runs unchanged here
 (:class:`emovox.frontend.pipeline.FeaturePipeline`): the front-end, then (when the model was
 trained with ``vad: true``) only the speech frames, normalised as in training; an audio-in model
-(front-end ``waves``) takes the samples themselves. The whole clip is scored at once; a recording
-longer than ``max_clip_seconds`` is scored in equal pieces whose log-posteriors are averaged
-(:func:`emovox.segments.aggregate`). Clips are batched only with clips of exactly the same
+(front-end ``waves``) takes the samples themselves. A clip is scored whole; a recording of
+several utterances is scored by the mean of its timeline windows when the model pools windows
+from frames (:mod:`emovox.long_inputs`), else in equal pieces of at most ``max_clip_seconds``
+whose log-posteriors are averaged (:func:`emovox.segments.aggregate`). Clips are batched only with clips of exactly the same
 length: padding would change a ResNet's scores (see :mod:`emovox.models.resnet`), and a file
 must get the same answer alone or in a batch.
 
@@ -40,6 +41,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
+from emovox.long_inputs import window_mean, windowed
 from emovox.models.package import PackageConfig
 
 if TYPE_CHECKING:
@@ -187,9 +189,14 @@ class Recognizer:
         return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
 
     def _clip_posterior(self, wave: np.ndarray) -> np.ndarray:
-        """(C,) model probabilities of one clip of any length (long clips in equal pieces)."""
+        """(C,) model probabilities of one clip of any length (:mod:`emovox.long_inputs`: a recording longer
+        than an utterance by its windows when the model can, else whole, long ones in equal pieces)."""
         from emovox.segments import aggregate
 
+        if windowed(self, wave.size / SAMPLE_RATE):  # several utterances: the mean of its windows
+            probs, _ = window_mean(self, wave, SAMPLE_RATE)
+            if probs is not None:
+                return probs
         limit = int(self.max_clip_seconds * SAMPLE_RATE)
         if wave.size <= limit:
             return self._raw(wave[None])[0]
@@ -274,7 +281,8 @@ class Recognizer:
         groups: dict[int, list[tuple[int, str, np.ndarray]]] = {}
         for entry in batch:
             n = entry[2].size
-            groups.setdefault(n if n <= self.max_clip_seconds * SAMPLE_RATE else -entry[0] - 1, []).append(entry)
+            alone = n > self.max_clip_seconds * SAMPLE_RATE or windowed(self, n / SAMPLE_RATE)
+            groups.setdefault(-entry[0] - 1 if alone else n, []).append(entry)
         for key, group in groups.items():
             try:
                 if key >= 0:
@@ -309,18 +317,22 @@ class Recognizer:
             return False  # load_audio reports the precise problem
 
     def _predict_long(self, path: Path, name: str, labels: Sequence[str] | None) -> Prediction:
-        """A long file, block by block (memory O(block)): mean log-posteriors of its pieces."""
+        """A long file, block by block (memory O(block)): the mean of its windows
+        (:mod:`emovox.long_inputs`) or, for models that cannot pool windows, mean log-posteriors of its pieces."""
         from emovox.segments import aggregate
 
+        probs = window_mean(self, path)[0] if windowed(self, float("inf")) else None
         logps: list[np.ndarray] = []
         total, speech = 0, 0.0
         for block in iter_blocks(path, self.max_clip_seconds):
             total += block.size
-            if block.size < SAMPLE_RATE and logps:
+            if block.size < SAMPLE_RATE and (logps or probs is not None):
                 continue  # a short tail adds little; it still counts in the duration
-            logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
+            if probs is None:
+                logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
             speech += self.speech_of(block)[1] or 0.0
-        probs = aggregate(np.stack(logps), "mean_log_posteriors")
+        if probs is None:
+            probs = aggregate(np.stack(logps), "mean_log_posteriors")
         seconds = total / SAMPLE_RATE
         summary = (speech / seconds, speech) if self.vad else (None, None)
         return self._result(name, probs, seconds, summary, labels)

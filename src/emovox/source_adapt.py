@@ -128,9 +128,13 @@ class ShiftedModel:
         """``adapt-`` and 8 hex digits of the shift's SHA-256 (added to the model version of the results)."""
         return "adapt-" + hashlib.sha256(np.ascontiguousarray(self.shift.offset, np.float32).tobytes()).hexdigest()[:8]
 
+    def head_logits(self, pooled: np.ndarray) -> np.ndarray:
+        """The head on ``(B, L, 2d)`` pooled statistics moved by the shift (frame scoring, hence
+        timelines and long recordings, goes through it too)."""
+        return self.model.head_logits(np.asarray(pooled, np.float32) - self.shift.offset)
+
     def logits(self, wave: np.ndarray) -> np.ndarray:
-        pooled = np.stack(clip_pooled(self.model, wave)) - self.shift.offset
-        return np.mean(self.model.head_logits(pooled), axis=0)
+        return np.mean(self.head_logits(np.stack(clip_pooled(self.model, wave))), axis=0)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         return self.model.probabilities(self.logits(wave))

@@ -1,0 +1,51 @@
+"""How ``predict`` scores a recording longer than one utterance.
+
+The heads are trained on clips of one utterance each (1.5-7 s). Pooling a whole recording of
+several utterances into one statistic gives the head an input unlike any it was trained on: on
+the default model's validation speakers, recordings of 2-8 clips of one speaker and one emotion
+joined by short pauses were labelled right far less often when pooled whole than when scored as
+the mean of their 2 s windows, while single clips (3-5 s) were scored better whole
+(``benchmarks/long_recordings.py``; table in the model card). Whole-recording pooling also gave
+a confident label (top probability >= 0.5) to most recordings that mix four emotions; the mean
+of the windows rarely does, so such a recording is marked ``uncertain``.
+
+Rule: a recording longer than :data:`WINDOWED_ABOVE` seconds, on a model that pools windows from
+its frames (the default model on onnxruntime), gets the mean probabilities of its timeline's
+classified windows (:meth:`emovox.inference.Recognizer.timeline` with its defaults: 2 s windows
+every 1 s, windows with at least 30 % speech), the windows ``emovox timeline`` shows. Other
+models, and clips up to :data:`WINDOWED_ABOVE` seconds, are scored whole (in equal pieces of at
+most ``max_clip_seconds``, log-posteriors averaged). A recording without a classified window
+(speech too sparse for any window) is scored whole too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from emovox.timeline import Timeline
+
+#: Recordings longer than this (seconds) are scored by their windows (chosen on validation speakers:
+#: the threshold with the best UA, the longer one where two were within half a point).
+WINDOWED_ABOVE = 6.0
+
+
+def windowed(recognizer: Any, seconds: float) -> bool:
+    """Whether ``predict`` scores a recording of ``seconds`` by its windows with this recogniser."""
+    return seconds > WINDOWED_ABOVE and bool(getattr(recognizer.engine, "has_frames", False))
+
+
+def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,
+                sample_rate: int | None = None) -> tuple[np.ndarray | None, "Timeline"]:
+    """``(C,)`` mean probabilities over the model's labels of the recording's classified windows
+    (None when no window was classified) and the timeline they come from."""
+    labels = recognizer.model_labels
+    tl = recognizer.timeline(recording, sample_rate, vad=recognizer.vad, labels=labels)
+    probs = [[w.probabilities[k] for k in labels] for w in tl.windows if w.label is not None]
+    return (np.mean(np.asarray(probs, np.float64), axis=0) if probs else None), tl
+
+
+__all__ = ["WINDOWED_ABOVE", "window_mean", "windowed"]
