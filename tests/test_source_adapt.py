@@ -119,8 +119,8 @@ def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path
         sf.write(paths[-1], voice(70.0 if i == 0 else 1.0, 100 + 10 * i), SR)
     (tmp_path / "bad.wav").write_text("not audio")
     sizes: list[int] = []
-    real = sa.clip_pooled
-    monkeypatch.setattr(sa, "clip_pooled", lambda model, wave: sizes.append(wave.size) or real(model, wave))
+    real = sa.source_statistics
+    monkeypatch.setattr(sa, "source_statistics", lambda rec, wave: sizes.append(wave.size) or real(rec, wave))
     shift = sa.estimate_shift(recognizer, [str(p) for p in paths] + [str(tmp_path / "bad.wav")])
     assert shift.clips == MIN_CLIPS and len(sizes) == MIN_CLIPS
     assert max(sizes) == int(sa.ESTIMATE_SECONDS * SR)  # the 70 s file: its first 30 s only
@@ -222,3 +222,19 @@ def test_the_shift_reaches_timelines_and_long_recordings(recognizer, clips):
     mean, _ = window_mean(moved, x, SR)
     p = moved.predict(x, sample_rate=SR)
     np.testing.assert_allclose([p.probabilities[k] for k in moved.labels], mean, atol=1e-5)
+
+
+def test_a_long_clip_adds_the_statistics_predict_scores_it_by(recognizer, clips):
+    from emovox.long_inputs import WINDOWED_ABOVE
+    from emovox.source_adapt import source_statistics
+    from emovox.speaker_adapt import PooledWindows
+
+    short = clips[0]
+    np.testing.assert_allclose(source_statistics(recognizer, short), np.mean(clip_pooled(recognizer.engine, short), 0))
+    x = np.concatenate(clips)
+    assert x.size > WINDOWED_ABOVE * SR
+    windows = PooledWindows()
+    recognizer.timeline(x, SR, vad=recognizer.vad, observers=[windows])
+    assert len(windows.pooled) > 10
+    np.testing.assert_allclose(source_statistics(recognizer, x), np.mean(list(windows.pooled.values()), 0), atol=1e-6)
+    assert np.abs(source_statistics(recognizer, x) - np.mean(clip_pooled(recognizer.engine, x), 0)).max() > 0.01

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.audio_budget import SAMPLE_RATE
 from emovox.audio_model import graph_pieces
 from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.frame_scoring import pool_frames
@@ -107,6 +108,21 @@ def clip_pooled(model: Any, wave: np.ndarray) -> list[np.ndarray]:
     return [pool_frames(model.hidden(piece), model.layers) for piece in graph_pieces(wave)]
 
 
+def source_statistics(recognizer: Any, wave: np.ndarray) -> np.ndarray:
+    """The ``(L, 2d)`` pooled statistics one clip adds to a source's mean: those ``predict`` scores
+    it by (:mod:`emovox.long_inputs`): the mean over its classified windows for a recording longer
+    than an utterance, else the clip's own."""
+    from emovox.long_inputs import windowed
+    from emovox.speaker_adapt import PooledWindows
+
+    if windowed(recognizer, wave.size / SAMPLE_RATE):
+        windows = PooledWindows()
+        recognizer.timeline(wave, SAMPLE_RATE, vad=recognizer.vad, observers=[windows])
+        if windows.pooled:
+            return np.mean(np.stack(list(windows.pooled.values())), axis=0)
+    return np.mean(clip_pooled(recognizer.engine, wave), axis=0)
+
+
 class ShiftedModel:
     """An audio model whose pooled statistics are shifted before its head: wave -> probabilities.
 
@@ -169,14 +185,13 @@ def sample_paths(paths: Iterable[str], size: int = SAMPLE, seed: int = 0) -> lis
 
 
 def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRENGTH) -> SourceShift:
-    """The shift of the source the ``paths`` come from: the pooled statistics of the first
-    :data:`ESTIMATE_SECONDS` of each (files the recogniser would call ``no_speech`` there and
+    """The shift of the source the ``paths`` come from: the statistics (:func:`source_statistics`) of
+    the first :data:`ESTIMATE_SECONDS` of each (files the recogniser would call ``no_speech`` there and
     unreadable files are left out)."""
     from emovox.audio import iter_blocks
     from emovox.speech import is_no_speech
 
-    model = recognizer.engine
-    require_frames(model)
+    require_frames(recognizer.engine)
     target = training_mean(recognizer.folder)
     pooled: list[np.ndarray] = []
     for path in paths:
@@ -193,9 +208,9 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
         fraction, seconds = recognizer.speech_of(wave)
         if seconds is not None and is_no_speech(seconds, fraction or 0.0):
             continue
-        pooled.append(np.mean(clip_pooled(model, wave), axis=0))
+        pooled.append(source_statistics(recognizer, wave))
     return source_shift(np.stack(pooled) if pooled else np.zeros((0, *target.shape)), target, strength)
 
 
 __all__ = ["MIN_CLIPS", "SAMPLE", "STRENGTH", "ShiftedModel", "SourceShift", "adapted", "clip_pooled", "estimate_shift",
-           "require_frames", "sample_paths", "source_shift", "training_mean"]
+           "require_frames", "sample_paths", "source_shift", "source_statistics", "training_mean"]
