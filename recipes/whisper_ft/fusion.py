@@ -19,12 +19,18 @@ train + valid, test scored once) on one pooled vector per clip, on the folds of
   scores from the refitted SVM. Two systems are combined by :func:`emovox.fusion.fit_weighted`
   (weight of Whisper on a 0.01 grid, validation NLL); a third joins the fused scores the same way.
 
+``--run NAME=DIR`` adds a trained system of its own, e.g. a ResNet from ``emovox experiment`` on the
+same folds (``recipes/emodb/loso_cpu_scratch.yaml``): its per-fold ``scores.json`` (validation and
+test log-posteriors) join the score-level fusion with the chosen Whisper set the same way (no
+feature-level fusion: it has no vector per clip).
+
 The fusion reported for a corpus is the one with the best validation UA; every row's test UA
 (mean ± sample std over folds) is reported. Per-system fold results are kept in
 ``OUT/<corpus>/<system>.json`` + ``.npz`` (scores) and reused by a re-run; the summary is
 ``OUT/<corpus>.json`` (rendered by ``table.py``).
 
     python recipes/whisper_ft/fusion.py --corpus emodb --out runs/whisper_ft/fusion
+    python recipes/whisper_ft/fusion.py --corpus emodb --out runs/whisper_ft/fusion --run resnet=runs/bench/emodb/scratch
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from probes import RECIPES, load_pooled, read_shards  # noqa: E402
 from emovox.calibration import fit_temperature  # noqa: E402
 from emovox.evaluation.metrics import unweighted_accuracy, weighted_accuracy  # noqa: E402
 from emovox.fusion import fit_weighted, score_stats  # noqa: E402
+from emovox.errors import ConfigError  # noqa: E402
 from emovox.io import atomic_path, atomic_write_json  # noqa: E402
+from emovox.scores import ScoreSet, score_files  # noqa: E402
 from emovox.training.baseline import SVMConfig, class_scores, fit_fold, make_svm  # noqa: E402
 
 GRID = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
@@ -151,6 +159,34 @@ def best_on_valid(rows: dict[str, dict], names: Sequence[str]) -> str:
     return max(names, key=lambda n: (rows[n]["valid_ua_mean"], -list(names).index(n)))
 
 
+def run_scores(name: str, run: str | Path, folds: Sequence, labels: np.ndarray, parts: list) -> list[dict]:
+    """Per-fold rows of a trained system from its run folder (``<fold folder>/scores.json`` of
+    ``emovox experiment``): validation and test log-posteriors in this recipe's utterance order,
+    classes sorted as the SVMs sort them. The run must have this recipe's folds (checked by id)."""
+    files = {folder.split("_", 2)[-1]: path for folder, path in score_files(run).items()}  # fold_00_test-03 -> test-03
+    rows = []
+    for f, (_, va, te) in zip(folds, parts):
+        if f.name not in files:
+            raise ConfigError(f"{run}: no scores for fold {f.name} (has {sorted(files)}); train it on this recipe's folds")
+        scores = ScoreSet.load(files[f.name])
+        classes = sorted(scores.classes)
+        order = [scores.classes.index(c) for c in classes]
+        row = {"fold": f.name, "classes": classes}
+        for part, ids in (("valid", f.valid), ("test", f.test)):
+            x = scores.aligned(part, list(ids), scores.classes)[:, order]
+            if np.isnan(x).any():
+                raise ConfigError(f"{files[f.name]}: its {part} part lacks utterances of fold {f.name}; the run "
+                                  "was made on other folds")
+            row[f"{part}_scores"] = x
+        yv, yt = (np.searchsorted(classes, labels[i]) for i in (va, te))
+        row["valid_ua"] = unweighted_accuracy(yv, row["valid_scores"].argmax(1))
+        row["ua"] = unweighted_accuracy(yt, row["test_scores"].argmax(1))
+        row["wa"] = weighted_accuracy(yt, row["test_scores"].argmax(1))
+        rows.append(row)
+    print(f"{name} ({run}): test UA {summary([r['ua'] for r in rows])}", flush=True)
+    return rows
+
+
 def load_features(corpus: str, whisper_feats: str, feats: str) -> tuple[dict[str, np.ndarray], np.ndarray, list, list]:
     """Every single system's ``(N, D)`` vectors, the labels, the folds and the recipe's utterances."""
     raw = read_recipe(RECIPES[corpus])
@@ -171,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--whisper-feats", default="runs/generalist/feats", help="folder holding base-none/<corpus>/*.npz")
     ap.add_argument("--feats", default="runs/whisper_ft/fusion/feats", help="other_feats.py output")
     ap.add_argument("--out", default="runs/whisper_ft/fusion")
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                    help="a trained system's run folder (per-fold scores.json on these folds) for score-level fusion")
     args = ap.parse_args(argv)
+    runs = dict(r.split("=", 1) for r in args.run if "=" in r)
+    if len(runs) != len(args.run):
+        ap.error("--run takes NAME=DIR")
     x, labels, folds, utts = load_features(args.corpus, args.whisper_feats, args.feats)
     parts = split(folds, {u.id: i for i, u in enumerate(utts)})
     cache = Path(args.out) / args.corpus
@@ -187,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"score: {name}"] = row("score", members, score_fusion([fold_rows[m] for m in members], labels, parts))
         print(f"score {name}: test UA {summary([r['ua'] for r in rows[f'score: {name}']['per_fold']])}, "
               f"valid UA {100 * rows[f'score: {name}']['valid_ua_mean']:.1f}", flush=True)
+    for name, run in runs.items():
+        fold_rows[name] = run_scores(name, run, folds, labels, parts)
+        rows[name] = row("single", [name], fold_rows[name])
+        fused = f"score: {whisper} + {name}"
+        rows[fused] = row("score", [whisper, name], score_fusion([fold_rows[whisper], fold_rows[name]], labels, parts))
+        print(f"{fused}: test UA {summary([r['ua'] for r in rows[fused]['per_fold']])}, "
+              f"valid UA {100 * rows[fused]['valid_ua_mean']:.1f}", flush=True)
     fusions = [n for n, r in rows.items() if r["kind"] != "single"]
     chosen = {"whisper": whisper, "ge2e": ge2e, "fusion": best_on_valid(rows, fusions)}
     atomic_write_json(Path(args.out) / f"{args.corpus}.json",

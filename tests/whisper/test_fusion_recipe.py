@@ -75,3 +75,40 @@ def test_run_system_reuses_a_finished_system_and_choice_is_on_validation(fusion,
     rows = {"x": {"valid_ua_mean": 0.7, "ua_mean": 0.9}, "y": {"valid_ua_mean": 0.8, "ua_mean": 0.1},
             "z": {"valid_ua_mean": 0.8, "ua_mean": 0.5}}
     assert fusion.best_on_valid(rows, ["x", "y", "z"]) == "y"  # test UA is never looked at; ties -> first
+
+
+def test_a_trained_run_joins_by_its_score_files(fusion, tmp_path):
+    """--run NAME=DIR: per-fold scores.json (classes in the run's own order, utterances shuffled)
+    come back aligned to the fold and sorted classes, and fuse with an SVM system."""
+    from scipy.special import log_softmax
+
+    from emovox.errors import ConfigError
+    from emovox.scores import ScoreSet
+
+    utts, xa, xb = _data(seed=2)
+    folds = leave_one_speaker_out(utts, valid_fraction=0.2, seed=0)[:2]
+    labels = np.array([u.label for u in utts])
+    index = {u.id: i for i, u in enumerate(utts)}
+    parts = fusion.split(folds, index)
+    sb = fusion.run_system("B", xb, labels, folds, parts, None)
+    run_classes = ["d", "c", "b", "a"]  # the run's order differs from the SVMs' sorted one
+    rng = np.random.default_rng(0)
+    for k, (fold, b) in enumerate(zip(folds, sb)):
+        scores = ScoreSet(run_classes)
+        for part, ids in (("valid", fold.valid), ("test", fold.test)):
+            ids = [ids[i] for i in rng.permutation(len(ids))]
+            rows = [list(fold.valid if part == "valid" else fold.test).index(i) for i in ids]
+            logp = log_softmax(b[f"{part}_scores"][rows], axis=1)[:, ::-1]  # sorted a..d -> the run's d..a
+            scores.add(part, ids, [run_classes.index(labels[index[i]]) for i in ids], logp)
+        scores.save(tmp_path / "run" / f"fold_{k:02d}_{fold.name}" / "scores.json")
+    rows = fusion.run_scores("resnet", tmp_path / "run", folds, labels, parts)
+    for r, b in zip(rows, sb):
+        assert r["classes"] == list("abcd") and r["fold"] == b["fold"]
+        assert (r["test_scores"].argmax(1) == b["test_scores"].argmax(1)).all()
+        assert r["ua"] == pytest.approx(b["margin_ua"])  # the same argmax, so the same test UA
+    sa = fusion.run_system("A", xa, labels, folds, parts, None)
+    fused = fusion.score_fusion([sa, rows], labels, parts)
+    assert np.mean([r["ua"] for r in fused]) >= 0.9  # the run's scores carry system B's half of the answer
+    other = leave_one_speaker_out(utts, valid_fraction=0.2, seed=0)[2:3]  # a fold the run never trained
+    with pytest.raises(ConfigError, match="no scores for fold"):
+        fusion.run_scores("resnet", tmp_path / "run", other, labels, fusion.split(other, index))
