@@ -187,15 +187,17 @@ def run_scores(name: str, run: str | Path, folds: Sequence, labels: np.ndarray, 
     return rows
 
 
-def load_features(corpus: str, whisper_feats: str, feats: str) -> tuple[dict[str, np.ndarray], np.ndarray, list, list]:
-    """Every single system's ``(N, D)`` vectors, the labels, the folds and the recipe's utterances."""
+def load_features(corpus: str, whisper_feats: str, feats: str, others: Sequence[str] = OTHERS,
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, list, list]:
+    """Every single system's ``(N, D)`` vectors (the Whisper sets and ``others``), the labels, the
+    folds and the recipe's utterances."""
     raw = read_recipe(RECIPES[corpus])
     utts, _, folds = recipe_data(raw)
     root = Path(raw["base_dir"], raw["data"]["root"]).parent
     paths = [u.path for u in utts]
     w = load_pooled(whisper_feats, "base", corpus, root, paths)
     x = {name: w[:, layers].reshape(len(w), -1) for name, layers in WHISPER.items()}
-    for name in OTHERS:
+    for name in others:
         x[name] = read_shards(Path(feats) / name / corpus, root, paths,
                               f"run recipes/whisper_ft/other_feats.py --corpus {corpus} first")
     return x, np.array([u.label for u in utts]), folds, utts
@@ -209,17 +211,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/whisper_ft/fusion")
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                     help="a trained system's run folder (per-fold scores.json on these folds) for score-level fusion")
+    ap.add_argument("--whisper-only", action="store_true",
+                    help="no ComParE/GE2E systems: the Whisper sets and the --run systems only (OUT/<corpus>-runs.json)")
     args = ap.parse_args(argv)
     runs = dict(r.split("=", 1) for r in args.run if "=" in r)
     if len(runs) != len(args.run):
         ap.error("--run takes NAME=DIR")
-    x, labels, folds, utts = load_features(args.corpus, args.whisper_feats, args.feats)
+    x, labels, folds, utts = load_features(args.corpus, args.whisper_feats, args.feats,
+                                           () if args.whisper_only else OTHERS)
     parts = split(folds, {u.id: i for i, u in enumerate(utts)})
     cache = Path(args.out) / args.corpus
     fold_rows = {n: run_system(n, v, labels, folds, parts, cache) for n, v in x.items()}
     rows = {n: row("single", [n], r) for n, r in fold_rows.items()}
-    whisper, ge2e = best_on_valid(rows, list(WHISPER)), best_on_valid(rows, GE2E)
-    for partners in (["compare"], [ge2e], ["compare", ge2e]):
+    whisper = best_on_valid(rows, list(WHISPER))
+    ge2e = None if args.whisper_only else best_on_valid(rows, GE2E)
+    for partners in ([] if ge2e is None else (["compare"], [ge2e], ["compare", ge2e])):
         members = [whisper, *partners]
         name = " + ".join(members)
         xf = np.concatenate([x[m] for m in members], axis=1)
@@ -236,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{fused}: test UA {summary([r['ua'] for r in rows[fused]['per_fold']])}, "
               f"valid UA {100 * rows[fused]['valid_ua_mean']:.1f}", flush=True)
     fusions = [n for n, r in rows.items() if r["kind"] != "single"]
+    if not fusions:
+        ap.error("nothing to fuse: --whisper-only needs at least one --run")
     chosen = {"whisper": whisper, "ge2e": ge2e, "fusion": best_on_valid(rows, fusions)}
-    atomic_write_json(Path(args.out) / f"{args.corpus}.json",
+    atomic_write_json(Path(args.out) / f"{args.corpus}{'-runs' if args.whisper_only else ''}.json",
                       {"corpus": args.corpus, "n_clips": len(labels), "folds": len(folds), "chosen": chosen,
                        "rows": rows, "command": "python " + " ".join(sys.argv)})
     print(f"chosen on validation: {chosen}; fusion test UA {100 * rows[chosen['fusion']]['ua_mean']:.1f} ± "
