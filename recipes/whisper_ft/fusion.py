@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = dict(r.split("=", 1) for r in args.run if "=" in r)
     if len(runs) != len(args.run):
         ap.error("--run takes NAME=DIR")
+    if args.whisper_only and not runs:
+        ap.error("nothing to fuse: --whisper-only needs at least one --run")
     x, labels, folds, utts = load_features(args.corpus, args.whisper_feats, args.feats,
                                            () if args.whisper_only else OTHERS)
     parts = split(folds, {u.id: i for i, u in enumerate(utts)})
@@ -242,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{fused}: test UA {summary([r['ua'] for r in rows[fused]['per_fold']])}, "
               f"valid UA {100 * rows[fused]['valid_ua_mean']:.1f}", flush=True)
     fusions = [n for n, r in rows.items() if r["kind"] != "single"]
-    if not fusions:
-        ap.error("nothing to fuse: --whisper-only needs at least one --run")
     chosen = {"whisper": whisper, "ge2e": ge2e, "fusion": best_on_valid(rows, fusions)}
     atomic_write_json(Path(args.out) / f"{args.corpus}{'-runs' if args.whisper_only else ''}.json",
                       {"corpus": args.corpus, "n_clips": len(labels), "folds": len(folds), "chosen": chosen,
