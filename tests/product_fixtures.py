@@ -52,3 +52,19 @@ def tiny_onnx(tiny_model: Path) -> Path:
     from emovox.export import export_onnx
 
     return export_onnx(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def default_recognizer():
+    """The bundled default model, without VAD (tests feed it generated and acted clips)."""
+    from emovox.inference import Recognizer
+
+    return Recognizer.load(vad=None)
+
+
+@pytest.fixture(scope="session")
+def example_waves() -> list:
+    """The six bundled example clips (RAVDESS, 3-4 s each), decoded to 16 kHz."""
+    from emovox.audio import load_audio
+
+    return [load_audio(p) for p in sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.flac"))]

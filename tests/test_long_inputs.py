@@ -20,16 +20,6 @@ SR = 16000
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    return Recognizer.load(vad=None)
-
-
-@pytest.fixture(scope="module")
-def clips() -> list[np.ndarray]:
-    return [load_audio(p) for p in sorted((REPO / "examples").glob("*.flac"))]
-
-
 def joined(waves: list[np.ndarray], pause: float = 0.5) -> np.ndarray:
     gap = np.zeros(int(pause * SR), np.float32)
     return np.concatenate([np.concatenate([w, gap]) for w in waves])
@@ -39,34 +29,34 @@ def probs(p) -> np.ndarray:
     return np.array([p.probabilities[k] for k in LABELS])
 
 
-def test_which_recordings_are_scored_by_windows(recognizer):
-    assert not windowed(recognizer, WINDOWED_ABOVE) and windowed(recognizer, WINDOWED_ABOVE + 0.01)
+def test_which_recordings_are_scored_by_windows(default_recognizer):
+    assert not windowed(default_recognizer, WINDOWED_ABOVE) and windowed(default_recognizer, WINDOWED_ABOVE + 0.01)
     fast = Recognizer.load("fast", vad=None)  # no frames to pool windows from: always whole
     assert not windowed(fast, 600.0)
 
 
-def test_a_recording_of_several_utterances_gets_the_mean_of_its_windows(recognizer, clips):
-    x = joined(clips)  # six acted emotions, 25 s
-    p = recognizer.predict(x, sample_rate=SR)
-    mean, tl = window_mean(recognizer, x, SR)
+def test_a_recording_of_several_utterances_gets_the_mean_of_its_windows(default_recognizer, example_waves):
+    x = joined(example_waves)  # six acted emotions, 25 s
+    p = default_recognizer.predict(x, sample_rate=SR)
+    mean, tl = window_mean(default_recognizer, x, SR)
     assert mean is not None and len([w for w in tl.windows if w.label is not None]) > 10
     np.testing.assert_allclose(probs(p), mean, atol=1e-5)
-    whole = recognizer.engine(x)  # the recording pooled whole, as predict scored it before
+    whole = default_recognizer.engine(x)  # the recording pooled whole, as predict scored it before
     assert np.abs(whole - mean).max() > 0.05
     assert p.uncertain and max(p.probabilities.values()) < 0.5  # six emotions: no confident single label
 
 
-def test_a_clip_is_still_scored_whole(recognizer, clips):
-    for wave in clips:  # 3-4 s each
-        np.testing.assert_allclose(probs(recognizer.predict(wave, sample_rate=SR)), recognizer.engine(wave), atol=1e-5)
+def test_a_clip_is_still_scored_whole(default_recognizer, example_waves):
+    for wave in example_waves:  # 3-4 s each
+        np.testing.assert_allclose(probs(default_recognizer.predict(wave, sample_rate=SR)), default_recognizer.engine(wave), atol=1e-5)
 
 
-def test_a_long_recording_in_a_batch_and_from_a_file_gets_the_same_answer(recognizer, clips, tmp_path):
-    x = joined(clips[:3], pause=1.0)
+def test_a_long_recording_in_a_batch_and_from_a_file_gets_the_same_answer(default_recognizer, example_waves, tmp_path):
+    x = joined(example_waves[:3], pause=1.0)
     path = tmp_path / "three.flac"
     sf.write(path, x, SR, subtype="PCM_24")
-    alone = recognizer.predict(str(path))
-    batch = recognizer.predict([str(tmp_path / "three.flac"), str(REPO / "examples" / "03-01-04-02-02-01-05.flac")])
+    alone = default_recognizer.predict(str(path))
+    batch = default_recognizer.predict([str(tmp_path / "three.flac"), str(REPO / "examples" / "03-01-04-02-02-01-05.flac")])
     np.testing.assert_allclose(probs(alone), probs(batch[0]), atol=1e-6)
     blockwise = Recognizer.load(vad=None)
     blockwise.max_clip_seconds = 2.0  # files over 8 s are read block by block (the path for hour-long files)

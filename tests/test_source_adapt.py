@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox.audio import load_audio
 from emovox.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from emovox.errors import ConfigError, ModelError
 from emovox.inference import Recognizer
-from tests.conftest import REPO
 from tests.conftest import make_voice as voice
 from emovox.source_adapt import (MIN_CLIPS, ShiftedModel, SourceShift, adapted, clip_pooled, sample_paths,
                                  source_shift, training_mean)
@@ -22,26 +20,16 @@ pytest.importorskip("onnxruntime")
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    return Recognizer.load(vad=None)
-
-
-@pytest.fixture(scope="module")
-def clips() -> list[np.ndarray]:
-    return [load_audio(p) for p in sorted((REPO / "examples").glob("*.flac"))]
-
-
-def test_a_zero_shift_is_the_model_itself(recognizer, clips):
-    model = recognizer.engine
-    zero = ShiftedModel(model, SourceShift(np.zeros_like(training_mean(recognizer.folder)), MIN_CLIPS))
-    for wave in clips:
+def test_a_zero_shift_is_the_model_itself(default_recognizer, example_waves):
+    model = default_recognizer.engine
+    zero = ShiftedModel(model, SourceShift(np.zeros_like(training_mean(default_recognizer.folder)), MIN_CLIPS))
+    for wave in example_waves:
         np.testing.assert_allclose(zero(wave), model(wave), atol=1e-6)
 
 
-def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clips):
-    model, target = recognizer.engine, training_mean(recognizer.folder)
-    waves = clips + [voice(1.5, f0) for f0 in range(90, 300, 14)]
+def test_the_shift_moves_the_source_mean_onto_the_training_mean(default_recognizer, example_waves):
+    model, target = default_recognizer.engine, training_mean(default_recognizer.folder)
+    waves = example_waves + [voice(1.5, f0) for f0 in range(90, 300, 14)]
     pooled = np.stack([np.mean(clip_pooled(model, w), axis=0) for w in waves])
     full = source_shift(pooled, target, strength=1.0)
     np.testing.assert_allclose((pooled - full.offset).mean(axis=0), target, atol=1e-3)
@@ -49,8 +37,8 @@ def test_the_shift_moves_the_source_mean_onto_the_training_mean(recognizer, clip
     np.testing.assert_allclose(half.offset, full.offset / 2, atol=1e-5)
     assert full.clips == len(waves) and np.abs(full.offset).max() > 0.01
     shifted = ShiftedModel(model, full)
-    assert not np.allclose(shifted(clips[0]), model(clips[0]), atol=1e-3)  # the shift reaches the head
-    assert abs(shifted(clips[0]).sum() - 1) < 1e-5
+    assert not np.allclose(shifted(example_waves[0]), model(example_waves[0]), atol=1e-3)  # the shift reaches the head
+    assert abs(shifted(example_waves[0]).sum() - 1) < 1e-5
 
 
 def test_a_means_only_shift_leaves_the_std_statistics_alone():
@@ -64,14 +52,14 @@ def test_a_means_only_shift_leaves_the_std_statistics_alone():
         source_shift(pooled, target, 1.0, "stds")
 
 
-def test_too_few_clips_or_a_mismatched_shift_are_config_errors(recognizer):
-    target = training_mean(recognizer.folder)
+def test_too_few_clips_or_a_mismatched_shift_are_config_errors(default_recognizer):
+    target = training_mean(default_recognizer.folder)
     with pytest.raises(ConfigError, match=f"at least {MIN_CLIPS} speech clips"):
         source_shift(np.zeros((MIN_CLIPS - 1, *target.shape)), target)
     with pytest.raises(ConfigError, match="do not match"):
         source_shift(np.zeros((20, 2, 8)), target)
     with pytest.raises(ConfigError, match="another model"):
-        ShiftedModel(recognizer.engine, SourceShift(np.zeros((1, target.shape[1]), np.float32), 20))
+        ShiftedModel(default_recognizer.engine, SourceShift(np.zeros((1, target.shape[1]), np.float32), 20))
 
 
 def test_a_feature_model_cannot_be_shifted(tiny_model):
@@ -99,10 +87,10 @@ def test_sample_paths_is_seeded_and_covers_the_inputs():
     assert 10 <= late <= 40  # uniform, not the first 50
 
 
-def test_adapted_recognizer_keeps_labels_and_tags_the_version(recognizer):
+def test_adapted_recognizer_keeps_labels_and_tags_the_version(default_recognizer):
     from emovox.archive import model_info
 
-    rec = recognizer.with_labels(["angry", "happy", "neutral", "sad"])
+    rec = default_recognizer.with_labels(["angry", "happy", "neutral", "sad"])
     shift = SourceShift(np.zeros_like(training_mean(rec.folder)), MIN_CLIPS)
     out = adapted(rec, shift)
     assert out.labels == rec.labels and isinstance(out.engine, ShiftedModel)
@@ -110,7 +98,7 @@ def test_adapted_recognizer_keeps_labels_and_tags_the_version(recognizer):
     assert out.engine.tag.startswith("adapt-") and len(out.engine.tag) == 14
 
 
-def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path, recognizer, monkeypatch):
+def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path, default_recognizer, monkeypatch):
     import emovox.source_adapt as sa
 
     paths = []
@@ -121,7 +109,7 @@ def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path
     sizes: list[int] = []
     real = sa.source_statistics
     monkeypatch.setattr(sa, "source_statistics", lambda rec, wave: sizes.append(wave.size) or real(rec, wave))
-    shift = sa.estimate_shift(recognizer, [str(p) for p in paths] + [str(tmp_path / "bad.wav")])
+    shift = sa.estimate_shift(default_recognizer, [str(p) for p in paths] + [str(tmp_path / "bad.wav")])
     assert shift.clips == MIN_CLIPS and len(sizes) == MIN_CLIPS
     assert max(sizes) == int(sa.ESTIMATE_SECONDS * SR)  # the 70 s file: its first 30 s only
 
@@ -205,18 +193,18 @@ def test_adapt_quality_on_held_out_speakers(corpora_dir):
     assert ua >= 0.7, f"adapted held-out UA {ua:.3f} ({json.dumps(recalls)})"
 
 
-def test_the_shift_reaches_timelines_and_long_recordings(recognizer, clips):
+def test_the_shift_reaches_timelines_and_long_recordings(default_recognizer, example_waves):
     from emovox.long_inputs import window_mean
 
-    x = np.concatenate(clips)  # 22 s: predict scores it by its windows
-    target = training_mean(recognizer.folder)
-    zero = adapted(recognizer, SourceShift(np.zeros_like(target), MIN_CLIPS))
-    moved = adapted(recognizer, SourceShift(np.full_like(target, 0.3), MIN_CLIPS))
+    x = np.concatenate(example_waves)  # 22 s: predict scores it by its windows
+    target = training_mean(default_recognizer.folder)
+    zero = adapted(default_recognizer, SourceShift(np.zeros_like(target), MIN_CLIPS))
+    moved = adapted(default_recognizer, SourceShift(np.full_like(target, 0.3), MIN_CLIPS))
 
     def window_probs(rec):
         return np.array([[w.probabilities[k] for k in rec.labels] for w in rec.timeline(x, SR).windows if w.label])
 
-    plain = window_probs(recognizer)
+    plain = window_probs(default_recognizer)
     np.testing.assert_allclose(window_probs(zero), plain, atol=1e-5)
     assert np.abs(window_probs(moved) - plain).max() > 0.01
     mean, _ = window_mean(moved, x, SR)
@@ -224,17 +212,17 @@ def test_the_shift_reaches_timelines_and_long_recordings(recognizer, clips):
     np.testing.assert_allclose([p.probabilities[k] for k in moved.labels], mean, atol=1e-5)
 
 
-def test_a_long_clip_adds_the_statistics_predict_scores_it_by(recognizer, clips):
+def test_a_long_clip_adds_the_statistics_predict_scores_it_by(default_recognizer, example_waves):
     from emovox.long_inputs import WINDOWED_ABOVE
     from emovox.source_adapt import source_statistics
     from emovox.speaker_adapt import PooledWindows
 
-    short = clips[0]
-    np.testing.assert_allclose(source_statistics(recognizer, short), np.mean(clip_pooled(recognizer.engine, short), 0))
-    x = np.concatenate(clips)
+    short = example_waves[0]
+    np.testing.assert_allclose(source_statistics(default_recognizer, short), np.mean(clip_pooled(default_recognizer.engine, short), 0))
+    x = np.concatenate(example_waves)
     assert x.size > WINDOWED_ABOVE * SR
     windows = PooledWindows()
-    recognizer.timeline(x, SR, vad=recognizer.vad, observers=[windows])
+    default_recognizer.timeline(x, SR, vad=default_recognizer.vad, observers=[windows])
     assert len(windows.pooled) > 10
-    np.testing.assert_allclose(source_statistics(recognizer, x), np.mean(list(windows.pooled.values()), 0), atol=1e-6)
-    assert np.abs(source_statistics(recognizer, x) - np.mean(clip_pooled(recognizer.engine, x), 0)).max() > 0.01
+    np.testing.assert_allclose(source_statistics(default_recognizer, x), np.mean(list(windows.pooled.values()), 0), atol=1e-6)
+    assert np.abs(source_statistics(default_recognizer, x) - np.mean(clip_pooled(default_recognizer.engine, x), 0)).max() > 0.01
