@@ -366,3 +366,42 @@ def test_heavy_jobs_never_take_every_worker():
         pool.shutdown()
 
     asyncio.run(main())
+
+
+def test_frame_scoring_calls_are_checkpoints_too():
+    """The default model is scored from frames (timelines; predict on recordings over 6 s): its
+    encoder and head calls stop a job past its deadline like whole-clip model calls do."""
+    from emovox.service.jobs import CancellableEngine
+
+    class Frames:  # a frame model whose every call takes 20 ms
+        has_frames = True
+        calls = 0
+
+        def hidden(self, piece):
+            Frames.calls += 1
+            time.sleep(0.02)
+            return piece
+
+        def head_logits(self, pooled):
+            Frames.calls += 1
+            time.sleep(0.02)
+            return pooled
+
+    engine = CancellableEngine(Frames())
+    assert engine.has_frames and engine.hidden(1) == 1 and engine.head_logits(2) == 2  # outside jobs: forwards
+
+    def score(n: int) -> str:
+        for i in range(n):
+            engine.hidden(i) if i % 2 else engine.head_logits(i)
+        return "done"
+
+    async def main():
+        pool = JobPool(workers=1, max_pending=4, queue_timeout=0.2)
+        Frames.calls = 0
+        with pytest.raises(UploadProblem):
+            await pool.run(score, 200, timeout=0.2)  # 4 s of calls
+        await asyncio.sleep(0.1)
+        assert Frames.calls < 30 and pool.running == 0  # stopped at the next call after the deadline
+        pool.shutdown()
+
+    asyncio.run(main())

@@ -279,7 +279,8 @@ class JobPool:
 
 class CancellableEngine:
     """Wraps a recognizer's engine so every model call (one batch of windows, one piece of a
-    clip) is a checkpoint of the current job; outside pool jobs it only forwards."""
+    clip, and with frame scoring one encoded piece or one head call) is a checkpoint of the
+    current job; outside pool jobs it only forwards."""
 
     def __init__(self, inner: Callable[[Any], Any]) -> None:
         self.inner = inner
@@ -290,3 +291,11 @@ class CancellableEngine:
     def __call__(self, feats: Any) -> Any:
         check_cancelled()
         return self.inner(feats)
+
+    def hidden(self, piece: Any) -> Any:
+        check_cancelled()
+        return self.inner.hidden(piece)  # type: ignore[attr-defined]
+
+    def head_logits(self, pooled: Any) -> Any:
+        check_cancelled()
+        return self.inner.head_logits(pooled)  # type: ignore[attr-defined]
