@@ -15,8 +15,9 @@ did before :mod:`emovox.long_inputs`; recordings here are at most 30 s, one grap
 **windows** = the mean probabilities of the timeline's classified windows (2 s every 1 s, speech
 windows only; ``emovox.long_inputs.window_mean``). Reported: accuracy and UA (mean recall over the
 emotions) by number of clips and corpus, accuracy by length, the UA of ``predict`` for each
-candidate threshold (recordings longer than it by windows), and for mixed recordings the share
-given a confident label (top probability >= the model's ``uncertain_below``).
+candidate threshold (recordings longer than it by windows), the share of confident wrong answers
+(top probability >= the model's ``uncertain_below``, wrong label), and for mixed recordings the
+share given a confident label. ``--report`` summarises a finished run's ``rows.json`` again.
 """
 
 from __future__ import annotations
@@ -69,7 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "runs" / "long_recordings"))
+    ap.add_argument("--report", action="store_true", help="only summarise OUT/rows.json again")
     args = ap.parse_args(argv)
+    if args.report:
+        from emovox.audio_model import read_audio_config
+        from emovox.inference import DEFAULT_MODEL
+
+        cfg = read_audio_config(DEFAULT_MODEL)
+        rows = json.loads((Path(args.out) / "rows.json").read_text())
+        print("\n".join(summarise(rows, list(cfg.labels), float(cfg.uncertain_below or 0.5))))
+        return 0
     if not SHARED.is_dir():
         sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
     import torch
@@ -119,15 +129,17 @@ def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str
         return 100 * float(np.mean([np.mean([right(r, pick(r)) for r in rs if r["labels"][0] == c]) for c in classes]))
 
     single = [r for r in rows if r["kind"] == "single" and r["windows"] is not None]
-    lines = ["| clips | corpus | recordings | mean length (s) | whole: acc / UA | windows: acc / UA |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| clips | corpus | recordings | mean length (s) | whole: acc / UA | windows: acc / UA "
+             "| confident and wrong: whole / windows |", "|---|---|---|---|---|---|---|"]
     for n in LENGTHS:
         for c in ("all", *sorted({r["corpus"] for r in single})):
             rs = [r for r in single if r["n"] == n and c in ("all", r["corpus"])]
             if rs:
                 acc = [100 * np.mean([right(r, k) for r in rs]) for k in ("whole", "windows")]
+                bad = [100 * np.mean([max(r[k]) >= confident and not right(r, k) for r in rs]) for k in ("whole", "windows")]
                 lines.append(f"| {n} | {c} | {len(rs)} | {np.mean([r['seconds'] for r in rs]):.1f} | "
-                             f"{acc[0]:.1f} / {ua(rs, 'whole'):.1f} | {acc[1]:.1f} / {ua(rs, 'windows'):.1f} |")
+                             f"{acc[0]:.1f} / {ua(rs, 'whole'):.1f} | {acc[1]:.1f} / {ua(rs, 'windows'):.1f} | "
+                             f"{bad[0]:.1f} / {bad[1]:.1f} |")
     lines += ["", "| threshold (s) | predict UA, all one-emotion recordings |", "|---|---|"]
     for t in (*THRESHOLDS, float("inf")):
         lines.append(f"| {'never' if t == float('inf') else f'{t:g}'} | "
