@@ -41,7 +41,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
-from emovox.long_inputs import window_mean, windowed
+from emovox.long_inputs import speech_summary, window_mean, windowed
 from emovox.models.package import PackageConfig
 
 if TYPE_CHECKING:
@@ -188,15 +188,20 @@ class Recognizer:
         sub = probs[:, index]
         return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
 
+    def _clip_scores(self, wave: np.ndarray) -> tuple[np.ndarray, tuple[float | None, float | None]]:
+        """(C,) model probabilities and the speech summary of one clip that is scored alone: a recording
+        longer than an utterance by its windows when the model can (:mod:`emovox.long_inputs`; one
+        pass: the timeline's VAD gives the speech), else whole."""
+        if windowed(self, wave.size / SAMPLE_RATE):
+            probs, tl = window_mean(self, wave, SAMPLE_RATE)
+            if probs is not None:
+                return probs, speech_summary(self, tl)
+        return self._clip_posterior(wave), self.speech_of(wave)
+
     def _clip_posterior(self, wave: np.ndarray) -> np.ndarray:
-        """(C,) model probabilities of one clip of any length (:mod:`emovox.long_inputs`: a recording longer
-        than an utterance by its windows when the model can, else whole, long ones in equal pieces)."""
+        """(C,) model probabilities of one clip of any length, scored whole (long clips in equal pieces)."""
         from emovox.segments import aggregate
 
-        if windowed(self, wave.size / SAMPLE_RATE):  # several utterances: the mean of its windows
-            probs, _ = window_mean(self, wave, SAMPLE_RATE)
-            if probs is not None:
-                return probs
         limit = int(self.max_clip_seconds * SAMPLE_RATE)
         if wave.size <= limit:
             return self._raw(wave[None])[0]
@@ -287,10 +292,12 @@ class Recognizer:
             try:
                 if key >= 0:
                     probs = self._raw(np.stack([w for _, _, w in group]))
+                    speech = [self.speech_of(w) for _, _, w in group]
                 else:
-                    probs = self._clip_posterior(group[0][2])[None]
-                for (i, name, wave), p in zip(group, probs):
-                    results[i] = self._result(name, p, wave, self.speech_of(wave), labels)
+                    one, summary = self._clip_scores(group[0][2])
+                    probs, speech = one[None], [summary]
+                for (i, name, wave), p, s in zip(group, probs, speech):
+                    results[i] = self._result(name, p, wave, s, labels)
             except EmovoxError as exc:
                 if strict:
                     raise
@@ -321,18 +328,19 @@ class Recognizer:
         (:mod:`emovox.long_inputs`) or, for models that cannot pool windows, mean log-posteriors of its pieces."""
         from emovox.segments import aggregate
 
-        probs = window_mean(self, path)[0] if windowed(self, float("inf")) else None
+        if windowed(self, 4 * self.max_clip_seconds):  # the file is longer than that (_is_long)
+            probs, tl = window_mean(self, path)
+            if probs is not None:  # one read, one VAD pass
+                return self._result(name, probs, tl.duration, speech_summary(self, tl), labels)
         logps: list[np.ndarray] = []
         total, speech = 0, 0.0
         for block in iter_blocks(path, self.max_clip_seconds):
             total += block.size
-            if block.size < SAMPLE_RATE and (logps or probs is not None):
+            if block.size < SAMPLE_RATE and logps:
                 continue  # a short tail adds little; it still counts in the duration
-            if probs is None:
-                logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
+            logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
             speech += self.speech_of(block)[1] or 0.0
-        if probs is None:
-            probs = aggregate(np.stack(logps), "mean_log_posteriors")
+        probs = aggregate(np.stack(logps), "mean_log_posteriors")
         seconds = total / SAMPLE_RATE
         summary = (speech / seconds, speech) if self.vad else (None, None)
         return self._result(name, probs, seconds, summary, labels)

@@ -15,7 +15,8 @@ classified windows (:meth:`emovox.inference.Recognizer.timeline` with its defaul
 every 1 s, windows with at least 30 % speech), the windows ``emovox timeline`` shows. Other
 models, and clips up to :data:`WINDOWED_ABOVE` seconds, are scored whole (in equal pieces of at
 most ``max_clip_seconds``, log-posteriors averaged). A recording without a classified window
-(speech too sparse for any window) is scored whole too.
+(speech too sparse for any window) is scored whole too. The speech fraction of a windowed
+recording (and so its ``no_speech`` mark) comes from the same timeline's speech regions.
 """
 
 from __future__ import annotations
@@ -48,4 +49,14 @@ def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     return (np.mean(np.asarray(probs, np.float64), axis=0) if probs else None), tl
 
 
-__all__ = ["WINDOWED_ABOVE", "window_mean", "windowed"]
+def speech_summary(recognizer: Any, tl: "Timeline") -> tuple[float | None, float | None]:
+    """(speech fraction, speech seconds) of a recording from its timeline's speech regions (the
+    recogniser's own VAD, already run there: a windowed prediction needs no second VAD pass), or
+    (None, None) for a recogniser without VAD."""
+    if recognizer.vad is None:
+        return None, None
+    seconds = float(sum(e - s for s, e in tl.speech))
+    return tl.speech_fraction, seconds
+
+
+__all__ = ["WINDOWED_ABOVE", "speech_summary", "window_mean", "windowed"]
