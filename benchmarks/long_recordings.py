@@ -38,10 +38,6 @@ LENGTHS = (1, 2, 3, 4, 6)
 THRESHOLDS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
 
 
-def corpus(speaker: str) -> str:
-    return speaker.split(":")[0] if ":" in speaker else "ravdess" if speaker.startswith("Actor_") else "emodb"
-
-
 def recordings(utts, draws: int, rng: np.random.Generator):
     """(kind, speaker, labels, paths) of every recording, in a fixed order."""
     groups: dict[tuple[str, str], list] = {}
@@ -95,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = rec.model_labels
     held = set(read_audio_config(rec.folder).card["valid_speakers"])
     utts = [u for u in load_utterances(str(SHARED)) if u.speaker in held]
+    corpus = {u.speaker: u.corpus for u in utts}
     rng = np.random.default_rng(args.seed)
     cache: dict[str, np.ndarray] = {}
     rows, start = [], time.process_time()
@@ -106,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             parts += [cache[p], (0.003 * rng.standard_normal(SR // 2)).astype(np.float32)]
         x = np.concatenate(parts)
         windows, _ = window_mean(rec, x, SR)
-        rows.append({"kind": kind, "speaker": spk, "corpus": corpus(spk), "labels": truth, "n": len(paths),
+        rows.append({"kind": kind, "speaker": spk, "corpus": corpus[spk], "labels": truth, "n": len(paths),
                      "seconds": x.size / SR, "whole": np.asarray(rec.engine(x), float).tolist(),
                      "windows": None if windows is None else windows.tolist()})
     out = Path(args.out)
