@@ -11,7 +11,9 @@ import soundfile as sf
 from emovox.audio import load_audio
 from emovox.audio_model import read_audio_config
 from emovox.inference import DEFAULT_MODEL, Recognizer
-from emovox.long_inputs import WINDOWED_ABOVE, window_mean, windowed
+from emovox.archive import ModelSpec, iter_inputs, model_info, predict_archive
+from emovox.errors import FileFormatError
+from emovox.long_inputs import WINDOWED_ABOVE, scoring_tag, window_mean, windowed
 from tests.conftest import REPO
 from tests.held_out import held_out_clips
 
@@ -33,6 +35,24 @@ def test_which_recordings_are_scored_by_windows(default_recognizer):
     assert not windowed(default_recognizer, WINDOWED_ABOVE) and windowed(default_recognizer, WINDOWED_ABOVE + 0.01)
     fast = Recognizer.load("fast", vad=None)  # no frames to pool windows from: always whole
     assert not windowed(fast, 600.0)
+
+
+def test_archive_results_name_the_scoring_rule_and_refuse_to_mix_with_older_ones(default_recognizer, example_waves, tmp_path):
+    """An archive written before long recordings were scored by windows (plain model version) is
+    not resumed by the windows rule: its long files would keep answers of the other rule."""
+    fast = Recognizer.load("fast", vad=None)
+    assert model_info(default_recognizer)["model_version"].endswith("+long-windows-6s")
+    assert "long-windows" not in model_info(default_recognizer, whole_files=False)["model_version"]
+    assert "long-windows" not in model_info(fast)["model_version"] and scoring_tag(fast) == ""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "long.flac", joined(example_waves[:3]), SR)
+    out = tmp_path / "old.jsonl"
+    plain = model_info(default_recognizer, whole_files=False)["model_version"]
+    out.write_text(json.dumps({"source": str(folder / "other.flac"), "label": "sad", "probabilities": {}, "error": None,
+                               "model": "default", "model_version": plain}) + "\n")
+    with pytest.raises(FileFormatError, match="choose another output file"):
+        predict_archive(iter_inputs([str(folder)]), out, ModelSpec(vad="none"), progress=False)
 
 
 def test_a_recording_of_several_utterances_gets_the_mean_of_its_windows(default_recognizer, example_waves):

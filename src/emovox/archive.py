@@ -122,15 +122,19 @@ def model_version(folder: Path, config: dict[str, Any]) -> str:
     return sha256_file(target)[:12]
 
 
-def model_info(recognizer: Any) -> dict[str, Any]:
-    """The ``labels``, ``model`` (name) and ``model_version`` of a loaded Recognizer (``+adapt-`` and
-    the shift's hash when ``--adapt`` shifted it: adapted and plain results never share a file)."""
+def model_info(recognizer: Any, *, whole_files: bool = True) -> dict[str, Any]:
+    """The ``labels``, ``model`` (name) and ``model_version`` of a loaded Recognizer. The version
+    carries ``+long-windows-6s`` when long recordings are scored by their windows
+    (:func:`emovox.long_inputs.scoring_tag`) and ``+adapt-`` with the shift's hash when ``--adapt``
+    shifted it: results of another scoring rule, or adapted and plain ones, never share a file.
+    ``whole_files=False`` (timelines: every window is scored alike) leaves the scoring rule out."""
+    from emovox.long_inputs import scoring_tag
     from emovox.source_adapt import ShiftedModel
 
     version = model_version(recognizer.folder, recognizer.config)
-    tag = recognizer.engine.tag if isinstance(recognizer.engine, ShiftedModel) else ""
+    tags = [scoring_tag(recognizer) if whole_files else "", recognizer.engine.tag if isinstance(recognizer.engine, ShiftedModel) else ""]
     return {"labels": list(recognizer.labels), "model": str(recognizer.info()["name"]),
-            "model_version": f"{version}+{tag}" if tag else version}
+            "model_version": "+".join([version, *(t for t in tags if t)])}
 
 
 def error_record(source: str, problem: str) -> dict[str, Any]:

@@ -130,7 +130,7 @@ class TimelineWorker:
 
         self.task = task
         self.recognizer = task.model.load()
-        self.info = model_info(self.recognizer)
+        self.info = model_info(self.recognizer, whole_files=False)
         self.ge2e: Any = None
         self.note: str | None = None
         if task.speakers != "none" and not uses_frames(self.recognizer, task.diarizer, task.scoring):

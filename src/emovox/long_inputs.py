@@ -39,6 +39,15 @@ def windowed(recognizer: Any, seconds: float) -> bool:
     return seconds > WINDOWED_ABOVE and bool(getattr(recognizer.engine, "has_frames", False))
 
 
+def scoring_tag(recognizer: Any) -> str:
+    """What :func:`windowed` means for this recogniser, for result stamps (``long-windows-6s``), or
+    ``""`` when it scores every recording whole. Archive results carry it in ``model_version``,
+    so a file resumed by an emovox with another rule is refused instead of mixing answers."""
+    if not getattr(recognizer.engine, "has_frames", False):
+        return ""
+    return f"long-windows-{WINDOWED_ABOVE:g}s"
+
+
 def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,
                 sample_rate: int | None = None) -> tuple[np.ndarray | None, "Timeline"]:
     """``(C,)`` mean probabilities over the model's labels of the recording's classified windows
@@ -59,4 +68,4 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> tuple[float | None, float
     return tl.speech_fraction, seconds
 
 
-__all__ = ["WINDOWED_ABOVE", "speech_summary", "window_mean", "windowed"]
+__all__ = ["WINDOWED_ABOVE", "scoring_tag", "speech_summary", "window_mean", "windowed"]
