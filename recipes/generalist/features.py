@@ -26,6 +26,7 @@ import soundfile as sf
 import torch
 
 from emovox.io import atomic_path
+from emovox.loudness import normalise
 from emovox.whisper.encoder import MAX_MEL_FRAMES, whisper_layers
 from emovox.whisper.mel import HOP, log_mel
 from emovox.whisper.model import mean_std
@@ -66,6 +67,11 @@ def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
     return _AUGMENTER(samples, key=seed)
 
 
+def variant_name(model: str, kind: str, lufs: float | None = None) -> str:
+    """The feature folder of one model, degradation and input loudness (``base-robust-lufs23``)."""
+    return f"{model}-{kind}" + ("" if lufs is None else f"-lufs{-lufs:g}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="../shared/corpora")
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--degrade", default="none", choices=DEGRADE)
     ap.add_argument("--max-layer", type=int, default=None,
                     help="keep hidden states 0..N only and cut the encoder there (default: all)")
+    ap.add_argument("--loudness", type=float, default=None, metavar="LUFS",
+                    help="scale every clip (after --degrade) to this integrated loudness, as a model whose config "
+                         "sets input_loudness does (emovox.loudness); features go to MODEL-DEGRADE-lufsN")
     ap.add_argument("--out", default="runs/generalist/feats")
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--reverse", action="store_true", help="last shard first (a second worker on the same corpus)")
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     wl = whisper_layers(args.model, "all" if args.max_layer is None else range(args.max_layer + 1), attn="sdpa")
     for corpus in args.corpora:
         files = sorted(glob.glob(os.path.join(args.root, GLOBS[corpus])))
-        out = Path(args.out) / f"{args.model}-{args.degrade}" / corpus
+        out = Path(args.out) / variant_name(args.model, args.degrade, args.loudness) / corpus
         out.mkdir(parents=True, exist_ok=True)
         starts = range(0, len(files), args.shard)
         for s in reversed(starts) if args.reverse else starts:
@@ -97,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 if sr != 16000:
                     raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
                 x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade != "telephone" else s + i)
+                if args.loudness is not None:
+                    x = normalise(x, args.loudness)
                 if len(x) < 2 * HOP * 2:
                     x = np.pad(x, (0, 4 * HOP - len(x)))
                 feats.append(pooled_layers(wl, x))
