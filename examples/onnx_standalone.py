@@ -20,9 +20,22 @@ def load_16k_mono(path: str) -> np.ndarray:
     return x
 
 
+def scaled(x: np.ndarray, lufs: float | None) -> np.ndarray:
+    """The piece at the loudness the model expects (``emovox_input_loudness`` in the graph's metadata)."""
+    if lufs is None or len(x) <= 6400 or not np.any(x):
+        return x
+    import pyloudnorm  # pip install pyloudnorm
+
+    level = pyloudnorm.Meter(16000).integrated_loudness(x.astype(np.float64))
+    gain = float(np.clip(lufs - level, -30, 30)) if np.isfinite(level) else 0.0
+    return (x * 10 ** (gain / 20)).astype(np.float32)
+
+
 def posteriors(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
     piece = 30 * 16000  # the graph takes up to 30 s; longer audio: average the log posteriors
-    chunks = [x[i:i + piece] for i in range(0, max(len(x), 1), piece)]
+    meta = session.get_modelmeta().custom_metadata_map
+    lufs = float(meta["emovox_input_loudness"]) if "emovox_input_loudness" in meta else None
+    chunks = [scaled(x[i:i + piece], lufs) for i in range(0, max(len(x), 1), piece)]
     logp = [np.log(session.run(None, {"waves": np.pad(c, (0, max(0, 640 - len(c))))[None]})[0][0] + 1e-12)
             for c in chunks]
     p = np.exp(np.mean(logp, axis=0))

@@ -32,6 +32,7 @@ from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, pred
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data import LABELS, balanced_weights, indices, label_ids, load_features, load_utterances  # noqa: E402
+from features import variant_name  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -217,7 +218,8 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
             "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
     config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
                               combine=cand.get("combine", "concat"), hidden=int(cand.get("hidden", 0)),
-                              temperature=t, name="default", version=recipe["version"], card=card)
+                              temperature=t, name="default", version=recipe["version"], input_loudness=args.loudness,
+                              card=card)
     state = {k: v.detach().clone() for k, v in head.state_dict().items()}
     target = write_package(args.package, config, state)
     return {"package": str(target), **card}
@@ -234,6 +236,9 @@ def main(argv=None) -> int:
     ap.add_argument("--package", default="runs/generalist/package")
     ap.add_argument("--augment", choices=["none", "telephone", "robust", "speed", "reverb", "noise", "codec"], default="none",
                     help="also train on the degraded copy of every training clip (features.py --degrade)")
+    ap.add_argument("--loudness", type=float, default=None, metavar="LUFS",
+                    help="use the features of clips scaled to this loudness (features.py --loudness) and ship a model "
+                         "that scales its inputs the same way (config input_loudness)")
     ap.add_argument("--candidates", nargs="+", default=None, help="--stage nested: only these candidates")
     ap.add_argument("--augments", nargs="+", choices=AUGMENTS, default=None,
                     help="--stage augment: only these (rows are added to an earlier augment.json)")
@@ -241,7 +246,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     recipe = yaml.safe_load(Path(args.recipe).read_text())
     utts = load_utterances(args.root)
-    feats = load_features(args.feats, args.root, utts)
+    feats = load_features(args.feats, args.root, utts, variant=variant_name("base", "none", args.loudness))
     y, w = label_ids(utts), balanced_weights(utts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,20 +255,21 @@ def main(argv=None) -> int:
     tel = None
     if args.stage == "evaluate" or args.augment == "telephone":
         try:
-            tel = load_features(args.feats, args.root, utts, variant="base-telephone")
+            tel = load_features(args.feats, args.root, utts, variant=variant_name("base", "telephone", args.loudness))
         except KeyError as exc:
             if args.augment == "telephone":
                 raise
             print(f"no telephone-band features ({exc}); skipping the telephone rows", flush=True)
     args.aug_feats = None if args.augment == "none" else \
-        tel if args.augment == "telephone" else load_features(args.feats, args.root, utts, variant=f"base-{args.augment}")
+        tel if args.augment == "telephone" else load_features(args.feats, args.root, utts,
+                                                                        variant=variant_name("base", args.augment, args.loudness))
     if args.stage == "select":
         result = stage_select(args, recipe, feats, y, w, utts)
     elif args.stage == "augment":
         variants = {"none": feats}
         for name in AUGMENTS[1:]:
             try:
-                variants[name] = load_features(args.feats, args.root, utts, variant=f"base-{name}")
+                variants[name] = load_features(args.feats, args.root, utts, variant=variant_name("base", name, args.loudness))
             except KeyError:
                 pass
         result = stage_augment(args, recipe, feats, y, w, utts, variants)

@@ -55,6 +55,7 @@ class AudioModelConfig:
     version: str = "1"
     graph: str = "model.onnx"
     head_graph: str = ""             # "head.onnx": the head alone (frame-level scoring); "" = none
+    input_loudness: float | None = None  # LUFS every graph input is scaled to first (emovox.loudness); None = as is
     format: str = FORMAT
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -78,6 +79,9 @@ class AudioModelConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= float(value) <= hi \
                     or (typ is int and int(value) != value):
                 raise ModelError(f"{where}: {key!r} must be a number in [{lo}, {hi}], got {value!r}")
+        level = d.get("input_loudness")
+        if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float)) or not -70 <= level <= 0):
+            raise ModelError(f"{where}: 'input_loudness' must be null or a loudness in LUFS between -70 and 0, got {level!r}")
         layers = d.get("layers", [2, 3, 4])
         if not isinstance(layers, list) or not layers or not all(isinstance(i, int) and 0 <= i <= 32 for i in layers):
             raise ModelError(f"{where}: 'layers' must be a list of layer indices, got {layers!r}")
@@ -102,6 +106,17 @@ def graph_pieces(wave: np.ndarray) -> list[np.ndarray]:
     size = -(-x.size // count)
     pieces = [x[i * size:(i + 1) * size] for i in range(count)]
     return [np.pad(p, (0, max(0, MIN_SAMPLES - p.size))) for p in pieces]
+
+
+def model_input(piece: np.ndarray, config: AudioModelConfig) -> np.ndarray:
+    """One graph input as the model was trained on it: float32, contiguous, scaled to the
+    config's ``input_loudness`` when it has one (:func:`emovox.loudness.normalise`)."""
+    x = np.ascontiguousarray(np.asarray(piece, np.float32).reshape(-1))
+    if config.input_loudness is None:
+        return x
+    from emovox.loudness import normalise
+
+    return np.ascontiguousarray(normalise(x, config.input_loudness))
 
 
 def is_audio_model(folder: str | os.PathLike) -> bool:
@@ -172,8 +187,8 @@ class OnnxAudioModel:
 
     def logits(self, wave: np.ndarray) -> np.ndarray:
         """Mean logits over 30 s pieces of one clip."""
-        return np.mean([self.session.run(["logits"], {"waves": piece[None]})[0][0] for piece in graph_pieces(wave)],
-                       axis=0)
+        return np.mean([self.session.run(["logits"], {"waves": model_input(piece, self.config)[None]})[0][0]
+                        for piece in graph_pieces(wave)], axis=0)
 
     def hidden(self, piece: np.ndarray) -> np.ndarray:
         """``(top + 1, T, d)`` hidden states of one piece of at most 30 s (``T = ceil((N // 160) / 2)``)."""
@@ -183,7 +198,7 @@ class OnnxAudioModel:
                              "version); use the window-by-window path")
         if not MIN_SAMPLES <= x.size <= MAX_SECONDS * SAMPLE_RATE:
             raise ModelError(f"hidden states need 640 to {int(MAX_SECONDS * SAMPLE_RATE)} samples, got {x.size}")
-        return self.session.run(["hidden"], {"waves": x[None]})[0][:, 0]
+        return self.session.run(["hidden"], {"waves": model_input(x, self.config)[None]})[0][:, 0]
 
     def head_logits(self, pooled: np.ndarray) -> np.ndarray:
         """``(B, L, 2d)`` pooled statistics (the head's layers) -> ``(B, C)`` logits, one window per call

@@ -168,3 +168,27 @@ def test_fp16_storage_is_lossless_and_only_where_exact(tmp_path):
     assert kinds == {"w1__fp16": TensorProto.FLOAT16, "w2": TensorProto.FLOAT}
     after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert np.array_equal(before, after)
+
+
+def test_input_loudness_makes_every_path_level_invariant(package, tmp_path):
+    """A package whose config sets ``input_loudness`` scales each graph input first: the same
+    answer for a clip at any recording level, on onnxruntime (whole and by frames) and torch."""
+    import shutil
+
+    folder = tmp_path / "levelled"
+    shutil.copytree(package, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "input_loudness": -23.0}))
+    x = speechlike(3.0, 4)
+    plain, levelled = OnnxAudioModel(package), OnnxAudioModel(folder)
+    torch_ref = TorchAudioModel(folder, read_audio_config(folder))
+    assert np.abs(plain(0.01 * x) - plain(x)).max() > 1e-3  # the graph alone follows the level
+    for gain in (0.05, 0.3, 3.0):  # within the +-30 dB the gain may take
+        assert np.abs(levelled(gain * x) - levelled(x)).max() <= 1e-3
+        assert np.abs(torch_ref(gain * x) - levelled(x)).max() <= 0.1
+    from emovox.loudness import normalise
+
+    assert np.abs(levelled(x) - plain(normalise(x, -23.0))).max() <= 1e-6
+    (folder / "config.json").write_text(json.dumps({**config, "input_loudness": "loud"}))
+    with pytest.raises(ModelError, match="input_loudness"):
+        read_audio_config(folder)

@@ -1,0 +1,40 @@
+"""Input loudness (emovox.loudness): BS.1770 measurement and the gain-limited normalisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from emovox.loudness import MAX_GAIN_DB, loudness, normalise
+
+SR = 16000
+
+
+def sine(amplitude: float, seconds: float = 3.0, freq: float = 997.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_a_full_scale_sine_reads_minus_3_lufs_and_level_follows_gain():
+    assert loudness(sine(1.0)) == pytest.approx(-3.01, abs=0.3)  # BS.1770's reference tone
+    assert loudness(sine(0.1)) == pytest.approx(loudness(sine(1.0)) - 20.0, abs=0.05)
+
+
+@pytest.mark.parametrize("amplitude", [0.003, 0.05, 0.9])
+def test_normalise_reaches_the_target_whatever_the_input_level(amplitude):
+    rng = np.random.default_rng(0)
+    x = (amplitude * rng.standard_normal(2 * SR) * np.sin(np.linspace(0, 12, 2 * SR)) ** 2).astype(np.float32)
+    y = normalise(x, -23.0)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert loudness(y) == pytest.approx(-23.0, abs=0.1)
+    assert np.allclose(y / y.max(), x / x.max(), atol=1e-6)  # a gain, nothing else
+
+
+def test_the_gain_is_limited_and_unmeasurable_inputs_are_left_alone():
+    quiet = sine(10 ** (-70 / 20))  # about -73 LUFS: raising it to -23 would need 50 dB
+    assert loudness(normalise(quiet, -23.0)) == pytest.approx(loudness(quiet) + MAX_GAIN_DB, abs=0.1)
+    silence, short = np.zeros(SR, np.float32), sine(0.5, seconds=0.3)
+    assert math.isinf(loudness(silence)) and math.isinf(loudness(short))
+    assert np.array_equal(normalise(silence, -23.0), silence) and np.array_equal(normalise(short, -23.0), short)
