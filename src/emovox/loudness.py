@@ -22,6 +22,7 @@ not blown up into full-scale noise.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -53,14 +54,34 @@ def _biquad(gain_db: float, q: float, fc: float, kind: str) -> tuple[np.ndarray,
 K_WEIGHTING = (_biquad(4.0, 1 / np.sqrt(2), 1500.0, "high_shelf"), _biquad(0.0, 0.5, 38.0, "high_pass"))
 
 
-def k_weighted(x: np.ndarray) -> np.ndarray:
-    """``x`` (float64) through the K-weighting filters."""
-    n = 1 << int(np.ceil(np.log2(x.size + _PAD)))
-    z = np.exp(-1j * np.pi * np.arange(n // 2 + 1) / (n // 2))  # z^-1 on the rfft bins
+def _fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (lengths the FFT handles fastest)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 << max(0, (-(-n // p35) - 1).bit_length())
+            best = min(best, m) if m >= n else best
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+@functools.lru_cache(maxsize=16)
+def _response(n: int) -> np.ndarray:
+    """The K-weighting filters' frequency response on the bins of an ``n``-point rfft."""
+    z = np.exp(-2j * np.pi * np.arange(n // 2 + 1) / n)  # z^-1
     response = np.ones_like(z)
     for b, a in K_WEIGHTING:
         response *= np.polyval(b[::-1], z) / np.polyval(a[::-1], z)
-    return np.fft.irfft(np.fft.rfft(x, n) * response, n)[:x.size]
+    return response
+
+
+def k_weighted(x: np.ndarray) -> np.ndarray:
+    """``x`` (float64) through the K-weighting filters."""
+    n = _fft_length(x.size + _PAD)
+    return np.fft.irfft(np.fft.rfft(x, n) * _response(n), n)[:x.size]
 
 
 def loudness(wave: np.ndarray) -> float:
