@@ -36,6 +36,7 @@ from emovox.whisper.model import predict_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data import LABELS, balanced_weights, label_ids, load_features, load_utterances  # noqa: E402
+from features import variant_name  # noqa: E402
 from train import run_fold  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -139,6 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--feats", default="runs/generalist/feats")
     ap.add_argument("--out", default="runs/generalist/adapt")
     ap.add_argument("--augment", default="robust", help="degraded copies for the outer heads (as shipped)")
+    ap.add_argument("--loudness", type=float, default=None, metavar="LUFS",
+                    help="features of clips scaled to this loudness (train.py --loudness; version 4: -23)")
     ap.add_argument("--folds", nargs="+", default=None, help="only these outer held-out corpora")
     ap.add_argument("--report", action="store_true", help="aggregate the per-fold JSON into adapt.json")
     args = ap.parse_args(argv)
@@ -151,8 +154,9 @@ def main(argv=None) -> int:
     recipe = yaml.safe_load(Path(args.recipe).read_text())
     cand = recipe["candidates"][args.candidate]
     utts = load_utterances(args.root)
-    feats = load_features(args.feats, args.root, utts)
-    aug = None if args.augment == "none" else load_features(args.feats, args.root, utts, variant=f"base-{args.augment}")
+    feats = load_features(args.feats, args.root, utts, variant=variant_name("base", "none", args.loudness))
+    aug = None if args.augment == "none" else load_features(args.feats, args.root, utts,
+                                                            variant=variant_name("base", args.augment, args.loudness))
     y, w = label_ids(utts), balanced_weights(utts)
     corpus = np.array([u.corpus for u in utts])
     for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
