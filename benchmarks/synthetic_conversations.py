@@ -69,6 +69,11 @@ def pools(clips: list[Clip], split: str) -> dict[str, list[Clip]]:
 _TRIM: dict[Path, tuple[np.ndarray, list[tuple[float, float]]]] = {}
 
 
+def forget_trimmed() -> None:
+    """Empty :func:`trimmed`'s cache (a long pass over many clips, e.g. recipes/speaker_lda)."""
+    _TRIM.clear()
+
+
 def trimmed(path: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The clip from its first to its last speech and its speech regions (Sohn VAD on the clean clip), cached."""
     if path not in _TRIM:

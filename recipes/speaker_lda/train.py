@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 def training_speakers(clips_per_speaker: int, seed: int) -> dict[str, tuple[str, list[Path]]]:
     """Speaker -> (corpus, up to ``clips_per_speaker`` clips)."""
-    from conversations import test_speakers  # the held-out speakers of the default model
+    from synthetic_conversations import test_speakers  # the held-out speakers of the default model
 
     from emovox.corpora.registry import load_corpus
 
@@ -54,7 +54,7 @@ def training_speakers(clips_per_speaker: int, seed: int) -> dict[str, tuple[str,
 
 def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.random.Generator,
              piece: float) -> np.ndarray:
-    from conversations import trimmed
+    from synthetic_conversations import trimmed
 
     from emovox.frame_scoring import FRAME
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.numpy import save_file
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    import conversations
+    from synthetic_conversations import forget_trimmed
 
     from emovox.audio_model import OnnxAudioModel
     from emovox.inference import DEFAULT_MODEL
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         xs.append(x)
         ys += [speaker] * len(x)
         cs += [corpus] * len(x)
-        conversations._TRIM.clear()
+        forget_trimmed()
         print(f"{i + 1}/{len(speakers)} {speaker}: {len(x)} spans, CPU {time.process_time() - start:.0f} s", flush=True)
     x, y, c = np.concatenate(xs), np.array(ys), np.array(cs)
     fit = x.copy()
