@@ -189,6 +189,12 @@ def test_input_loudness_makes_every_path_level_invariant(package, tmp_path):
     from emovox.loudness import normalise
 
     assert np.abs(levelled(x) - plain(normalise(x, -23.0))).max() <= 1e-6
+    import onnx
+
+    from emovox.whisper.export import export_posteriors_graph
+
+    meta = {p.key: p.value for p in onnx.load(str(export_posteriors_graph(folder, tmp_path / "x.onnx"))).metadata_props}
+    assert meta["emovox_input_loudness"] == "-23.0" and "LUFS" in meta["emovox_input"]  # standalone users must scale too
     (folder / "config.json").write_text(json.dumps({**config, "input_loudness": "loud"}))
     with pytest.raises(ModelError, match="input_loudness"):
         read_audio_config(folder)
