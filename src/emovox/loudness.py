@@ -68,7 +68,7 @@ def _fft_length(n: int) -> int:
     return best
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)  # at most 8 x 4 MB (30 s inputs)
 def _response(n: int) -> np.ndarray:
     """The K-weighting filters' frequency response on the bins of an ``n``-point rfft."""
     z = np.exp(-2j * np.pi * np.arange(n // 2 + 1) / n)  # z^-1
