@@ -32,7 +32,9 @@ def scaled(x: np.ndarray, lufs: float | None) -> np.ndarray:
 
 
 def posteriors(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
-    piece = 30 * 16000  # the graph takes up to 30 s; longer audio: average the log posteriors
+    # the graph takes up to 30 s; longer audio: equal pieces (as emovox cuts them), log posteriors averaged
+    count = max(1, -(-len(x) // (30 * 16000)))
+    piece = max(1, -(-len(x) // count))
     meta = session.get_modelmeta().custom_metadata_map
     lufs = float(meta["emovox_input_loudness"]) if "emovox_input_loudness" in meta else None
     chunks = [scaled(x[i:i + piece], lufs) for i in range(0, max(len(x), 1), piece)]

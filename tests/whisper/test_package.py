@@ -198,3 +198,23 @@ def test_input_loudness_makes_every_path_level_invariant(package, tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "input_loudness": "loud"}))
     with pytest.raises(ModelError, match="input_loudness"):
         read_audio_config(folder)
+
+
+def test_the_standalone_example_script_matches_emovox_on_a_long_clip(package, tmp_path):
+    """examples/onnx_standalone.py (numpy + onnxruntime + soundfile) on an exported graph: a 35 s
+    clip is cut into equal pieces as emovox cuts it, so the answers agree."""
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.conftest import REPO
+
+    x = np.concatenate([speechlike(20.0, 5), speechlike(15.0, 6)])
+    sf.write(tmp_path / "long.wav", x, 16000, subtype="FLOAT")
+    graph = tmp_path / "exported.onnx"
+    assert main(["export", "--onnx", "--model", str(package), "-o", str(graph)]) == 0
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "onnx_standalone.py"), str(graph), str(tmp_path / "long.wav")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    printed = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()}
+    expected = dict(zip(LABELS, OnnxAudioModel(package)(x)))
+    assert set(printed) == set(LABELS) and max(abs(printed[k] - expected[k]) for k in LABELS) <= 2e-3
