@@ -52,3 +52,17 @@ def test_the_gain_is_limited_and_unmeasurable_inputs_are_left_alone():
     silence, short = np.zeros(SR, np.float32), sine(0.5, seconds=0.3)
     assert math.isinf(loudness(silence)) and math.isinf(loudness(short))
     assert np.array_equal(normalise(silence, -23.0), silence) and np.array_equal(normalise(short, -23.0), short)
+
+
+def test_fft_lengths_are_the_smallest_with_factors_2_3_5():
+    from emovox.loudness import _fft_length
+
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in [*range(1, 2000), 56000, 488000, 480641]:
+        m = _fft_length(n)
+        assert m >= n and smooth(m) and not any(smooth(k) for k in range(n, m)), n
