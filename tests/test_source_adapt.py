@@ -116,6 +116,26 @@ def test_the_estimate_reads_30_s_of_each_file_and_skips_unreadable_ones(tmp_path
     assert max(sizes) == int(sa.ESTIMATE_SECONDS * SR)  # the 70 s file: its first 30 s only
 
 
+def test_the_estimate_leaves_out_silent_files_and_measures_speech_once(tmp_path, monkeypatch, example_waves):
+    import emovox.source_adapt as sa
+    from emovox.inference import Recognizer
+
+    rec = Recognizer.load()  # with its Silero speech check, as emovox predict --adapt runs
+    paths = [tmp_path / f"v{i}.wav" for i in range(MIN_CLIPS)]
+    for i, p in enumerate(paths):  # the first (25 s) is scored by its windows, the others are acted clips
+        sf.write(p, np.concatenate(example_waves) if i == 0 else example_waves[i % 6] * (0.5 + 0.02 * i), SR)
+    rng = np.random.default_rng(0)
+    for name, seconds in (("quiet.wav", 2.0), ("hiss.wav", 20.0)):
+        paths.append(tmp_path / name)
+        sf.write(paths[-1], (0.01 * rng.standard_normal(int(seconds * SR))).astype(np.float32), SR)
+    calls: list[int] = []
+    real = rec.speech_of
+    monkeypatch.setattr(rec, "speech_of", lambda wave: calls.append(wave.size) or real(wave))
+    shift = sa.estimate_shift(rec, [str(p) for p in paths])
+    assert shift.clips == MIN_CLIPS  # the two files without speech add nothing
+    assert max(calls) < 6 * SR  # recordings over 6 s: the timeline's own VAD pass, no second one
+
+
 # ----------------------------------------------------------------------------------- command
 def source_folder(root: Path, n: int) -> Path:
     root.mkdir()

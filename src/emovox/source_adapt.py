@@ -108,18 +108,28 @@ def clip_pooled(model: Any, wave: np.ndarray) -> list[np.ndarray]:
     return [pool_frames(model.hidden(piece), model.layers) for piece in graph_pieces(wave)]
 
 
-def source_statistics(recognizer: Any, wave: np.ndarray) -> np.ndarray:
+def source_statistics(recognizer: Any, wave: np.ndarray) -> np.ndarray | None:
     """The ``(L, 2d)`` pooled statistics one clip adds to a source's mean: those ``predict`` scores
     it by (:mod:`emovox.long_inputs`): the mean over its classified windows for a recording longer
-    than an utterance, else the clip's own."""
-    from emovox.long_inputs import windowed
+    than an utterance, else the clip's own. None when ``predict`` would call it ``no_speech``, with
+    its speech measured as ``predict`` measures it: once, by the timeline's VAD for a windowed recording."""
+    from emovox.long_inputs import speech_summary, windowed
     from emovox.speaker_adapt import PooledWindows
+    from emovox.speech import is_no_speech
+
+    def no_speech(summary: tuple[float | None, float | None]) -> bool:
+        fraction, seconds = summary
+        return seconds is not None and is_no_speech(seconds, fraction or 0.0)
 
     if windowed(recognizer, wave.size / SAMPLE_RATE):
         windows = PooledWindows()
-        recognizer.timeline(wave, SAMPLE_RATE, vad=recognizer.vad, observers=[windows])
+        tl = recognizer.timeline(wave, SAMPLE_RATE, vad=recognizer.vad, observers=[windows])
+        if no_speech(speech_summary(recognizer, tl)):
+            return None
         if windows.pooled:
             return np.mean(np.stack(list(windows.pooled.values())), axis=0)
+    elif no_speech(recognizer.speech_of(wave)):
+        return None
     return np.mean(clip_pooled(recognizer.engine, wave), axis=0)
 
 
@@ -189,7 +199,6 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
     the first :data:`ESTIMATE_SECONDS` of each (files the recogniser would call ``no_speech`` there and
     unreadable files are left out)."""
     from emovox.audio import iter_blocks
-    from emovox.speech import is_no_speech
 
     require_frames(recognizer.engine)
     target = training_mean(recognizer.folder)
@@ -203,12 +212,9 @@ def estimate_shift(recognizer: Any, paths: Sequence[str], strength: float = STRE
             continue  # the prediction pass reports it
         finally:
             getattr(blocks, "close", lambda: None)()  # the generator's file is closed now, not at collection
-        if wave is None or wave.size == 0:
-            continue
-        fraction, seconds = recognizer.speech_of(wave)
-        if seconds is not None and is_no_speech(seconds, fraction or 0.0):
-            continue
-        pooled.append(source_statistics(recognizer, wave))
+        stats = None if wave is None or wave.size == 0 else source_statistics(recognizer, wave)
+        if stats is not None:
+            pooled.append(stats)
     return source_shift(np.stack(pooled) if pooled else np.zeros((0, *target.shape)), target, strength)
 
 
