@@ -34,18 +34,20 @@ if TYPE_CHECKING:
 WINDOWED_ABOVE = 6.0
 
 
+def _pools_windows(recognizer: Any) -> bool:
+    return bool(getattr(recognizer.engine, "has_frames", False))
+
+
 def windowed(recognizer: Any, seconds: float) -> bool:
     """Whether ``predict`` scores a recording of ``seconds`` by its windows with this recogniser."""
-    return seconds > WINDOWED_ABOVE and bool(getattr(recognizer.engine, "has_frames", False))
+    return seconds > WINDOWED_ABOVE and _pools_windows(recognizer)
 
 
 def scoring_tag(recognizer: Any) -> str:
     """What :func:`windowed` means for this recogniser, for result stamps (``long-windows-6s``), or
     ``""`` when it scores every recording whole. Archive results carry it in ``model_version``,
     so a file resumed by an emovox with another rule is refused instead of mixing answers."""
-    if not getattr(recognizer.engine, "has_frames", False):
-        return ""
-    return f"long-windows-{WINDOWED_ABOVE:g}s"
+    return f"long-windows-{WINDOWED_ABOVE:g}s" if _pools_windows(recognizer) else ""
 
 
 def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,

@@ -207,8 +207,10 @@ def export_posteriors_graph(folder: str | Path, out: str | Path) -> Path:
             "emovox_model": f"{config.name} {config.version}"}
     if config.input_loudness is not None:  # the graph does not scale its input: its users must
         meta["emovox_input_loudness"] = str(config.input_loudness)
+        from emovox.loudness import MAX_GAIN_DB
+
         meta["emovox_input"] += (f"; scale each piece to {config.input_loudness:g} LUFS integrated loudness first "
-                                 "(ITU-R BS.1770-4, e.g. pyloudnorm; gain at most +-30 dB)")
+                                 f"(ITU-R BS.1770-4, e.g. pyloudnorm; gain at most +-{MAX_GAIN_DB:g} dB)")
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
