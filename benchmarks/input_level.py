@@ -9,6 +9,11 @@ gain (dB; samples clipped to [-1, 1], as a recorder would) and scored by the mod
 (``Recognizer.engine``: no VAD, so every clip is scored). Reported per model and gain: UA (mean
 recall over labels), accuracy, and the most predicted label with its share (a level-driven
 collapse onto one class shows there). Rows are written to ``OUT/rows.json`` after each model.
+
+``--vad`` also reports, per gain, what the abstention of ``emovox predict`` makes of the same clips
+(``emovox.speech.speech_summary``, the clip VAD): the share called ``no_speech`` and the mean
+speech fraction. Every clip is speech, so every ``no_speech`` there is a miss. Compare two commits by
+running it under each one's ``PYTHONPATH=src`` (``OUT/vad.json``).
 """
 
 from __future__ import annotations
@@ -37,11 +42,26 @@ def score(rec, waves: list[np.ndarray], truth: list[str], gain_db: float) -> dic
             "most_predicted": top, "share": count / len(pred)}
 
 
+def vad_rows(waves: list[np.ndarray], gains: list[float]) -> list[dict]:
+    from emovox.speech import speech_summary
+
+    rows = []
+    for gain_db in gains:
+        g = np.float32(10 ** (gain_db / 20))
+        summaries = [speech_summary(np.clip(w * g, -1.0, 1.0)) for w in waves]
+        rows.append({"gain_db": gain_db, "no_speech": float(np.mean([s.no_speech for s in summaries])),
+                     "speech_fraction": float(np.mean([s.fraction for s in summaries]))})
+        print(f"VAD {gain_db:+5.0f} dB  no_speech {100 * rows[-1]['no_speech']:5.1f} %  "
+              f"speech fraction {rows[-1]['speech_fraction']:.3f}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=None, help="bundled name or package folder (repeatable)")
     ap.add_argument("--gains", type=float, nargs="+", default=[-30.0, -20.0, -10.0, 0.0, 6.0])
     ap.add_argument("--out", default=str(REPO / "runs" / "input_level"))
+    ap.add_argument("--vad", action="store_true", help="also: the clip VAD's no_speech share at each gain")
     args = ap.parse_args(argv)
     if not SHARED.is_dir():
         sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
@@ -60,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     waves, truth = [load_audio(u.path) for u in utts], [u.label for u in utts]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.vad:
+        rows_vad = vad_rows(waves, args.gains)
+        (out / "vad.json").write_text(json.dumps({"clips": len(waves), "rows": rows_vad}, indent=1))
     rows = []
     for name in models:
         rec = first if name == models[0] else Recognizer.load(name, vad=None)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from emovox.loudness import MAX_GAIN_DB, loudness, normalise
+from emovox.loudness import MAX_GAIN_DB, loudness, normalise, raise_quiet
 
 SR = 16000
 
@@ -52,6 +52,16 @@ def test_the_gain_is_limited_and_unmeasurable_inputs_are_left_alone():
     silence, short = np.zeros(SR, np.float32), sine(0.5, seconds=0.3)
     assert math.isinf(loudness(silence)) and math.isinf(loudness(short))
     assert np.array_equal(normalise(silence, -23.0), silence) and np.array_equal(normalise(short, -23.0), short)
+
+
+def test_raise_quiet_raises_quiet_inputs_only_and_within_the_gain_limit():
+    quiet, loud = sine(0.01), sine(0.5)
+    assert loudness(raise_quiet(quiet, -23.0)) == pytest.approx(-23.0, abs=0.1)
+    assert np.array_equal(raise_quiet(loud, -23.0), loud)  # louder than the floor: never turned down
+    very_quiet = sine(10 ** (-65 / 20))
+    assert loudness(raise_quiet(very_quiet, -23.0)) == pytest.approx(loudness(very_quiet) + MAX_GAIN_DB, abs=0.1)
+    silence = np.zeros(SR, np.float32)
+    assert np.array_equal(raise_quiet(silence, -23.0), silence)
 
 
 def test_fft_lengths_are_the_smallest_with_factors_2_3_5():

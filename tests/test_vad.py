@@ -184,3 +184,18 @@ def test_silero_on_a_real_clip_agrees_with_sohn(corpora_dir):
     # measured 0.93 agreement (Sohn starts ~0.2 s earlier, at the onset breath)
     assert (mask == SohnVAD().frame_mask(wave)).mean() > 0.85
     assert len(silero.regions(wave)) == 1
+
+
+def test_silero_finds_quiet_speech():
+    """The Silero VAD misses quiet speech; both its adapters raise quiet input first (emovox.speech)."""
+    pytest.importorskip("silero_vad")
+    from pathlib import Path
+
+    from emovox.audio import load_audio
+    from emovox.loudness import loudness
+
+    wave = load_audio(Path(__file__).resolve().parents[1] / "examples" / "03-01-03-02-01-01-04.flac")
+    silero = build_vad("silero")
+    normal = silero.speech_fraction(wave)
+    quiet = wave * np.float32(10 ** ((-65.0 - loudness(wave)) / 20))
+    assert normal > 0.3 and silero.speech_fraction(quiet) == pytest.approx(normal, abs=0.05)

@@ -116,4 +116,14 @@ def normalise(wave: np.ndarray, target: float) -> np.ndarray:
     return (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
-__all__ = ["MAX_GAIN_DB", "loudness", "normalise"]
+def raise_quiet(wave: np.ndarray, floor: float) -> np.ndarray:
+    """``wave`` (float32) raised to ``floor`` LUFS when it is quieter, the gain limited to
+    :data:`MAX_GAIN_DB`; never turned down, and unchanged when its loudness cannot be measured."""
+    x = np.asarray(wave, np.float32)
+    level = loudness(x)
+    if not math.isfinite(level) or level >= floor:
+        return x
+    return (x * np.float32(10.0 ** (min(floor - level, MAX_GAIN_DB) / 20.0))).astype(np.float32)
+
+
+__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet"]

@@ -39,6 +39,8 @@ import torch
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import AudioError, ConfigError, DependencyError
 from emovox.frontend.stft import as_waveform, power_spectrogram
+from emovox.loudness import raise_quiet
+from emovox.speech import VAD_LOUDNESS
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +211,7 @@ class SileroVAD(BaseVAD):
         """Boolean speech mask, one entry per 10 ms frame (``1 + N // 160``)."""
         from silero_vad import get_speech_timestamps
 
-        x = _mono(wave)
+        x = raise_quiet(_mono(wave), VAD_LOUDNESS)  # it misses quiet speech (emovox.speech)
         stamps = get_speech_timestamps(
             torch.from_numpy(x), self.model(), threshold=self.threshold, sampling_rate=SAMPLE_RATE,
             min_speech_duration_ms=int(1000 * self.min_speech_s),
