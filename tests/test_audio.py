@@ -344,6 +344,27 @@ AV_CASES = [("m4a", "ipod", "aac", None), ("mp4", "mp4", "aac", "mpeg4"), ("mov"
             ("webm", "webm", "libopus", "libvpx"), ("mka", "matroska", "libopus", None), ("aac", "adts", "aac", None)]
 
 
+def test_amr_voice_recordings_decode(tmp_path: Path) -> None:
+    """AMR-NB (Android voice recorders, MMS, call recorders): "#!AMR" files go to PyAV (libsndfile cannot read them)."""
+    av = pytest.importorskip("av", reason="AMR needs PyAV (pip install av)")
+    from fuzz.fuzz_audio import encode_av
+
+    codec, rate = "libopencore_amrnb", 8000
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build cannot encode {codec}")
+    t = np.arange(2 * rate) / rate
+    path = tmp_path / "note.amr"
+    path.write_bytes(encode_av((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, "amr", codec))
+    assert path.read_bytes().startswith(b"#!AMR\n")
+    y = load_audio(path)
+    assert y.dtype == np.float32 and 31_000 <= y.size <= 33_000
+    peak = np.argmax(np.abs(np.fft.rfft(y))) * SAMPLE_RATE / y.size
+    assert abs(peak - 440) < 5
+    from emovox.archive_inputs import iter_inputs
+
+    assert list(iter_inputs([str(tmp_path)])) == [str(path)]  # a folder of voice notes finds it
+
+
 @pytest.mark.parametrize("ext,fmt,codec,video", AV_CASES)
 def test_pyav_formats_decode_to_16k_mono(tmp_path: Path, ext: str, fmt: str, codec: str, video: str | None) -> None:
     pytest.importorskip("av", reason="M4A/MP4/WEBM need PyAV (pip install av)")
@@ -382,7 +403,7 @@ def test_pyav_path_keeps_the_budget_and_the_cancel_hook() -> None:
 
 def test_unknown_formats_list_what_is_supported(tmp_path: Path) -> None:
     for data in (b"\x00\x00\x00\x1cftypM4A " + bytes(200), b"\x1a\x45\xdf\xa3" + bytes(200), b"#EXTM3U\nfile:///etc/passwd\n"):
-        with pytest.raises(AudioError, match="M4A/AAC and the audio track of MP4/MOV/WEBM/MKV") as info:
+        with pytest.raises(AudioError, match="M4A/AAC, AMR and the audio track of MP4/MOV/3GP/WEBM/MKV") as info:
             decode_bytes(data, "odd.bin")
         assert "passwd" not in str(info.value).replace("odd.bin", "")
 

@@ -6,7 +6,8 @@ One entry point per source (:func:`load_audio` for files, :func:`decode_bytes` f
 :class:`emovox.errors.AudioError`; nothing else escapes.
 
 Formats (:data:`SUPPORTED_FORMATS`): soundfile (libsndfile) first, then PyAV (FFmpeg inside its
-wheels, :mod:`emovox.audio_av`) for M4A/AAC and the audio track of MP4/MOV/WEBM/MKV videos.
+wheels, :mod:`emovox.audio_av`) for M4A/AAC, AMR voice recordings and the audio track of MP4/MOV/3GP/WEBM/MKV
+videos.
 
 Limits that keep hostile or broken input from exhausting memory or poisoning the model:
 sample rates within [:data:`MIN_RATE`, :data:`MAX_RATE`], at most :data:`MAX_CHANNELS`
@@ -42,16 +43,16 @@ __all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "De
            "audio_duration", "MIN_RATE", "MAX_RATE", "MAX_CHANNELS", "MAX_ABS"]
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
-                        ".mov", ".webm", ".mkv", ".mka")
+                        ".mov", ".webm", ".mkv", ".mka", ".amr", ".3gp", ".caf")
 #: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
-SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC and the audio track of MP4/MOV/WEBM/MKV"
+SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC, AMR and the audio track of MP4/MOV/3GP/WEBM/MKV"
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
 
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
 _HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
-_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC and MP4/MOV/WEBM/MKV need the "
+_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC, AMR and MP4/MOV/3GP/WEBM/MKV need the "
                "package av (pip install av)")
 
 

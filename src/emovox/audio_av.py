@@ -1,8 +1,8 @@
 """The decoder behind soundfile: PyAV (FFmpeg inside its wheels; no system ffmpeg needed).
 
 :mod:`emovox.audio` tries soundfile (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF) first and
-comes here for what libsndfile cannot open: M4A/AAC, ALAC, the audio track of MP4/MOV/WEBM/MKV
-videos, and whatever else FFmpeg reads. The same guarantees hold: the rate and channel count are
+comes here for what libsndfile cannot open: M4A/AAC, ALAC, AMR-NB/WB (phone voice recorders), the audio
+track of MP4/MOV/3GP/WEBM/MKV videos, and whatever else FFmpeg reads. The same guarantees hold: the rate and channel count are
 checked, the declared length and decoding work are checked against the budget before decoding,
 decoding goes packet by packet straight to 16 kHz mono (peak memory is the output), the budget
 and the cancel hook are checked as it goes, and every failure is an :class:`AudioError` whose
@@ -49,6 +49,8 @@ def container_format(head: bytes) -> str | None:
         return "aac"  # ADTS
     if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0):
         return "mp3"
+    if head.startswith(b"#!AMR"):
+        return "amr"  # AMR-NB / AMR-WB voice recordings ("#!AMR\n", "#!AMR-WB\n")
     for magic, name in ((b"OggS", "ogg"), (b"FORM", "aiff"), (b"RIFF", "wav"), (b"RF64", "wav"), (b"fLaC", "flac"),
                         (b"caff", "caf")):
         if head.startswith(magic):
@@ -57,7 +59,7 @@ def container_format(head: bytes) -> str | None:
 
 
 #: Containers PyAV is asked to decode when libsndfile cannot (WAV/FLAC/OGG/AIFF stay libsndfile's).
-FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf")
+FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf", "amr")
 
 
 def head(handle: Any) -> bytes:

@@ -3,8 +3,8 @@
 The speaker folders may sit directly under ``root`` or under ``wav/``, ``dev/wav/``,
 ``test/wav/``, ``dev/aac/`` or ``aac/`` (the release layouts). ``speaker`` = ``idNNNNN``,
 ``group`` = the video id, ``id`` = ``idNNNNN/<video>/<utt>``, ``label`` = "" (no emotion).
-VoxCeleb 2's ``.m4a`` (AAC) files are listed but emovox's audio reader (libsndfile) cannot
-decode AAC: convert them to wav/flac first (e.g. ``ffmpeg -i x.m4a -ar 16000 -ac 1 x.flac``).
+VoxCeleb 2's ``.m4a`` (AAC) files are decoded through PyAV (:mod:`emovox.audio_av`); converting
+them to FLAC once (``ffmpeg -i x.m4a -ar 16000 -ac 1 x.flac``) makes repeated epochs cheaper.
 """
 
 from __future__ import annotations
