@@ -83,6 +83,12 @@ def test_page_docs_and_static(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="upload-form"' in page.text and "/static/app.js" in page.text
     assert "encodeWav" in client.get("/static/app.js").text
+    import re
+
+    from emovox.audio import SUPPORTED_EXTENSIONS
+
+    accept = re.search(r'id="file"[^>]*accept="([^"]+)"', page.text).group(1).split(",")
+    assert set(SUPPORTED_EXTENSIONS) <= set(accept)  # the file picker offers every format the service reads
     schema = client.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/timeline", "/healthz"} <= set(schema["paths"])
     docs = client.get("/docs")
