@@ -16,6 +16,7 @@ is chosen the same way on clean, telephone and degraded copies of the validation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from emovox.calibration import expected_calibration_error, fit_temperature, soft
 from emovox.evaluation.cross_corpus import score_held_out, summarize_cross_corpus
 from emovox.errors import ProtocolError
 from emovox.protocols import check_fold, leave_one_corpus_out, speaker_kfold
-from emovox.whisper.model import HeadTraining, balanced_accuracy, fit_head, predict_head
+from emovox.whisper.model import HeadTraining, balanced_accuracy, ensemble_head, fit_head, predict_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data import LABELS, balanced_weights, indices, label_ids, load_features, load_utterances  # noqa: E402
@@ -60,8 +61,14 @@ def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
     if aug is not None:  # robust training: the degraded copy of every training clip is one more sample
         xt, yt, wt = np.concatenate([xt, aug[tr][:, layers]]), np.concatenate([yt, yt]), np.concatenate([wt, wt])
         dom = np.concatenate([dom, dom])
-    head, hist = fit_head(xt, yt, wt, len(classes), candidate_training(cand), valid=(x[va], y[va]),
-                          domains=dom if cand.get("adversarial") else None)
+    heads, hist = [], {}
+    for member in cand.get("members", [{}]):  # an ensemble candidate: heads differing in seed/adversarial weight
+        cfg = dataclasses.replace(candidate_training(cand), **member)
+        head, hist = fit_head(xt, yt, wt, len(classes), cfg, valid=(x[va], y[va]), domains=dom if cfg.adversarial else None)
+        heads.append(head)
+    if len(heads) > 1:
+        head = ensemble_head(heads)
+        hist = {"valid_ua": balanced_accuracy(y[va], predict_head(head, x[va]).argmax(1)), "members": len(heads)}
     return head, hist, (tr, va, te), predict_head(head, x[va]), predict_head(head, x[te]) if len(te) else None
 
 
@@ -218,6 +225,7 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
             "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
     config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
                               combine=cand.get("combine", "concat"), hidden=int(cand.get("hidden", 0)),
+                              members=len(cand.get("members", [{}])),
                               temperature=t, name="default", version=recipe["version"], input_loudness=args.loudness,
                               card=card)
     state = {k: v.detach().clone() for k, v in head.state_dict().items()}

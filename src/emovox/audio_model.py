@@ -49,6 +49,7 @@ class AudioModelConfig:
     layers: list[int] = field(default_factory=lambda: [2, 3, 4])
     combine: str = "concat"          # concat | weighted
     hidden: int = 0                  # 0: linear head
+    members: int = 1                 # heads whose logits are averaged (an ensemble); 1: one head
     temperature: float = 1.0
     uncertain_below: float = 0.5
     name: str = "model"
@@ -73,7 +74,8 @@ class AudioModelConfig:
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels) \
                 or len(set(labels)) != len(labels):
             raise ModelError(f"{where}: 'labels' must be a non-empty list of distinct names, got {labels!r}")
-        checks = {"temperature": (float, 1e-3, 1e3), "uncertain_below": (float, 0.0, 1.0), "hidden": (int, 0, 8192)}
+        checks = {"temperature": (float, 1e-3, 1e3), "uncertain_below": (float, 0.0, 1.0), "hidden": (int, 0, 8192),
+                  "members": (int, 1, 64)}
         for key, (typ, lo, hi) in checks.items():
             value = d.get(key, getattr(cls, key, None))
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= float(value) <= hi \

@@ -59,3 +59,24 @@ def test_adversarial_training_needs_a_hidden_layer_and_domains():
         fit_head(x, y, np.ones(len(y)), 3, HeadTraining(epochs=1, hidden=8, adversarial=0.5))
     with pytest.raises(ConfigError, match="at least two domains"):
         fit_head(x, y, np.ones(len(y)), 3, HeadTraining(epochs=1, hidden=8, adversarial=0.5), domains=np.zeros(len(y), int))
+
+
+def test_an_ensemble_head_is_the_mean_of_its_members_and_loads_by_config():
+    from emovox.whisper.model import PooledHead, ensemble_head
+
+    x, y, d = two_corpora(n=600)
+    cfg = dict(epochs=5, hidden=16, dropout=0.0)
+    members = [fit_head(x, y, np.ones(len(y)), 3, HeadTraining(**cfg, seed=s))[0] for s in (0, 1)]
+    members.append(fit_head(x, y, np.ones(len(y)), 3, HeadTraining(**cfg, adversarial=0.3), domains=d)[0])
+    ens = ensemble_head(members)
+    expected = np.mean([predict_head(h, x) for h in members], axis=0)
+    assert np.allclose(predict_head(ens, x), expected, atol=1e-5)
+    assert not np.allclose(predict_head(members[0], x), expected, atol=1e-3)  # the members differ
+    rebuilt = PooledHead(2, 8, 3, hidden=16, members=3)  # what a package's config builds
+    rebuilt.load_state_dict(ens.state_dict())
+    assert np.allclose(predict_head(rebuilt, x), expected, atol=1e-5)
+    assert not any(k.startswith("others") for k in members[0].state_dict())  # one head: names unchanged
+    with pytest.raises(ConfigError, match="one standardisation"):
+        ensemble_head([members[0], fit_head(x[:300], y[:300], np.ones(300), 3, HeadTraining(**cfg))[0]])
+    with pytest.raises(ConfigError, match="combine 'concat'"):
+        PooledHead(2, 8, 3, combine="weighted", members=2)

@@ -218,3 +218,31 @@ def test_the_standalone_example_script_matches_emovox_on_a_long_clip(package, tm
     printed = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()}
     expected = dict(zip(LABELS, OnnxAudioModel(package)(x)))
     assert set(printed) == set(LABELS) and max(abs(printed[k] - expected[k]) for k in LABELS) <= 2e-3
+
+
+def test_an_ensemble_head_exports_and_every_path_agrees(tmp_path):
+    """A head of 3 members (config ``members``): torch, fp32 and int8 ONNX and the head-alone graph agree."""
+    whisper = write_tiny_whisper(tmp_path / "whisper", n_layers=2)
+    torch.manual_seed(1)
+    head = PooledHead(2, 64, len(LABELS), hidden=8, members=3)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.3)
+    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], hidden=8, members=3)
+    pkg = write_package(tmp_path / "pkg", config, head.state_dict())
+    cfg = read_audio_config(pkg)
+    assert cfg.members == 3
+    ref, fp32, int8 = TorchAudioModel(pkg, cfg), OnnxAudioModel(pkg, graph="model.fp32.onnx"), OnnxAudioModel(pkg)
+    x = speechlike(2.3, 3)
+    assert np.abs(fp32(x) - ref(x)).max() <= 1e-4 and np.abs(int8(x) - ref(x)).max() <= 0.1
+    stats = np.random.default_rng(0).normal(size=(1, 2, 64)).astype(np.float32)  # (B, L, 2d)
+    with torch.inference_mode():
+        expected = head(torch.from_numpy(stats).transpose(0, 1)).numpy()
+    assert np.abs(int8.head_logits(stats) - expected).max() <= 0.05 * np.abs(expected).max()  # head.onnx (int8)
+    single = PooledHead(2, 64, len(LABELS), hidden=8)  # the first member alone answers differently
+    single.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("others")})
+    with torch.inference_mode():
+        pooled = torch.randn(2, 1, 64)
+        assert not torch.allclose(single(pooled), head(pooled), atol=1e-3)
+    with pytest.raises(ModelError, match="members"):
+        AudioModelConfig.from_dict({**cfg.to_dict(), "members": 0})

@@ -47,7 +47,8 @@ class PackageGraph(nn.Module):
         self.log_mel = torch_log_mel_module(dims.n_mels)
         self.layers = WhisperLayers(encoder, dims, range(top + 1))
         self.pick = [int(i) for i in config.layers]
-        self.head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden)
+        self.head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden,
+                               members=config.members)
         self.head.load_state_dict(head_state)
         self.eval()
 

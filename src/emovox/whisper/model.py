@@ -11,6 +11,7 @@ Heads train on cached pooled statistics (:func:`fit_head`), so the encoder runs 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +25,22 @@ from emovox.whisper.mel import torch_log_mel_module
 
 
 class PooledHead(nn.Module):
-    """``(L, B, 2d)`` pooled layer statistics -> ``(B, C)`` logits."""
+    """``(L, B, 2d)`` pooled layer statistics -> ``(B, C)`` logits.
+
+    With ``members`` > 1 it is an ensemble: ``members`` MLPs of the same shape read the same
+    standardised input and the logits are their mean (:func:`ensemble_head` builds one from heads
+    trained apart). The first MLP is ``net`` (so a one-member head's weights keep their names)."""
 
     mean: torch.Tensor  # buffers, registered in __init__
     std: torch.Tensor
 
     def __init__(self, n_layers: int, dim: int, n_classes: int, combine: str = "concat", hidden: int = 0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, members: int = 1) -> None:
         super().__init__()
         if combine not in ("concat", "weighted"):
             raise ConfigError(f"combine must be 'concat' or 'weighted', got {combine!r}")
+        if members < 1 or (members > 1 and combine != "concat"):
+            raise ConfigError(f"an ensemble head needs members >= 1 and combine 'concat', got {members}, {combine!r}")
         self.combine = combine
         self.register_buffer("mean", torch.zeros(n_layers, 1, dim))
         self.register_buffer("std", torch.ones(n_layers, 1, dim))
@@ -45,6 +52,7 @@ class PooledHead(nn.Module):
             width = hidden
         body.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*body)
+        self.others = nn.ModuleList(copy.deepcopy(self.net) for _ in range(members - 1))
 
     def set_stats(self, pooled: np.ndarray) -> None:
         """Fit the standardisation on training-side pooled statistics ``(N, L, 2d)``."""
@@ -52,18 +60,35 @@ class PooledHead(nn.Module):
         self.mean.copy_(x.mean(1, keepdim=True))
         self.std.copy_(x.std(1, keepdim=True).clamp_min(1e-4))
 
-    def features(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``(B, width)``: what the last linear layer reads (the MLP's hidden layer, when it has one)."""
+    def standardised(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(B, width)``: the standardised, combined layers every MLP reads."""
         x = (pooled - self.mean) / self.std
         if self.layer_logits is not None:
-            x = (torch.softmax(self.layer_logits, 0)[:, None, None] * x).sum(0)
-        else:
-            x = x.transpose(0, 1).reshape(x.shape[1], -1)
-        return self.net[:-1](x)
+            return (torch.softmax(self.layer_logits, 0)[:, None, None] * x).sum(0)
+        return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+    def features(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(B, width)``: what the first MLP's last linear layer reads (its hidden layer, when it has one)."""
+        return self.net[:-1](self.standardised(pooled))
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.net[-1](self.features(pooled))
+        x = self.standardised(pooled)
+        logits = self.net(x)
+        for other in self.others:
+            logits = logits + other(x)
+        return logits / (1 + len(self.others))
 
+
+def ensemble_head(heads: list[PooledHead]) -> PooledHead:
+    """One :class:`PooledHead` whose logits are the mean of ``heads``' (same shape, same standardisation)."""
+    first = heads[0]
+    for head in heads[1:]:
+        if head.net.state_dict().keys() != first.net.state_dict().keys() or head.others \
+                or not (torch.equal(head.mean, first.mean) and torch.equal(head.std, first.std)):
+            raise ConfigError("ensemble members must be one-member heads of one shape with one standardisation")
+    out = copy.deepcopy(first)
+    out.others = nn.ModuleList(copy.deepcopy(h.net) for h in heads[1:])
+    return out.eval()
 
 class WhisperEmotionNet(nn.Module):
     """``(1, N)`` 16 kHz waves -> ``(1, C)`` logits (log-mel, truncated encoder, pooling, head)."""
@@ -86,7 +111,8 @@ def mean_std(hidden: torch.Tensor) -> torch.Tensor:
 
 def build_net(config: AudioModelConfig, head_state: dict[str, torch.Tensor]) -> WhisperEmotionNet:
     encoder, dims = load_encoder(config.whisper_model)
-    head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden)
+    head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden,
+                      members=config.members)
     head.load_state_dict(head_state)
     return WhisperEmotionNet(WhisperLayers(encoder, dims, config.layers), head).eval()
 
