@@ -237,4 +237,4 @@ def test_predict_m4a_webm_and_video_uploads(client, name, fmt, codec, video):
 def test_415_lists_every_supported_format(client):
     err = assert_error(upload(client, b"#EXTM3U\n#EXTINF:1,\n/etc/passwd\n" * 4, "list.m3u8"), 415,
                        "unsupported_media_type")
-    assert "M4A/AAC" in err["hint"] and "MP4/MOV/WEBM" in err["hint"]
+    assert "M4A/AAC" in err["hint"] and "AMR" in err["hint"] and "MP4/MOV/3GP/WEBM" in err["hint"]
