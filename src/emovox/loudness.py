@@ -108,22 +108,23 @@ def loudness(wave: np.ndarray) -> float:
 def normalise(wave: np.ndarray, target: float) -> np.ndarray:
     """``wave`` (float32) scaled to ``target`` LUFS, the gain limited to +-:data:`MAX_GAIN_DB`;
     unchanged when its loudness cannot be measured."""
-    x = np.asarray(wave, np.float32)
-    level = loudness(x)
-    if not math.isfinite(level):
-        return x
-    gain_db = float(np.clip(target - level, -MAX_GAIN_DB, MAX_GAIN_DB))
-    return (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+    return _towards(wave, target, -MAX_GAIN_DB)
 
 
 def raise_quiet(wave: np.ndarray, floor: float) -> np.ndarray:
     """``wave`` (float32) raised to ``floor`` LUFS when it is quieter, the gain limited to
     :data:`MAX_GAIN_DB`; never turned down, and unchanged when its loudness cannot be measured."""
+    return _towards(wave, floor, 0.0)
+
+
+def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarray:
+    """``wave`` (float32) scaled towards ``target`` LUFS by a gain in [``lowest_gain_db``, :data:`MAX_GAIN_DB`]."""
     x = np.asarray(wave, np.float32)
     level = loudness(x)
-    if not math.isfinite(level) or level >= floor:
+    if not math.isfinite(level):
         return x
-    return (x * np.float32(10.0 ** (min(floor - level, MAX_GAIN_DB) / 20.0))).astype(np.float32)
+    gain_db = float(np.clip(target - level, lowest_gain_db, MAX_GAIN_DB))
+    return x if gain_db == 0.0 else (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
 __all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet"]

@@ -26,7 +26,7 @@ from emovox.errors import DependencyError, ModelError
 from emovox.io import atomic_path
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
-from emovox.whisper.model import PooledHead, mean_std
+from emovox.whisper.model import PooledHead, config_head, mean_std
 
 OPSET = 18
 MIN_SAMPLES, MAX_SAMPLES = 640, 30 * 16000
@@ -47,8 +47,7 @@ class PackageGraph(nn.Module):
         self.log_mel = torch_log_mel_module(dims.n_mels)
         self.layers = WhisperLayers(encoder, dims, range(top + 1))
         self.pick = [int(i) for i in config.layers]
-        self.head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden,
-                               members=config.members)
+        self.head = config_head(config, dims.d_model)
         self.head.load_state_dict(head_state)
         self.eval()
 

@@ -79,6 +79,12 @@ class PooledHead(nn.Module):
         return logits / (1 + len(self.others))
 
 
+def config_head(config: AudioModelConfig, d_model: int) -> PooledHead:
+    """The (untrained) head a package's config describes, over a ``d_model``-wide encoder."""
+    return PooledHead(len(config.layers), 2 * d_model, len(config.labels), config.combine, config.hidden,
+                      members=config.members)
+
+
 def ensemble_head(heads: list[PooledHead]) -> PooledHead:
     """One :class:`PooledHead` whose logits are the mean of ``heads``' (same shape, same standardisation)."""
     first = heads[0]
@@ -111,8 +117,7 @@ def mean_std(hidden: torch.Tensor) -> torch.Tensor:
 
 def build_net(config: AudioModelConfig, head_state: dict[str, torch.Tensor]) -> WhisperEmotionNet:
     encoder, dims = load_encoder(config.whisper_model)
-    head = PooledHead(len(config.layers), 2 * dims.d_model, len(config.labels), config.combine, config.hidden,
-                      members=config.members)
+    head = config_head(config, dims.d_model)
     head.load_state_dict(head_state)
     return WhisperEmotionNet(WhisperLayers(encoder, dims, config.layers), head).eval()
 
