@@ -55,3 +55,42 @@ def test_a_cross_corpus_fold_learns(recipe, members):
     ua = np.mean([(logits.argmax(1)[held == k] == k).mean() for k in np.unique(held)])
     assert ua >= 0.9 and hist["valid_ua"] >= 0.9
     assert len(head.others) == (len(members) - 1 if members else 0)
+
+
+def test_a_member_calibrated_ensemble_outputs_calibrated_log_probabilities(recipe):
+    """``calibration: member``: each member's temperature is fitted on the validation speakers and the
+    head outputs the log of the mean calibrated probabilities (package temperature 1)."""
+    from data import balanced_weights, label_ids
+
+    from emovox.calibration import fit_temperature, softmax
+    from emovox.whisper.model import predict_head
+
+    utts, feats = corpora()
+    y, w = label_ids(utts), balanced_weights(utts)
+    cand = {"layers": [2, 3, 4], "hidden": 32, "dropout": 0.1, "epochs": 20, "lr": 3e-3,
+            "members": [{"seed": 0}, {"seed": 1}], "calibration": "member"}
+    fold = leave_one_corpus_out(utts, valid_fraction=0.2, seed=0)[0]
+    head, hist, (tr, va, te), vlog, logits = recipe.run_fold(feats, y, w, utts, fold, cand)
+    temps = hist["member_temperatures"]
+    assert len(temps) == 2 and recipe.head_temperature(cand, vlog, y[va]) == 1.0
+    xv, plain = feats[:, [2, 3, 4]][va], hist["uncalibrated"]
+    member_logits = [predict_head(_member(plain, m), xv) for m in (0, 1)]
+    assert temps == [pytest.approx(fit_temperature(z, y[va])) for z in member_logits]
+    expected = np.mean([softmax(z, t) for z, t in zip(member_logits, temps)], axis=0)
+    assert np.allclose(np.exp(vlog), expected, atol=1e-5)
+    assert not np.allclose(softmax(predict_head(plain, xv)), expected, atol=1e-3)  # mean logits, T = 1
+    with pytest.raises(ValueError, match="calibration"):
+        recipe.member_calibrated({**cand, "calibration": "both"})
+
+
+def _member(ensemble, index):
+    """Member ``index`` of an ensemble head, as a one-member head."""
+    import copy
+
+    from torch import nn
+
+    one = copy.deepcopy(ensemble)
+    one.net = copy.deepcopy([ensemble.net, *ensemble.others][index])
+    one.others = nn.ModuleList()
+    one.member_scales = None
+    return one
