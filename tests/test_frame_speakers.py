@@ -220,3 +220,28 @@ def test_whisper_frames_separate_two_librispeech_speakers(corpora_dir):
     assert [t.speaker for t in tl.turns] == ["S1", "S2"] * 3
     for turn, (s, e) in zip(tl.turns, ref):  # each turn inside its clip and the 0.5 s pause after it
         assert s - 0.3 <= turn.start < turn.end <= e + 0.55 and turn.end - turn.start >= 0.6 * (e - s)
+
+
+def test_span_statistics_mean_or_mean_and_std():
+    from emovox.frame_speakers import span_statistics
+
+    h = np.random.default_rng(0).normal(size=(2, 80, 3))
+    h[1] *= 3.0
+    assert np.allclose(span_statistics(h), h.mean(axis=1).reshape(-1))
+    both = span_statistics(h, "mean_std").reshape(2, 6)
+    assert np.allclose(both[:, :3], h.mean(axis=1)) and np.allclose(both[:, 3:], h.std(axis=1))
+    assert both[1, 3:].mean() > 2 * both[0, 3:].mean()
+    with pytest.raises(ModelError, match="mean_std"):
+        span_statistics(h, "max")
+
+
+def test_a_mean_std_projection_reads_both_statistics(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"mean": np.zeros(8, np.float32), "scalings": np.eye(8, dtype=np.float32)}, str(tmp_path / "ms.safetensors"))
+    (tmp_path / "ms.json").write_text(json.dumps({"layers": [0, 1], "threshold": 0.5, "stats": "mean_std"}))
+    proj = SpeakerProjection.load("ms", tmp_path)
+    frames = np.random.default_rng(1).normal(size=(3, 40, 2))  # (top + 1, T, d): layers 0 and 1 are read
+    emb = proj.embed_frames(frames)
+    assert proj.stats == "mean_std" and emb.shape == (8,)
+    assert np.allclose(emb, np.concatenate([frames[:2].mean(1), frames[:2].std(1)], axis=-1).reshape(-1), atol=1e-5)

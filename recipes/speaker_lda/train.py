@@ -10,7 +10,7 @@ its held-out speakers) and not the calibration speakers (RAVDESS actors 01-09, E
 Each clip is trimmed to its speech (Sohn VAD), its first 2 s go through the default package's
 graph alone (``--piece``, as the timeline's pieces), and ``--spans`` random 1.6 s
 stretches (80 frames, a diarisation segment) give the features: the mean over the stretch of
-each hidden state in ``--layers``, concatenated. Each corpus's mean is subtracted (a recording
+each hidden state in ``--layers`` (``--stats mean_std``: mean ‖ std), concatenated. Each corpus's mean is subtracted (a recording
 is one corpus: one channel and language; without this the LDA spends its directions on what
 separates corpora, which no conversation needs), then scikit-learn's LDA (eigen solver,
 Ledoit-Wolf shrinkage), one class per speaker, keeps ``--dims`` directions. The stored mean (the
@@ -53,10 +53,11 @@ def training_speakers(clips_per_speaker: int, seed: int) -> dict[str, tuple[str,
 
 
 def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.random.Generator,
-             piece: float) -> np.ndarray:
+             piece: float, stats: str = "mean") -> np.ndarray:
     from synthetic_conversations import trimmed
 
     from emovox.frame_scoring import FRAME
+    from emovox.frame_speakers import span_statistics
 
     rows = []
     for path in paths:
@@ -67,7 +68,7 @@ def features(model, paths: list[Path], layers: list[int], spans: int, rng: np.ra
         n = 80 if h.shape[1] >= 80 else h.shape[1]
         for _ in range(spans):
             a = int(rng.integers(0, h.shape[1] - n + 1))
-            rows.append(h[:, a:a + n].mean(axis=1).reshape(-1))
+            rows.append(span_statistics(h[:, a:a + n], stats))
     assert FRAME == 320
     return np.asarray(rows, np.float32)
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spans", type=int, default=3, help="1.6 s stretches per clip")
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--dims", type=int, default=64)
+    ap.add_argument("--stats", choices=("mean", "mean_std"), default="mean",
+                    help="pooled over each stretch's frames: the mean, or mean || std per layer (x-vector style)")
     ap.add_argument("--piece", type=float, default=2.0, help="seconds of each clip encoded alone (as the "
                     "timeline's pieces, emovox.frame_scoring.PIECE)")
     ap.add_argument("--no-corpus-centring", dest="centre", action="store_false",
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     xs, ys, cs = [], [], []
     speakers = training_speakers(args.clips, args.seed)
     for i, (speaker, (corpus, paths)) in enumerate(speakers.items()):
-        x = features(model, paths, args.layers, args.spans, rng, args.piece)
+        x = features(model, paths, args.layers, args.spans, rng, args.piece, args.stats)
         xs.append(x)
         ys += [speaker] * len(x)
         cs += [corpus] * len(x)
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_file({"mean": x.mean(axis=0).astype(np.float32),
                "scalings": np.ascontiguousarray(lda.scalings_[:, :dims], dtype=np.float32)}, str(out / "base.safetensors"))
-    info = {"whisper_model": "base", "layers": args.layers, "stats": "mean", "dims": dims, "piece": args.piece,
+    info = {"whisper_model": "base", "layers": args.layers, "stats": args.stats, "dims": dims, "piece": args.piece,
             "corpus_centring": bool(args.centre),
             "threshold": args.threshold, "speakers": len(speakers), "spans": int(len(x)),
             "corpora": ["ravdess (actors 10-24 minus held-out)", "tess", "nemo", "ased (minus held-out)"],

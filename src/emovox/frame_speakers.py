@@ -74,10 +74,25 @@ class SpeakerProjection:
     def __call__(self, stats: np.ndarray) -> np.ndarray:
         return (np.asarray(stats, np.float32) - self.mean) @ self.scalings
 
+    @property
+    def stats(self) -> str:
+        """What is pooled over a span's frames: ``mean``, or ``mean_std`` (mean ‖ std, x-vector style)."""
+        return str(self.info.get("stats", "mean"))
+
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """``(top + 1, T, d)`` hidden states of one span -> ``(k,)`` speaker embedding (the projected
-        mean over time of :attr:`layers`, concatenated)."""
-        return self(np.asarray(frames)[self.layers].mean(axis=1, dtype=np.float64).reshape(1, -1))[0]
+        :func:`span_statistics` of :attr:`layers`)."""
+        return self(span_statistics(np.asarray(frames)[self.layers], self.stats).reshape(1, -1))[0]
+
+
+def span_statistics(hidden: np.ndarray, stats: str = "mean") -> np.ndarray:
+    """``(L, T, d)`` hidden states of one span -> ``(L * d,)`` means over time, or ``(L * 2d,)``
+    mean ‖ (population) std per layer with ``stats="mean_std"``: what the projection reads."""
+    if stats not in ("mean", "mean_std"):
+        raise ModelError(f"speaker projection statistics must be 'mean' or 'mean_std', got {stats!r}")
+    x = np.asarray(hidden, np.float64)
+    mean = x.mean(axis=1)
+    return (mean if stats == "mean" else np.concatenate([mean, x.std(axis=1)], axis=-1)).reshape(-1)
 
 
 @functools.lru_cache(maxsize=8)
