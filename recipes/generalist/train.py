@@ -44,25 +44,6 @@ def candidate_training(cand: dict) -> HeadTraining:
     return HeadTraining(**keys)
 
 
-def member_calibrated(cand: dict) -> bool:
-    """An ensemble candidate with ``calibration: member``: each member gets its own temperature (fitted
-    on the validation speakers) and the members' calibrated probabilities are averaged; the head's
-    output is then calibrated as it stands (temperature 1). Otherwise one temperature on the mean logits."""
-    if cand.get("calibration", "shared") not in ("shared", "member"):
-        raise ValueError(f"calibration must be 'shared' or 'member', got {cand['calibration']!r}")
-    return cand.get("calibration") == "member" and len(cand.get("members", [{}])) > 1
-
-
-def head_temperature(cand: dict, vlog: np.ndarray, yv: np.ndarray) -> float:
-    """The package temperature: fitted on the validation logits, or 1 for a member-calibrated ensemble."""
-    return 1.0 if member_calibrated(cand) else fit_temperature(vlog, yv)
-
-
-def x_of(feats: np.ndarray, cand: dict) -> np.ndarray:
-    """The pooled statistics of the candidate's layers ``(N, L, 2d)``."""
-    return feats[:, cand["layers"]]
-
-
 def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
     if fold.test:
         check_fold(fold, utts)
@@ -73,7 +54,7 @@ def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
             raise ProtocolError(f"fold {fold.name!r}: validation speakers also in training: {sorted(shared)[:3]}")
     tr, va, te = (indices(utts, ids) for ids in (fold.train, fold.valid, fold.test))
     layers = cand["layers"]
-    x = x_of(feats, cand)
+    x = feats[:, layers]
     xt, yt, wt = x[tr], y[tr], w[tr]
     names = sorted({utts[i].corpus for i in tr})
     dom = np.array([names.index(utts[i].corpus) for i in tr])  # corpus ids (used by adversarial candidates)
@@ -86,10 +67,8 @@ def run_fold(feats, y, w, utts, fold, cand, classes=LABELS, aug=None):
         head, hist = fit_head(xt, yt, wt, len(classes), cfg, valid=(x[va], y[va]), domains=dom if cfg.adversarial else None)
         heads.append(head)
     if len(heads) > 1:
-        temps = [fit_temperature(predict_head(h, x[va]), y[va]) for h in heads] if member_calibrated(cand) else []
-        head = ensemble_head(heads, temps)
-        hist = {"valid_ua": balanced_accuracy(y[va], predict_head(head, x[va]).argmax(1)), "members": len(heads),
-                "member_temperatures": temps, "uncalibrated": ensemble_head(heads) if temps else head}
+        head = ensemble_head(heads)
+        hist = {"valid_ua": balanced_accuracy(y[va], predict_head(head, x[va]).argmax(1)), "members": len(heads)}
     return head, hist, (tr, va, te), predict_head(head, x[va]), predict_head(head, x[te]) if len(te) else None
 
 
@@ -169,12 +148,10 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     eces = []
     for fold in speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=0):
         head, hist, (tr, va, te), vlog, tlog = run_fold(feats, y, w, utts, fold, cand, aug=aug)
-        t = head_temperature(cand, vlog, y[va])
+        t = fit_temperature(vlog, y[va])
         ua = balanced_accuracy(y[te], tlog.argmax(1))
-        plain = predict_head(hist.get("uncalibrated", head), x_of(feats, cand)[te])  # mean logits, T = 1
         row = {"fold": fold.name, "ua": ua, "wa": float((tlog.argmax(1) == y[te]).mean()), "temperature": t,
-               "member_temperatures": hist.get("member_temperatures", []),
-               "ece_before": expected_calibration_error(softmax(plain), y[te]),
+               "ece_before": expected_calibration_error(softmax(tlog), y[te]),
                "ece_after": expected_calibration_error(softmax(tlog, t), y[te])}
         if tel is not None:
             row["ua_telephone"] = balanced_accuracy(y[te], predict_head(head, tel[te][:, cand["layers"]]).argmax(1))
@@ -242,15 +219,13 @@ def stage_ship(args, recipe, feats, y, w, utts, aug=None):
 
     final = Fold("final", fold.train + fold.test, fold.valid, [], info={"protocol": "final"})
     head, hist, (tr, va, _), vlog, _ = run_fold(feats, y, w, utts, final, cand, aug=aug)
-    t = head_temperature(cand, vlog, y[va])
-    plain = predict_head(hist.get("uncalibrated", head), x_of(feats, cand)[va])
+    t = fit_temperature(vlog, y[va])
     card = {"augment": args.augment, "valid_ua": hist["valid_ua"], "valid_speakers": sorted({utts[i].speaker for i in va}),
-            "temperature": t, "member_temperatures": hist.get("member_temperatures", []), "ece_valid_before": expected_calibration_error(softmax(plain), y[va]),
+            "temperature": t, "ece_valid_before": expected_calibration_error(softmax(vlog), y[va]),
             "ece_valid_after": expected_calibration_error(softmax(vlog, t), y[va])}
     config = AudioModelConfig(labels=list(LABELS), whisper_model=cand.get("whisper", "base"), layers=list(cand["layers"]),
                               combine=cand.get("combine", "concat"), hidden=int(cand.get("hidden", 0)),
                               members=len(cand.get("members", [{}])),
-                              member_temperatures=list(hist.get("member_temperatures", [])),
                               temperature=t, name="default", version=recipe["version"], input_loudness=args.loudness,
                               card=card)
     state = {k: v.detach().clone() for k, v in head.state_dict().items()}

@@ -50,9 +50,6 @@ class AudioModelConfig:
     combine: str = "concat"          # concat | weighted
     hidden: int = 0                  # 0: linear head
     members: int = 1                 # heads whose logits are averaged (an ensemble); 1: one head
-    #: one temperature per member: the members' calibrated probabilities are averaged instead of their
-    #: logits (the head outputs the log of that mean; ``temperature`` is then 1). Empty: mean logits.
-    member_temperatures: list[float] = field(default_factory=list)
     temperature: float = 1.0
     uncertain_below: float = 0.5
     name: str = "model"
@@ -84,11 +81,6 @@ class AudioModelConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= float(value) <= hi \
                     or (typ is int and int(value) != value):
                 raise ModelError(f"{where}: {key!r} must be a number in [{lo}, {hi}], got {value!r}")
-        temps = d.get("member_temperatures", [])
-        if not isinstance(temps, list) or (temps and len(temps) != d.get("members", 1)) or not all(
-                isinstance(t, (int, float)) and not isinstance(t, bool) and 1e-3 <= t <= 1e3 for t in temps):
-            raise ModelError(f"{where}: 'member_temperatures' must be empty or one temperature in [0.001, 1000] "
-                             f"per member ({d.get('members', 1)}), got {temps!r}")
         level = d.get("input_loudness")
         if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float)) or not -70 <= level <= 0):
             raise ModelError(f"{where}: 'input_loudness' must be null or a loudness in LUFS between -70 and 0, got {level!r}")

@@ -80,24 +80,3 @@ def test_an_ensemble_head_is_the_mean_of_its_members_and_loads_by_config():
         ensemble_head([members[0], fit_head(x[:300], y[:300], np.ones(300), 3, HeadTraining(**cfg))[0]])
     with pytest.raises(ConfigError, match="combine 'concat'"):
         PooledHead(2, 8, 3, combine="weighted", members=2)
-
-
-def test_member_temperatures_average_the_members_calibrated_probabilities():
-    from emovox.calibration import softmax
-    from emovox.whisper.model import PooledHead, ensemble_head
-
-    x, y, _ = two_corpora(n=600)
-    members = [fit_head(x, y, np.ones(len(y)), 3, HeadTraining(epochs=5, hidden=16, seed=s))[0] for s in (0, 1, 2)]
-    temps = [0.5, 2.0, 4.0]
-    ens = ensemble_head(members, temps)
-    expected = np.mean([softmax(predict_head(h, x), t) for h, t in zip(members, temps)], axis=0)
-    out = predict_head(ens, x)
-    assert np.allclose(softmax(out), expected, atol=1e-5) and np.allclose(np.exp(out).sum(1), 1, atol=1e-5)
-    assert not np.allclose(softmax(predict_head(ensemble_head(members), x)), expected, atol=1e-3)  # mean logits differ
-    rebuilt = PooledHead(2, 8, 3, hidden=16, members=3, member_temperatures=temps)  # what a config builds
-    rebuilt.load_state_dict(ens.state_dict())  # the temperatures come from the config, not the weights
-    assert "member_scales" not in ens.state_dict() and np.allclose(predict_head(rebuilt, x), out, atol=1e-5)
-    with pytest.raises(ConfigError, match="one positive temperature per member"):
-        ensemble_head(members, [1.0, 2.0])
-    with pytest.raises(ConfigError, match="member_temperatures"):
-        PooledHead(2, 8, 3, members=2, member_temperatures=[1.0, 0.0])

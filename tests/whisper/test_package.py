@@ -246,34 +246,3 @@ def test_an_ensemble_head_exports_and_every_path_agrees(tmp_path):
         assert not torch.allclose(single(pooled), head(pooled), atol=1e-3)
     with pytest.raises(ModelError, match="members"):
         AudioModelConfig.from_dict({**cfg.to_dict(), "members": 0})
-
-
-def test_member_temperatures_travel_with_the_package_and_every_path_agrees(tmp_path):
-    """An ensemble calibrated per member (config ``member_temperatures``): the graphs output the log of
-    the mean calibrated probabilities, as the torch head does; a config with the wrong count is refused."""
-    whisper = write_tiny_whisper(tmp_path / "whisper", n_layers=2)
-    torch.manual_seed(2)
-    temps = [0.5, 3.0]
-    head = PooledHead(2, 64, len(LABELS), hidden=8, members=2, member_temperatures=temps)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.normal_(0, 0.3)
-    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], hidden=8, members=2,
-                              member_temperatures=temps)
-    pkg = write_package(tmp_path / "pkg", config, head.state_dict())
-    cfg = read_audio_config(pkg)
-    assert cfg.member_temperatures == temps
-    ref, fp32, int8 = TorchAudioModel(pkg, cfg), OnnxAudioModel(pkg, graph="model.fp32.onnx"), OnnxAudioModel(pkg)
-    x = speechlike(2.3, 4)
-    assert np.abs(fp32(x) - ref(x)).max() <= 1e-4 and np.abs(int8(x) - ref(x)).max() <= 0.1
-    stats = np.random.default_rng(1).normal(size=(1, 2, 64)).astype(np.float32)
-    with torch.inference_mode():
-        expected = head(torch.from_numpy(stats).transpose(0, 1)).numpy()
-        plain = PooledHead(2, 64, len(LABELS), hidden=8, members=2)
-        plain.load_state_dict(head.state_dict())
-        assert not np.allclose(plain(torch.from_numpy(stats).transpose(0, 1)).numpy(), expected, atol=1e-3)
-    assert np.allclose(np.exp(expected).sum(), 1, atol=1e-5)  # log of a mean of probabilities
-    assert np.abs(int8.head_logits(stats) - expected).max() <= 0.05 * np.abs(expected).max() + 0.02
-    for bad in ([1.0], [1.0, -1.0], "1.0"):
-        with pytest.raises(ModelError, match="member_temperatures"):
-            AudioModelConfig.from_dict({**cfg.to_dict(), "member_temperatures": bad})

@@ -12,8 +12,6 @@ Heads train on cached pooled statistics (:func:`fit_head`), so the encoder runs 
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,25 +29,18 @@ class PooledHead(nn.Module):
 
     With ``members`` > 1 it is an ensemble: ``members`` MLPs of the same shape read the same
     standardised input and the logits are their mean (:func:`ensemble_head` builds one from heads
-    trained apart). The first MLP is ``net`` (so a one-member head's weights keep their names).
-    With ``member_temperatures`` (one per member, each fitted on validation speakers) the output is
-    instead the log of the mean of the members' calibrated probabilities ``softmax(z_m / T_m)``,
-    so that ``softmax(output)`` is that mean (the package's ``temperature`` is then 1)."""
+    trained apart). The first MLP is ``net`` (so a one-member head's weights keep their names)."""
 
     mean: torch.Tensor  # buffers, registered in __init__
     std: torch.Tensor
-    member_scales: torch.Tensor | None  # 1 / member temperature (None: mean logits); not saved with the weights
 
     def __init__(self, n_layers: int, dim: int, n_classes: int, combine: str = "concat", hidden: int = 0,
-                 dropout: float = 0.0, members: int = 1, member_temperatures: Sequence[float] = ()) -> None:
+                 dropout: float = 0.0, members: int = 1) -> None:
         super().__init__()
         if combine not in ("concat", "weighted"):
             raise ConfigError(f"combine must be 'concat' or 'weighted', got {combine!r}")
         if members < 1 or (members > 1 and combine != "concat"):
             raise ConfigError(f"an ensemble head needs members >= 1 and combine 'concat', got {members}, {combine!r}")
-        if member_temperatures and (len(member_temperatures) != members or min(member_temperatures) <= 0):
-            raise ConfigError(f"member_temperatures needs one positive temperature per member ({members}), "
-                              f"got {list(member_temperatures)}")
         self.combine = combine
         self.register_buffer("mean", torch.zeros(n_layers, 1, dim))
         self.register_buffer("std", torch.ones(n_layers, 1, dim))
@@ -62,9 +53,6 @@ class PooledHead(nn.Module):
         body.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*body)
         self.others = nn.ModuleList(copy.deepcopy(self.net) for _ in range(members - 1))
-        # not in the state dict: it comes from the config (``member_temperatures``)
-        scales = torch.tensor([1.0 / t for t in member_temperatures], dtype=torch.float32)
-        self.register_buffer("member_scales", scales if member_temperatures else None, persistent=False)
 
     def set_stats(self, pooled: np.ndarray) -> None:
         """Fit the standardisation on training-side pooled statistics ``(N, L, 2d)``."""
@@ -85,36 +73,27 @@ class PooledHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         x = self.standardised(pooled)
-        scales = self.member_scales
-        if scales is None:
-            logits = self.net(x)
-            for other in self.others:
-                logits = logits + other(x)
-            return logits / (1 + len(self.others))
-        members = [self.net, *self.others]
-        logp = torch.stack([torch.log_softmax(net(x) * scales[m], -1) for m, net in enumerate(members)])
-        return torch.logsumexp(logp, 0) - math.log(len(members))
+        logits = self.net(x)
+        for other in self.others:
+            logits = logits + other(x)
+        return logits / (1 + len(self.others))
 
 
 def config_head(config: AudioModelConfig, d_model: int) -> PooledHead:
     """The (untrained) head a package's config describes, over a ``d_model``-wide encoder."""
     return PooledHead(len(config.layers), 2 * d_model, len(config.labels), config.combine, config.hidden,
-                      members=config.members, member_temperatures=config.member_temperatures)
+                      members=config.members)
 
 
-def ensemble_head(heads: list[PooledHead], temperatures: Sequence[float] = ()) -> PooledHead:
-    """One :class:`PooledHead` whose logits are the mean of ``heads``' (same shape, same standardisation);
-    with ``temperatures`` (one per head), the log of the mean of their probabilities at those temperatures."""
+def ensemble_head(heads: list[PooledHead]) -> PooledHead:
+    """One :class:`PooledHead` whose logits are the mean of ``heads``' (same shape, same standardisation)."""
     first = heads[0]
     for head in heads[1:]:
         if head.net.state_dict().keys() != first.net.state_dict().keys() or head.others \
                 or not (torch.equal(head.mean, first.mean) and torch.equal(head.std, first.std)):
             raise ConfigError("ensemble members must be one-member heads of one shape with one standardisation")
-    if temperatures and (len(temperatures) != len(heads) or min(temperatures) <= 0):
-        raise ConfigError(f"one positive temperature per member ({len(heads)}), got {list(temperatures)}")
     out = copy.deepcopy(first)
     out.others = nn.ModuleList(copy.deepcopy(h.net) for h in heads[1:])
-    out.member_scales = torch.tensor([1.0 / t for t in temperatures], dtype=torch.float32) if temperatures else None
     return out.eval()
 
 class WhisperEmotionNet(nn.Module):
