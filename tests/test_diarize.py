@@ -109,3 +109,26 @@ def test_numpy_mel_equals_the_librosa_one(n):
     ours, theirs = numpy_mel_power(x), librosa_mel(x)
     assert ours.shape == theirs.shape == (1 + n // 160, 40)
     assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+
+
+def test_split_share_gives_two_speakers_when_one_was_counted():
+    """With a threshold too wide to separate them, the automatic count finds one speaker; the
+    two-way split share (clear for two pitches) then gives two, in the right places, and a recording
+    of one voice stays one speaker."""
+    x, ref = two_speakers()
+    speech = [(s, e) for s, e, _ in ref]
+
+    rng = np.random.default_rng(0)
+
+    def one_voice(segments: np.ndarray) -> np.ndarray:  # one speaker: scatter the same in every direction
+        return 5.0 + rng.standard_normal((len(segments), 64))
+
+    def turns(audio, share, embed=tone_embed):
+        d = Diarizer(embed, threshold=1.99, split_share=share)
+        d.feed(audio, speech)
+        return d.finish(speech)
+
+    assert {t.speaker for t in turns(x, None)} == {"S1"}  # the wide threshold alone: one speaker
+    split = turns(x, 0.15)
+    assert [t.speaker for t in split] == ["S1", "S2", "S1", "S2", "S1"]
+    assert {t.speaker for t in turns(x, 0.15, one_voice)} == {"S1"}

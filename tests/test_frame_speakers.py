@@ -90,6 +90,8 @@ def test_shipped_projection_for_whisper_base():
     proj = SpeakerProjection.load("base")
     assert proj is not None and proj.layers == [1, 2, 3, 4] and proj.scalings.shape == (4 * 512, 64)
     assert 0 < proj.threshold < 2 and proj.mean.shape == (2048,)
+    assert proj.split_share is not None and 0 < proj.split_share < 1 and proj.stats == "mean"
+    assert FrameSpeakers(proj).diarizer.split_share == proj.split_share  # the automatic count uses it
     assert SpeakerProjection.load("no-such-whisper") is None
 
 
@@ -243,5 +245,5 @@ def test_a_mean_std_projection_reads_both_statistics(tmp_path):
     proj = SpeakerProjection.load("ms", tmp_path)
     frames = np.random.default_rng(1).normal(size=(3, 40, 2))  # (top + 1, T, d): layers 0 and 1 are read
     emb = proj.embed_frames(frames)
-    assert proj.stats == "mean_std" and emb.shape == (8,)
+    assert proj.stats == "mean_std" and emb.shape == (8,) and proj.split_share is None
     assert np.allclose(emb, np.concatenate([frames[:2].mean(1), frames[:2].std(1)], axis=-1).reshape(-1), atol=1e-5)

@@ -94,3 +94,13 @@ def test_clip_turns_cuts_turns_to_the_speech_regions():
 
 def test_turn_to_dict():
     assert Turn(1.0, 2.0, "S1").to_dict() == {"start": 1.0, "end": 2.0, "speaker": "S1"}
+
+
+def test_two_way_share_is_small_for_one_blob_and_large_for_two():
+    from emovox.speaker_turns import two_way_share
+
+    rng = np.random.default_rng(3)
+    one, _ = blobs([np.zeros(64)], 60, 1.0)
+    two, _ = blobs([np.zeros(64), np.full(64, 1.5)], 30, 1.0, seed=1)
+    assert two_way_share(one) < 0.1 < 0.3 < two_way_share(two)
+    assert two_way_share(rng.standard_normal((2, 8))) == 0.0 and two_way_share(np.ones((10, 4))) == 0.0

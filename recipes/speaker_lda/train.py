@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the LDA on the raw features (default: each corpus's mean subtracted first, so the "
                          "directions kept separate speakers of one corpus, not corpora)")
     ap.add_argument("--threshold", type=float, default=0.7, help="automatic-count threshold to store")
+    ap.add_argument("--split-share", type=float, default=None,
+                    help="store this two-way split share: a recording counted as one speaker whose best split in two "
+                         "explains at least this share of the scatter gets two (chosen by benchmarks/conversations.py "
+                         "calibrate; default: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "src" / "emovox" / "assets" / "speaker_lda"))
     args = ap.parse_args(argv)
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                "scalings": np.ascontiguousarray(lda.scalings_[:, :dims], dtype=np.float32)}, str(out / "base.safetensors"))
     info = {"whisper_model": "base", "layers": args.layers, "stats": args.stats, "dims": dims, "piece": args.piece,
             "corpus_centring": bool(args.centre),
-            "threshold": args.threshold, "speakers": len(speakers), "spans": int(len(x)),
+            "threshold": args.threshold, "split_share": args.split_share, "speakers": len(speakers), "spans": int(len(x)),
             "corpora": ["ravdess (actors 10-24 minus held-out)", "tess", "nemo", "ased (minus held-out)"],
             "command": "python recipes/speaker_lda/train.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     (out / "base.json").write_text(json.dumps(info, indent=2) + "\n")

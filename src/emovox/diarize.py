@@ -41,7 +41,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import ConfigError
 from emovox.speaker_turns import (MIN_TURN, THRESHOLD, Turn, cells_to_turns, clip_turns, cluster, label_cells,
-                                  smooth_turns, speaker_at, unit_length)
+                                  smooth_turns, speaker_at, two_way_share, unit_length)
 from emovox.upstreams.ge2e import GE2EEmbedder
 
 if TYPE_CHECKING:
@@ -75,17 +75,22 @@ class Diarizer:
     def __init__(self, embed: EmbedFn | None = None, *, speakers: int | None = None, threshold: float = THRESHOLD,
                  segment: float = SEGMENT, hop: float = HOP, min_speech: float = MIN_SPEECH,
                  min_turn: float = MIN_TURN, min_cluster: float = MIN_CLUSTER, batch_size: int = 64,
-                 embed_spans: SpanEmbedFn | None = None, centre_known_count: bool = False) -> None:
+                 embed_spans: SpanEmbedFn | None = None, centre_known_count: bool = False,
+                 split_share: float | None = None) -> None:
         """``embed`` embeds the segments' audio (default GE2E); ``embed_spans`` instead embeds their
         time spans (frames held by the caller: each :meth:`feed` then embeds its segments at once).
         ``centre_known_count``: with a given number of speakers, cluster the embeddings minus their
         mean over the recording, after scaling each to unit length (what every speaker of the
-        recording shares: channel, language, what is said; see docs/conversations.md)."""
+        recording shares: channel, language, what is said; see docs/conversations.md).
+        ``split_share``: when the automatic count finds one speaker but the best split in two explains
+        at least this share of the embeddings' scatter (:func:`two_way_share`), the recording gets two
+        speakers (clustered as a given count); None: never."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
         self.embed_spans = embed_spans
         self.centre_known_count = centre_known_count
+        self.split_share = split_share
         self.embed = embed if embed is not None or embed_spans is not None else GE2EEmbedder()
         self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
         self.min_speech, self.min_cluster, self.batch_size = float(min_speech), float(min_cluster), batch_size
@@ -182,14 +187,21 @@ class Diarizer:
         """Cluster the stored embeddings (other ``speakers``/``threshold`` may be given) -> turns."""
         speakers = self.speakers if speakers == "same" else speakers
         threshold = self.threshold if threshold is None else threshold
+        labels = self._labels(speakers, threshold)  # type: ignore[arg-type]
+        if speakers is None and self.split_share is not None and labels.max(initial=0) == 0 \
+                and two_way_share(self.embeddings()) >= self.split_share:
+            labels = self._labels(2, threshold)
+        cells = label_cells(self.segments, labels, speech, self.duration)
+        return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
+
+
+    def _labels(self, speakers: int | None, threshold: float) -> np.ndarray:
         emb = self.embeddings()
         if self.centre_known_count and speakers is not None and len(emb) > 1:
             emb = unit_length(emb.astype(np.float64))  # unit length first: no segment weighs more in the mean
             emb = emb - emb.mean(axis=0)
-        labels = cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),  # type: ignore[arg-type]
-                         min_weight=self.min_cluster, refine=REFINE)
-        cells = label_cells(self.segments, labels, speech, self.duration)
-        return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
+        return cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),
+                       min_weight=self.min_cluster, refine=REFINE)
 
 
 def diarize(blocks: Iterable[np.ndarray], speech: Sequence[tuple[float, float]], embed: EmbedFn | None = None,

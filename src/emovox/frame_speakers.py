@@ -75,6 +75,13 @@ class SpeakerProjection:
         return (np.asarray(stats, np.float32) - self.mean) @ self.scalings
 
     @property
+    def split_share(self) -> float | None:
+        """The two-way split share above which a recording counted as one speaker gets two
+        (:class:`emovox.diarize.Diarizer`; chosen on the calibration conversations); None: never."""
+        value = self.info.get("split_share")
+        return None if value is None else float(value)
+
+    @property
     def stats(self) -> str:
         """What is pooled over a span's frames: ``mean``, or ``mean_std`` (mean ‖ std, x-vector style)."""
         return str(self.info.get("stats", "mean"))
@@ -108,7 +115,7 @@ class FrameSpeakers:
         self.projection = projection
         self.diarizer = Diarizer(embed_spans=self._embed, speakers=speakers, min_turn=min_turn,
                                  threshold=projection.threshold if threshold is None else threshold,
-                                 centre_known_count=True)
+                                 centre_known_count=True, split_share=projection.split_share)
         self.scorer: FrameScorer | None = None
         self._turns: list[Turn] | None = None
 
