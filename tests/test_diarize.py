@@ -132,3 +132,5 @@ def test_split_share_gives_two_speakers_when_one_was_counted():
     split = turns(x, 0.15)
     assert [t.speaker for t in split] == ["S1", "S2", "S1", "S2", "S1"]
     assert {t.speaker for t in turns(x, 0.15, one_voice)} == {"S1"}
+    with pytest.raises(ConfigError, match="split_share"):
+        Diarizer(tone_embed, split_share=1.5)

@@ -90,6 +90,8 @@ class Diarizer:
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
         self.embed_spans = embed_spans
         self.centre_known_count = centre_known_count
+        if split_share is not None and not (isinstance(split_share, (int, float)) and 0 < split_share < 1):
+            raise ConfigError(f"split_share is a share of the embeddings' scatter between 0 and 1, got {split_share!r}")
         self.split_share = split_share
         self.embed = embed if embed is not None or embed_spans is not None else GE2EEmbedder()
         self.speakers, self.threshold, self.min_turn = speakers, float(threshold), float(min_turn)
@@ -193,7 +195,6 @@ class Diarizer:
             labels = self._labels(2, threshold)
         cells = label_cells(self.segments, labels, speech, self.duration)
         return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
-
 
     def _labels(self, speakers: int | None, threshold: float) -> np.ndarray:
         emb = self.embeddings()
