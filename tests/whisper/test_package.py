@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import textwrap
@@ -232,6 +233,11 @@ def test_an_ensemble_head_exports_and_every_path_agrees(tmp_path):
     pkg = write_package(tmp_path / "pkg", config, head.state_dict())
     cfg = read_audio_config(pkg)
     assert cfg.members == 3
+    from emovox.io import normal_mode
+
+    # a package gets the modes of plain files and folders (it was built in a private temporary)
+    assert stat.S_IMODE(pkg.stat().st_mode) == normal_mode(directory=True)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in pkg.iterdir()} == {normal_mode()}
     ref, fp32, int8 = TorchAudioModel(pkg, cfg), OnnxAudioModel(pkg, graph="model.fp32.onnx"), OnnxAudioModel(pkg)
     x = speechlike(2.3, 3)
     assert np.abs(fp32(x) - ref(x)).max() <= 1e-4 and np.abs(int8(x) - ref(x)).max() <= 0.1

@@ -23,7 +23,7 @@ from torch import nn
 
 from emovox.audio_model import AudioModelConfig
 from emovox.errors import DependencyError, ModelError
-from emovox.io import atomic_path
+from emovox.io import atomic_path, normal_mode
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
 from emovox.whisper.model import PooledHead, config_head, mean_std
@@ -165,6 +165,9 @@ def write_package(folder: str | Path, config: AudioModelConfig, head_state: dict
                 shutil.copyfile(tmp / f"{name}.fp32.onnx", tmp / f"{name}.onnx")
         (tmp / "head.fp32.onnx").unlink()
         atomic_write_json(tmp / "config.json", config.to_dict())
+        for f in tmp.iterdir():  # mkdtemp (0700) and some writers (0600) are private; a package is not
+            f.chmod(normal_mode())
+        tmp.chmod(normal_mode(directory=True))
         if target.exists():
             if not (target / "config.json").is_file():
                 raise ModelError(f"{target} exists and is not a model package; choose another folder")
