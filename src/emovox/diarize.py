@@ -189,15 +189,15 @@ class Diarizer:
         """Cluster the stored embeddings (other ``speakers``/``threshold`` may be given) -> turns."""
         speakers = self.speakers if speakers == "same" else speakers
         threshold = self.threshold if threshold is None else threshold
-        labels = self._labels(speakers, threshold)  # type: ignore[arg-type]
+        emb = self.embeddings()
+        labels = self._labels(emb, speakers, threshold)  # type: ignore[arg-type]
         if speakers is None and self.split_share is not None and labels.max(initial=0) == 0 \
-                and two_way_share(self.embeddings()) >= self.split_share:
-            labels = self._labels(2, threshold)
+                and two_way_share(emb) >= self.split_share:
+            labels = self._labels(emb, 2, threshold)
         cells = label_cells(self.segments, labels, speech, self.duration)
         return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
 
-    def _labels(self, speakers: int | None, threshold: float) -> np.ndarray:
-        emb = self.embeddings()
+    def _labels(self, emb: np.ndarray, speakers: int | None, threshold: float) -> np.ndarray:
         if self.centre_known_count and speakers is not None and len(emb) > 1:
             emb = unit_length(emb.astype(np.float64))  # unit length first: no segment weighs more in the mean
             emb = emb - emb.mean(axis=0)

@@ -27,6 +27,7 @@ import numpy as np
 
 from emovox.diarize import Diarizer, Turn
 from emovox.errors import ConfigError, ModelError
+from emovox.frame_scoring import pool_frames
 
 if TYPE_CHECKING:
     from emovox.frame_scoring import FrameScorer
@@ -97,9 +98,9 @@ def span_statistics(hidden: np.ndarray, stats: str = "mean") -> np.ndarray:
     mean ‖ (population) std per layer with ``stats="mean_std"``: what the projection reads."""
     if stats not in ("mean", "mean_std"):
         raise ModelError(f"speaker projection statistics must be 'mean' or 'mean_std', got {stats!r}")
-    x = np.asarray(hidden, np.float64)
-    mean = x.mean(axis=1)
-    return (mean if stats == "mean" else np.concatenate([mean, x.std(axis=1)], axis=-1)).reshape(-1)
+    if stats == "mean_std":  # the emotion head's pooling (emovox.frame_scoring.pool_frames), every layer given
+        return pool_frames(hidden, range(len(hidden))).reshape(-1)
+    return np.asarray(hidden).mean(axis=1, dtype=np.float64).reshape(-1)
 
 
 @functools.lru_cache(maxsize=8)

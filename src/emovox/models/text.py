@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError, DependencyError, ModelError
-from emovox.io import atomic_write_json, read_json
+from emovox.io import atomic_write_json, normal_mode, read_json
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,7 @@ class TextModel:
             save_model(self.classifier, str(tmp / "model.safetensors"))
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
             atomic_write_json(tmp / "config.json", {"kind": MODEL_KIND, **asdict(self.config)})
-            umask = os.umask(0)
-            os.umask(umask)
-            tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder gets normal permissions
+            tmp.chmod(normal_mode(directory=True))  # mkdtemp makes it private; a model folder is not
             if folder.exists():
                 old = folder.with_name(f".{folder.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
