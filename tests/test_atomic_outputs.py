@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import emovox
-from emovox.io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from emovox.io import atomic_folder, atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 PACKAGE = Path(emovox.__file__).parent
 
@@ -172,27 +172,72 @@ def test_feature_cache_entry(tmp_path, monkeypatch):
 
 
 def test_model_package(tmp_path, monkeypatch):
-    import emovox.models.io as mio
     from emovox.models import load_model
     from tests.product_fixtures import make_tiny_model
 
     folder = make_tiny_model(tmp_path / "model", seed=0)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    real, calls = mio._fsync_write, []
+    real, calls = Path.write_bytes, []
 
-    def fsync_write(path, data):
-        calls.append(path)
+    def write_bytes(self, data):
+        calls.append(self)
         if len(calls) == 2:  # weights written, config half-written
-            Path(path).open("wb").write(data[: len(data) // 2])
+            real(self, data[: len(data) // 2])
             raise Crash("killed while saving the model")
-        real(path, data)
+        return real(self, data)
 
-    monkeypatch.setattr(mio, "_fsync_write", fsync_write)
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
     with pytest.raises(Crash):
         make_tiny_model(folder, seed=1)
+    assert len(calls) == 2 and calls[0].parent.name.endswith(".tmp")  # written inside the temporary folder
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert leftovers(tmp_path, "model") == []  # the temporary package folder is gone
     load_model(folder)  # still a complete, loadable package
+
+
+def test_atomic_folder_replaces_the_old_folder_whole(tmp_path):
+    old = tmp_path / "pkg"
+    old.mkdir()
+    (old / "stale.txt").write_text("old")
+    mask = os.umask(0o022)
+    try:
+        with atomic_folder(old) as tmp:
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "a.bin").write_bytes(b"new")
+            (tmp / "b.txt").write_text("new")
+            os.chmod(tmp / "b.txt", 0o600)  # some writers make private files
+    finally:
+        os.umask(mask)
+    assert sorted(p.relative_to(old).as_posix() for p in old.rglob("*")) == ["b.txt", "sub", "sub/a.bin"]
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (old, old / "sub", old / "b.txt")] == [0o755, 0o755, 0o644]
+    assert leftovers(tmp_path, "pkg") == []
+
+
+def test_atomic_folder_keeps_the_old_folder_when_the_writer_or_the_rename_fails(tmp_path, monkeypatch):
+    import emovox.io as eio
+
+    old = tmp_path / "pkg"
+    old.mkdir()
+    (old / "a.txt").write_text("old")
+    with pytest.raises(Crash):
+        with atomic_folder(old) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise Crash("killed while writing the package")
+    assert (old / "a.txt").read_text() == "old" and leftovers(tmp_path, "pkg") == []
+
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the old folder is moved aside; renaming the new one into place fails
+            raise Crash("disk gone")
+        real(src, dst)
+
+    monkeypatch.setattr(eio.os, "replace", replace)
+    with pytest.raises(Crash):
+        with atomic_folder(old) as tmp:
+            (tmp / "a.txt").write_text("new")
+    assert (old / "a.txt").read_text() == "old" and leftovers(tmp_path, "pkg") == []
 
 
 def test_model_package_folder_has_normal_permissions(tmp_path):
@@ -239,11 +284,12 @@ def test_timeline_outputs(tmp_path, monkeypatch, crash_path_writes):
     assert all((tmp_path / n).read_text() == "old" for n in ("t.json", "t.csv", "t.png"))
 
 
-def test_predict_output_file(tmp_path, wav_file, crash_path_writes):
+def test_predict_output_file(tmp_path, wav_file, request):
     from emovox.cli import main
     from tests.product_fixtures import make_tiny_model
 
     model = make_tiny_model(tmp_path / "m")
+    request.getfixturevalue("crash_path_writes")  # writes crash from here on
     out = tmp_path / "results.json"
     out.write_text("[previous results]")
     with pytest.raises(Crash):
@@ -290,12 +336,9 @@ def test_every_file_writer_in_the_package_writes_to_a_temporary_path():
             code = line.split("#", 1)[0]
             if WRITE_CALL.search(code) and "tmp" not in code and not code.lstrip().startswith("def "):
                 offenders.append(f"{rel}: {line.strip()}")
-    # models/io._fsync_write opens its target for writing: it is only called on paths inside the
-    # temporary package folder (checked by test_model_package)
     # archive_output appends records to the output of `emovox predict -o` by design (created whole,
     # then append-only; a resumed run truncates a torn last record: tested in tests/test_archive.py)
-    assert offenders == ['archive_output.py: self._fh = open(target, "a", encoding="utf-8", newline="")',
-                         'models/io.py: with open(path, "wb") as fh:']
+    assert offenders == ['archive_output.py: self._fh = open(target, "a", encoding="utf-8", newline="")']
 
 
 def test_normal_mode_follows_the_umask():

@@ -3,7 +3,8 @@
 A crash never leaves a half-written file under the final name, so later runs can trust any
 file that exists; the file that was there before stays intact until the rename. The new file
 gets the permissions a plain ``open(path, "w")`` would give it (the umask, or the mode of the
-file it replaces), not the private 0600 of a temporary file.
+file it replaces), not the private 0600 of a temporary file. :func:`atomic_folder` does the same
+for a whole folder (model packages).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -86,6 +88,46 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new, empty temporary folder next to ``path``; on success it replaces ``path``.
+
+    For writers of a whole package (a model folder). When the body returns, every file in the
+    folder is fsynced, files and folders get the modes a plain ``open``/``mkdir`` gives them (the
+    temporary folder is private, as some writers' files are), a folder already at ``path`` is
+    moved aside, the new one renamed into place and the old one removed. If the body raises,
+    the temporary folder is removed and ``path`` is left as it was. Callers check beforehand
+    that whatever is at ``path`` may be replaced.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    old: Path | None = None
+    try:
+        yield tmp
+        for item in sorted(tmp.rglob("*")):
+            if item.is_file():
+                with open(item, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            item.chmod(normal_mode(directory=item.is_dir()))
+        tmp.chmod(normal_mode(directory=True))
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            os.replace(final, old / final.name)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old is not None:  # put the old folder back rather than lose it
+                os.replace(old / final.name, final)
+            raise
+        _fsync_dir(final.parent)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -15,16 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
 from emovox.errors import ConfigError, EmovoxError, ModelError, short_repr
-from emovox.io import normal_mode, sha256_file
+from emovox.io import atomic_folder, sha256_file
 from emovox.models.package import FORMAT, ModelSpec, PackageConfig
 from emovox.models.registry import build_model, model_spec
 
@@ -56,13 +54,6 @@ def _depth(value: Any, limit: int = MAX_CONFIG_DEPTH) -> int:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def save_model(folder: str | os.PathLike, model: nn.Module, config: Mapping[str, Any] | PackageConfig) -> Path:
@@ -98,22 +89,9 @@ def save_model(folder: str | os.PathLike, model: nn.Module, config: Mapping[str,
     except TypeError as exc:
         raise ModelError(f"{final}: config is not JSON-serialisable ({exc})") from None
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, normal_mode(directory=True))  # mkdtemp is 0700; a model folder is not private
-    try:
-        _fsync_write(tmp / WEIGHTS, weights)
-        _fsync_write(tmp / CONFIG, text.encode("utf-8"))
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(final) as tmp:
+        (tmp / WEIGHTS).write_bytes(weights)
+        (tmp / CONFIG).write_bytes(text.encode("utf-8"))
     return final
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +31,7 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError, DependencyError, ModelError
-from emovox.io import atomic_write_json, normal_mode, read_json
+from emovox.io import atomic_folder, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -240,23 +238,10 @@ class TextModel:
         from safetensors.torch import save_model
 
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             save_model(self.classifier, str(tmp / "model.safetensors"))
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
             atomic_write_json(tmp / "config.json", {"kind": MODEL_KIND, **asdict(self.config)})
-            tmp.chmod(normal_mode(directory=True))  # mkdtemp makes it private; a model folder is not
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                folder.rename(old)
-                tmp.rename(folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     # -- input --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from torch import nn
 
 from emovox.audio_model import AudioModelConfig
 from emovox.errors import DependencyError, ModelError
-from emovox.io import atomic_path, normal_mode
+from emovox.io import atomic_folder, atomic_path, atomic_write_json
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
 from emovox.whisper.model import PooledHead, config_head, mean_std
@@ -143,17 +143,15 @@ def write_package(folder: str | Path, config: AudioModelConfig, head_state: dict
     and the head alone as ``head.onnx`` (int8 likewise; ``config.head_graph``).
     The package is built in a temporary sibling folder and renamed into place."""
     import shutil
-    import tempfile
 
     from safetensors.torch import save_file
 
-    from emovox.io import atomic_write_json
 
     target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if target.exists() and not (target / "config.json").is_file():
+        raise ModelError(f"{target} exists and is not a model package; choose another folder")
     config = replace(config, head_graph=HEAD_GRAPH)
-    try:
+    with atomic_folder(target) as tmp:
         net = PackageGraph(config, head_state)
         save_file({k: v.contiguous() for k, v in head_state.items()}, str(tmp / "head.safetensors"))
         export_audio_onnx(net, tmp / "model.fp32.onnx")
@@ -165,17 +163,6 @@ def write_package(folder: str | Path, config: AudioModelConfig, head_state: dict
                 shutil.copyfile(tmp / f"{name}.fp32.onnx", tmp / f"{name}.onnx")
         (tmp / "head.fp32.onnx").unlink()
         atomic_write_json(tmp / "config.json", config.to_dict())
-        for f in tmp.iterdir():  # mkdtemp (0700) and some writers (0600) are private; a package is not
-            f.chmod(normal_mode())
-        tmp.chmod(normal_mode(directory=True))
-        if target.exists():
-            if not (target / "config.json").is_file():
-                raise ModelError(f"{target} exists and is not a model package; choose another folder")
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
