@@ -23,6 +23,21 @@ def test_package_is_small_typed_and_card_present():
     assert model_folder("whisper") == DEFAULT_MODEL  # the retired model's name points here
 
 
+def test_int8_weights_use_7_bits_so_that_avx2_cpus_cannot_saturate():
+    """onnxruntime multiplies uint8 activations by int8 weights with pairwise int16 sums on x86
+    CPUs without VNNI; with weights in [-64, 64] (``quantize_int8``'s reduce_range) the sums
+    (<= 2 x 255 x 64 = 32640) cannot saturate, so every CPU gives the same answers (8-bit weights
+    changed them on an AVX2-only AMD EPYC: docs/conversations.md)."""
+    import onnx
+    from onnx import numpy_helper
+
+    for name in ("model.onnx", "head.onnx"):
+        graph = onnx.load(str(DEFAULT_MODEL / name)).graph
+        weights = [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
+        assert len(weights) >= 12, name  # every MatMul/Gemm of the head (and the encoder) is quantised
+        assert all(w.min() >= -64 and w.max() <= 64 for w in weights), name
+
+
 def test_examples_and_non_speech(examples_dir):
     r = Recognizer.load()
     assert r.backend == "onnx" and r.labels == LABELS
