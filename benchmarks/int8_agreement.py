@@ -1,6 +1,7 @@
 """int8 vs fp32 ONNX graph of an audio-in package: top-label agreement and UA on a real corpus.
 
     python benchmarks/int8_agreement.py --package runs/generalist/package --corpus emodb
+    python benchmarks/int8_agreement.py --package runs/generalist/package --corpus ravdess --limit 600
 
 Both graphs score every clip of the corpus (labels outside the model's set are skipped); the
 fp32 graph is ``model.fp32.onnx`` (kept beside the shipped int8 ``model.onnx`` in the training
@@ -27,12 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--package", default="runs/generalist/package")
     ap.add_argument("--corpus", default="emodb")
     ap.add_argument("--root", default="../shared/corpora")
+    ap.add_argument("--limit", type=int, default=None, help="score a seeded random sample of this many clips")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     fp32 = OnnxAudioModel(args.package, graph="model.fp32.onnx")
     int8 = OnnxAudioModel(args.package)
     labels = fp32.labels
     utts = [u for u in load_corpus(args.corpus, os.path.join(args.root, args.corpus), check_files=False) if u.label in labels]
+    if args.limit is not None and len(utts) > args.limit:
+        keep = np.random.default_rng(0).choice(len(utts), args.limit, replace=False)
+        utts = [utts[i] for i in sorted(keep)]
     y = np.array([labels.index(u.label) for u in utts])
     p32, p8, cpu = [], [], {"fp32": 0.0, "int8": 0.0}
     seconds = 0.0
