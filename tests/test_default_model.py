@@ -38,6 +38,16 @@ def test_int8_weights_use_7_bits_so_that_avx2_cpus_cannot_saturate():
         assert all(w.min() >= -64 and w.max() <= 64 for w in weights), name
 
 
+def test_shipped_graphs_hold_no_paths_of_the_machine_that_built_them():
+    """No stack traces (emovox.export.dynamo_onnx drops them) in either bundled model's graphs."""
+    import onnx
+
+    for path in (DEFAULT_MODEL / "model.onnx", DEFAULT_MODEL / "head.onnx", model_folder("fast") / "model.onnx"):
+        model = onnx.load(str(path))
+        values = [p.value for node in model.graph.node for p in node.metadata_props]
+        assert values and not [v for v in values if 'File "' in v or "/emovox/" in v], path
+
+
 def test_examples_and_non_speech(examples_dir):
     r = Recognizer.load()
     assert r.backend == "onnx" and r.labels == LABELS

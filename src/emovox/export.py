@@ -59,8 +59,12 @@ def _torch_graph(model_folder: str | os.PathLike) -> tuple[Any, Any, int]:
     return Posteriors().eval(), package, pipeline.n_features
 
 
-def export_bytes(model_folder: str | os.PathLike) -> bytes:
-    """The serialised ONNX graph of a package (see the module docstring)."""
+def dynamo_onnx(module: Any, args: tuple, inputs: list[str], outputs: list[str], dims: Any,
+                what: str = "") -> Any:
+    """``module`` as an ONNX ``ModelProto`` (torch's dynamo exporter, opset :data:`OPSET`,
+    optimised), without the per-node Python stack traces the exporter records: they hold the
+    file paths of the checkout that exported it, so the same weights would give other bytes from
+    another folder (and a shipped graph would carry its builder's paths)."""
     import torch
 
     try:
@@ -68,19 +72,45 @@ def export_bytes(model_folder: str | os.PathLike) -> bytes:
         import onnxscript  # noqa: F401
     except ImportError:
         raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
-    graph, package, n_feats = _torch_graph(model_folder)
-    example = torch.zeros(2, 200, n_feats)
-    dims = {"features": {0: torch.export.Dim("batch", max=4096), 1: torch.export.Dim("frames", min=8, max=10**7)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         try:
-            program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+            program = torch.onnx.export(module.eval(), args, dynamo=True, input_names=inputs, output_names=outputs,
                                         dynamic_shapes=dims, opset_version=OPSET, optimize=True, verbose=False)
         except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
-            raise ModelError(f"{model_folder}: ONNX export failed ({type(exc).__name__}: {exc})") from None
+            raise ModelError(f"{what + ': ' if what else ''}ONNX export failed ({type(exc).__name__}: {exc})") from None
     assert program is not None  # dynamo=True always returns an ONNXProgram
     proto = program.model_proto
+    drop_stack_traces(proto)
+    return proto
+
+
+def drop_stack_traces(proto: Any) -> int:
+    """Remove the ``…stack_trace`` metadata of every node of ``proto`` (graph, subgraphs,
+    functions); returns how many were removed."""
+    removed = 0
+    graphs = [proto.graph, *proto.functions]
+    while graphs:
+        for node in graphs.pop().node:
+            keep = [p for p in node.metadata_props if not p.key.endswith("stack_trace")]
+            removed += len(node.metadata_props) - len(keep)
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                graphs.extend([attr.g] if attr.HasField("g") else [])
+                graphs.extend(attr.graphs)
+    return removed
+
+
+def export_bytes(model_folder: str | os.PathLike) -> bytes:
+    """The serialised ONNX graph of a package (see the module docstring)."""
+    import torch
+
+    graph, package, n_feats = _torch_graph(model_folder)
+    example = torch.zeros(2, 200, n_feats)
+    dims = {"features": {0: torch.export.Dim("batch", max=4096), 1: torch.export.Dim("frames", min=8, max=10**7)}}
+    proto = dynamo_onnx(graph, (example,), [INPUT], [OUTPUT], dims, what=str(model_folder))
     meta = {"emovox_labels": ",".join(package.labels),
             "emovox_weights_sha256": str(package.weights_sha256 or ""),
             "emovox_normalize": package.pipeline.normalize}
@@ -102,4 +132,4 @@ def export_onnx(model_folder: str | os.PathLike, out: str | os.PathLike | None =
     return target
 
 
-__all__ = ["INPUT", "ONNX_NAME", "OUTPUT", "export_bytes", "export_onnx"]
+__all__ = ["INPUT", "ONNX_NAME", "OUTPUT", "drop_stack_traces", "dynamo_onnx", "export_bytes", "export_onnx"]

@@ -54,6 +54,19 @@ def test_package_files_and_typed_config(package):
     assert cfg.labels == LABELS and cfg.layers == [1, 2] and cfg.temperature == 1.5
 
 
+def test_graphs_carry_no_stack_traces(package):
+    """The exporter records each node's Python stack trace, with the exporting checkout's file
+    paths: the same weights exported from two folders would differ, and a shipped graph would
+    carry its builder's paths. emovox.export.dynamo_onnx drops them."""
+    import onnx
+
+    for name in ("model.fp32.onnx", "model.onnx", "head.onnx"):
+        graph = onnx.load(str(package / name)).graph
+        assert len(graph.node) >= 5, name
+        keys = {p.key for node in graph.node for p in node.metadata_props}
+        assert keys and not any(k.endswith("stack_trace") for k in keys), (name, keys)
+
+
 def test_onnx_fp32_matches_torch_and_int8_agrees(package):
     cfg = read_audio_config(package)
     ref = TorchAudioModel(package, cfg)

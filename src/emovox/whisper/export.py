@@ -13,8 +13,6 @@ the graphs used for prediction.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,12 +21,12 @@ from torch import nn
 
 from emovox.audio_model import AudioModelConfig
 from emovox.errors import DependencyError, ModelError
+from emovox.export import dynamo_onnx
 from emovox.io import atomic_folder, atomic_path, atomic_write_json
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
 from emovox.whisper.model import PooledHead, config_head, mean_std
 
-OPSET = 18
 MIN_SAMPLES, MAX_SAMPLES = 640, 30 * 16000
 HEAD_GRAPH = "head.onnx"
 
@@ -58,24 +56,10 @@ class PackageGraph(nn.Module):
 
 def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str],
             dims: dict[str, dict[int, torch.export.Dim] | None], target: Path) -> Path:
-    """Write ``module`` as ONNX to ``target`` atomically (dynamo exporter)."""
-    try:
-        import onnx  # noqa: F401  (the exporter needs it)
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise DependencyError("onnx", "ONNX export", "pip install 'emovox[onnx]'") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        try:
-            program = torch.onnx.export(module.eval(), (example,), dynamo=True, input_names=inputs,
-                                        output_names=outputs, dynamic_shapes=dims, opset_version=OPSET,
-                                        optimize=True, verbose=False)
-        except Exception as exc:  # noqa: BLE001 - exporter failures are many and varied
-            raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})") from None
-    assert program is not None  # dynamo=True always returns an ONNXProgram
+    """Write ``module`` as ONNX to ``target`` atomically (:func:`emovox.export.dynamo_onnx`)."""
+    proto = dynamo_onnx(module, (example,), inputs, outputs, dims)
     with atomic_path(target, suffix=".onnx") as tmp:
-        tmp.write_bytes(program.model_proto.SerializeToString())
+        tmp.write_bytes(proto.SerializeToString())
     return target
 
 
