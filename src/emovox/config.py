@@ -330,15 +330,27 @@ def recipe_from_dict(raw: Mapping[str, Any] | None, base_dir: str | Path = ".",
     return recipe
 
 
+def read_recipe_yaml(path: str | Path, example: str = "recipes/emodb/loso.yaml") -> dict[str, Any]:
+    """The mapping of sections in a recipe YAML file (``{}`` when it is empty); a ConfigError
+    naming the file when it is missing, unreadable, not YAML or not a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: recipe file not found (give the path of a .yaml recipe, e.g. {example})")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the recipe ({exc.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{p}: recipe: expected a mapping of sections, got {type(raw).__name__}")
+    return raw or {}
+
+
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read and validate a recipe YAML file."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: recipe file not found (give the path of a .yaml recipe, e.g. recipes/emodb/loso.yaml)")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    raw = read_recipe_yaml(p)
     try:
         return recipe_from_dict(raw, base_dir=p.resolve().parent, overrides=overrides)
     except ConfigError as exc:

@@ -87,6 +87,33 @@ def test_load_recipe_file_errors_name_the_file(tmp_path: Path) -> None:
         load_recipe(wrong)
 
 
+@pytest.mark.parametrize("loader", ["speech", "segment", "text", "baseline"])
+def test_every_recipe_reader_names_the_file_and_the_fault(tmp_path: Path, loader: str) -> None:
+    """One reader (emovox.config.read_recipe_yaml) behind the four recipe kinds."""
+    from emovox.cli import build_parser
+    from emovox.cli.baseline import build_raw
+    from emovox.training.segment_level import load_segment_recipe
+    from emovox.training.text import load_multimodal_recipe
+
+    def load(path: Path) -> object:
+        if loader == "baseline":
+            return build_raw(build_parser().parse_args(["baseline", str(path)]))
+        return {"speech": load_recipe, "segment": load_segment_recipe, "text": load_multimodal_recipe}[loader](path)
+
+    cases = {"missing.yaml": (None, "missing.yaml: recipe file not found"),
+             "bad.yaml": ("data: [unclosed\n", "bad.yaml: not valid YAML"),
+             "list.yaml": ("- just\n- a list\n", "list.yaml: recipe: expected a mapping of sections, got list")}
+    for name, (text, message) in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load(tmp_path / name)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin.yaml: not valid YAML"):
+        load(latin)
+
+
 def test_relative_paths_resolve_against_recipe_folder(tmp_path: Path) -> None:
     f = tmp_path / "r.yaml"
     f.write_text("data: {corpus: emodb, root: corpora/emodb}\n")

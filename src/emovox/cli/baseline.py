@@ -72,23 +72,13 @@ def build_raw(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """The raw recipe mapping (file, then flags, then --override) and its base folder."""
     from pathlib import Path
 
-    import yaml
-
-    from emovox.config import apply_overrides
-    from emovox.errors import ConfigError
+    from emovox.config import apply_overrides, read_recipe_yaml
 
     raw: dict[str, Any] = {}
     base = "."
     if args.recipe:
         path = Path(args.recipe)
-        if not path.is_file():
-            raise ConfigError(f"{path}: recipe file not found")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections")
+        raw = read_recipe_yaml(path, "recipes/baseline/emodb_loso.yaml")
         base = str(path.resolve().parent)
     flags = {"data.corpus": args.corpus, "data.manifest": args.manifest, "data.labels": args.labels,
              "data.protocol": args.protocol, "features.upstream": args.features, "svm.kernel": args.kernel,

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from emovox.cache import extractor_key
-from emovox.config import DataConfig, OptimConfig, Recipe, _build, apply_overrides
+from emovox.config import DataConfig, OptimConfig, Recipe, _build, apply_overrides, read_recipe_yaml
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import (
     CLIP_METRIC_NAMES,
@@ -151,15 +151,8 @@ def segment_recipe(raw: Mapping[str, Any] | None, base_dir: str | Path = ".", ov
 
 
 def load_segment_recipe(path: str | Path, overrides: Sequence[str] = ()) -> SegmentRecipe:
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: recipe file not found (e.g. recipes/sahoo2021/emodb_loso.yaml)")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    raw = read_recipe_yaml(p, "recipes/sahoo2021/emodb_loso.yaml")
     try:
         return segment_recipe(raw, p.resolve().parent, overrides)
     except ConfigError as exc:

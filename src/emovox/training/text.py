@@ -288,23 +288,18 @@ class MultimodalRecipe:
 
 def load_multimodal_recipe(path: str | Path, overrides: Sequence[str] = ()) -> MultimodalRecipe:
     """Read a recipe YAML; ``text``/``asr``/``fusion`` are split off, the rest is the speech recipe."""
-    import yaml
-
-    from emovox.config import _build, apply_overrides, recipe_from_dict
+    from emovox.config import _build, apply_overrides, read_recipe_yaml, recipe_from_dict
     from emovox.fusion import FusionConfig
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: recipe file not found (e.g. recipes/meld/text.yaml)")
+    raw = read_recipe_yaml(p, "recipes/meld/text.yaml")
     try:
-        raw = apply_overrides(yaml.safe_load(p.read_text(encoding="utf-8")) or {}, list(overrides))
+        raw = apply_overrides(raw, list(overrides))
         text = text_config_from_dict(raw.pop("text", None))
         asr = _build(TranscriptConfig, raw.pop("asr", None), "asr")
         fusion = _build(FusionConfig, raw.pop("fusion", None), "fusion")
         fusion.validate()
         return MultimodalRecipe(recipe_from_dict(raw, base_dir=p.resolve().parent), text, asr, fusion)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
 
