@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def make_voice(seconds: float, f0: float = 140.0, seed: int = 0) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(f) / 16000
     x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
     return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+def wav_bytes(x: np.ndarray, sr: int = 16000, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    """``x`` as the bytes of an audio file (an upload's body)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
 
 
 def make_tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.3,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 
 import numpy as np
@@ -15,16 +14,10 @@ pytest.importorskip("fastapi", reason="the service needs fastapi (pip install 'e
 from fastapi.testclient import TestClient  # noqa: E402
 
 from emovox.service.app import create_app  # noqa: E402
-from tests.conftest import make_tone  # noqa: E402
+from tests.conftest import make_tone, wav_bytes  # noqa: E402
 from tests.product_fixtures import LABELS  # noqa: E402
 
 LOCAL = "http://127.0.0.1"  # the Host the service answers for by default
-
-
-def wav_bytes(x: np.ndarray, sr: int = 16000, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format=fmt, subtype=subtype)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

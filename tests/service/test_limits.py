@@ -22,15 +22,9 @@ from emovox.errors import Cancelled  # noqa: E402
 from emovox.service.app import clean_message, create_app  # noqa: E402
 from emovox.service.jobs import ClientGone, JobPool, check_cancelled  # noqa: E402
 from emovox.service.uploads import UploadProblem  # noqa: E402
-from tests.conftest import make_tone  # noqa: E402
+from tests.conftest import make_tone, wav_bytes  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
-
-
-def wav_bytes(x: np.ndarray, sr: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def upload(client, data: bytes, url: str = "/v1/predict", **params):

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import struct
 import threading
 import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 pytest.importorskip("fastapi", reason="the service needs fastapi (pip install 'emovox[serve]')")
 
@@ -22,15 +19,9 @@ import httpx  # noqa: E402
 from emovox.service.app import create_app  # noqa: E402
 from emovox.service.jobs import ClientGone, JobPool  # noqa: E402
 from emovox.service.timing import parse  # noqa: E402
-from tests.conftest import make_tone  # noqa: E402
+from tests.conftest import make_tone, wav_bytes  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
-
-
-def wav_bytes(x: np.ndarray, sr: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 class SlowEngine:
