@@ -7,16 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from emovox.audio_model import OnnxAudioModel, read_audio_config
 from emovox.errors import ConfigError
 from emovox.frame_scoring import FrameScorer, frame_scorer, reblock
 from emovox.inference import Recognizer
-from emovox.testing.whisper import write_tiny_whisper
+from emovox.testing.whisper import write_tiny_package
 from emovox.timeline import compute_timeline
-from emovox.whisper.export import write_package
-from emovox.whisper.model import PooledHead
 from tests.conftest import make_voice as voice
 
 pytest.importorskip("onnxruntime")
@@ -27,18 +24,7 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    root = tmp_path_factory.mktemp("frames")
-    whisper = write_tiny_whisper(root / "whisper", n_layers=2)
-    torch.manual_seed(0)
-    head = PooledHead(2, 64, len(LABELS), hidden=16)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.normal_(0, 0.3)
-        head.std.fill_(2.0)
-    from emovox.audio_model import AudioModelConfig
-
-    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], hidden=16, name="tiny")
-    return write_package(root / "pkg", config, head.state_dict())
+    return write_tiny_package(tmp_path_factory.mktemp("frames"), LABELS, hidden=16, name="tiny")
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from emovox.audio_model import AudioModelConfig, OnnxAudioModel
+from emovox.audio_model import OnnxAudioModel
 from emovox.conversation import speaker_observer, speaker_timeline, uses_frames
 from emovox.errors import ConfigError, ModelError
 from emovox.frame_scoring import FrameScorer
 from emovox.frame_speakers import FrameSpeakers, SpeakerProjection
 from emovox.inference import Recognizer
 from emovox.speaker_adapt import MIN_WINDOWS, PooledWindows, adapt_timeline
-from emovox.testing.whisper import write_tiny_whisper
+from emovox.testing.whisper import write_tiny_package
 from emovox.timeline import compute_timeline
-from emovox.whisper.export import write_package
-from emovox.whisper.model import PooledHead
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -45,15 +42,7 @@ def two_voices() -> tuple[np.ndarray, list[tuple[float, float]]]:
 
 def package_at(root):
     """The tiny two-layer Whisper package with frame outputs, written under ``root``."""
-    whisper = write_tiny_whisper(root / "whisper", n_layers=2)
-    torch.manual_seed(1)
-    head = PooledHead(2, 64, len(LABELS))
-    with torch.no_grad():
-        for p in head.parameters():
-            p.normal_(0, 0.3)
-        head.std.fill_(2.0)
-    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], name="tiny")
-    return write_package(root / "pkg", config, head.state_dict())
+    return write_tiny_package(root, LABELS, seed=1, name="tiny")
 
 
 def projection_for(package, folder):

@@ -15,8 +15,7 @@ import torch
 from emovox.audio_model import AudioModelConfig, OnnxAudioModel, read_audio_config
 from emovox.errors import ModelError
 from emovox.inference import Recognizer
-from emovox.testing.whisper import write_tiny_whisper
-from emovox.whisper.export import write_package
+from emovox.testing.whisper import write_tiny_package
 from emovox.whisper.model import PooledHead, TorchAudioModel
 
 pytest.importorskip("onnxruntime")
@@ -36,16 +35,7 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     root = tmp_path_factory.mktemp("audio_model")
-    whisper = write_tiny_whisper(root / "whisper", n_layers=2)
-    torch.manual_seed(0)
-    head = PooledHead(2, 64, len(LABELS))
-    with torch.no_grad():
-        for p in head.parameters():
-            p.normal_(0, 0.3)
-        head.std.fill_(2.0)
-    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], temperature=1.5,
-                              name="tiny", uncertain_below=0.3)
-    return write_package(root / "pkg", config, head.state_dict())
+    return write_tiny_package(root, LABELS, temperature=1.5, name="tiny", uncertain_below=0.3)
 
 
 def test_package_files_and_typed_config(package):
@@ -236,14 +226,11 @@ def test_the_standalone_example_script_matches_emovox_on_a_long_clip(package, tm
 
 def test_an_ensemble_head_exports_and_every_path_agrees(tmp_path):
     """A head of 3 members (config ``members``): torch, fp32 and int8 ONNX and the head-alone graph agree."""
-    whisper = write_tiny_whisper(tmp_path / "whisper", n_layers=2)
-    torch.manual_seed(1)
+    from safetensors.torch import load_file
+
+    pkg = write_tiny_package(tmp_path, LABELS, seed=1, hidden=8, members=3, std=None)
     head = PooledHead(2, 64, len(LABELS), hidden=8, members=3)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.normal_(0, 0.3)
-    config = AudioModelConfig(labels=LABELS, whisper_model=str(whisper), layers=[1, 2], hidden=8, members=3)
-    pkg = write_package(tmp_path / "pkg", config, head.state_dict())
+    head.load_state_dict(load_file(str(pkg / "head.safetensors")))
     cfg = read_audio_config(pkg)
     assert cfg.members == 3
     from emovox.io import normal_mode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +50,29 @@ def write_tiny_whisper(folder: str | Path, d_model: int = 32, n_heads: int = 2, 
     folder.mkdir(parents=True, exist_ok=True)
     write_ct2(folder / "model.bin", out)
     return folder
+
+
+def write_tiny_package(root: str | Path, labels: list[str], *, seed: int = 0, hidden: int = 0, members: int = 1,
+                       std: float | None = 2.0, **config: Any) -> Path:
+    """A tiny audio-in model package under ``root/pkg``: :func:`write_tiny_whisper` (2 layers, in
+    ``root/whisper``) and a random :class:`emovox.whisper.model.PooledHead` on states 1-2 (weights
+    N(0, 0.3) after ``torch.manual_seed(seed)``; its std scale set to ``std`` unless None). ``config``:
+    more :class:`emovox.audio_model.AudioModelConfig` fields (name, temperature, ...)."""
+    import torch
+
+    from emovox.audio_model import AudioModelConfig
+    from emovox.whisper.export import write_package
+    from emovox.whisper.model import PooledHead
+
+    root = Path(root)
+    whisper = write_tiny_whisper(root / "whisper", n_layers=2)
+    torch.manual_seed(seed)
+    head = PooledHead(2, 64, len(labels), hidden=hidden, members=members)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.3)
+        if std is not None:
+            head.std.fill_(std)
+    cfg = AudioModelConfig(labels=labels, whisper_model=str(whisper), layers=[1, 2], hidden=hidden, members=members,
+                           **config)
+    return write_package(root / "pkg", cfg, head.state_dict())
