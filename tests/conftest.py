@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,6 +25,23 @@ pytest_plugins = ["tests.product_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOVOX_SHARED", REPO.parent / "shared"))
+
+
+@contextlib.contextmanager
+def import_script(path: Path, name: str, *paths: Path) -> Iterator[ModuleType]:
+    """A recipe or benchmark script imported as module ``name``, with its folder (and ``paths``)
+    on sys.path while the block runs (scripts import their neighbours, some of them lazily)."""
+    added = [str(p) for p in (path.parent, *paths)]
+    sys.path[:0] = added
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        for entry in added:
+            sys.path.remove(entry)
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import numpy as np
 import pytest
 
 from emovox.corpora.manifest import Utterance
 from emovox.protocols import leave_one_corpus_out
-from tests.conftest import REPO
+from tests.conftest import REPO, import_script
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    sys.path.insert(0, str(REPO / "recipes" / "generalist"))
-    spec = importlib.util.spec_from_file_location("generalist_train", REPO / "recipes" / "generalist" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with import_script(REPO / "recipes" / "generalist" / "train.py", "generalist_train") as module:
+        yield module
 
 
 def corpora(n_per_speaker: int = 80, seed: int = 0):

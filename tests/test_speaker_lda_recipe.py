@@ -3,24 +3,19 @@ speaker projection must keep running after the benchmarks it borrows from are re
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, import_script
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("speaker_lda_train", REPO / "recipes" / "speaker_lda" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with import_script(REPO / "recipes" / "speaker_lda" / "train.py", "speaker_lda_train", REPO / "benchmarks") as module:
+        yield module
 
 
 @pytest.mark.shared

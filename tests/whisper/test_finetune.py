@@ -17,6 +17,7 @@ from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.finetune import FineTuneConfig, FineTuneRun, fine_tune_folds
 from emovox.whisper.frozen import FrozenCache, TopBlocks, collate, masked_mean_std
 from emovox.whisper.mel import log_mel
+from tests.conftest import import_script
 
 SR = 16000
 
@@ -127,27 +128,19 @@ def test_top_k_fine_tuning_learns_separable_data(tiny, corpus, tmp_path):
 
 
 def test_runner_takes_any_corpus_as_a_manifest_and_writes_results_per_fold(tiny, corpus, tmp_path):
-    import importlib.util
     import json
-    import sys
 
     from emovox.corpora.manifest import write_manifest
 
     recipe_dir = Path(__file__).resolve().parents[2] / "recipes" / "whisper_ft"
     manifest = write_manifest(tmp_path / "m.csv", corpus)
-    sys.path.insert(0, str(recipe_dir))
-    try:
-        spec = importlib.util.spec_from_file_location("whisper_ft_run", recipe_dir / "run.py")
-        run = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(run)
+    with import_script(recipe_dir / "run.py", "whisper_ft_run") as run:
         argv = ["--manifest", str(manifest), "--model", str(tiny), "--k", "1", "--epochs", "2", "--folds", "1",
                 "--batch-size", "8", "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "out")]
         assert run.main(argv) == 0
         with pytest.raises(ConfigError, match="unknown key"):
             run.finetune_config({"finetune": {"kk": 1}}, run.argparse.Namespace(
                 **{n: None for n in run.OVERRIDES}, head_layers=None))
-    finally:
-        sys.path.remove(str(recipe_dir))
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["folds_done"] == 1 and res["folds_total"] == 4 and res["partial"] is True
     assert res["settings"]["finetune"]["k"] == 1 and res["settings"]["finetune"]["epochs"] == 2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +9,15 @@ import pytest
 
 from emovox.corpora.manifest import Utterance
 from emovox.protocols import leave_one_speaker_out
+from tests.conftest import import_script
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "whisper_ft"
 
 
 @pytest.fixture(scope="module")
 def fusion():
-    sys.path.insert(0, str(RECIPE_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("whisper_ft_fusion", RECIPE_DIR / "fusion.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with import_script(RECIPE_DIR / "fusion.py", "whisper_ft_fusion") as module:
         yield module
-    finally:
-        sys.path.remove(str(RECIPE_DIR))
 
 
 def _data(seed: int = 0):
