@@ -16,10 +16,10 @@ import torch
 
 from emovox.audio import SAMPLE_RATE
 from emovox.frontend.filters import BandedProjection, slaney_mel_filterbank
-from emovox.frontend.stft import FramedSpectrum
+from emovox.frontend.stft import MelSpectrum
 
 
-class LogMel(FramedSpectrum):
+class LogMel(MelSpectrum):
     """Waveform (N,) / (B, N) at 16 kHz -> log-mel (T, n_mels) / (B, T, n_mels), T = 1 + N // hop."""
 
     def __init__(
@@ -34,13 +34,6 @@ class LogMel(FramedSpectrum):
         self.n_mels, self.log_floor = n_mels, float(log_floor)
         self.mel = BandedProjection(
             slaney_mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, htk=htk, norm=norm))
-
-    @property
-    def n_features(self) -> int:
-        return self.n_mels
-
-    def reduce(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.mel(spec)
 
     def finish(self, feats: torch.Tensor) -> torch.Tensor:
         return feats.clamp_min_(self.log_floor).log_()

@@ -131,3 +131,19 @@ def power_spectrogram(
 ) -> torch.Tensor:
     """One-sided power spectrogram (T, n_fft // 2 + 1) of a (N,) waveform (or (B, T, bins))."""
     return FramedSpectrum(n_fft, win_length, hop_length, window=window, center=center, power=2.0)(wave)
+
+
+class MelSpectrum(FramedSpectrum):
+    """A :class:`FramedSpectrum` reduced chunk by chunk to ``n_mels`` bands by ``mel`` (a mel
+    matrix as a module, set by the subclass: :class:`emovox.frontend.logmel.LogMel`,
+    :class:`emovox.frontend.vggish_input.VGGishLogMel`)."""
+
+    n_mels: int
+    mel: nn.Module
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mels
+
+    def reduce(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.mel(spec)

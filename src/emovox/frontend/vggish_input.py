@@ -12,13 +12,13 @@ import torch
 
 from emovox.audio import SAMPLE_RATE
 from emovox.frontend.filters import BandedProjection, vggish_mel_matrix
-from emovox.frontend.stft import FramedSpectrum
+from emovox.frontend.stft import MelSpectrum
 
 PATCH_FRAMES = 96
 LOG_OFFSET = 0.01
 
 
-class VGGishLogMel(FramedSpectrum):
+class VGGishLogMel(MelSpectrum):
     """Waveform (N,) / (B, N) -> VGGish log-mel (T, 64) / (B, T, 64)."""
 
     def __init__(
@@ -30,13 +30,6 @@ class VGGishLogMel(FramedSpectrum):
                          sample_rate=sample_rate)
         self.n_mels, self.log_offset = n_mels, float(log_offset)
         self.mel = BandedProjection(vggish_mel_matrix(sample_rate, n_fft, n_mels, f_min, f_max))
-
-    @property
-    def n_features(self) -> int:
-        return self.n_mels
-
-    def reduce(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.mel(spec)
 
     def finish(self, feats: torch.Tensor) -> torch.Tensor:
         return feats.add_(self.log_offset).log_()
