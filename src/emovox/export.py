@@ -82,25 +82,21 @@ def dynamo_onnx(module: Any, args: tuple, inputs: list[str], outputs: list[str],
             raise ModelError(f"{what + ': ' if what else ''}ONNX export failed ({type(exc).__name__}: {exc})") from None
     assert program is not None  # dynamo=True always returns an ONNXProgram
     proto = program.model_proto
-    drop_stack_traces(proto)
+    _drop_stack_traces(proto)
     return proto
 
 
-def drop_stack_traces(proto: Any) -> int:
-    """Remove the ``…stack_trace`` metadata of every node of ``proto`` (graph, subgraphs,
-    functions); returns how many were removed."""
-    removed = 0
+def _drop_stack_traces(proto: Any) -> None:
+    """Remove the ``…stack_trace`` metadata of every node of ``proto`` (graph, subgraphs, functions)."""
     graphs = [proto.graph, *proto.functions]
     while graphs:
         for node in graphs.pop().node:
             keep = [p for p in node.metadata_props if not p.key.endswith("stack_trace")]
-            removed += len(node.metadata_props) - len(keep)
             del node.metadata_props[:]
             node.metadata_props.extend(keep)
             for attr in node.attribute:
                 graphs.extend([attr.g] if attr.HasField("g") else [])
                 graphs.extend(attr.graphs)
-    return removed
 
 
 def export_bytes(model_folder: str | os.PathLike) -> bytes:
@@ -132,4 +128,4 @@ def export_onnx(model_folder: str | os.PathLike, out: str | os.PathLike | None =
     return target
 
 
-__all__ = ["INPUT", "ONNX_NAME", "OUTPUT", "drop_stack_traces", "dynamo_onnx", "export_bytes", "export_onnx"]
+__all__ = ["INPUT", "ONNX_NAME", "OUTPUT", "dynamo_onnx", "export_bytes", "export_onnx"]
