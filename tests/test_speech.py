@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emovox.audio import load_audio
+from emovox.errors import DependencyError
 from emovox.loudness import loudness
-from emovox.speech import VAD_LOUDNESS, speech_probabilities, speech_summary
+from emovox.speech import BLOCK, CHUNK, VAD_LOUDNESS, silero_onnx_path, speech_probabilities, speech_summary
+from tests.conftest import import_script
 
 pytest.importorskip("silero_vad", reason="the Silero VAD is part of the core install")
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "03-01-03-02-01-01-04.flac"  # a bundled RAVDESS clip
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "03-01-03-02-01-01-04.flac"  # a bundled RAVDESS clip
 
 
 def at_loudness(wave: np.ndarray, lufs: float) -> np.ndarray:
@@ -44,3 +48,34 @@ def test_quiet_noise_is_not_raised_into_speech():
     rng = np.random.default_rng(0)
     for level in (1e-4, 1e-3):  # white noise at about -80 and -60 dBFS
         assert speech_summary((level * rng.standard_normal(3 * 16000)).astype(np.float32)).no_speech
+
+
+@pytest.fixture(scope="module")
+def chunk_at_a_time():
+    """The graph emovox used before the sequence graph: silero_vad.onnx, one chunk per call."""
+    with import_script(REPO / "benchmarks" / "vad_speed.py", "benchmark_vad_speed") as module:
+        yield module.ChunkAtATime()
+
+
+def test_the_sequence_graph_gives_the_chunk_graphs_probabilities(clip, chunk_at_a_time):
+    """Blocks of BLOCK chunks, the context carried across them, a ragged last chunk, a quiet clip
+    raised first: the same probabilities as the chunk-at-a-time graph."""
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(CHUNK * 3 + 17)).astype(np.float32)
+    long = np.concatenate([clip, noise, at_loudness(clip, -50.0)] * 6)  # > BLOCK chunks
+    assert long.size > BLOCK * CHUNK
+    for wave in (clip, noise, long, clip[: CHUNK - 5]):
+        new, ref = speech_probabilities(wave), chunk_at_a_time(wave)
+        assert new.shape == ref.shape == (-(-wave.size // CHUNK),)
+        np.testing.assert_allclose(new, ref, atol=1e-5)
+    assert speech_probabilities(np.zeros(0, np.float32)).shape == (0,)
+
+
+def test_an_old_silero_package_is_named(monkeypatch, tmp_path):
+    """silero-vad before 6.2.2 has no sequence graph: the error says which file and what to install."""
+    (tmp_path / "silero_vad" / "data").mkdir(parents=True)
+    (tmp_path / "silero_vad" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "silero_vad", raising=False)
+    with pytest.raises(DependencyError, match=r"silero_vad_16k_sequence\.onnx missing.*6\.2\.2"):
+        silero_onnx_path()
