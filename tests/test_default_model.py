@@ -60,6 +60,31 @@ def test_examples_and_non_speech(examples_dir):
         assert p.no_speech and p.label is None
 
 
+def test_a_long_recording_with_a_few_words_is_speech_and_one_of_noise_is_not(examples_dir):
+    """One 4 s utterance in a minute of quiet room noise is 3 % speech: it used to come back
+    no_speech. Its speech region carries it now; five minutes of the generated non-speech set
+    joined end to end (a new edge every few seconds) still get no emotion."""
+    from emovox.audio import load_audio
+    from emovox.testing.nonspeech import iter_nonspeech
+
+    r = Recognizer.load()
+    rng = np.random.default_rng(0)
+    utterance = load_audio(examples_dir / "03-01-05-02-01-01-08.flac")  # RAVDESS, angry
+    note = (10 ** (-60 / 20) * rng.standard_normal(60 * 16000)).astype(np.float32)
+    note[20 * 16000:20 * 16000 + utterance.size] += utterance
+    p = r.predict(note, sample_rate=16000)
+    assert p.speech_fraction is not None and p.speech_fraction < 0.05
+    assert not p.no_speech and p.label == "angry"
+    joined, seconds = [], 0.0
+    for _, x in iter_nonspeech(seed=0):
+        joined.append(x)
+        seconds += x.size / 16000
+        if seconds >= 300:
+            break
+    p = r.predict(np.concatenate(joined), sample_rate=16000)
+    assert p.no_speech and p.label is None
+
+
 @pytest.mark.shared
 def test_quality_floor_on_held_out_validation_speakers(corpora_dir):
     """Clips of the speakers the shipped model never trained on (listed in its config card)."""

@@ -11,7 +11,8 @@ import pytest
 from emovox.audio import load_audio
 from emovox.errors import DependencyError
 from emovox.loudness import loudness
-from emovox.speech import BLOCK, CHUNK, VAD_LOUDNESS, silero_onnx_path, speech_probabilities, speech_summary
+from emovox.speech import (BLOCK, CHUNK, MIN_SPEECH_RUN, VAD_LOUDNESS, SpeechStats, is_no_speech, silero_onnx_path,
+                           speech_probabilities, speech_regions, speech_summary)
 from tests.conftest import import_script
 
 pytest.importorskip("silero_vad", reason="the Silero VAD is part of the core install")
@@ -79,3 +80,24 @@ def test_an_old_silero_package_is_named(monkeypatch, tmp_path):
     monkeypatch.delitem(sys.modules, "silero_vad", raising=False)
     with pytest.raises(DependencyError, match=r"silero_vad_16k_sequence\.onnx missing.*6\.2\.2"):
         silero_onnx_path()
+
+
+def test_the_abstention_rule():
+    assert is_no_speech(0.2, 1.0, 0.2)  # under MIN_SPEECH_SECONDS in all
+    assert is_no_speech(2.0, 0.02, 0.5)  # a small share, in short bursts: noise the VAD half-liked
+    assert not is_no_speech(2.0, 0.02, MIN_SPEECH_RUN)  # a small share, but one real stretch of speech
+    assert not is_no_speech(2.0, 0.5, 0.5)
+    assert not SpeechStats().no_speech  # a model without VAD never abstains
+    assert SpeechStats(0.02, 2.0, 0.5).no_speech
+
+
+def test_the_longest_region_is_that_of_the_regions(clip):
+    """speech_summary's longest region is the longest of speech_regions (the same bridging)."""
+    rng = np.random.default_rng(1)
+    gap = (1e-3 * rng.standard_normal(16000)).astype(np.float32)
+    wave = np.concatenate([clip, gap, clip[: clip.size // 2]])
+    regions = speech_regions(wave)
+    summary = speech_summary(wave)
+    assert len(regions) >= 2
+    assert summary.longest == pytest.approx(max(e - s for s, e in regions))
+    assert summary.stats == SpeechStats(summary.fraction, summary.seconds, summary.longest)

@@ -43,6 +43,7 @@ from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.long_inputs import speech_summary, window_mean, windowed
 from emovox.models.package import PackageConfig
+from emovox.speech import SpeechStats
 
 if TYPE_CHECKING:
     from emovox.frontend.pipeline import FeaturePipeline
@@ -188,7 +189,7 @@ class Recognizer:
         sub = probs[:, index]
         return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-30, None)
 
-    def _clip_scores(self, wave: np.ndarray) -> tuple[np.ndarray, tuple[float | None, float | None]]:
+    def _clip_scores(self, wave: np.ndarray) -> tuple[np.ndarray, SpeechStats]:
         """(C,) model probabilities and the speech summary of one clip that is scored alone: a recording
         longer than an utterance by its windows when the model can (:mod:`emovox.long_inputs`; one
         pass: the timeline's VAD gives the speech), else whole."""
@@ -223,13 +224,10 @@ class Recognizer:
                                for f, w in zip(feats, waves)])
 
     def _result(self, source: str, probs: np.ndarray, wave_or_seconds: Any,
-                speech: tuple[float | None, float | None], labels: Sequence[str] | None) -> Prediction:
-        from emovox.speech import is_no_speech
-
+                speech: SpeechStats, labels: Sequence[str] | None) -> Prediction:
         duration = wave_or_seconds.size / SAMPLE_RATE if isinstance(wave_or_seconds, np.ndarray) else wave_or_seconds
-        fraction, seconds = speech
-        fraction = None if fraction is None else round(float(fraction), 4)
-        if seconds is not None and is_no_speech(seconds, fraction or 0.0):
+        fraction = None if speech.fraction is None else round(float(speech.fraction), 4)
+        if speech.no_speech:
             return Prediction(source=source, label=None, probabilities={}, duration=round(float(duration), 3),
                               speech_fraction=fraction, no_speech=True)
         index = self._index if labels is None else self._label_index(labels)
@@ -333,30 +331,32 @@ class Recognizer:
             if probs is not None:  # one read, one VAD pass
                 return self._result(name, probs, tl.duration, speech_summary(self, tl), labels)
         logps: list[np.ndarray] = []
-        total, speech = 0, 0.0
+        total, speech, longest = 0, 0.0, 0.0
         for block in iter_blocks(path, self.max_clip_seconds):
             total += block.size
             if block.size < SAMPLE_RATE and logps:
                 continue  # a short tail adds little; it still counts in the duration
             logps.append(np.log(np.clip(self._raw(block[None])[0], 1e-12, 1.0)))
-            speech += self.speech_of(block)[1] or 0.0
+            stats = self.speech_of(block)
+            speech, longest = speech + (stats.seconds or 0.0), max(longest, stats.longest or 0.0)
         probs = aggregate(np.stack(logps), "mean_log_posteriors")
         seconds = total / SAMPLE_RATE
-        summary = (speech / seconds, speech) if self.vad else (None, None)
+        summary = SpeechStats(speech / seconds, speech, longest) if self.vad else SpeechStats()
         return self._result(name, probs, seconds, summary, labels)
 
     # ------------------------------------------------------------------------------- VAD
-    def speech_of(self, wave: np.ndarray) -> tuple[float | None, float | None]:
-        """(speech fraction, speech seconds) of a 16 kHz clip by this model's VAD, or (None, None) without one."""
+    def speech_of(self, wave: np.ndarray) -> SpeechStats:
+        """Speech fraction, seconds and longest region of a 16 kHz clip by this model's VAD (all None without one)."""
         if self.vad is None:
-            return None, None
+            return SpeechStats()
         if self.vad == "silero":
             from emovox.speech import speech_summary
 
-            summary = speech_summary(wave)
-            return summary.fraction, summary.seconds
-        speech = sum(e - s for s, e in _vad_function(self.vad)(wave))
-        return min(1.0, speech / max(wave.size / SAMPLE_RATE, 1e-9)), speech
+            return speech_summary(wave).stats
+        regions = _vad_function(self.vad)(wave)
+        speech = sum(e - s for s, e in regions)
+        longest = max((e - s for s, e in regions), default=0.0)
+        return SpeechStats(min(1.0, speech / max(wave.size / SAMPLE_RATE, 1e-9)), speech, longest)
 
     # -------------------------------------------------------------------------- timeline
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emovox.speech import SpeechStats
+
 if TYPE_CHECKING:
     from emovox.timeline import Timeline
 
@@ -60,14 +62,14 @@ def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     return (np.mean(np.asarray(probs, np.float64), axis=0) if probs else None), tl
 
 
-def speech_summary(recognizer: Any, tl: "Timeline") -> tuple[float | None, float | None]:
-    """(speech fraction, speech seconds) of a recording from its timeline's speech regions (the
-    recogniser's own VAD, already run there: a windowed prediction needs no second VAD pass), or
-    (None, None) for a recogniser without VAD."""
+def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
+    """Speech fraction, seconds and longest region of a recording from its timeline's speech
+    regions (the recogniser's own VAD, already run there: a windowed prediction needs no second
+    VAD pass); all None for a recogniser without VAD."""
     if recognizer.vad is None:
-        return None, None
+        return SpeechStats()
     seconds = float(sum(e - s for s, e in tl.speech))
-    return tl.speech_fraction, seconds
+    return SpeechStats(tl.speech_fraction, seconds, max((e - s for s, e in tl.speech), default=0.0))
 
 
 __all__ = ["WINDOWED_ABOVE", "scoring_tag", "speech_summary", "window_mean", "windowed"]

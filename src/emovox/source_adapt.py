@@ -115,20 +115,15 @@ def source_statistics(recognizer: Any, wave: np.ndarray) -> np.ndarray | None:
     its speech measured as ``predict`` measures it: once, by the timeline's VAD for a windowed recording."""
     from emovox.long_inputs import speech_summary, windowed
     from emovox.speaker_adapt import PooledWindows
-    from emovox.speech import is_no_speech
-
-    def no_speech(summary: tuple[float | None, float | None]) -> bool:
-        fraction, seconds = summary
-        return seconds is not None and is_no_speech(seconds, fraction or 0.0)
 
     if windowed(recognizer, wave.size / SAMPLE_RATE):
         windows = PooledWindows()
         tl = recognizer.timeline(wave, SAMPLE_RATE, vad=recognizer.vad, observers=[windows])
-        if no_speech(speech_summary(recognizer, tl)):
+        if speech_summary(recognizer, tl).no_speech:
             return None
         if windows.pooled:
             return np.mean(np.stack(list(windows.pooled.values())), axis=0)
-    elif no_speech(recognizer.speech_of(wave)):
+    elif recognizer.speech_of(wave).no_speech:
         return None
     return np.mean(clip_pooled(recognizer.engine, wave), axis=0)
 
