@@ -62,6 +62,23 @@ def test_multichannel_is_averaged(tmp_path: Path, channels: int) -> None:
     np.testing.assert_allclose(y, data.mean(axis=1), atol=1e-6)
 
 
+@pytest.mark.parametrize("ext", ["wav", "ogg"])
+def test_channels_that_cancel_in_their_mean_give_the_loudest_channel(tmp_path: Path, ext: str) -> None:
+    """One channel wired with inverted polarity: the mean of x and -0.9x is almost silence, so the
+    loudest channel is kept (file, decoded block by block, and array alike); two different
+    channels are still averaged."""
+    x = make_tone(1.0) * np.hanning(SAMPLE_RATE).astype(np.float32)
+    inverted = np.stack([-0.9 * x, x], axis=1).astype(np.float32)
+    path = tmp_path / f"inverted.{ext}"
+    sf.write(path, inverted, SAMPLE_RATE)
+    y = load_audio(path)
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=0.05)
+    np.testing.assert_allclose(prepare_array(inverted, SAMPLE_RATE), x, atol=1e-6)
+    other = np.roll(x, 4000)  # another signal on the right: no cancelling, the mean
+    both = np.stack([x, other], axis=1)
+    np.testing.assert_allclose(prepare_array(both, SAMPLE_RATE), both.mean(axis=1), atol=1e-6)
+
+
 def test_integer_arrays_are_scaled() -> None:
     x = (make_tone(0.1) * 32767).astype(np.int16)
     y = prepare_array(x, SAMPLE_RATE)

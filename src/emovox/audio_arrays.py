@@ -17,7 +17,7 @@ from emovox.audio_budget import SAMPLE_RATE
 from emovox.errors import AudioError
 
 __all__ = ["MIN_SAMPLES", "MIN_RATE", "MAX_RATE", "MAX_CHANNELS", "MAX_ABS", "check_length", "check_rate",
-           "check_channels", "to_mono", "prepare_array"]
+           "check_channels", "to_mono", "downmix", "prepare_array"]
 
 #: One analysis frame (25 ms at 16 kHz): anything shorter cannot give a single feature frame.
 MIN_SAMPLES = 400
@@ -29,6 +29,8 @@ MAX_CHANNELS = 256
 #: Largest accepted |sample|: 2**32 covers integer PCM stored as floats; beyond it the
 #: front-end's power spectrum overflows float32 (corrupt or mis-scaled data).
 MAX_ABS = float(2**32)
+#: The channels cancel in their mean when it keeps under this share of their power (-20 dB).
+CANCELLED = 0.01
 
 
 def check_length(n_samples: int, source: object = "<array>", rate: int = SAMPLE_RATE) -> None:
@@ -73,7 +75,19 @@ def to_mono(block: np.ndarray, source: object, offset: float = 0.0) -> np.ndarra
                          "float audio should lie in [-1, 1]; the data is corrupt or mis-scaled")
     if block.ndim == 1:
         return block
-    return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+    return block[:, 0] if block.shape[1] == 1 else downmix(block)
+
+
+def downmix(block: np.ndarray) -> np.ndarray:
+    """(n, channels) -> (n,): the mean of the channels, unless they cancel in it (a channel wired
+    with inverted polarity: the mean of x and -x is silence) -- then the loudest channel. Cancelling
+    means the mean keeps under :data:`CANCELLED` of the channels' mean power; channels that merely
+    differ (two people on two channels) keep about half of it."""
+    mean = block.mean(axis=1, dtype=np.float32)
+    power = np.mean(np.square(block, dtype=np.float64), axis=0)
+    if float(np.mean(np.square(mean, dtype=np.float64))) < CANCELLED * float(power.mean()):
+        return np.ascontiguousarray(block[:, int(np.argmax(power))], dtype=np.float32)
+    return mean
 
 
 def prepare_array(
