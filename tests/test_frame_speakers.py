@@ -31,7 +31,8 @@ def voice(seconds: float, f0: float, seed: int = 0) -> np.ndarray:
 
 
 def two_voices() -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """A low and a high 'voice' taking five turns of 3-5 s with 0.6 s pauses."""
+    """A low and a high 'voice' taking five turns of 3-5 s with 0.6 s pauses (tones: speech to the Sohn
+    VAD alone, so the timelines below ask for vad="sohn"; the default, gated by Silero, hears none)."""
     parts, ref, t = [], [], 0.0
     for i, length in enumerate([4.0, 3.0, 5.0, 3.5, 4.5]):
         parts += [voice(length, 110.0 if i % 2 == 0 else 330.0, seed=i), np.zeros(int(0.6 * SR), np.float32)]
@@ -120,7 +121,7 @@ def test_speaker_timeline_whisper_diarizer(package, projection, monkeypatch):
     r = Recognizer.load(package, vad=None)
     assert speaker_observer(r) is None  # a Whisper model given as a folder has no shipped projection
     with pytest.raises(ConfigError, match="ge2e"):
-        speaker_timeline(r, x, SR, diarizer="whisper")
+        speaker_timeline(r, x, SR, vad="sohn", diarizer="whisper")
     assert uses_frames(r) is False and uses_frames(r, "ge2e") is False
     # an archive's worker refuses the same setting once, before any file
     from emovox.archive import ModelSpec
@@ -130,23 +131,23 @@ def test_speaker_timeline_whisper_diarizer(package, projection, monkeypatch):
         TimelineWorker(TimelineTask(ModelSpec(model=str(package), vad="none"), speakers="auto", diarizer="whisper"))
     monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
     assert uses_frames(r) is True and uses_frames(r, scoring="window") is False
-    tl = speaker_timeline(r, x, SR, speakers=2, diarizer="whisper")
+    tl = speaker_timeline(r, x, SR, vad="sohn", speakers=2, diarizer="whisper")
     assert tl.speakers == ["S1", "S2"] and len(tl.turns) == 5
     assert all(w.speaker in ("S1", "S2") for w in tl.windows if w.is_speech)
     assert set(tl.summary()) == {"S1", "S2"}
     # window-by-window scoring has no frames: auto falls back to GE2E (here a fake), whisper says why
     with pytest.raises(ConfigError, match="--scoring window"):
-        speaker_timeline(r, x, SR, speakers=2, diarizer="whisper", scoring="window")
+        speaker_timeline(r, x, SR, vad="sohn", speakers=2, diarizer="whisper", scoring="window")
     from tests.test_diarize import tone_embed
 
-    by_window = speaker_timeline(r, x, SR, speakers=2, scoring="window", ge2e=tone_embed)
+    by_window = speaker_timeline(r, x, SR, vad="sohn", speakers=2, scoring="window", ge2e=tone_embed)
     assert by_window.speakers == ["S1", "S2"] and [t.speaker for t in by_window.turns][:3] == ["S1", "S2", "S1"]
-    bare = speaker_timeline(r, x, SR, speakers=None)
+    bare = speaker_timeline(r, x, SR, vad="sohn", speakers=None)
     assert bare.speakers == [] and [w.label for w in bare.windows] == [w.label for w in tl.windows]
     with pytest.raises(ConfigError):
-        speaker_timeline(r, x, SR, diarizer="pyannote")
+        speaker_timeline(r, x, SR, vad="sohn", diarizer="pyannote")
     with pytest.raises(ConfigError, match="needs speakers"):
-        speaker_timeline(r, x, SR, speakers=None, adapt=True)
+        speaker_timeline(r, x, SR, vad="sohn", speakers=None, adapt=True)
     # the torch backend scores window by window: no frames, so no whisper speakers
     assert speaker_observer(Recognizer.load(package, backend="torch", vad=None)) is None
 
@@ -155,8 +156,8 @@ def test_adapt_normalises_each_speakers_windows(package, projection, monkeypatch
     x, _ = two_voices()
     r = Recognizer.load(package, vad=None)
     monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
-    plain = speaker_timeline(r, x, SR, speakers=2, diarizer="whisper")
-    adapted = speaker_timeline(r, x, SR, speakers=2, diarizer="whisper", adapt=True)
+    plain = speaker_timeline(r, x, SR, vad="sohn", speakers=2, diarizer="whisper")
+    adapted = speaker_timeline(r, x, SR, vad="sohn", speakers=2, diarizer="whisper", adapt=True)
     assert [w.speaker for w in plain.windows] == [w.speaker for w in adapted.windows]
     changed = [a.probabilities != p.probabilities for a, p in zip(adapted.windows, plain.windows) if a.is_speech]
     assert any(changed)
@@ -164,7 +165,7 @@ def test_adapt_normalises_each_speakers_windows(package, projection, monkeypatch
     from emovox.speaker_adapt import training_stats
 
     kept = PooledWindows()
-    tl = r.timeline(x, SR, observers=[kept])
+    tl = r.timeline(x, SR, vad="sohn", observers=[kept])
     tl.attach_speakers(plain.turns)
     mean, std = training_stats(package)
     s1 = [w for w in tl.windows if w.speaker == "S1"]
@@ -182,7 +183,7 @@ def test_adapt_leaves_speakers_with_few_windows(package):
     r = Recognizer.load(package, vad=None)
     x, _ = two_voices()
     kept = PooledWindows()
-    tl = r.timeline(x[: 8 * SR], SR, observers=[kept])
+    tl = r.timeline(x[: 8 * SR], SR, vad="sohn", observers=[kept])
     before = [w.probabilities for w in tl.windows]
     tl.attach_speakers([Turn(0.0, 8.0, "S1")])
     assert sum(w.is_speech for w in tl.windows) >= MIN_WINDOWS

@@ -198,7 +198,7 @@ def test_cli_timeline_writes_outputs(tmp_path, capsys):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["talk.json", "talk.png", "talk.regions.csv", "talk.windows.csv"]
     data = json.loads((out / "talk.json").read_text())
-    assert data["window"] == 3.0 and data["vad"] == "sohn" and len(data["windows"]) == 10
+    assert data["window"] == 3.0 and data["vad"] == "gated" and len(data["windows"]) == 10
     printed = capsys.readouterr()
     assert "talk.flac: 12.0 s" in printed.out and "wrote" in printed.err
     assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "svg"]) == 2
@@ -243,23 +243,23 @@ def test_cli_timeline_fixed_speakers_and_bad_values(tmp_path, capsys):
     from tests.product_fixtures import make_tiny_model
 
     model = make_tiny_model(tmp_path / "model")
-    rec = tmp_path / "talk.flac"
+    rec = tmp_path / "talk.flac"  # tones: speech to the Sohn VAD alone
     sf.write(rec, signal(), SR)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
         main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "many"])
     assert exit_info.value.code == 2 and "auto, none or a number" in capsys.readouterr().err
-    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "none",
+    assert main(["timeline", str(rec), "--model", str(model), "--vad", "sohn", "-o", str(out), "--speakers", "none",
                  "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "talk.windows.csv").read_text())))
     assert all(r["speaker"] == "" for r in rows)
     if importlib.util.find_spec("resemblyzer") is None:
         pytest.skip("--speakers N needs resemblyzer (pip install --no-deps resemblyzer==0.1.4 librosa)")
-    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--speakers", "1",
+    assert main(["timeline", str(rec), "--model", str(model), "--vad", "sohn", "-o", str(out), "--speakers", "1",
                  "--format", "csv,json"]) == 0
     data = json.loads((out / "talk.json").read_text())
     assert data["speakers"] == ["S1"] and {w["speaker"] for w in data["windows"] if w["label"]} == {"S1"}
     captured = capsys.readouterr()
     assert "1 speaker(s): S1" in captured.out and "counted automatically" not in captured.err
-    assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "json"]) == 0
+    assert main(["timeline", str(rec), "--model", str(model), "--vad", "sohn", "-o", str(out), "--format", "json"]) == 0
     assert "counted automatically; if you know how many people speak, --speakers N" in capsys.readouterr().err

@@ -34,6 +34,7 @@ from emovox.archive import ModelSpec, guarded, model_info
 from emovox.archive_output import STAMP, Layout
 from emovox.conversation import check_diarizer
 from emovox.errors import AudioError, ConfigError, DependencyError, EmovoxError
+from emovox.inference import TIMELINE_VAD, VADS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class TimelineTask:
     model: ModelSpec = field(default_factory=lambda: ModelSpec(vad="none"))
     window: float = 2.0
     hop: float = 1.0
-    vad: str = "sohn"
+    vad: str = TIMELINE_VAD
     min_speech: float = 0.3
     speakers: str | int = "none"
     min_turn: float = 1.0
@@ -69,8 +70,8 @@ class TimelineTask:
 
         check_window(self.window, self.hop, self.min_speech)
         check_timeline_settings(self.window, self.hop)
-        if self.vad not in ("sohn", "silero", "none"):
-            raise ConfigError(f"unknown VAD {self.vad!r}; choose sohn, silero or none")
+        if self.vad not in (*VADS, "none"):
+            raise ConfigError(f"unknown VAD {self.vad!r}; choose {', '.join(VADS)} or none")
         speakers = None if self.speakers in ("auto", "none") else self.speakers
         check_options(speakers, THRESHOLD, self.min_turn)  # type: ignore[arg-type]
         check_diarizer(self.diarizer)

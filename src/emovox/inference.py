@@ -58,7 +58,8 @@ FAST_MODEL = Path(__file__).parent / "assets" / "fast_model"
 BUNDLED_MODELS = ("default", "fast")
 ALIASES = {"whisper": "default"}
 BACKENDS = ("auto", "torch", "onnx")
-VADS = ("sohn", "silero")
+VADS = ("sohn", "silero", "gated")
+TIMELINE_VAD = "gated"  #: the timeline's default VAD (CLI, service, live stream, archives): emovox.vad.GatedVAD
 
 Source = str | os.PathLike | np.ndarray
 
@@ -360,7 +361,7 @@ class Recognizer:
 
     # -------------------------------------------------------------------------- timeline
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
-                 window: float = 2.0, hop: float = 1.0, vad: str | None = "sohn", min_speech: float = 0.3,
+                 window: float = 2.0, hop: float = 1.0, vad: str | None = TIMELINE_VAD, min_speech: float = 0.3,
                  source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0,
                  scoring: str = "auto", observers: Sequence[Any] = ()):
         """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`.

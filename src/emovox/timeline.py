@@ -258,7 +258,7 @@ def compute_timeline(
     vad: VadFn | None,
     *,
     source: str = "<array>",
-    vad_name: str = "sohn",
+    vad_name: str = "gated",
     window: float = 2.0,
     hop: float = 1.0,
     min_speech: float = 0.3,

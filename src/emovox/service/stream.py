@@ -4,10 +4,10 @@ Endpoints (an :class:`fastapi.APIRouter` included by :func:`emovox.service.app.c
 
 * ``GET /v1/models`` — the bundled models (name, labels, front-end) and which one is loaded by
   default; the page offers them in a menu.
-* ``POST /v1/conversation?model=&speakers=auto|N|none`` — upload (multipart ``file``), get
+* ``POST /v1/conversation?model=&speakers=auto|N|none&vad=gated|sohn|silero|none`` — upload (multipart ``file``), get
   ``{"prediction": ..., "timeline": ...}``: the clip's emotion and a speaker-aware timeline
   (:mod:`emovox.diarize`) with the chosen bundled model.
-* ``WS /v1/stream?model=&window=2&hop=1&vad=sohn&speakers=auto`` — send binary messages of 16 kHz
+* ``WS /v1/stream?model=&window=2&hop=1&vad=gated&speakers=auto`` — send binary messages of 16 kHz
   mono 16-bit little-endian PCM (any chunk size, even byte count); each window's result is sent as
   JSON ``{"type": "window", start, end, label, probabilities, speech_fraction, speaker, no_speech,
   uncertain, latency_ms}`` as soon as the window's last sample has arrived; ``speaker`` is a
@@ -47,6 +47,7 @@ from fastapi.responses import Response
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
+from emovox.inference import TIMELINE_VAD, VADS
 from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
 from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
 from emovox.service.uploads import UploadProblem, check_upload, decode_upload
@@ -122,6 +123,7 @@ async def conversation(
     model: str | None = Query(None, description="bundled model name (GET /v1/models); default: the server's"),
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
+    vad: str = Query(TIMELINE_VAD, pattern="^(gated|sohn|silero|none)$", description="voice activity detector"),
 ) -> Response:
     pool = request.app.state.pool
     data = await file.read()
@@ -131,18 +133,18 @@ async def conversation(
         audio = await pool.run(decode_upload, data, name, MAX_SECONDS, None, check_cancelled, flow=flow, gone=gone,
                                stage="decode")
         rec = await pool.run(recognizer_for, request.app, model, flow=flow, gone=gone)
-        body = await pool.run(_conversation, rec, audio, speakers, flow=flow, gone=gone, stage="infer")
+        body = await pool.run(_conversation, rec, audio, speakers, vad, flow=flow, gone=gone, stage="infer")
     return Response(body, media_type="application/json")
 
 
-def _conversation(rec: Any, audio: Any, speakers: str) -> bytes:
+def _conversation(rec: Any, audio: Any, speakers: str, vad: str = TIMELINE_VAD) -> bytes:
     """Prediction + speaker-aware timeline of a decoded upload as JSON (on a pool worker, not the event loop)."""
     from emovox.conversation import speaker_timeline
 
     pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
     count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
     tl = speaker_timeline(rec, audio.samples, 16000, source=audio.name, speakers=count,
-                          on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
+                          vad=None if vad == "none" else vad, on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
     result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
     return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
@@ -230,7 +232,7 @@ class LiveSession:
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, hop: float = 1.0,
-                 vad: str = "sohn", speakers: str = "auto") -> None:
+                 vad: str = TIMELINE_VAD, speakers: str = "auto") -> None:
     await ws.accept()
     if not _streams.acquire(blocking=False):
         await ws.send_json({"type": "error", "message": f"the server already runs {MAX_STREAMS} live streams"})
@@ -240,8 +242,8 @@ async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, h
     sender: asyncio.Task | None = None
     try:
         try:
-            if vad not in ("sohn", "silero", "none"):
-                raise _problem(400, "bad_request", f"vad must be sohn, silero or none, got {vad!r}")
+            if vad not in (*VADS, "none"):
+                raise _problem(400, "bad_request", f"vad must be one of {', '.join(VADS)} or none, got {vad!r}")
             if speakers not in ("auto", "none"):
                 raise _problem(400, "bad_request", f"speakers must be auto or none, got {speakers!r}")
             rec = await asyncio.get_running_loop().run_in_executor(None, recognizer_for, ws.app, model)
