@@ -199,3 +199,21 @@ def test_silero_finds_quiet_speech():
     normal = silero.speech_fraction(wave)
     quiet = wave * np.float32(10 ** ((-65.0 - loudness(wave)) / 20))
     assert normal > 0.3 and silero.speech_fraction(quiet) == pytest.approx(normal, abs=0.05)
+
+
+def test_gated_keeps_sohns_speech_regions_and_drops_the_ones_silero_does_not_hear():
+    """GatedVAD (the timeline's default): a tone burst is speech to Sohn, not to Silero; a spoken
+    clip is speech to both, with Sohn's boundaries."""
+    from pathlib import Path
+
+    from emovox.audio import load_audio
+
+    clip = load_audio(Path(__file__).resolve().parents[1] / "examples" / "03-01-05-02-01-01-08.flac")
+    t = np.arange(3 * SR) / SR
+    tone = (0.1 * np.sin(2 * np.pi * 220 * t) * (t > 0.5) * (t < 2.5)).astype(np.float32)
+    gap = np.zeros(SR, np.float32)
+    wave = np.concatenate([tone, gap, clip])
+    sohn, gated = build_vad("sohn").regions(wave), build_vad("gated").regions(wave)
+    assert any(e <= 3.0 for _, e in sohn)  # the tone is speech to Sohn
+    assert all(s >= 4.0 for s, _ in gated) and gated == [r for r in sohn if r[0] >= 4.0]
+    assert build_vad("gated").regions(tone) == []
