@@ -1,6 +1,7 @@
 """The evidence for the abstention rule's region clause (emovox.speech.MIN_SPEECH_RUN).
 
     python benchmarks/speech_runs.py [--seeds 10] [--per-corpus 120] [--pad 60] [--out FILE.json]
+    python benchmarks/speech_runs.py --timeline --seeds 10 [--vads gated sohn] [--out FILE.json]
 
 By the Silero speech check of ``emovox.speech`` (regions: pauses under MIN_PAUSE bridged):
 
@@ -11,6 +12,9 @@ By the Silero speech check of ``emovox.speech`` (regions: pauses under MIN_PAUSE
   sample: the share whose longest region reaches 0.5-2 s;
 * the same corpus clips placed in ``--pad`` seconds of room noise (-60 dBFS white): the share
   called ``no_speech`` by the rule without the region clause and with it.
+
+``--timeline``: instead, the default model's timeline of every generated non-speech clip with each
+VAD of ``--vads``: windows, windows given an emotion, and the clips that have any.
 """
 
 from __future__ import annotations
@@ -90,13 +94,39 @@ def speech(per_corpus: int, pad: float) -> dict:
     return result
 
 
+def timeline_labels(seeds: int, vads: list[str]) -> dict:
+    from emovox import Recognizer
+
+    rec = Recognizer.load()
+    out = {}
+    for vad in vads:
+        windows, labelled, clips = 0, 0, []
+        for seed in range(seeds):
+            for name, x in nonspeech_clips(seed=seed):
+                tl = rec.timeline(x, sample_rate=16000, vad=vad)
+                n = sum(w.label is not None for w in tl.windows)
+                windows, labelled = windows + len(tl.windows), labelled + n
+                if n:
+                    clips.append(f"seed {seed} {name}")
+        out[vad] = {"windows": windows, "labelled": labelled, "clips_with_labels": len(clips), "first": clips[:10]}
+        print(vad, out[vad], flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--per-corpus", type=int, default=120)
     ap.add_argument("--pad", type=float, default=60.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--timeline", action="store_true", help="timeline windows given an emotion on non-speech, per VAD")
+    ap.add_argument("--vads", nargs="+", default=["gated", "sohn"])
     args = ap.parse_args(argv)
+    if args.timeline:
+        result = {"seeds": args.seeds, "timeline_on_non_speech": timeline_labels(args.seeds, args.vads)}
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     result = {"min_speech_run": MIN_SPEECH_RUN, "non_speech": non_speech(args.seeds),
               "speech_longest_region_share": speech(args.per_corpus, args.pad)}
     print(json.dumps(result, indent=1))

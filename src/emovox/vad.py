@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -227,12 +228,19 @@ class SileroVAD(BaseVAD):
 
 class GatedVAD(SohnVAD):
     """Sohn's regions, each kept only where the Silero speech check (:mod:`emovox.speech`, the
-    abstention of ``predict``) finds speech inside it: Sohn's test fires on anything louder than
-    the noise it tracks (music, tones, fans; 48 of 59 windows of a minute of generated chords got
-    an emotion), Silero's boundaries are tighter than the speech turns (on the held-out
-    conversations it missed 14 % of the speech), so Sohn draws the boundaries and Silero vetoes."""
+    abstention of ``predict``) finds at least ``min_confirmed`` seconds of speech inside it:
+    Sohn's test fires on anything louder than the noise it tracks (music, tones, fans; 48 of 59
+    windows of a minute of generated chords got an emotion), Silero's boundaries are tighter than
+    the speech turns (on the held-out conversations it missed 14 % of the speech), so Sohn draws
+    the boundaries and Silero vetoes. 0.2 s: the smallest of 0.1 / 0.2 / 0.3 s that left the
+    fewest timeline windows of the generated non-speech set (seeds 0-3) with an emotion
+    (``benchmarks/speech_runs.py --timeline``; docs/conversations.md)."""
 
     name = "gated"
+
+    def __init__(self, min_confirmed: float = 0.2, **sohn: Any) -> None:
+        super().__init__(**sohn)
+        self.min_confirmed = min_confirmed  #: s of Silero speech a region must hold
 
     def frame_mask(self, wave: np.ndarray) -> np.ndarray:
         from emovox.speech import speech_regions as silero_regions
@@ -242,7 +250,7 @@ class GatedVAD(SohnVAD):
         confirmed = silero_regions(x)
         for start, stop in _runs(mask):
             a, b = start * FRAME_SECONDS, stop * FRAME_SECONDS
-            if not any(s < b and e > a for s, e in confirmed):
+            if sum(max(0.0, min(b, e) - max(a, s)) for s, e in confirmed) < self.min_confirmed:
                 mask[start:stop] = False
         return mask
 
