@@ -162,6 +162,11 @@ def test_live_speaker_labels_on_the_page(playwright, tmp_path, monkeypatch):
     package = package_at(tmp_path / "pkg")
     projection = projection_for(package, tmp_path / "proj")
     monkeypatch.setattr(SpeakerProjection, "load", classmethod(lambda cls, name, folder=None: projection))
+    # the synthetic voices are tones: speech to the Sohn VAD alone, not to the stream's default
+    # (gated by Silero); the live speaker labels are under test here, so the stream gets Sohn's
+    from emovox.vad import VADS, SohnVAD
+
+    monkeypatch.setitem(VADS, "gated", SohnVAD)
     clip = tmp_path / "mic.wav"
     sf.write(clip, voices()[0], SR, subtype="PCM_16")
     with serving(create_app(Recognizer.load(package, vad=None))) as url, microphone_page(playwright, url, clip) as pg:
