@@ -37,9 +37,7 @@ RUNS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
 def stats(wave: np.ndarray) -> SpeechStats:
-    regions = speech_regions(wave)
-    seconds = float(sum(e - s for s, e in regions))
-    return SpeechStats(seconds / max(wave.size / 16000, 1e-9), seconds, max((e - s for s, e in regions), default=0.0))
+    return SpeechStats.from_regions(speech_regions(wave), wave.size / 16000)
 
 
 def non_speech(seeds: int) -> dict:

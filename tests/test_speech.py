@@ -100,4 +100,4 @@ def test_the_longest_region_is_that_of_the_regions(clip):
     summary = speech_summary(wave)
     assert len(regions) >= 2
     assert summary.longest == pytest.approx(max(e - s for s, e in regions))
-    assert summary.stats == SpeechStats(summary.fraction, summary.seconds, summary.longest)
+    assert summary.no_speech == is_no_speech(summary.seconds, summary.fraction, summary.longest)

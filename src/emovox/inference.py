@@ -60,6 +60,7 @@ ALIASES = {"whisper": "default"}
 BACKENDS = ("auto", "torch", "onnx")
 VADS = ("sohn", "silero", "gated")
 TIMELINE_VAD = "gated"  #: the timeline's default VAD (CLI, service, live stream, archives): emovox.vad.GatedVAD
+VAD_PATTERN = f"^({'|'.join((*VADS, 'none'))})$"  #: a VAD query parameter of the service
 
 Source = str | os.PathLike | np.ndarray
 
@@ -353,11 +354,8 @@ class Recognizer:
         if self.vad == "silero":
             from emovox.speech import speech_summary
 
-            return speech_summary(wave).stats
-        regions = _vad_function(self.vad)(wave)
-        speech = sum(e - s for s, e in regions)
-        longest = max((e - s for s, e in regions), default=0.0)
-        return SpeechStats(min(1.0, speech / max(wave.size / SAMPLE_RATE, 1e-9)), speech, longest)
+            return speech_summary(wave)
+        return SpeechStats.from_regions(_vad_function(self.vad)(wave), wave.size / SAMPLE_RATE)
 
     # -------------------------------------------------------------------------- timeline
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,

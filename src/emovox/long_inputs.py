@@ -68,8 +68,7 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
     VAD pass); all None for a recogniser without VAD."""
     if recognizer.vad is None:
         return SpeechStats()
-    seconds = float(sum(e - s for s, e in tl.speech))
-    return SpeechStats(tl.speech_fraction, seconds, max((e - s for s, e in tl.speech), default=0.0))
+    return SpeechStats.from_regions(tl.speech, tl.duration)
 
 
 __all__ = ["WINDOWED_ABOVE", "scoring_tag", "speech_summary", "window_mean", "windowed"]

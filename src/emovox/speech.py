@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 from pathlib import Path
 
@@ -115,25 +114,16 @@ class SpeechStats(NamedTuple):
     seconds: float | None = None
     longest: float | None = None  #: seconds of its longest speech region
 
+    @classmethod
+    def from_regions(cls, regions: Sequence[tuple[float, float]], duration: float) -> SpeechStats:
+        """The stats of a recording of ``duration`` seconds whose VAD found ``regions``."""
+        seconds = float(sum(e - s for s, e in regions))
+        return cls(min(1.0, seconds / duration) if duration > 0 else 0.0, seconds,
+                   max((e - s for s, e in regions), default=0.0))
+
     @property
     def no_speech(self) -> bool:
         return self.seconds is not None and is_no_speech(self.seconds, self.fraction or 0.0, self.longest or 0.0)
-
-
-@dataclass(frozen=True)
-class SpeechSummary:
-    fraction: float
-    seconds: float
-    mask: np.ndarray  # per 32 ms chunk
-    longest: float  # seconds of the longest region (:func:`mask_regions`)
-
-    @property
-    def stats(self) -> SpeechStats:
-        return SpeechStats(self.fraction, self.seconds, self.longest)
-
-    @property
-    def no_speech(self) -> bool:
-        return is_no_speech(self.seconds, self.fraction, self.longest)
 
 
 def is_no_speech(seconds: float, fraction: float, longest: float) -> bool:
@@ -142,14 +132,14 @@ def is_no_speech(seconds: float, fraction: float, longest: float) -> bool:
     return seconds < MIN_SPEECH_SECONDS or (fraction < MIN_SPEECH_FRACTION and longest < MIN_SPEECH_RUN)
 
 
-def speech_summary(samples: np.ndarray, threads: int = 1) -> SpeechSummary:
+def speech_summary(samples: np.ndarray, threads: int = 1) -> SpeechStats:
     """Speech fraction/seconds of a clip (chunks with probability >= :data:`THRESHOLD`) and its
-    longest speech region."""
+    longest speech region (:func:`mask_regions`)."""
     mask = speech_probabilities(samples, threads) >= THRESHOLD
     seconds = float(mask.sum()) * CHUNK / SAMPLE_RATE
     duration = max(len(samples) / SAMPLE_RATE, 1e-9)
     longest = max((e - s for s, e in mask_regions(mask, duration)), default=0.0)
-    return SpeechSummary(min(1.0, seconds / duration), seconds, mask, longest)
+    return SpeechStats(min(1.0, seconds / duration), seconds, longest)
 
 
 def mask_regions(mask: np.ndarray, duration: float, min_pause: float = MIN_PAUSE,

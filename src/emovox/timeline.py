@@ -241,7 +241,7 @@ def _join(regions: list[tuple[float, float]], new: Iterable[tuple[float, float]]
             regions.append((s, e))
 
 
-def _overlap(regions: Sequence[tuple[float, float]], start: float, end: float) -> float:
+def region_overlap(regions: Sequence[tuple[float, float]], start: float, end: float) -> float:
     """Seconds of ``regions`` inside [start, end] (regions sorted, disjoint)."""
     total = 0.0
     for s, e in reversed(regions):  # windows ask about the recent past: scan from the end
@@ -330,7 +330,7 @@ def compute_timeline(
             scorer.forget_before(keep)
 
     for start, end, wave in iter_windows(vad_pass(blocks), SegmentSpec(window, hop, sr)):
-        frac = _overlap(speech, start, end) / (end - start) if vad is not None else 1.0
+        frac = region_overlap(speech, start, end) / (end - start) if vad is not None else 1.0
         w = Window(round(start, 3), round(end, 3), round(min(1.0, frac), 4))
         if keep_windows:
             windows.append(w)

@@ -43,6 +43,7 @@ from emovox.errors import AudioError, ConfigError, DependencyError
 from emovox.frontend.stft import as_waveform, power_spectrogram
 from emovox.loudness import raise_quiet
 from emovox.speech import VAD_LOUDNESS
+from emovox.timeline import region_overlap
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,7 @@ class GatedVAD(SohnVAD):
         mask = super().frame_mask(x)
         confirmed = silero_regions(x)
         for start, stop in _runs(mask):
-            a, b = start * FRAME_SECONDS, stop * FRAME_SECONDS
-            if sum(max(0.0, min(b, e) - max(a, s)) for s, e in confirmed) < self.min_confirmed:
+            if region_overlap(confirmed, start * FRAME_SECONDS, stop * FRAME_SECONDS) < self.min_confirmed:
                 mask[start:stop] = False
         return mask
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from emovox.cli._archive import TIMELINE_EPILOG, add_archive_args
 from emovox.cli._model_args import add_model_args, load_recognizer, positive_float
-from emovox.inference import TIMELINE_VAD
+from emovox.inference import TIMELINE_VAD, VADS
 
 FORMATS = ("csv", "json", "png")
 EPILOG = """examples:
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
                    help="output folder (default: ./<name>_timeline); archive mode: FILE.jsonl, .csv or .parquet")
     p.add_argument("--window", type=positive_float, default=2.0, help="window length in seconds (default 2)")
     p.add_argument("--hop", type=positive_float, default=1.0, help="hop between windows in seconds (default 1)")
-    p.add_argument("--vad", choices=("gated", "sohn", "silero", "none"), default=TIMELINE_VAD,
+    p.add_argument("--vad", choices=(*VADS, "none"), default=TIMELINE_VAD,
                    help="voice activity detector (default: gated: Sohn's regions where the Silero speech check "
                         "finds speech; sohn alone also marks music and noise as speech)")
     p.add_argument("--min-speech", type=float, default=0.3,

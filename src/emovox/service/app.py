@@ -52,7 +52,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.errors import EmovoxError
-from emovox.inference import TIMELINE_VAD
+from emovox.inference import TIMELINE_VAD, VAD_PATTERN
 from emovox.service.brake import RefusalBrake
 from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
                                    check_timeline_settings)
@@ -184,7 +184,7 @@ def create_app(
         file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
         window: float = Query(TIMELINE_WINDOW, description=f"window length in seconds ({MIN_WINDOW}-60)"),
         hop: float = Query(TIMELINE_HOP, description=f"hop between windows in seconds ({MIN_HOP} to the window)"),
-        vad: str = Query(TIMELINE_VAD, pattern="^(gated|sohn|silero|none)$", description="voice activity detector"),
+        vad: str = Query(TIMELINE_VAD, pattern=VAD_PATTERN, description="voice activity detector"),
         labels: str | None = Query(None, description="comma-separated subset of labels"),
     ) -> Response:
         chosen = _labels(labels)

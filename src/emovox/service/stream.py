@@ -47,7 +47,7 @@ from fastapi.responses import Response
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import EmovoxError
-from emovox.inference import TIMELINE_VAD, VADS
+from emovox.inference import TIMELINE_VAD, VAD_PATTERN, VADS
 from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
 from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
 from emovox.service.uploads import UploadProblem, check_upload, decode_upload
@@ -123,7 +123,7 @@ async def conversation(
     model: str | None = Query(None, description="bundled model name (GET /v1/models); default: the server's"),
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
-    vad: str = Query(TIMELINE_VAD, pattern="^(gated|sohn|silero|none)$", description="voice activity detector"),
+    vad: str = Query(TIMELINE_VAD, pattern=VAD_PATTERN, description="voice activity detector"),
 ) -> Response:
     pool = request.app.state.pool
     data = await file.read()
