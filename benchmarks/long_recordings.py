@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO / "recipes" / "generalist"))
 SR = 16000
 LENGTHS = (1, 2, 3, 4, 6)
 THRESHOLDS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
+#: Crop lengths (s) up to which the speech-crop rule scores the crop whole.
+CROP_T = (4.0, 5.0, 6.0, 7.0, 8.0)
 
 
 def recordings(utts, draws: int, rng: np.random.Generator):
@@ -64,6 +66,8 @@ def recordings(utts, draws: int, rng: np.random.Generator):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--crops", nargs="*", default=["0.5", "1.0", "1.5", "2.0"],
+                    help="margins (s) of the speech crops also scored whole (emovox.long_inputs.speech_crop)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "runs" / "long_recordings"))
     ap.add_argument("--report", action="store_true", help="only summarise OUT/rows.json again")
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from emovox import Recognizer
     from emovox.audio import load_audio
     from emovox.audio_model import read_audio_config
-    from emovox.long_inputs import window_mean
+    from emovox.long_inputs import speech_crop, window_mean
 
     torch.set_num_threads(1)
     rec = Recognizer.load()
@@ -102,10 +106,16 @@ def main(argv: list[str] | None = None) -> int:
                 cache[p] = load_audio(p)
             parts += [cache[p], (0.003 * rng.standard_normal(SR // 2)).astype(np.float32)]
         x = np.concatenate(parts)
-        windows, _ = window_mean(rec, x, SR)
+        windows, tl = window_mean(rec, x, SR)
+        crops = {}
+        for c in args.crops:
+            span = speech_crop(tl.speech, tl.duration, float(c))
+            if span is not None:
+                crop = x[int(span[0] * SR):int(span[1] * SR)]
+                crops[c] = {"seconds": crop.size / SR, "probs": np.asarray(rec.engine(crop), float).tolist()}
         rows.append({"kind": kind, "speaker": spk, "corpus": corpus[spk], "labels": truth, "n": len(paths),
                      "seconds": x.size / SR, "whole": np.asarray(rec.engine(x), float).tolist(),
-                     "windows": None if windows is None else windows.tolist()})
+                     "windows": None if windows is None else windows.tolist(), "crops": crops})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(rows))
@@ -141,6 +151,22 @@ def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str
     for t in (*THRESHOLDS, float("inf")):
         lines.append(f"| {'never' if t == float('inf') else f'{t:g}'} | "
                      f"{ua(single, lambda r, t=t: 'windows' if r['seconds'] > t else 'whole'):.1f} |")
+    margins = sorted({c for r in single for c in r.get("crops", {})}, key=float)
+    if margins:
+        lines += ["", "Speech-crop rule: over 6 s, the speech crop whole when it is at most T s long, else "
+                      "windows (predict UA, all one-emotion recordings):", "",
+                  "| margin | " + " | ".join(f"T = {t:g}" for t in CROP_T) + " |", "|---|" + "---|" * len(CROP_T)]
+        for c in margins:
+            def rule(r: dict, t: float, c: str = c) -> str:
+                crop = r["crops"].get(c)
+                return "whole" if r["seconds"] <= 6.0 else "crop" if crop and crop["seconds"] <= t else "windows"
+
+            cells = []
+            for t in CROP_T:
+                for r in single:
+                    r["crop"] = r["crops"][c]["probs"] if c in r["crops"] else None
+                cells.append(f"{ua(single, lambda r, t=t: rule(r, t)):.1f}")
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
     mixed = [r for r in rows if r["kind"] == "mixed" and r["windows"] is not None]
     if mixed:
         share = [100 * np.mean([max(r[k]) >= confident for r in mixed]) for k in ("whole", "windows")]

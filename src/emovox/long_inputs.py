@@ -36,6 +36,19 @@ if TYPE_CHECKING:
 WINDOWED_ABOVE = 6.0
 
 
+#: Seconds of the recording kept on each side of its speech when it is scored as one crop.
+CROP_MARGIN = 1.0
+
+
+def speech_crop(speech: list[tuple[float, float]], duration: float,
+                margin: float = CROP_MARGIN) -> tuple[float, float] | None:
+    """``(start, end)`` s from the recording's first to its last speech, widened by ``margin`` on
+    each side and kept inside the recording; None when it has no speech."""
+    if not speech:
+        return None
+    return max(0.0, speech[0][0] - margin), min(duration, speech[-1][1] + margin)
+
+
 def _pools_windows(recognizer: Any) -> bool:
     return bool(getattr(recognizer.engine, "has_frames", False))
 
@@ -71,4 +84,4 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
     return SpeechStats.from_regions(tl.speech, tl.duration)
 
 
-__all__ = ["WINDOWED_ABOVE", "scoring_tag", "speech_summary", "window_mean", "windowed"]
+__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "scoring_tag", "speech_crop", "speech_summary", "window_mean", "windowed"]
