@@ -62,7 +62,7 @@ def padded(clip: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--crops", nargs="+", default=["0.5", "1.0", "1.5", "2.0"],
+    ap.add_argument("--crops", nargs="+", default=["0.25", "0.5", "0.75", "1.0", "1.5"],
                     help="margins (s) of the speech crops scored whole")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                "seconds": x.size / SR, "alone": _probs(rec.predict(clip, SR), labels)}
         probs, tl = window_mean(rec, x, SR)
         row["windows"] = None if probs is None or speech_summary(rec, tl).no_speech else probs.tolist()
+        row["wins"] = [[w.speech_fraction, *(w.probabilities[k] for k in labels)] for w in tl.windows if w.label]
         row["crops"] = {}
         for c in args.crops:
             span = speech_crop(tl.speech, tl.duration, float(c))
-            if span is not None and row["windows"] is not None:
+            if span is not None and row["windows"] is not None:  # the graph on the crop, whole (<= 30 s)
                 crop = x[int(span[0] * SR):int(span[1] * SR)]
-                row["crops"][c] = {"seconds": crop.size / SR, "probs": _probs(rec.predict(crop, SR), labels)}
+                row["crops"][c] = {"seconds": crop.size / SR, "probs": np.asarray(rec.engine(crop), float).tolist()}
         rows.append(row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,10 @@ def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str
     rows = [r for r in rows if r["windows"] is not None]  # recordings the timeline found speech in
     margins = sorted({c for r in rows for c in r["crops"]}, key=float)
     scored = {"the clip alone": lambda r: r["alone"], "padded, by windows (before)": lambda r: r["windows"]}
+    if all("wins" in r for r in rows):
+        scored["padded, windows weighted by their speech fraction"] = lambda r: _window_mean(r["wins"], 0.0, True)
+        for f in (0.5, 0.7, 0.9):
+            scored[f"padded, windows with >= {f:g} speech (all when none)"] = lambda r, f=f: _window_mean(r["wins"], f)
     for c in margins:
         scored[f"padded, speech crop ± {c} s, whole"] = lambda r, c=c: r["crops"][c]["probs"]
     lines = ["| scored | UA | accuracy | agrees with the clip alone | confident and wrong | no_speech "
@@ -141,6 +146,14 @@ def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str
                         else r["windows"], labels, confident)[0] for t in RULE_T]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _window_mean(wins: list[list[float]], least: float, weighted: bool = False) -> list[float]:
+    """Mean probabilities of the windows with at least ``least`` speech (all of them when none has),
+    weighted by their speech fractions when ``weighted``."""
+    w = np.asarray(wins, float)
+    keep = w[w[:, 0] >= least] if (w[:, 0] >= least).any() else w
+    return np.average(keep[:, 1:], axis=0, weights=keep[:, 0] if weighted else None).tolist()
 
 
 #: Crop lengths (s) up to which the rule scores the crop whole.

@@ -21,7 +21,9 @@ def load_16k_mono(path: str) -> np.ndarray:
 
 
 def scaled(x: np.ndarray, lufs: float | None) -> np.ndarray:
-    """The piece at the loudness the model expects (``emovox_input_loudness`` in the graph's metadata)."""
+    """The piece as the model expects it: its mean (DC offset) taken away, then scaled to the
+    loudness of ``emovox_input_loudness`` in the graph's metadata when there is one."""
+    x = (x - x.mean(dtype=np.float64)).astype(np.float32) if len(x) else x
     if lufs is None or len(x) <= 6400 or not np.any(x):
         return x
     import pyloudnorm  # pip install pyloudnorm

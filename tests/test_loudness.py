@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from emovox.loudness import MAX_GAIN_DB, loudness, normalise, raise_quiet
+from emovox.loudness import MAX_GAIN_DB, loudness, normalise, raise_quiet, remove_dc
 
 SR = 16000
 
@@ -76,3 +76,13 @@ def test_fft_lengths_are_the_smallest_with_factors_2_3_5():
     for n in [*range(1, 2000), 56000, 488000, 480641]:
         m = _fft_length(n)
         assert m >= n and smooth(m) and not any(smooth(k) for k in range(n, m)), n
+
+
+def test_remove_dc_takes_the_offset_away_and_nothing_else():
+    t = np.arange(16000) / 16000
+    tone = (0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    out = remove_dc(tone + np.float32(0.3))
+    assert out.dtype == np.float32 and out.shape == tone.shape
+    assert abs(float(out.mean())) < 1e-6
+    np.testing.assert_allclose(out, tone, atol=1e-5)
+    assert remove_dc(np.zeros(0, np.float32)).size == 0

@@ -45,6 +45,17 @@ def test_loud_clips_keep_their_speech(clip):
     assert speech_probabilities(loud).shape == speech_probabilities(clip).shape
 
 
+def test_a_realistic_dc_offset_changes_no_speech_decision(clip):
+    """The check hears the samples as they are (no DC removal: taking each block's mean away
+    turned a borderline clip of the generated brown noise into speech). Offsets of hardware
+    (under 0.01) leave it alone; at 0.1 under a quiet clip (peak 0.05) it began to miss speech."""
+    for peak in (0.05, 0.3):
+        x = (peak * clip / np.abs(clip).max()).astype(np.float32)
+        shifted = speech_summary(x + np.float32(0.01))
+        assert not shifted.no_speech
+        assert shifted.fraction == pytest.approx(speech_summary(x).fraction, abs=0.05)
+
+
 def test_quiet_noise_is_not_raised_into_speech():
     rng = np.random.default_rng(0)
     for level in (1e-4, 1e-3):  # white noise at about -80 and -60 dBFS

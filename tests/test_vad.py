@@ -88,6 +88,13 @@ def test_sohn_regions_match_generated_regions():
         assert abs(a - c) < 0.05 and abs(b - d) < 0.05
 
 
+def test_a_dc_offset_does_not_move_sohns_regions():
+    wave, _ = synthetic(2, 10.0)
+    regions = SohnVAD().regions(wave)
+    for offset in (0.01, 0.3):
+        assert SohnVAD().regions(wave + np.float32(offset)) == regions
+
+
 def test_noise_only_and_digital_silence_have_no_speech():
     noise = (0.01 * np.random.default_rng(0).standard_normal(5 * SR)).astype(np.float32)
     assert SohnVAD().speech_fraction(noise) < 0.05

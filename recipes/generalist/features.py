@@ -26,7 +26,7 @@ import soundfile as sf
 import torch
 
 from emovox.io import atomic_path
-from emovox.loudness import normalise
+from emovox.loudness import normalise, remove_dc
 from emovox.whisper.encoder import MAX_MEL_FRAMES, whisper_layers
 from emovox.whisper.mel import HOP, log_mel
 from emovox.whisper.model import mean_std
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 if sr != 16000:
                     raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
                 x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade != "telephone" else s + i)
+                x = remove_dc(x)  # as emovox.audio_model.model_input feeds the graph
                 if args.loudness is not None:
                     x = normalise(x, args.loudness)
                 if len(x) < 2 * HOP * 2:

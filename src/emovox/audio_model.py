@@ -111,13 +111,14 @@ def graph_pieces(wave: np.ndarray) -> list[np.ndarray]:
 
 
 def model_input(piece: np.ndarray, config: AudioModelConfig) -> np.ndarray:
-    """One graph input as the model was trained on it: float32, contiguous, scaled to the
-    config's ``input_loudness`` when it has one (:func:`emovox.loudness.normalise`)."""
-    x = np.ascontiguousarray(np.asarray(piece, np.float32).reshape(-1))
-    if config.input_loudness is None:
-        return x
-    from emovox.loudness import normalise
+    """One graph input as the model is fed it: float32, contiguous, its DC offset removed
+    (:func:`emovox.loudness.remove_dc`), then scaled to the config's ``input_loudness`` when it has
+    one (:func:`emovox.loudness.normalise`)."""
+    from emovox.loudness import normalise, remove_dc
 
+    x = remove_dc(np.asarray(piece, np.float32).reshape(-1))
+    if config.input_loudness is None:
+        return np.ascontiguousarray(x)
     return np.ascontiguousarray(normalise(x, config.input_loudness))
 
 

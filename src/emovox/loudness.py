@@ -111,6 +111,17 @@ def normalise(wave: np.ndarray, target: float) -> np.ndarray:
     return _towards(wave, target, -MAX_GAIN_DB)
 
 
+def remove_dc(wave: np.ndarray) -> np.ndarray:
+    """``wave`` (float32) minus its mean: what every graph input of an audio model
+    (:func:`emovox.audio_model.model_input`) and Sohn's VAD start from. A DC offset (cheap sound
+    cards, some USB microphones) is inaudible, but it changes the lowest log-mel bands of every
+    quiet frame: on the default model's validation speakers an offset of 0.01 changed 10 % of the
+    answers (UA 85.5 -> 81.0) before graph inputs lost it. The corpora's own offsets are at least
+    49 dB below their speech; taking them away changed 1.6 % of those answers (UA 85.7)."""
+    x = np.asarray(wave, np.float32)
+    return (x - np.float32(x.mean(dtype=np.float64))) if x.size else x
+
+
 def raise_quiet(wave: np.ndarray, floor: float) -> np.ndarray:
     """``wave`` (float32) raised to ``floor`` LUFS when it is quieter, the gain limited to
     :data:`MAX_GAIN_DB`; never turned down, and unchanged when its loudness cannot be measured."""
@@ -127,4 +138,4 @@ def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarr
     return x if gain_db == 0.0 else (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
-__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet"]
+__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet", "remove_dc"]

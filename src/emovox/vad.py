@@ -41,7 +41,7 @@ import torch
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import AudioError, ConfigError, DependencyError
 from emovox.frontend.stft import as_waveform, power_spectrogram
-from emovox.loudness import raise_quiet
+from emovox.loudness import raise_quiet, remove_dc
 from emovox.speech import VAD_LOUDNESS
 from emovox.timeline import region_overlap
 
@@ -162,8 +162,9 @@ class SohnVAD(BaseVAD):
         return np.maximum(lowest / bias, floor), floor
 
     def likelihood_ratios(self, wave: np.ndarray) -> np.ndarray:
-        """Mean per-bin log-likelihood ratio log Λ of every frame (before thresholding)."""
-        x = _mono(wave)
+        """Mean per-bin log-likelihood ratio log Λ of every frame (before thresholding), the
+        wave's DC offset removed first (it would count as a steady low-frequency tone)."""
+        x = remove_dc(_mono(wave))
         power = power_spectrogram(x, self.n_fft, self.win_length, HOP_LENGTH).double().numpy()
         noise, floor = self.initial_noise(power)
         llr = np.empty(len(power))

@@ -186,7 +186,7 @@ def export_posteriors_graph(folder: str | Path, out: str | Path) -> Path:
     graph.output.append(out_info)
     meta = {"emovox_labels": ",".join(config.labels), "emovox_temperature": str(config.temperature),
             "emovox_input": "waves: float32 (1, N), 16 kHz mono, N from 640 to 480000 samples (score longer audio "
-                            "in 30 s pieces and average the log posteriors)",
+                            "in 30 s pieces and average the log posteriors); take each piece's mean away first",
             "emovox_model": f"{config.name} {config.version}"}
     if config.input_loudness is not None:  # the graph does not scale its input: its users must
         meta["emovox_input_loudness"] = str(config.input_loudness)
