@@ -113,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             if span is not None:
                 crop = x[int(span[0] * SR):int(span[1] * SR)]
                 crops[c] = {"seconds": crop.size / SR, "probs": np.asarray(rec.engine(crop), float).tolist()}
+        wins = [[w.speech_fraction, *(w.probabilities[k] for k in labels)] for w in tl.windows if w.label]
         rows.append({"kind": kind, "speaker": spk, "corpus": corpus[spk], "labels": truth, "n": len(paths),
                      "seconds": x.size / SR, "whole": np.asarray(rec.engine(x), float).tolist(),
-                     "windows": None if windows is None else windows.tolist(), "crops": crops})
+                     "windows": None if windows is None else windows.tolist(), "crops": crops, "wins": wins})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(rows))

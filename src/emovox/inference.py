@@ -41,7 +41,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
-from emovox.long_inputs import speech_summary, window_mean, windowed
+from emovox.long_inputs import read_span, short_speech, speech_summary, window_mean, windowed
 from emovox.models.package import PackageConfig
 from emovox.speech import SpeechStats
 
@@ -193,10 +193,13 @@ class Recognizer:
 
     def _clip_scores(self, wave: np.ndarray) -> tuple[np.ndarray, SpeechStats]:
         """(C,) model probabilities and the speech summary of one clip that is scored alone: a recording
-        longer than an utterance by its windows when the model can (:mod:`emovox.long_inputs`; one
-        pass: the timeline's VAD gives the speech), else whole."""
+        longer than an utterance by its windows when the model can, or by its speech crop when that
+        is short (:mod:`emovox.long_inputs`; one pass: the timeline's VAD gives the speech), else whole."""
         if windowed(self, wave.size / SAMPLE_RATE):
             probs, tl = window_mean(self, wave, SAMPLE_RATE)
+            span = short_speech(tl)
+            if span is not None:
+                probs = self._clip_posterior(wave[int(span[0] * SAMPLE_RATE):int(span[1] * SAMPLE_RATE)])
             if probs is not None:
                 return probs, speech_summary(self, tl)
         return self._clip_posterior(wave), self.speech_of(wave)
@@ -330,6 +333,9 @@ class Recognizer:
 
         if windowed(self, 4 * self.max_clip_seconds):  # the file is longer than that (_is_long)
             probs, tl = window_mean(self, path)
+            span = short_speech(tl)
+            if span is not None:  # one utterance in minutes of silence: read it again, score it whole
+                probs = self._clip_posterior(read_span(path, *span))
             if probs is not None:  # one read, one VAD pass
                 return self._result(name, probs, tl.duration, speech_summary(self, tl), labels)
         logps: list[np.ndarray] = []

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 WINDOWED_ABOVE = 6.0
 
 
-#: Seconds of the recording kept on each side of its speech when it is scored as one crop.
-CROP_MARGIN = 1.0
+#: Seconds of the recording kept on each side of its speech when it is scored as one crop (chosen on
+#: validation speakers, ``benchmarks/padded_clips.py``).
+CROP_MARGIN = 0.75
 
 
 def speech_crop(speech: list[tuple[float, float]], duration: float,
@@ -47,6 +48,29 @@ def speech_crop(speech: list[tuple[float, float]], duration: float,
     if not speech:
         return None
     return max(0.0, speech[0][0] - margin), min(duration, speech[-1][1] + margin)
+
+
+def short_speech(tl: "Timeline") -> tuple[float, float] | None:
+    """The span of a windowed recording to score whole instead of its windows: its
+    :func:`speech_crop`, when that is no longer than :data:`WINDOWED_ABOVE` (one utterance inside
+    more silence or noise); None otherwise."""
+    span = speech_crop(tl.speech, tl.duration)
+    return span if span is not None and span[1] - span[0] <= WINDOWED_ABOVE else None
+
+
+def read_span(path: str | os.PathLike, start: float, end: float, block_seconds: float = 30.0) -> np.ndarray:
+    """Samples ``[start, end)`` s of a file, decoded block by block (memory O(block + span))."""
+    from emovox.audio import SAMPLE_RATE, iter_blocks
+
+    a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    parts, seen = [], 0
+    for block in iter_blocks(path, block_seconds):
+        if seen + block.size > a:
+            parts.append(block[max(0, a - seen):max(0, b - seen)])
+        seen += block.size
+        if seen >= b:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def _pools_windows(recognizer: Any) -> bool:
@@ -59,10 +83,11 @@ def windowed(recognizer: Any, seconds: float) -> bool:
 
 
 def scoring_tag(recognizer: Any) -> str:
-    """What :func:`windowed` means for this recogniser, for result stamps (``long-windows-6s``), or
+    """What :func:`windowed` and :func:`short_speech` mean for this recogniser, for result stamps
+    (``long-windows-6s-crop-0.75s``), or
     ``""`` when it scores every recording whole. Archive results carry it in ``model_version``,
     so a file resumed by an emovox with another rule is refused instead of mixing answers."""
-    return f"long-windows-{WINDOWED_ABOVE:g}s" if _pools_windows(recognizer) else ""
+    return f"long-windows-{WINDOWED_ABOVE:g}s-crop-{CROP_MARGIN:g}s" if _pools_windows(recognizer) else ""
 
 
 def window_mean(recognizer: Any, recording: str | os.PathLike | np.ndarray,
@@ -84,4 +109,5 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
     return SpeechStats.from_regions(tl.speech, tl.duration)
 
 
-__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "scoring_tag", "speech_crop", "speech_summary", "window_mean", "windowed"]
+__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "read_span", "scoring_tag", "short_speech", "speech_crop", "speech_summary",
+           "window_mean", "windowed"]
