@@ -72,6 +72,24 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
         list(read_manifest(tmp_path / "bad.csv"))
 
 
+def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):
+    """macOS writes a ``._name`` twin of every file on foreign disks (not audio: each one was an
+    error record, and the run's exit code 1); a link back to a folder above used to repeat the
+    same files until the path grew too long (5 files gave 287 inputs)."""
+    root = tmp_path / "calls"
+    (root / "day1").mkdir(parents=True)
+    for name in ("a.wav", "day1/b.wav", "._a.wav", "day1/._b.wav"):
+        (root / name).write_bytes(b"RIFF")
+    (root / ".git").mkdir()
+    (root / ".git" / "c.wav").write_bytes(b"RIFF")
+    (root / "day1" / "back").symlink_to(root)  # a loop
+    (root / "z-link").symlink_to(root / "day1")  # a second way into one folder (walked first: sorted after it)
+    found = [Path(f).relative_to(root).as_posix() for f in iter_inputs([str(root)])]
+    assert found == ["a.wav", "day1/b.wav"]
+    assert [Path(f).name for f in iter_inputs([str(root / "._a.wav")])] == ["._a.wav"]  # named: used
+    assert len(list(iter_inputs([str(root / ".git")]))) == 1
+
+
 # ------------------------------------------------------------------------------------ output
 def test_jsonl_records_errors_and_resume_after_a_torn_line(clips, tiny_model, tmp_path):
     out = tmp_path / "r.jsonl"

@@ -1,7 +1,7 @@
 """The inputs of an archive run: files, folders (walked, streamed), glob patterns and manifests.
 
 * Folders are walked depth first, each folder's entries sorted, without listing the whole tree
-  first; glob patterns are expanded and sorted (for millions of files pass a folder or a
+  first, hidden entries skipped and every folder entered once (link loops); glob patterns are expanded and sorted (for millions of files pass a folder or a
   manifest); manifests are a CSV with a ``path`` column or a text file with one path per line
   (relative paths are relative to the manifest's folder).
 * Inputs that name nothing usable become :class:`Problem` items (error records downstream);
@@ -44,17 +44,30 @@ def _extensions() -> tuple[str, ...]:
     return tuple(SUPPORTED_EXTENSIONS)
 
 
-def walk(folder: Path, extensions: Sequence[str]) -> Iterator[str]:
-    """Audio files under ``folder``, depth first, each folder's entries in sorted order (streamed)."""
+def walk(folder: Path, extensions: Sequence[str], _seen: set[tuple[int, int]] | None = None) -> Iterator[str]:
+    """Audio files under ``folder``, depth first, each folder's entries in sorted order (streamed).
+
+    Hidden entries (names starting with ``.``: the ``._name.wav`` twins macOS writes on foreign
+    disks, ``.git``, ``.Trash``) are skipped; name such a file or folder to predict it. A folder
+    reached a second time (a link back to a folder above it, or two links to one folder) is
+    walked once: a link loop used to yield the same files until the path grew too long."""
+    seen = set() if _seen is None else _seen
     try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            log.warning("%s: this folder was walked already (a link to it); skipped", folder)
+            return
+        seen.add((info.st_dev, info.st_ino))
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         log.warning("%s: cannot list this folder (%s); skipped", folder, exc)
         return
     for entry in entries:
+        if entry.name.startswith("."):
+            continue
         try:
             if entry.is_dir():
-                yield from walk(Path(entry.path), extensions)
+                yield from walk(Path(entry.path), extensions, seen)
             elif entry.is_file() and Path(entry.name).suffix.lower() in extensions:
                 yield entry.path
         except OSError:
