@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "corpora"
-sys.path.insert(0, str(REPO / "recipes" / "generalist"))
+from validation_speakers import REPO, report_again, validation_utterances  # noqa: E402  (benchmarks/)
+
 SR = 16000
 LENGTHS = (1, 2, 3, 4, 6)
 THRESHOLDS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
@@ -73,28 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="only summarise OUT/rows.json again")
     args = ap.parse_args(argv)
     if args.report:
-        from emovox.audio_model import read_audio_config
-        from emovox.inference import DEFAULT_MODEL
-
-        cfg = read_audio_config(DEFAULT_MODEL)
-        rows = json.loads((Path(args.out) / "rows.json").read_text())
-        print("\n".join(summarise(rows, list(cfg.labels), float(cfg.uncertain_below or 0.5))))
-        return 0
-    if not SHARED.is_dir():
-        sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
+        return report_again(args.out, summarise)
     import torch
-    from data import load_utterances
 
     from emovox import Recognizer
     from emovox.audio import load_audio
-    from emovox.audio_model import read_audio_config
     from emovox.long_inputs import speech_crop, window_mean
 
     torch.set_num_threads(1)
     rec = Recognizer.load()
     labels = rec.model_labels
-    held = set(read_audio_config(rec.folder).card["valid_speakers"])
-    utts = [u for u in load_utterances(str(SHARED)) if u.speaker in held]
+    utts = validation_utterances(rec.folder)
     corpus = {u.speaker: u.corpus for u in utts}
     rng = np.random.default_rng(args.seed)
     cache: dict[str, np.ndarray] = {}

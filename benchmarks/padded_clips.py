@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "corpora"
-sys.path.insert(0, str(REPO / "recipes" / "generalist"))
+from validation_speakers import REPO, report_again, validation_utterances  # noqa: E402  (benchmarks/)
+
 SR = 16000
 BACKGROUNDS = ("silence", "white-60", "pink-45")
 
@@ -70,28 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="only summarise OUT/rows.json again")
     args = ap.parse_args(argv)
     if args.report:
-        from emovox.audio_model import read_audio_config
-        from emovox.inference import DEFAULT_MODEL
-
-        cfg = read_audio_config(DEFAULT_MODEL)
-        rows = json.loads((Path(args.out) / "rows.json").read_text())
-        print("\n".join(summarise(rows, list(cfg.labels), float(cfg.uncertain_below or 0.5))))
-        return 0
-    if not SHARED.is_dir():
-        sys.exit(f"no corpora under {SHARED}; this benchmark needs ../shared/corpora")
+        return report_again(args.out, summarise)
     import torch
-    from data import load_utterances
 
     from emovox import Recognizer
     from emovox.audio import load_audio
-    from emovox.audio_model import read_audio_config
     from emovox.long_inputs import speech_crop, speech_summary, window_mean
 
     torch.set_num_threads(1)
     rec = Recognizer.load()
     labels = rec.model_labels
-    held = set(read_audio_config(rec.folder).card["valid_speakers"])
-    utts = sorted((u for u in load_utterances(str(SHARED)) if u.speaker in held), key=lambda u: u.path)
+    utts = sorted(validation_utterances(rec.folder), key=lambda u: u.path)
     rng = np.random.default_rng(args.seed)
     if args.limit:
         utts = [utts[i] for i in sorted(rng.choice(len(utts), args.limit, replace=False))]
