@@ -13,7 +13,7 @@ from emovox.audio_model import read_audio_config
 from emovox.inference import DEFAULT_MODEL, Recognizer
 from emovox.archive import ModelSpec, iter_inputs, model_info, predict_archive
 from emovox.errors import FileFormatError
-from emovox.long_inputs import (CROP_MARGIN, WINDOWED_ABOVE, read_span, scoring_tag, short_speech, speech_crop,
+from emovox.long_inputs import (CROP_MARGIN, WINDOWED_ABOVE, read_span, scoring_tag, single_utterance, speech_crop,
                                 window_mean, windowed)
 from tests.conftest import REPO
 from tests.held_out import held_out_clips
@@ -86,16 +86,16 @@ def test_a_long_recording_in_a_batch_and_from_a_file_gets_the_same_answer(defaul
 
 
 def test_the_speech_crop_and_when_it_is_scored_instead_of_the_windows():
-    class Tl:  # what short_speech reads of a Timeline
+    class Tl:  # what single_utterance reads of a Timeline
         def __init__(self, speech, duration):
             self.speech, self.duration = speech, duration
 
     m = CROP_MARGIN
     assert speech_crop([(3.0, 5.0)], 20.0) == (3.0 - m, 5.0 + m)
     assert speech_crop([(0.2, 1.0), (2.0, 19.9)], 20.0) == (0.0, 20.0)  # kept inside the recording
-    assert speech_crop([], 20.0) is None and short_speech(Tl([], 20.0)) is None
-    assert short_speech(Tl([(3.0, 5.0), (6.0, 7.0)], 20.0)) == (3.0 - m, 7.0 + m)
-    assert short_speech(Tl([(3.0, 5.0), (12.0, 13.0)], 20.0)) is None  # speech spread over 10 s: windows
+    assert speech_crop([], 20.0) is None and single_utterance(Tl([], 20.0)) is None
+    assert single_utterance(Tl([(3.0, 5.0), (6.0, 7.0)], 20.0)) == (3.0 - m, 7.0 + m)
+    assert single_utterance(Tl([(3.0, 5.0), (12.0, 13.0)], 20.0)) is None  # speech spread over 10 s: windows
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_one_utterance_inside_silence_is_scored_by_its_speech_crop(with_vad, exa
         x = np.concatenate([quiet_room(7.0, rng), wave, quiet_room(9.0, rng)])
         p = with_vad.predict(x, sample_rate=SR)
         _, tl = window_mean(with_vad, x, SR)
-        span = short_speech(tl)
+        span = single_utterance(tl)
         assert span is not None and 7.0 - CROP_MARGIN <= span[0] and span[1] <= 7.0 + wave.size / SR + CROP_MARGIN
         np.testing.assert_allclose(probs(p), with_vad.engine(x[int(span[0] * SR):int(span[1] * SR)]), atol=1e-5)
         agree.append(p.label == with_vad.predict(wave, sample_rate=SR).label)
@@ -134,7 +134,7 @@ def test_the_speech_crop_of_a_file_read_block_by_block_is_the_same(with_vad, exa
     np.testing.assert_array_equal(read_span(path, 2.5, 9.25, block_seconds=1.0), load_audio(path)[40000:148000])
     blockwise = Recognizer.load()
     blockwise.max_clip_seconds = 2.0  # files over 8 s are read block by block (the path for hour-long files)
-    assert short_speech(window_mean(blockwise, x, SR)[1]) is not None
+    assert single_utterance(window_mean(blockwise, x, SR)[1]) is not None
     from_file, from_array = blockwise.predict(str(path)), blockwise.predict(x, sample_rate=SR)  # crops in 2 s pieces
     np.testing.assert_allclose(probs(from_file), probs(from_array), atol=1e-5)
 

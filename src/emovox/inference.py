@@ -41,7 +41,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
-from emovox.long_inputs import read_span, short_speech, speech_summary, window_mean, windowed
+from emovox.long_inputs import read_span, single_utterance, speech_summary, window_mean, windowed
 from emovox.models.package import PackageConfig
 from emovox.speech import SpeechStats
 
@@ -77,7 +77,8 @@ class Prediction:
     error: str | None = None
     #: too little speech to judge (:mod:`emovox.speech`): no emotion label, empty probabilities
     no_speech: bool = False
-    #: calibrated top probability below the model's ``uncertain_below``
+    #: calibrated top probability below the model's ``uncertain_below``, or under
+    #: :data:`emovox.speech.SHORT_SPEECH` of speech
     uncertain: bool = False
 
     @property
@@ -197,7 +198,7 @@ class Recognizer:
         is short (:mod:`emovox.long_inputs`; one pass: the timeline's VAD gives the speech), else whole."""
         if windowed(self, wave.size / SAMPLE_RATE):
             probs, tl = window_mean(self, wave, SAMPLE_RATE)
-            span = short_speech(tl)
+            span = single_utterance(tl)
             if span is not None:
                 probs = self._clip_posterior(wave[int(span[0] * SAMPLE_RATE):int(span[1] * SAMPLE_RATE)])
             if probs is not None:
@@ -239,7 +240,7 @@ class Recognizer:
         names = [self.model_labels[i] for i in index]
         sub = probs[index] / max(float(probs[index].sum()), 1e-30)
         threshold = self.package.uncertain_below
-        uncertain = threshold is not None and float(probs.max()) < float(threshold)
+        uncertain = (threshold is not None and float(probs.max()) < float(threshold)) or speech.short
         return Prediction(source=source, label=names[int(np.argmax(sub))],
                           probabilities={k: round(float(v), 6) for k, v in zip(names, sub)},
                           duration=round(float(duration), 3), speech_fraction=fraction, uncertain=bool(uncertain))
@@ -333,7 +334,7 @@ class Recognizer:
 
         if windowed(self, 4 * self.max_clip_seconds):  # the file is longer than that (_is_long)
             probs, tl = window_mean(self, path)
-            span = short_speech(tl)
+            span = single_utterance(tl)
             if span is not None:  # one utterance in minutes of silence: read it again, score it whole
                 probs = self._clip_posterior(read_span(path, *span))
             if probs is not None:  # one read, one VAD pass

@@ -19,7 +19,7 @@ most ``max_clip_seconds``, log-posteriors averaged). A recording without a class
 recording (and so its ``no_speech`` mark) comes from the same timeline's speech regions.
 
 One utterance inside more silence or noise (a voice note that starts early and stops late) is
-the exception (:func:`short_speech`): when the recording's *speech crop* -- from its first to its
+the exception (:func:`single_utterance`): when the recording's *speech crop* -- from its first to its
 last speech, :data:`CROP_MARGIN` s kept on each side -- is no longer than :data:`WINDOWED_ABOVE`,
 that crop is scored whole, as the clip it is. Its windows would mostly hold the noise around
 it: on the validation speakers' clips with 0.5-8 s of silence or noise before and after, the
@@ -58,7 +58,7 @@ def speech_crop(speech: list[tuple[float, float]], duration: float,
     return max(0.0, speech[0][0] - margin), min(duration, speech[-1][1] + margin)
 
 
-def short_speech(tl: "Timeline") -> tuple[float, float] | None:
+def single_utterance(tl: "Timeline") -> tuple[float, float] | None:
     """The span of a windowed recording to score whole instead of its windows: its
     :func:`speech_crop`, when that is no longer than :data:`WINDOWED_ABOVE` (one utterance inside
     more silence or noise); None otherwise."""
@@ -91,7 +91,7 @@ def windowed(recognizer: Any, seconds: float) -> bool:
 
 
 def scoring_tag(recognizer: Any) -> str:
-    """What :func:`windowed` and :func:`short_speech` mean for this recogniser, for result stamps
+    """What :func:`windowed` and :func:`single_utterance` mean for this recogniser, for result stamps
     (``long-windows-6s-crop-0.75s``), or
     ``""`` when it scores every recording whole. Archive results carry it in ``model_version``,
     so a file resumed by an emovox with another rule is refused instead of mixing answers."""
@@ -117,5 +117,5 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
     return SpeechStats.from_regions(tl.speech, tl.duration)
 
 
-__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "read_span", "scoring_tag", "short_speech", "speech_crop", "speech_summary",
+__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "read_span", "scoring_tag", "single_utterance", "speech_crop", "speech_summary",
            "window_mean", "windowed"]
