@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validation_speakers import REPO, report_again, validation_utterances  # noqa: E402  (benchmarks/)
+from validation_speakers import REPO, default_model_and_clips, report_again  # noqa: E402  (benchmarks/)
 
 SR = 16000
 LENGTHS = (1, 2, 3, 4, 6)
@@ -73,16 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report:
         return report_again(args.out, summarise)
-    import torch
-
-    from emovox import Recognizer
     from emovox.audio import load_audio
     from emovox.long_inputs import speech_crop, window_mean
 
-    torch.set_num_threads(1)
-    rec = Recognizer.load()
+    rec, utts = default_model_and_clips()
     labels = rec.model_labels
-    utts = validation_utterances(rec.folder)
     corpus = {u.speaker: u.corpus for u in utts}
     rng = np.random.default_rng(args.seed)
     cache: dict[str, np.ndarray] = {}

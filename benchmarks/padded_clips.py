@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validation_speakers import REPO, report_again, validation_utterances  # noqa: E402  (benchmarks/)
+from validation_speakers import REPO, default_model_and_clips, report_again  # noqa: E402  (benchmarks/)
 
 SR = 16000
 BACKGROUNDS = ("silence", "white-60", "pink-45")
@@ -69,16 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report:
         return report_again(args.out, summarise)
-    import torch
-
-    from emovox import Recognizer
     from emovox.audio import load_audio
     from emovox.long_inputs import speech_crop, speech_summary, window_mean
 
-    torch.set_num_threads(1)
-    rec = Recognizer.load()
+    rec, utts = default_model_and_clips()
     labels = rec.model_labels
-    utts = sorted(validation_utterances(rec.folder), key=lambda u: u.path)
+    utts = sorted(utts, key=lambda u: u.path)
     rng = np.random.default_rng(args.seed)
     if args.limit:
         utts = [utts[i] for i in sorted(rng.choice(len(utts), args.limit, replace=False))]

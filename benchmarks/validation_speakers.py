@@ -28,6 +28,18 @@ def validation_utterances(model_folder: str | Path) -> list:
     return [u for u in load_utterances(str(SHARED)) if u.speaker in held]
 
 
+def default_model_and_clips() -> tuple:
+    """``(recogniser, utterances)``: the bundled default model at one torch thread and its
+    validation speakers' clips (:func:`validation_utterances`)."""
+    import torch
+
+    from emovox import Recognizer
+
+    torch.set_num_threads(1)
+    rec = Recognizer.load()
+    return rec, validation_utterances(rec.folder)
+
+
 def report_again(out: str | Path, summarise: Callable[[list[dict], list[str], float], list[str]]) -> int:
     """``--report``: print ``summarise(rows, labels, confident)`` of a finished run's ``OUT/rows.json``."""
     from emovox.audio_model import read_audio_config
