@@ -111,13 +111,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str]:
-    def right(r: dict, key: str) -> bool:
-        return r[key] is not None and labels[int(np.argmax(r[key]))] == r["labels"][0]
+    def right(r: dict, key) -> bool:
+        """Whether ``r``'s probabilities under ``key`` (a field name, or row -> probabilities) are right."""
+        p = key(r) if callable(key) else r[key]
+        return p is not None and labels[int(np.argmax(p))] == r["labels"][0]
 
     def ua(rs: list[dict], key) -> float:
         classes = sorted({r["labels"][0] for r in rs})
-        pick = key if callable(key) else (lambda r: key)
-        return 100 * float(np.mean([np.mean([right(r, pick(r)) for r in rs if r["labels"][0] == c]) for c in classes]))
+        return 100 * float(np.mean([np.mean([right(r, key) for r in rs if r["labels"][0] == c]) for c in classes]))
 
     single = [r for r in rows if r["kind"] == "single" and r["windows"] is not None]
     lines = ["| clips | corpus | recordings | mean length (s) | whole: acc / UA | windows: acc / UA "
@@ -134,23 +135,18 @@ def summarise(rows: list[dict], labels: list[str], confident: float) -> list[str
     lines += ["", "| threshold (s) | predict UA, all one-emotion recordings |", "|---|---|"]
     for t in (*THRESHOLDS, float("inf")):
         lines.append(f"| {'never' if t == float('inf') else f'{t:g}'} | "
-                     f"{ua(single, lambda r, t=t: 'windows' if r['seconds'] > t else 'whole'):.1f} |")
+                     f"{ua(single, lambda r, t=t: r['windows'] if r['seconds'] > t else r['whole']):.1f} |")
     margins = sorted({c for r in single for c in r.get("crops", {})}, key=float)
     if margins:
         lines += ["", "Speech-crop rule: over 6 s, the speech crop whole when it is at most T s long, else "
                       "windows (predict UA, all one-emotion recordings):", "",
                   "| margin | " + " | ".join(f"T = {t:g}" for t in CROP_T) + " |", "|---|" + "---|" * len(CROP_T)]
         for c in margins:
-            def rule(r: dict, t: float, c: str = c) -> str:
+            def rule(r: dict, t: float, c: str = c) -> list[float] | None:
                 crop = r["crops"].get(c)
-                return "whole" if r["seconds"] <= 6.0 else "crop" if crop and crop["seconds"] <= t else "windows"
+                return r["whole"] if r["seconds"] <= 6.0 else crop["probs"] if crop and crop["seconds"] <= t else r["windows"]
 
-            cells = []
-            for t in CROP_T:
-                for r in single:
-                    r["crop"] = r["crops"][c]["probs"] if c in r["crops"] else None
-                cells.append(f"{ua(single, lambda r, t=t: rule(r, t)):.1f}")
-            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+            lines.append(f"| {c} | " + " | ".join(f"{ua(single, lambda r, t=t: rule(r, t)):.1f}" for t in CROP_T) + " |")
     mixed = [r for r in rows if r["kind"] == "mixed" and r["windows"] is not None]
     if mixed:
         share = [100 * np.mean([max(r[k]) >= confident for r in mixed]) for k in ("whole", "windows")]
