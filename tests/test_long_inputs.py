@@ -132,6 +132,7 @@ def test_the_speech_crop_of_a_file_read_block_by_block_is_the_same(with_vad, exa
     path = tmp_path / "note.wav"
     sf.write(path, x, SR, subtype="FLOAT")
     np.testing.assert_array_equal(read_span(path, 2.5, 9.25, block_seconds=1.0), load_audio(path)[40000:148000])
+    np.testing.assert_array_equal(read_span(x, 2.5, 9.25), x[40000:148000])  # an array: its slice
     blockwise = Recognizer.load()
     blockwise.max_clip_seconds = 2.0  # files over 8 s are read block by block (the path for hour-long files)
     assert single_utterance(window_mean(blockwise, x, SR)[1]) is not None

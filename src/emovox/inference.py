@@ -47,6 +47,7 @@ from emovox.speech import SpeechStats
 
 if TYPE_CHECKING:
     from emovox.frontend.pipeline import FeaturePipeline
+    from emovox.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +198,20 @@ class Recognizer:
         longer than an utterance by its windows when the model can, or by its speech crop when that
         is short (:mod:`emovox.long_inputs`; one pass: the timeline's VAD gives the speech), else whole."""
         if windowed(self, wave.size / SAMPLE_RATE):
-            probs, tl = window_mean(self, wave, SAMPLE_RATE)
-            span = single_utterance(tl)
-            if span is not None:
-                probs = self._clip_posterior(wave[int(span[0] * SAMPLE_RATE):int(span[1] * SAMPLE_RATE)])
+            probs, tl = self._windows_or_crop(wave)
             if probs is not None:
                 return probs, speech_summary(self, tl)
         return self._clip_posterior(wave), self.speech_of(wave)
+
+    def _windows_or_crop(self, recording: np.ndarray | Path) -> tuple[np.ndarray | None, "Timeline"]:
+        """(C,) probabilities of a windowed recording (None without a classified window) and its
+        timeline: the mean of its windows, or its speech crop scored whole when that is one
+        utterance (:func:`emovox.long_inputs.single_utterance`; a file's crop is read again)."""
+        probs, tl = window_mean(self, recording, SAMPLE_RATE if isinstance(recording, np.ndarray) else None)
+        span = single_utterance(tl)
+        if span is not None:
+            probs = self._clip_posterior(read_span(recording, *span))
+        return probs, tl
 
     def _clip_posterior(self, wave: np.ndarray) -> np.ndarray:
         """(C,) model probabilities of one clip of any length, scored whole (long clips in equal pieces)."""
@@ -333,11 +341,8 @@ class Recognizer:
         from emovox.segments import aggregate
 
         if windowed(self, 4 * self.max_clip_seconds):  # the file is longer than that (_is_long)
-            probs, tl = window_mean(self, path)
-            span = single_utterance(tl)
-            if span is not None:  # one utterance in minutes of silence: read it again, score it whole
-                probs = self._clip_posterior(read_span(path, *span))
-            if probs is not None:  # one read, one VAD pass
+            probs, tl = self._windows_or_crop(path)
+            if probs is not None:  # one read (two for one utterance in minutes of silence), one VAD pass
                 return self._result(name, probs, tl.duration, speech_summary(self, tl), labels)
         logps: list[np.ndarray] = []
         total, speech, longest = 0, 0.0, 0.0

@@ -66,13 +66,17 @@ def single_utterance(tl: "Timeline") -> tuple[float, float] | None:
     return span if span is not None and span[1] - span[0] <= WINDOWED_ABOVE else None
 
 
-def read_span(path: str | os.PathLike, start: float, end: float, block_seconds: float = 30.0) -> np.ndarray:
-    """Samples ``[start, end)`` s of a file, decoded block by block (memory O(block + span))."""
+def read_span(recording: str | os.PathLike | np.ndarray, start: float, end: float,
+              block_seconds: float = 30.0) -> np.ndarray:
+    """Samples ``[start, end)`` s of a 16 kHz array, or of a file decoded block by block (memory
+    O(block + span))."""
     from emovox.audio import SAMPLE_RATE, iter_blocks
 
     a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    if isinstance(recording, np.ndarray):
+        return recording[a:b]
     parts, seen = [], 0
-    for block in iter_blocks(path, block_seconds):
+    for block in iter_blocks(recording, block_seconds):
         if seen + block.size > a:
             parts.append(block[max(0, a - seen):max(0, b - seen)])
         seen += block.size
