@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from emovox.archive import ModelSpec, guarded, model_info
 from emovox.archive_output import STAMP, Layout
+from emovox.channels import check_mode
 from emovox.conversation import check_diarizer
 from emovox.errors import AudioError, ConfigError, DependencyError, EmovoxError
 from emovox.inference import TIMELINE_VAD, VADS
@@ -61,6 +62,7 @@ class TimelineTask:
     diarizer: str = "auto"
     adapt: bool = False
     scoring: str = "auto"
+    channels: str = "auto"
     kind: str = "timeline"
 
     def __post_init__(self) -> None:
@@ -77,6 +79,7 @@ class TimelineTask:
         check_diarizer(self.diarizer)
         if self.scoring not in ("auto", "window"):
             raise ConfigError(f"unknown scoring {self.scoring!r}; choose auto or window")
+        check_mode(self.channels)
         if self.adapt and self.speakers == "none":
             raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
 
@@ -92,6 +95,7 @@ class TimelineTask:
         text += f" diarizer={self.diarizer}" if self.diarizer != "auto" and self.speakers != "none" else ""
         text += " adapt=1" if self.adapt else ""
         text += f" scoring={self.scoring}" if self.scoring != "auto" else ""
+        text += f" channels={self.channels}" if self.channels != "auto" else ""
         return text + (f" labels={','.join(self.model.labels)}" if self.model.labels else "")
 
     def build(self) -> "TimelineWorker":
@@ -160,7 +164,7 @@ class TimelineWorker:
             tl = speaker_timeline(self.recognizer, source, speakers=speakers, diarizer=t.diarizer,
                                   min_turn=t.min_turn, adapt=t.adapt, ge2e=self.ge2e, on_no_speakers=notes.append,
                                   window=t.window, hop=t.hop, vad=None if t.vad == "none" else t.vad,
-                                  min_speech=t.min_speech, scoring=t.scoring)
+                                  min_speech=t.min_speech, scoring=t.scoring, channels=t.channels)
         except (AudioError, ConfigError):
             raise
         except EmovoxError as exc:

@@ -31,8 +31,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from emovox.audio_arrays import (MAX_ABS, MAX_CHANNELS, MAX_RATE, MIN_RATE, MIN_SAMPLES, check_channels,
-                                 check_length, check_rate, prepare_array, to_mono)
+from emovox.audio_arrays import (MAX_ABS, MAX_CHANNELS, MAX_RATE, MIN_RATE, MIN_SAMPLES, check_channel,
+                                 check_channels, check_length, check_rate, prepare_array, to_mono)
 from emovox.audio_budget import HINT_SMALLER, SAMPLE_RATE, AudioHeader, BlockOutput, DecodeBudget, check_budget
 from emovox.errors import AudioError, AudioTooLong, Cancelled
 
@@ -144,8 +144,9 @@ def _declared_wav_rate(handle: Any) -> int | None:
     return int.from_bytes(head[at + 12:at + 16], "little")
 
 
-def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
-    """Consecutive mono float32 blocks of an open file at its own rate (checked for NaN/range)."""
+def _blocks(f: Any, source: object, block_frames: int, channel: int | None = None) -> Iterator[np.ndarray]:
+    """Consecutive mono float32 blocks of an open file at its own rate (checked for NaN/range):
+    the down-mix, or channel ``channel`` (0-based) alone."""
     done = 0
     while True:
         try:
@@ -154,7 +155,7 @@ def _blocks(f: Any, source: object, block_frames: int) -> Iterator[np.ndarray]:
             raise AudioError(source, f"decoding failed after {done / f.samplerate:.1f} s "
                                      f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
         if len(chunk):
-            yield to_mono(chunk, source, done / f.samplerate)
+            yield to_mono(chunk if channel is None else chunk[:, channel:channel + 1], source, done / f.samplerate)
         done += len(chunk)
         if len(chunk) < block_frames:
             return
@@ -283,9 +284,12 @@ def audio_duration(path: str | os.PathLike) -> float:
 
 
 def iter_blocks(
-    path: str | os.PathLike, block_seconds: float = 60.0, target_rate: int = SAMPLE_RATE
+    path: str | os.PathLike, block_seconds: float = 60.0, target_rate: int = SAMPLE_RATE, channel: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield consecutive mono float32 blocks at ``target_rate`` without loading the whole file.
+
+    ``channel`` (0-based): that channel alone instead of the down-mix (one side of a call recorded
+    on two channels, :mod:`emovox.channels`); :class:`AudioError` when the file has fewer.
 
     Memory stays O(block): the file is read block by block and resampled with a streaming
     resampler, so an hour-long recording never sits in memory at once. A truncated file (fewer
@@ -301,12 +305,13 @@ def iter_blocks(
     if f is None:  # PyAV formats (M4A, video tracks): decoded whole at 16 kHz, then cut in blocks
         from emovox import audio_av
 
-        wave = _checked(audio_av.decode(str(p), p, DecodeBudget(), target_rate), p, target_rate)
+        wave = _checked(audio_av.decode(str(p), p, DecodeBudget(), target_rate, channel), p, target_rate)
         step = max(1, int(block_seconds * target_rate))
         yield from (wave[i:i + step] for i in range(0, wave.size, step))
         return
     with f:
         rate = f.samplerate
+        check_channel(channel, f.channels, p)
         try:
             stream = soxr.ResampleStream(rate, target_rate, 1, dtype="float32") if rate != target_rate else None
         except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
@@ -314,7 +319,7 @@ def iter_blocks(
         block = max(1, int(block_seconds * rate))
         total, expected = 0, f.frames
         pending: np.ndarray | None = None
-        for mono in _blocks(f, p, block):
+        for mono in _blocks(f, p, block, channel):
             if pending is not None:  # hold one block back so the resampler knows which one is last
                 yield from _emit(stream, pending, last=False)
             pending = mono

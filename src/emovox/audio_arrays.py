@@ -62,6 +62,13 @@ def check_channels(channels: int, source: object, shape: tuple | None = None) ->
                          "array with x.T" if shape is not None else "the header is corrupt")
 
 
+def check_channel(channel: int | None, channels: int, source: object) -> None:
+    """``channel`` (0-based, or None for the down-mix) must be one of the ``channels`` of ``source``."""
+    if channel is not None and not 0 <= channel < channels:
+        raise AudioError(source, f"has {channels} channel(s), so there is no channel {channel + 1}",
+                         "leave channels mixed (--channels mix) or pick an existing one")
+
+
 def to_mono(block: np.ndarray, source: object, offset: float = 0.0) -> np.ndarray:
     """(n, channels) float32 -> (n,) float32 after checking for NaN/inf and absurd magnitudes."""
     finite = np.isfinite(block)
@@ -95,8 +102,10 @@ def prepare_array(
     sample_rate: int | None,
     source: object = "<array>",
     target_rate: int = SAMPLE_RATE,
+    channel: int | None = None,
 ) -> np.ndarray:
-    """Validate, down-mix and resample an array of shape (n,) or (n, channels).
+    """Validate, down-mix (or keep channel ``channel`` alone, 0-based) and resample an array of
+    shape (n,) or (n, channels).
 
     Integer arrays are scaled to [-1, 1]. Raises :class:`AudioError` for empty, too short,
     NaN/inf, out-of-range or malformed input (bad dtype, shape or sample rate). An array carries
@@ -117,6 +126,9 @@ def prepare_array(
         raise AudioError(source, f"expected shape (samples,) or (samples, channels), got {x.shape}")
     if x.ndim == 2:
         check_channels(x.shape[1], source, x.shape)
+    check_channel(channel, x.shape[1] if x.ndim == 2 else 1, source)
+    if channel is not None and x.ndim == 2:
+        x = x[:, channel]
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio_arrays import check_channels, check_rate, to_mono
+from emovox.audio_arrays import check_channel, check_channels, check_rate, to_mono
 from emovox.audio_budget import AudioHeader, BlockOutput, check_budget
 from emovox.errors import AudioError, AudioTooLong
 
@@ -121,8 +121,9 @@ def read_header(handle: Any, source: object):
         container.close()
 
 
-def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.ndarray:
-    """The first audio track of ``handle`` as mono float32 at ``target_rate`` within ``budget``."""
+def decode(handle: Any, source: object, budget: Any, target_rate: int, channel: int | None = None) -> np.ndarray:
+    """The first audio track of ``handle`` as mono float32 at ``target_rate`` within ``budget``: the
+    down-mix, or channel ``channel`` (0-based) alone."""
     import av
 
 
@@ -130,6 +131,7 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
     try:
         header = _header(container, source)
         check_budget(header, budget, source)
+        check_channel(channel, header.channels, source)
         stream = container.streams.audio[0]
         resampler = None  # made for the first frame's layout; channels are averaged as for soundfile
         out = BlockOutput(header.__class__(target_rate, 1, header.frames * target_rate // header.rate),
@@ -142,7 +144,7 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
             if resampler is None:
                 resampler = av.AudioResampler(format="flt", layout=frame.layout.name, rate=target_rate)
             for piece in resampler.resample(frame):
-                out.add(_checked(piece, source))
+                out.add(_checked(piece, source, channel))
             count += 1
             if count % _CHECK_EVERY == 0 and budget.cancel is not None:
                 budget.cancel()
@@ -150,7 +152,7 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
                 raise AudioTooLong(source, f"audio holds more than {budget.max_input_samples} samples "
                                            "(this server's decoding budget)", "send a shorter recording")
         for piece in resampler.resample(None) if resampler is not None else ():
-            out.add(_checked(piece, source))
+            out.add(_checked(piece, source, channel))
         return out.finish()
     except AudioError:
         raise
@@ -163,8 +165,12 @@ def decode(handle: Any, source: object, budget: Any, target_rate: int) -> np.nda
         container.close()
 
 
-def _checked(piece: Any, source: object) -> np.ndarray:
-    """A packed float frame -> (n, channels) -> mono mean, checked for NaN/range like soundfile blocks."""
+def _checked(piece: Any, source: object, channel: int | None = None) -> np.ndarray:
+    """A packed float frame -> (n, channels) -> mono mean (or channel ``channel``), checked for
+    NaN/range like soundfile blocks."""
     channels = max(1, len(piece.layout.channels))
     x = np.ascontiguousarray(piece.to_ndarray(), dtype=np.float32).reshape(-1, channels)
+    if channel is not None:
+        check_channel(channel, channels, source)  # a layout change mid-stream
+        x = x[:, channel:channel + 1]
     return to_mono(x, source)

@@ -9,6 +9,9 @@ run. Diarisers (``diarizer``):
 * ``ge2e`` — the GE2E speaker encoder on a second pass (:mod:`emovox.diarize`; needs resemblyzer).
 * ``auto`` — ``whisper`` when the model allows it, else ``ge2e``.
 
+``channels`` (:mod:`emovox.channels`): a call recorded one side per channel gets one speaker per
+channel instead of a diariser (``auto``: when the levels say so; ``split``: always; ``mix``: never).
+
 ``adapt`` (:mod:`emovox.speaker_adapt`) re-scores each speaker's windows after normalising their
 pooled statistics with that speaker's own mean and spread in the recording (opt-in).
 """
@@ -78,14 +81,15 @@ def uses_frames(recognizer: Any, diarizer: str = "auto", scoring: str = "auto") 
 def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                      speakers: int | str | None = "auto", diarizer: str = "auto", min_turn: float = 1.0,
                      adapt: bool = False, on_no_speakers: Callable[[str], None] | None = None,
-                     ge2e: EmbedFn | None = None, **options: Any) -> Timeline:
+                     ge2e: EmbedFn | None = None, channels: str = "auto", **options: Any) -> Timeline:
     """``recognizer.timeline(recording, **options)`` with speakers attached.
 
     ``speakers``: ``"auto"`` (counted), a number, or None (no diarisation). When the GE2E diariser
     is needed but not installed: with ``speakers="auto"``, no ``adapt`` and ``on_no_speakers``
     given, that function gets the reason and the timeline comes back without speakers; else
     :class:`emovox.errors.DependencyError` is raised. ``ge2e``: an already loaded GE2E embedder
-    (archives load it once per worker)."""
+    (archives load it once per worker). ``channels``: see the module docstring; a split recording
+    needs ``speakers`` "auto" or its channel count."""
     from emovox.diarize import add_speakers, check_options
     from emovox.errors import DependencyError
 
@@ -96,6 +100,11 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     check_options(count, 0.5, min_turn)
     if adapt and speakers is None:
         raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
+    split = split_channels(recording, sample_rate, channels, speakers, str(options.get("source") or recording))
+    if split:
+        from emovox.channels import split_timeline
+
+        return split_timeline(recognizer, recording, sample_rate, split, adapt=adapt, **options)
     frames = speakers is not None and uses_frames(recognizer, diarizer, options.get("scoring", "auto"))
     observer = speaker_observer(recognizer, count, min_turn) if frames else None
     if isinstance(recording, np.ndarray):  # one 16 kHz array for the timeline and a GE2E second pass
@@ -131,4 +140,26 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     return tl
 
 
-__all__ = ["DIARIZERS", "check_diarizer", "speaker_observer", "speaker_projection", "speaker_timeline", "uses_frames"]
+def split_channels(recording: str | os.PathLike | np.ndarray, sample_rate: int | None, channels: str,
+                   speakers: int | str | None, source: str) -> int:
+    """How many channels to give a speaker each (0: mix them), by ``channels`` and ``speakers``."""
+    from emovox.channels import MAX_SPLIT, channel_count, channel_layout, check_mode
+
+    check_mode(channels)
+    if channels == "mix" or (channels == "auto" and (speakers is None or isinstance(speakers, int) and speakers < 2)):
+        return 0
+    if speakers is None:
+        raise ConfigError("--channels split gives each channel a speaker; it cannot go with --speakers none")
+    if channels == "auto":
+        layout = channel_layout(recording, sample_rate, source)
+        fits = speakers == "auto" or speakers == layout.channels
+        return layout.channels if layout.split and fits else 0
+    n = channel_count(recording, source)
+    if not 2 <= n <= MAX_SPLIT:
+        raise ConfigError(f"--channels split needs 2 to {MAX_SPLIT} channels; {source} has {n}")
+    if speakers != "auto" and speakers != n:
+        raise ConfigError(f"--channels split gives {source}'s {n} channels a speaker each, but --speakers says {speakers}")
+    return n
+
+
+__all__ = ["DIARIZERS", "check_diarizer", "split_channels", "speaker_observer", "speaker_projection", "speaker_timeline", "uses_frames"]

@@ -373,11 +373,12 @@ class Recognizer:
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                  window: float = 2.0, hop: float = 1.0, vad: str | None = TIMELINE_VAD, min_speech: float = 0.3,
                  source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0,
-                 scoring: str = "auto", observers: Sequence[Any] = ()):
+                 scoring: str = "auto", observers: Sequence[Any] = (), channel: int | None = None):
         """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`.
 
         ``scoring``: ``auto`` encodes the recording once and pools windows from its frames when the
-        model can (:mod:`emovox.frame_scoring`), ``window`` runs the model on every window."""
+        model can (:mod:`emovox.frame_scoring`), ``window`` runs the model on every window.
+        ``channel`` (0-based): that channel alone instead of the down-mix."""
         from emovox.frame_scoring import frame_scorer
         from emovox.timeline import check_window, compute_timeline
 
@@ -388,12 +389,12 @@ class Recognizer:
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
         if isinstance(recording, np.ndarray):
-            wave = prepare_array(recording, sample_rate, source=source or "<array>")  # None is refused
+            wave = prepare_array(recording, sample_rate, source=source or "<array>", channel=channel)  # None refused
             step = int(block_seconds * SAMPLE_RATE)
             blocks: Iterable[np.ndarray] = (wave[i:i + step] for i in range(0, wave.size, step))
             name = source or "<array>"
         else:
-            blocks = iter_blocks(recording, block_seconds)
+            blocks = iter_blocks(recording, block_seconds, channel=channel)
             name = source or str(recording)
         return compute_timeline(
             blocks, lambda w: self.posteriors(w, names), names, _vad_function(vad) if vad else None,

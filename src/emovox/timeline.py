@@ -127,6 +127,8 @@ class Timeline:
     regions: list[Region] = field(default_factory=list)
     speakers: list[str] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
+    #: channels that got a speaker each (a call recorded one side per channel, :mod:`emovox.channels`); 0: mixed
+    split_channels: int = 0
 
     # ----------------------------------------------------------------------------- views
     def to_dict(self) -> dict:

@@ -105,16 +105,18 @@ def plot_timeline(tl: Timeline, path: str | os.PathLike, title: str | None = Non
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
     # ------------------------------------------------------------------ probabilities per speaker
-    centres = np.array([(w.start + w.end) / 2 for w in tl.windows])
     for i, name in enumerate(lanes):
         pax = fig.add_subplot(grid[1 + i], sharex=ax)
-        mine = [w.is_speech and (not tl.speakers or w.speaker == name) for w in tl.windows]
+        # split channels: each lane has its own sequence of windows (the others are at the same times)
+        seq = [w for w in tl.windows if w.speaker == name] if tl.split_channels else tl.windows
+        centres = np.array([(w.start + w.end) / 2 for w in seq])
+        mine = [w.is_speech and (not tl.speakers or w.speaker == name) for w in seq]
         for k in tl.labels:
-            ys = np.array([w.probabilities[k] if m else np.nan for w, m in zip(tl.windows, mine)])  # type: ignore[index]
+            ys = np.array([w.probabilities[k] if m else np.nan for w, m in zip(seq, mine)])  # type: ignore[index]
             if not np.any(ys[~np.isnan(ys)] >= SHOW_ABOVE):
                 continue
             pax.plot(centres, smooth(ys), color=colors[k], lw=1.4, label=k)
-        for s, e in tl.speech:
+        for s, e in ([(t.start, t.end) for t in tl.turns if t.speaker == name] if tl.split_channels else tl.speech):
             pax.axvspan(s, e, color="0.96", zorder=0, lw=0)
         pax.tick_params(labelbottom=i == n - 1)
         pax.set_ylim(0, 1.02)

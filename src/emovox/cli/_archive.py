@@ -130,7 +130,7 @@ def run_timeline_archive(args: argparse.Namespace) -> int:
     model = ModelSpec(model=args.model, backend=args.backend, labels=labels, vad="none", threads=args.threads or 1)
     task = TimelineTask(model, window=args.window, hop=args.hop, vad=args.vad, min_speech=args.min_speech,
                         speakers=args.speakers, min_turn=args.min_turn, diarizer=args.diarizer, adapt=args.adapt,
-                        scoring=args.scoring)
+                        scoring=args.scoring, channels=args.channels)
     args.paths = args.recording
     total = count_inputs("timeline", args.paths, args.manifest)
     if total is None:

@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
                    help="classify a window only if this fraction of it is speech (default 0.3)")
     p.add_argument("--speakers", default="auto", type=_speakers, metavar="auto|N|none",
                    help="speaker diarisation: auto (count speakers, default), a fixed number N, or none")
+    p.add_argument("--channels", choices=("auto", "mix", "split"), default="auto",
+                   help="a call recorded one side per channel: auto (one speaker per channel when the channels' "
+                        "levels say so, default), split (always), mix (diarise the down-mix)")
     p.add_argument("--min-turn", type=float, default=1.0,
                    help="speaker turns shorter than this (seconds) join a neighbour (default 1.0)")
     p.add_argument("--diarizer", choices=("auto", "whisper", "ge2e"), default="auto",
@@ -106,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(tl.speakers)} speaker(s): " + "; ".join(
             f"{name} {e['speech_seconds']:.0f} s mostly {e['dominant']} ({100 * e['shares'][e['dominant']]:.0f}%)"
             for name, e in tl.summary().items()))
-        if args.speakers == "auto":
+        if tl.split_channels:
+            print(f"one speaker per channel ({tl.split_channels} channels, one side of the call each); "
+                  "--channels mix diarises the down-mix instead", file=sys.stderr)
+        elif args.speakers == "auto":
             print("speakers were counted automatically; if you know how many people speak, "
                   "--speakers N separates them more accurately (docs/conversations.md)", file=sys.stderr)
     if tl.regions:
@@ -141,4 +147,4 @@ def _timeline(recognizer: Any, recording: Path, args: argparse.Namespace) -> Any
     return speaker_timeline(recognizer, recording, speakers=None if args.speakers == "none" else args.speakers,
                             diarizer=args.diarizer, min_turn=args.min_turn, adapt=args.adapt, on_no_speakers=note,
                             window=args.window, hop=args.hop, vad=None if args.vad == "none" else args.vad,
-                            min_speech=args.min_speech, scoring=args.scoring)
+                            min_speech=args.min_speech, scoring=args.scoring, channels=args.channels)
