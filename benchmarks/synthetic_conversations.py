@@ -94,12 +94,14 @@ def trimmed(path: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
 
 
 def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int, turns: int, mix: str,
-          overlap: bool, noise_db: float | None, same_corpus: bool = False,
+          overlap: bool, noise_db: float | None, same_corpus: bool = False, tracks: bool = False,
           ) -> tuple[np.ndarray, list[tuple[float, float, str, str | None]]]:
     """One conversation -> (audio, reference [(start, end, speaker, emotion), ...] per speech region of a clip).
 
     ``same_corpus``: every speaker from one corpus (one recording setup, as in a real call or
-    meeting), the corpus drawn among those with enough speakers."""
+    meeting), the corpus drawn among those with enough speakers. ``tracks``: audio of shape
+    (samples, speakers), each speaker alone in its column (sorted by name; no noise added), as a
+    call recorder with one channel per side would store it."""
     names = sorted(pool)
     if same_corpus:
         groups: dict[str, list[str]] = {}
@@ -109,6 +111,7 @@ def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int
         names = groups[str(rng.choice(usable))]
     speakers = list(rng.choice(names, n_speakers, replace=False))
     pieces: list[tuple[int, np.ndarray]] = []
+    owners: list[int] = []
     ref = []
     t, prev = 0, None
     for _ in range(turns):
@@ -129,10 +132,17 @@ def build(rng: np.random.Generator, pool: dict[str, list[Clip]], n_speakers: int
                 gap = -rng.uniform(0.1, 0.5)
             t = max(0, t + int(gap * SR)) if pieces else 0
             pieces.append((t, x))
+            owners.append(sorted(speakers).index(spk))
             ref += [(t / SR + a, t / SR + b, spk, clip.emotion) for a, b in speech]
             t += x.size
             start_turn = False
-    audio = np.zeros(max(s + x.size for s, x in pieces) + SR // 2, np.float32)
+    length = max(s + x.size for s, x in pieces) + SR // 2
+    if tracks:
+        out = np.zeros((length, n_speakers), np.float32)
+        for (s, x), k in zip(pieces, owners):
+            out[s:s + x.size, k] += x
+        return out, ref
+    audio = np.zeros(length, np.float32)
     for s, x in pieces:
         audio[s:s + x.size] += x
     if noise_db is not None:
