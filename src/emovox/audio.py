@@ -162,8 +162,9 @@ def _blocks(f: Any, source: object, block_frames: int, channel: int | None = Non
 
 
 def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
-          target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a whole file/stream to mono float32 at ``target_rate``, resampling block by block.
+          target_rate: int = SAMPLE_RATE, channel: int | None = None) -> np.ndarray:
+    """Decode a whole file/stream to mono float32 at ``target_rate`` (the down-mix, or channel
+    ``channel`` alone), resampling block by block.
 
     Peak memory is the output at ``target_rate`` plus one input block, whatever the input rate.
     Every failure is AudioError (:class:`AudioTooLong` past the budget); ``budget.cancel`` runs
@@ -174,13 +175,14 @@ def _read(handle: Any, source: object, budget: DecodeBudget | None = None,
     if f is None:
         from emovox import audio_av
 
-        return audio_av.decode(handle, source, budget, target_rate)
+        return audio_av.decode(handle, source, budget, target_rate, channel)
     with f:
         header = _header(f)
         check_budget(header, budget, source)
+        check_channel(channel, header.channels, source)
         out = BlockOutput(header, budget, target_rate, source)
         read = 0
-        for block in _blocks(f, source, max(1, _BLOCK_SAMPLES // f.channels)):
+        for block in _blocks(f, source, max(1, _BLOCK_SAMPLES // f.channels), channel):
             if budget.cancel is not None:
                 budget.cancel()
             read += block.size
@@ -222,17 +224,19 @@ def load_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE, *,
 
 
 def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_RATE, *,
-                 max_seconds: float | None = None, budget: DecodeBudget | None = None) -> np.ndarray:
+                 max_seconds: float | None = None, budget: DecodeBudget | None = None,
+                 channel: int | None = None) -> np.ndarray:
     """Decode an in-memory audio file (e.g. an HTTP upload); never touches the file system.
 
     The header is checked against the budget before decoding, and the budget again while decoding
-    block by block (a guard against decompression bombs and lying headers).
+    block by block (a guard against decompression bombs and lying headers). ``channel``
+    (0-based): that channel alone instead of the down-mix.
     """
     budget = _merge(budget, max_seconds)
     try:
         if not data:
             raise AudioError(name, "upload is empty (0 bytes)")
-        return _checked(_read(io.BytesIO(data), name, budget, target_rate), name, target_rate)
+        return _checked(_read(io.BytesIO(data), name, budget, target_rate, channel), name, target_rate)
     except (AudioError, Cancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError

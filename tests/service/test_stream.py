@@ -118,6 +118,28 @@ def test_conversation_endpoint(client, recognizer):
                        files={"file": ("talk.wav", buf.getvalue(), "audio/wav")}).status_code == 400
 
 
+def test_conversation_of_a_two_sided_call(client):
+    from tests.test_channels import two_sided_call
+
+    buf = io.BytesIO()
+    sf.write(buf, two_sided_call(), SR, format="FLAC")
+    post = lambda **params: client.post("/v1/conversation", params={"vad": "sohn", **params},  # noqa: E731
+                                        files={"file": ("call.flac", buf.getvalue(), "audio/flac")})
+    resp = post()
+    assert resp.status_code == 200, resp.text
+    tl = resp.json()["timeline"]
+    assert tl["split_channels"] == 2 and tl["speakers"] == ["CH1", "CH2"]
+    assert {t["speaker"] for t in tl["turns"]} == {"CH1", "CH2"}
+    mixed = post(channels="mix", speakers="none").json()["timeline"]
+    assert mixed["split_channels"] == 0 and mixed["speakers"] == []
+    mono = io.BytesIO()
+    sf.write(mono, two_sided_call()[:, 0], SR, format="WAV")
+    refused = client.post("/v1/conversation", params={"vad": "sohn", "channels": "split"},
+                          files={"file": ("mono.wav", mono.getvalue(), "audio/wav")})
+    assert refused.status_code == 400 and "needs 2 to 8 channels" in refused.json()["error"]["message"]
+    assert post(channels="left").status_code == 400  # the query pattern (the app answers 400 for bad queries)
+
+
 # ------------------------------------------------------------------ a real server and client
 def _free_port() -> int:
     with socket.socket() as s:

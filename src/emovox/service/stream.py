@@ -124,26 +124,32 @@ async def conversation(
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
     vad: str = Query(TIMELINE_VAD, pattern=VAD_PATTERN, description="voice activity detector"),
+    channels: str = Query("auto", pattern="^(auto|mix|split)$",
+                          description="a call recorded one side per channel: auto, split (a speaker per channel) "
+                                      "or mix (diarise the down-mix)"),
 ) -> Response:
     pool = request.app.state.pool
     data = await file.read()
     name = check_upload(data, file.filename, file.content_type)
     flow = client_flow(request.scope)  # fair share per connection, like /v1/predict
+    sides = channels != "mix" and speakers != "none"
     async with watch_disconnect(request.receive) as gone:
-        audio = await pool.run(decode_upload, data, name, MAX_SECONDS, None, check_cancelled, flow=flow, gone=gone,
-                               stage="decode")
+        audio = await pool.run(decode_upload, data, name, MAX_SECONDS, None, check_cancelled, sides, flow=flow,
+                               gone=gone, stage="decode")
         rec = await pool.run(recognizer_for, request.app, model, flow=flow, gone=gone)
-        body = await pool.run(_conversation, rec, audio, speakers, vad, flow=flow, gone=gone, stage="infer")
+        body = await pool.run(_conversation, rec, audio, speakers, vad, channels, flow=flow, gone=gone, stage="infer")
     return Response(body, media_type="application/json")
 
 
-def _conversation(rec: Any, audio: Any, speakers: str, vad: str = TIMELINE_VAD) -> bytes:
+def _conversation(rec: Any, audio: Any, speakers: str, vad: str = TIMELINE_VAD, channels: str = "auto") -> bytes:
     """Prediction + speaker-aware timeline of a decoded upload as JSON (on a pool worker, not the event loop)."""
     from emovox.conversation import speaker_timeline
 
     pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
     count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
-    tl = speaker_timeline(rec, audio.samples, 16000, source=audio.name, speakers=count,
+    # each channel alone when decoded (2-8 channels, speakers wanted); speaker_timeline decides the split
+    recording = audio.channels if audio.channels is not None and channels != "mix" else audio.samples
+    tl = speaker_timeline(rec, recording, 16000, source=audio.name, speakers=count, channels=channels,
                           vad=None if vad == "none" else vad, on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
     result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}
     return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

@@ -61,6 +61,8 @@ class DecodedUpload:
     name: str
     samples: np.ndarray  # mono float32 16 kHz
     duration: float
+    #: (samples, channels) float32 16 kHz, each channel alone, when asked for and the file has 2-8
+    channels: np.ndarray | None = None
 
 
 def check_upload(data: bytes, filename: str | None, content_type: str | None) -> str:
@@ -90,15 +92,25 @@ def upload_header(data: bytes, name: str, max_seconds: float, max_input_samples:
 
 
 def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples: int | None = None,
-                  cancel: Callable[[], None] | None = None) -> DecodedUpload:
+                  cancel: Callable[[], None] | None = None, sides: bool = False) -> DecodedUpload:
     """Decode an already sniffed upload to 16 kHz mono within its budget (checked from the header
-    first, then block by block); ``cancel`` runs between blocks. Raises UploadProblem (413/422)."""
+    first, then block by block); ``cancel`` runs between blocks. Raises UploadProblem (413/422).
+    ``sides``: also each channel alone (a call recorded one side per channel, :mod:`emovox.channels`)
+    when the file has 2 to :data:`emovox.channels.MAX_SPLIT` channels."""
+    from emovox.channels import MAX_SPLIT
+
     budget = DecodeBudget(max_seconds, max_input_samples, cancel)
+    channels = None
     try:
-        check_budget(read_header(data, name), budget, name)
+        header = read_header(data, name)
+        check_budget(header, budget, name)
         samples = decode_bytes(data, name, budget=budget)
+        if sides and 2 <= header.channels <= MAX_SPLIT:
+            columns = [decode_bytes(data, name, budget=budget, channel=c) for c in range(header.channels)]
+            n = min(c.size for c in columns)
+            channels = np.stack([c[:n] for c in columns], axis=1)
     except AudioTooLong as exc:
         raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}", exc.hint) from None
     except AudioError as exc:
         raise UploadProblem(422, "undecodable_audio", f"{exc.source}: {exc.problem}", exc.hint) from None
-    return DecodedUpload(name, samples, samples.size / SAMPLE_RATE)
+    return DecodedUpload(name, samples, samples.size / SAMPLE_RATE, channels)
