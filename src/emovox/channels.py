@@ -28,7 +28,7 @@ the VAD bridged, noise on both lines, is nobody's); windows left with less speec
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,35 +122,35 @@ def channel_count(recording: str | os.PathLike | np.ndarray, source: str | None 
 def channel_layout(recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                    source: str | None = None) -> ChannelLayout:
     """Whether ``recording`` (a file, or an (n, channels) array) holds one speaker per channel."""
-    from emovox.audio import iter_blocks, prepare_array
-
     channels = channel_count(recording, source)
     if channels < 2 or channels > MAX_SPLIT:
         return ChannelLayout(channels, False)
+    levels = [channel_levels(recording, sample_rate, c, LAYOUT_SECONDS, source) for c in range(channels)]
+    n = min(len(v) for v in levels)
+    return decide(np.stack([v[:n] for v in levels], axis=1))
+
+
+def channel_levels(recording: str | os.PathLike | np.ndarray, sample_rate: int | None, channel: int,
+                   seconds: float | None = None, source: str | None = None) -> np.ndarray:
+    """0.1 s frame levels (dB) of one channel at 16 kHz, of the first ``seconds`` (None: all),
+    block by block for a file."""
+    from emovox.audio import iter_blocks, prepare_array
+
+    meter = Levels()
     if isinstance(recording, np.ndarray):
-        head = recording[:int(LAYOUT_SECONDS * (sample_rate or 16000))]
-        columns = [prepare_array(head, sample_rate, source=source or "<array>", channel=c) for c in range(channels)]
+        head = recording if seconds is None else recording[:int(seconds * (sample_rate or 16000))]
+        meter.feed(prepare_array(head, sample_rate, source=source or "<array>", channel=channel), (), None)
     else:
-        columns = [_head(iter_blocks(recording, 30.0, channel=c)) for c in range(channels)]
-    n = min(c.size for c in columns)
-    return decide(frame_levels(np.stack([c[:n] for c in columns], axis=1)))
-
-
-def _head(blocks: Any) -> np.ndarray:
-    out, total = [], 0
-    for block in blocks:
-        out.append(block)
-        total += block.size
-        if total >= LAYOUT_SECONDS * 16000:
-            break
-    blocks.close()
-    return np.concatenate(out)[:int(LAYOUT_SECONDS * 16000)]
+        for block in iter_blocks(recording, 60.0, channel=channel):  # a generator: closed (file too) on break
+            meter.feed(block, (), None)
+            if seconds is not None and meter.seconds >= seconds:
+                break
+    meter.finish(())
+    return meter.levels if seconds is None else meter.levels[:int(round(seconds / FRAME))]
 
 
 class Levels:
-    """A timeline observer that keeps the 0.1 s frame levels of its (one-channel) stream."""
-
-    needs_from = float("inf")
+    """The 0.1 s frame levels of a (one-channel) 16 kHz stream fed block by block."""
 
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
@@ -163,6 +163,10 @@ class Levels:
         if whole:
             self.parts.append(frame_levels(joined[:whole])[:, 0])
         self.rest = joined[whole:]
+
+    @property
+    def seconds(self) -> float:
+        return FRAME * sum(len(p) for p in self.parts) + self.rest.size / 16000
 
     def finish(self, speech: Sequence[tuple[float, float]]) -> None:
         if self.rest.size:
@@ -254,31 +258,44 @@ def join(parts: Sequence[Timeline], source: str) -> Timeline:
         turns=sorted((t for tl in parts for t in tl.turns), key=lambda t: t.start), split_channels=len(parts))
 
 
+class MaskedVad:
+    """A timeline VAD whose speech regions are cut to the frames where ``own`` is true (crosstalk
+    is never scored). The timeline calls it once per block, in order, so it counts the time."""
+
+    def __init__(self, vad: Callable[[np.ndarray], list[tuple[float, float]]], own: np.ndarray) -> None:
+        self.vad, self.own, self.offset = vad, own, 0.0
+
+    def __call__(self, block: np.ndarray) -> list[tuple[float, float]]:
+        offset, self.offset = self.offset, self.offset + block.size / 16000
+        regions = [(offset + a, offset + b) for a, b in self.vad(block)]
+        return [(a - offset, b - offset) for a, b in own_speech(regions, self.own)]
+
+
 def split_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, sample_rate: int | None,
                    channels: int, adapt: bool = False, **options: Any) -> Timeline:
-    """One timeline per channel of ``recording`` (``recognizer.timeline(..., channel=c)``), crosstalk
-    taken out, speaker ``CH<c+1>``, optionally adapted per channel, joined in time order."""
-    parts, levels, pooled = [], [], []
+    """One timeline per channel of ``recording`` (``recognizer.timeline(..., channel=c)``), speaker
+    ``CH<c+1>``, optionally adapted per channel, joined in time order. The channels' levels are
+    measured first, so the VAD never hands crosstalk to the model (:class:`MaskedVad`)."""
+    source = options.get("source")
+    own = own_frames([channel_levels(recording, sample_rate, c, source=source) for c in range(channels)])
+    parts = []
     for c in range(channels):
-        meter, kept = Levels(), None
-        observers = [*options.get("observers", ()), meter]
+        kept = None
+        observers = list(options.get("observers", ()))
         if adapt:
             from emovox.speaker_adapt import PooledWindows
 
             kept = PooledWindows()
             observers.append(kept)
-        parts.append(recognizer.timeline(recording, sample_rate, **{**options, "observers": observers}, channel=c))
-        levels.append(meter.levels)
-        pooled.append(kept)
-    own = own_frames(levels)
-    for c, (tl, kept) in enumerate(zip(parts, pooled)):
-        keep_own(tl, own[c], f"CH{c + 1}")
+        tl = recognizer.timeline(recording, sample_rate, **{**options, "observers": observers}, channel=c,
+                                 vad_filter=lambda vad, mask=own[c]: MaskedVad(vad, mask))
+        keep_own(tl, own[c], f"CH{c + 1}")  # regions the timeline joined across a removed piece are cut again
         if kept is not None:
             from emovox.speaker_adapt import adapt_timeline
 
             adapt_timeline(tl, kept, recognizer)
-    name = options.get("source") or ("<array>" if isinstance(recording, np.ndarray) else str(recording))
-    return join(parts, str(name))
+        parts.append(tl)
+    return join(parts, str(source or ("<array>" if isinstance(recording, np.ndarray) else recording)))
 
 
 def check_mode(channels: str) -> None:
@@ -286,5 +303,5 @@ def check_mode(channels: str) -> None:
         raise ConfigError(f"unknown channels mode {channels!r}; choose one of {', '.join(MODES)}")
 
 
-__all__ = ["MODES", "ChannelLayout", "Levels", "channel_count", "channel_layout", "check_mode", "decide", "frame_levels", "join",
+__all__ = ["MODES", "ChannelLayout", "Levels", "MaskedVad", "channel_count", "channel_layout", "channel_levels", "check_mode", "decide", "frame_levels", "join",
            "keep_own", "own_frames", "own_speech", "split_timeline"]

@@ -373,12 +373,14 @@ class Recognizer:
     def timeline(self, recording: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                  window: float = 2.0, hop: float = 1.0, vad: str | None = TIMELINE_VAD, min_speech: float = 0.3,
                  source: str | None = None, labels: Sequence[str] | None = None, block_seconds: float = 60.0,
-                 scoring: str = "auto", observers: Sequence[Any] = (), channel: int | None = None):
+                 scoring: str = "auto", observers: Sequence[Any] = (), channel: int | None = None,
+                 vad_filter: Callable[[Any], Any] | None = None):
         """Emotions over time of a long recording (file read in blocks) -> :class:`emovox.timeline.Timeline`.
 
         ``scoring``: ``auto`` encodes the recording once and pools windows from its frames when the
         model can (:mod:`emovox.frame_scoring`), ``window`` runs the model on every window.
-        ``channel`` (0-based): that channel alone instead of the down-mix."""
+        ``channel`` (0-based): that channel alone instead of the down-mix. ``vad_filter`` wraps the
+        VAD function (:class:`emovox.channels.MaskedVad`)."""
         from emovox.frame_scoring import frame_scorer
         from emovox.timeline import check_window, compute_timeline
 
@@ -396,8 +398,11 @@ class Recognizer:
         else:
             blocks = iter_blocks(recording, block_seconds, channel=channel)
             name = source or str(recording)
+        vad_fn = _vad_function(vad) if vad else None
+        if vad_fn is not None and vad_filter is not None:
+            vad_fn = vad_filter(vad_fn)
         return compute_timeline(
-            blocks, lambda w: self.posteriors(w, names), names, _vad_function(vad) if vad else None,
+            blocks, lambda w: self.posteriors(w, names), names, vad_fn,
             source=name, vad_name=vad or "none", window=window, hop=hop, min_speech=min_speech,
             batch_size=max(self.batch_size, 8), observers=observers,
             scorer=frame_scorer(self.engine, index) if scoring == "auto" else None)
