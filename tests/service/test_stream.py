@@ -138,6 +138,11 @@ def test_conversation_of_a_two_sided_call(client):
                           files={"file": ("mono.wav", mono.getvalue(), "audio/wav")})
     assert refused.status_code == 400 and "needs 2 to 8 channels" in refused.json()["error"]["message"]
     assert post(channels="left").status_code == 400  # the query pattern (the app answers 400 for bad queries)
+    four = io.BytesIO()
+    sf.write(four, np.concatenate([two_sided_call()] * 2, axis=1), SR, format="WAV")
+    refused = client.post("/v1/conversation", params={"vad": "sohn", "channels": "split"},
+                          files={"file": ("four.wav", four.getvalue(), "audio/wav")})
+    assert refused.status_code == 400 and "2-channel recordings only" in refused.json()["error"]["message"]
 
 
 # ------------------------------------------------------------------ a real server and client

@@ -46,11 +46,11 @@ from fastapi import (
 from fastapi.responses import Response
 
 from emovox.audio import SAMPLE_RATE
-from emovox.errors import EmovoxError
+from emovox.errors import ConfigError, EmovoxError
 from emovox.inference import TIMELINE_VAD, VAD_PATTERN, VADS
 from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
 from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
-from emovox.service.uploads import UploadProblem, check_upload, decode_upload
+from emovox.service.uploads import SPLIT_CHANNELS, UploadProblem, check_upload, decode_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -147,8 +147,12 @@ def _conversation(rec: Any, audio: Any, speakers: str, vad: str = TIMELINE_VAD, 
 
     pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
     count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
-    # each channel alone when decoded (2-8 channels, speakers wanted); speaker_timeline decides the split
+    # each channel alone when decoded (2 channels, speakers wanted); speaker_timeline decides the split
     recording = audio.channels if audio.channels is not None and channels != "mix" else audio.samples
+    if channels == "split" and audio.source_channels > SPLIT_CHANNELS:
+        raise ConfigError(f"{audio.name} has {audio.source_channels} channels; the service gives a speaker per "
+                          f"channel to {SPLIT_CHANNELS}-channel recordings only (emovox timeline --channels split "
+                          "takes up to 8)")
     tl = speaker_timeline(rec, recording, 16000, source=audio.name, speakers=count, channels=channels,
                           vad=None if vad == "none" else vad, on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
     result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}

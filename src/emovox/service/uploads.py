@@ -24,6 +24,9 @@ _MAGIC = (
     (b"RIFF", "wav"), (b"RIFX", "wav"), (b"RF64", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"),
     (b"FORM", "aiff"), (b"ID3", "mp3"),
 )
+#: The service gives a speaker per channel to two-channel uploads only (a call's two sides), so that a
+#: request never costs more than two mono timelines.
+SPLIT_CHANNELS = 2
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -61,8 +64,10 @@ class DecodedUpload:
     name: str
     samples: np.ndarray  # mono float32 16 kHz
     duration: float
-    #: (samples, channels) float32 16 kHz, each channel alone, when asked for and the file has 2-8
+    #: (samples, 2) float32 16 kHz, each channel alone, when asked for and the file has 2 channels
     channels: np.ndarray | None = None
+    #: channels of the file
+    source_channels: int = 1
 
 
 def check_upload(data: bytes, filename: str | None, content_type: str | None) -> str:
@@ -96,16 +101,14 @@ def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples:
     """Decode an already sniffed upload to 16 kHz mono within its budget (checked from the header
     first, then block by block); ``cancel`` runs between blocks. Raises UploadProblem (413/422).
     ``sides``: also each channel alone (a call recorded one side per channel, :mod:`emovox.channels`)
-    when the file has 2 to :data:`emovox.channels.MAX_SPLIT` channels."""
-    from emovox.channels import MAX_SPLIT
-
+    when the file has :data:`SPLIT_CHANNELS` channels (at most twice a mono request's work)."""
     budget = DecodeBudget(max_seconds, max_input_samples, cancel)
     channels = None
     try:
         header = read_header(data, name)
         check_budget(header, budget, name)
         samples = decode_bytes(data, name, budget=budget)
-        if sides and 2 <= header.channels <= MAX_SPLIT:
+        if sides and header.channels == SPLIT_CHANNELS:
             columns = [decode_bytes(data, name, budget=budget, channel=c) for c in range(header.channels)]
             n = min(c.size for c in columns)
             channels = np.stack([c[:n] for c in columns], axis=1)
@@ -113,4 +116,4 @@ def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples:
         raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}", exc.hint) from None
     except AudioError as exc:
         raise UploadProblem(422, "undecodable_audio", f"{exc.source}: {exc.problem}", exc.hint) from None
-    return DecodedUpload(name, samples, samples.size / SAMPLE_RATE, channels)
+    return DecodedUpload(name, samples, samples.size / SAMPLE_RATE, channels, header.channels)
