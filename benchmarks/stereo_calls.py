@@ -1,7 +1,7 @@
 """Calls recorded one side per channel: speakers by channel (``--channels auto``) against diarising the mix.
 
     .venv/bin/python benchmarks/stereo_calls.py [--n 30] [--mixes balanced skewed] [--overlap] [--snr 30]
-        [--out benchmarks/results/stereo_calls.json]
+        [--out runs/stereo_calls.json]      # tables: benchmarks/results/stereo_calls*.md
 
 The conversations are those of ``benchmarks/conversations.py eval --speakers 2`` (the default
 model's held-out speakers, same seeds, so the same clips and turns), each rendered twice:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", action="store_true", help="turns may start up to 0.5 s early (30 %% of turns)")
     p.add_argument("--snr", type=float, default=30.0, help="noise on each channel, dB below the speech")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "stereo_calls.json"))
+    p.add_argument("--out", default=str(REPO / "runs" / "stereo_calls.json"), help="every row, written as it goes")
     args = p.parse_args(argv)
 
     import torch
