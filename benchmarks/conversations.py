@@ -193,24 +193,32 @@ def run_speed(args) -> int:
                 "after: frames, GE2E speakers": ["--diarizer", "ge2e"],
                 "after: frames, Whisper-frame speakers (default)": ["--diarizer", "whisper"]}
     for (name, flags), _ in ((item, r) for r in range(args.repeat) for item in settings.items()):
-        code = ("import resource, sys; from emovox.cli import main; rc = main(); "
-                "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
-        cmd = [sys.executable, "-c", code, "timeline",
-               str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1", *flags, "--format", "json"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr)
-            return proc.returncode
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        duration = sf.info(path).duration
-        rss = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS")][0] / 1024
-        print(f"{name} ({' '.join(flags)}): {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
-              f"= {cpu / duration:.4f} s per audio second; peak RSS {rss:.0f} MB", flush=True)
+        timed_timeline(path, name, flags)
     return 0
+
+
+def timed_timeline(path, name: str, flags: list[str]) -> float:
+    """Run `emovox timeline PATH FLAGS` (1 thread) in a child process; print and return its CPU
+    seconds per audio second (wall time and peak RSS printed too)."""
+    import soundfile as sf
+
+    code = ("import resource, sys; from emovox.cli import main; rc = main(); "
+            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    cmd = [sys.executable, "-c", code, "timeline",
+           str(path), "-o", str(REPO / "tmp" / "conversation_speed"), "--threads", "1", *flags, "--format", "json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    duration = sf.info(path).duration
+    rss = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS")][0] / 1024
+    print(f"{name} ({' '.join(flags)}): {duration / 60:.1f} min audio, wall {wall:.1f} s, CPU {cpu:.1f} s "
+          f"= {cpu / duration:.4f} s per audio second; peak RSS {rss:.0f} MB", flush=True)
+    return cpu / duration
 
 
 def run_stream(args) -> int:

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/stereo_calls.py [--n 30] [--mixes balanced skewed] [--overlap] [--snr 30]
         [--out runs/stereo_calls.json]      # tables: benchmarks/results/stereo_calls*.md
+    .venv/bin/python benchmarks/stereo_calls.py --speed 60   # CPU and peak RSS of `emovox timeline` on a 60 min call
 
 The conversations are those of ``benchmarks/conversations.py eval --speakers 2`` (the default
 model's held-out speakers, same seeds, so the same clips and turns), each rendered twice:
@@ -19,6 +20,10 @@ channel) and with ``channels="mix"`` (the down-mix through the Whisper-frame dia
 count: what emovox did before): DER (no collar, overlap scored), miss / false alarm / confusion,
 window UA and per-speaker dominant emotion, as ``conversations.py`` scores them. Reference =
 the Sohn regions of each clean clip. One thread; results written after every conversation.
+
+``--speed MINUTES``: held-out conversations rendered as calls (balanced mix), joined into one
+two-channel FLAC of that length (``tmp/stereo_call_<M>min.flac``), then ``emovox timeline`` on it
+with ``--channels auto`` and ``--channels mix`` in separate processes, interleaved, ``--repeat`` rounds.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conversations import evaluate_one, unweighted_accuracy
+from conversations import evaluate_one, timed_timeline, unweighted_accuracy
 from synthetic_conversations import REPO, SR, build, corpus_clips, pools
 
 
@@ -85,6 +90,27 @@ def summarise(rows: list[dict]) -> list[str]:
     return lines
 
 
+def run_speed(minutes: float, snr: float, repeat: int) -> int:
+    import soundfile as sf
+
+    path = REPO / "tmp" / f"stereo_call_{minutes:g}min.flac"
+    if not path.is_file():
+        rng, render = np.random.default_rng(0), np.random.default_rng(1)
+        pool = pools(corpus_clips(), "eval")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(path, "w", SR, 2, subtype="PCM_16", format="FLAC") as out:
+            written = 0
+            while written < minutes * 60 * SR:
+                tracks, _ = build(rng, pool, 2, 10, "balanced", False, None, tracks=True)
+                call, _ = as_call(tracks, render, snr)
+                out.write(np.clip(call, -1, 1))
+                written += call.shape[0]
+    for _ in range(repeat):
+        for mode in ("auto", "mix"):
+            timed_timeline(path, f"channels {mode}", ["--channels", mode])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=30, help="conversations per mix")
@@ -93,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", action="store_true", help="turns may start up to 0.5 s early (30 %% of turns)")
     p.add_argument("--snr", type=float, default=30.0, help="noise on each channel, dB below the speech")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed", type=float, default=None, metavar="MINUTES", help="time a call this long instead")
+    p.add_argument("--repeat", type=int, default=1, help="--speed: rounds")
     p.add_argument("--out", default=str(REPO / "runs" / "stereo_calls.json"), help="every row, written as it goes")
     args = p.parse_args(argv)
+    if args.speed:
+        return run_speed(args.speed, args.snr, args.repeat)
 
     import torch
 
