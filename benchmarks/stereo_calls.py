@@ -8,7 +8,7 @@ The conversations are those of ``benchmarks/conversations.py eval --speakers 2``
 model's held-out speakers, same seeds, so the same clips and turns), each rendered twice:
 
 * **call**: each speaker on a channel of its own, as call recorders store them: the other side
-  leaks in (line echo / headset crosstalk) at -15 to -30 dB, 0-30 ms late; the two sides' levels
+  leaks in (line echo / headset crosstalk) at -15 to -30 dB (`--echo`), 0-30 ms late; the two sides' levels
   differ by up to 6 dB; independent white noise on each channel at ``--snr`` dB below the
   speech.
 * **room**: the mono conversation on both channels (a stereo recorder, two microphones in one
@@ -20,6 +20,10 @@ channel) and with ``channels="mix"`` (the down-mix through the Whisper-frame dia
 count: what emovox did before): DER (no collar, overlap scored), miss / false alarm / confusion,
 window UA and per-speaker dominant emotion, as ``conversations.py`` scores them. Reference =
 the Sohn regions of each clean clip. One thread; results written after every conversation.
+
+``--calibrate``: the auto rule's lead threshold chosen on the *calibration* speakers
+(``conversations.py calibrate``'s pool), calls with crosstalk anywhere in 0-20 dB; see
+:func:`run_calibrate`.
 
 ``--speed MINUTES``: held-out conversations rendered as calls (balanced mix), joined into one
 two-channel FLAC of that length (``tmp/stereo_call_<M>min.flac``), then ``emovox timeline`` on it
@@ -49,11 +53,12 @@ def noise_like(rng: np.random.Generator, speech: np.ndarray, n: int, snr: float)
     return (rng.standard_normal(n) * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
 
 
-def as_call(tracks: np.ndarray, rng: np.random.Generator, snr: float) -> tuple[np.ndarray, dict]:
+def as_call(tracks: np.ndarray, rng: np.random.Generator, snr: float,
+            echo: tuple[float, float] = (15, 30)) -> tuple[np.ndarray, dict]:
     quieter = np.zeros(2)
     quieter[rng.integers(2)] = rng.uniform(0, 6)
     gains = 10 ** (-quieter / 20)
-    echo_db, delay = rng.uniform(15, 30, 2), rng.integers(0, int(0.03 * SR), 2)
+    echo_db, delay = rng.uniform(*echo, 2), rng.integers(0, int(0.03 * SR), 2)
     own = tracks * gains
     out = np.empty_like(own)
     for k in range(2):
@@ -111,6 +116,52 @@ def run_speed(minutes: float, snr: float, repeat: int) -> int:
     return 0
 
 
+def run_calibrate(n: int, snr: float, seed: int, out: str) -> int:
+    """Choose ``emovox.channels.LEAD_DB`` on the calibration speakers (not the eval ones): calls
+    with crosstalk anywhere in 0-20 dB (lavalier microphones in one room to clean call lines), both
+    speakers from one corpus (``--same-corpus``: the diariser's hard case), and room stereo; per conversation the DER of the forced split and of the diarised mix, then for
+    each threshold the DER ``auto`` would get (split where the rule splits)."""
+    from emovox import Recognizer
+    from emovox.channels import channel_levels, decide
+    from emovox.conversation import speaker_timeline
+
+    pool = pools(corpus_clips(), "calibrate")
+    rec = Recognizer.load()
+    thresholds = (4.0, 6.0, 8.0, 10.0, 12.0, 15.0)
+    rows = []
+    rng = np.random.default_rng([seed, 2, 99])
+    for i in range(n):
+        tracks, ref = build(rng, pool, 2, 8, "none", False, None, same_corpus=True, tracks=True)
+        render = np.random.default_rng([seed, i, 99, 7])
+        call, setup = as_call(tracks, render, snr, echo=(0, 20))
+        room = as_room(tracks, render, snr)
+        row: dict = {"crosstalk_db": min(setup["echo_db"]), **setup}
+        for kind, x in (("call", call), ("room", room)):
+            levels = np.stack([channel_levels(x, SR, c) for c in range(2)], axis=1)
+            row[f"{kind}_split"] = {t: decide(levels, t).split for t in thresholds}
+        for mode in ("split", "mix"):
+            row[mode] = evaluate_one(speaker_timeline(rec, call, SR, channels=mode), ref)["der"]
+        rows.append(row)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(rows, default=str))
+        print(f"{i}: crosstalk {row['crosstalk_db']:.1f} dB, DER split {row['split']:.3f} mix {row['mix']:.3f}",
+              file=sys.stderr)
+    print("| LEAD_DB | calls split | rooms split | DER auto (mean over calls) |\n|---|---|---|---|")
+    for t in thresholds:
+        der = [r["split"] if r["call_split"][t] else r["mix"] for r in rows]
+        print(f"| {t:g} | {np.mean([r['call_split'][t] for r in rows]):.0%} | "
+              f"{np.mean([r['room_split'][t] for r in rows]):.0%} | {100 * np.mean(der):.1f} % |")
+    print(f"| (always split / always mix) | | | {100 * np.mean([r['split'] for r in rows]):.1f} / "
+          f"{100 * np.mean([r['mix'] for r in rows]):.1f} % |")
+    print("\n| crosstalk | calls | DER forced split | DER mix |\n|---|---|---|---|")
+    for lo in range(0, 20, 4):
+        rs = [r for r in rows if lo <= r["crosstalk_db"] < lo + 4]
+        if rs:
+            print(f"| {lo}-{lo + 4} dB | {len(rs)} | {100 * np.mean([r['split'] for r in rs]):.1f} % | "
+                  f"{100 * np.mean([r['mix'] for r in rs]):.1f} % |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=30, help="conversations per mix")
@@ -118,13 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixes", nargs="+", default=["balanced", "skewed"])
     p.add_argument("--overlap", action="store_true", help="turns may start up to 0.5 s early (30 %% of turns)")
     p.add_argument("--snr", type=float, default=30.0, help="noise on each channel, dB below the speech")
+    p.add_argument("--echo", type=float, nargs=2, default=(15.0, 30.0), metavar=("LO", "HI"),
+                   help="crosstalk of the other side, dB below it (default 15 30: call lines; 0 20: lavaliers too)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", action="store_true",
+                   help="choose LEAD_DB on calibration speakers, crosstalk 0-20 dB (--n calls)")
     p.add_argument("--speed", type=float, default=None, metavar="MINUTES", help="time a call this long instead")
     p.add_argument("--repeat", type=int, default=1, help="--speed: rounds")
     p.add_argument("--out", default=str(REPO / "runs" / "stereo_calls.json"), help="every row, written as it goes")
     args = p.parse_args(argv)
     if args.speed:
         return run_speed(args.speed, args.snr, args.repeat)
+    if args.calibrate:
+        return run_calibrate(args.n, args.snr, args.seed, args.out)
 
     import torch
 
@@ -142,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.n):
             tracks, ref = build(rng, pool, 2, args.turns, mix, args.overlap, None, tracks=True)
             render = np.random.default_rng([args.seed, i, len(mix), 7])
-            call, setup = as_call(tracks, render, args.snr)
+            call, setup = as_call(tracks, render, args.snr, tuple(args.echo))
             room = as_room(tracks, render, args.snr)
             rows.append({"mix": mix, "kind": "room", "mode": "layout", "split": channel_layout(room, SR).split})
             split = channel_layout(call, SR).split

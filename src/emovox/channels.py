@@ -17,12 +17,12 @@ the same signal on both channels) are a few dB apart, so nothing leads; a dead o
 never leads, so a file with one live channel stays mixed.
 
 **Crosstalk**: a call channel often carries the other side faintly (line echo, the headset hearing
-the room). A channel's speech counts only in frames where its level, relative to its own speech
-level (95th percentile of its frames), is within :data:`CROSSTALK_DB` of the relatively loudest
-channel, and near the channel's *active* frames, those within :data:`ACTIVE_DB` of its own speech
-level (pauses up to :data:`BRIDGE` between them and :data:`HANG` around them; a longer pause that
-the VAD bridged, noise on both lines, is nobody's); windows left with less speech than
-``min_speech`` get no emotion.
+the room). A channel's speech counts only in frames where its level is within :data:`CROSSTALK_DB`
+of the loudest channel's (or half the crosstalk gap measured from that channel into this one, if
+smaller: :func:`crosstalk_cuts`), and near the channel's *active* frames, those within
+:data:`ACTIVE_DB` of its own speech level (95th percentile of its frames): pauses up to
+:data:`BRIDGE` between them and :data:`HANG` around them (a longer pause that the VAD bridged,
+noise on both lines, is nobody's). Windows left with less speech than ``min_speech`` get no emotion.
 """
 
 from __future__ import annotations
@@ -45,14 +45,18 @@ FRAME = 0.1
 LAYOUT_SECONDS = 600.0
 #: Frames within this of the loudest frames (95th percentile of every frame's loudest channel) are active.
 ACTIVE_DB = 30.0
-#: A channel leads a frame when it is this much louder than every other channel.
-LEAD_DB = 10.0
+#: A channel leads a frame when it is this much louder than every other channel (chosen on the
+#: calibration speakers, ``benchmarks/stereo_calls.py --calibrate``: docs/conversations.md).
+LEAD_DB = 6.0
 #: ``auto`` splits when some channel leads in at least this share of the active frames ...
 SPLIT_LEAD_SHARE = 0.5
 #: ... and at least two channels each lead in at least this share of them.
 MIN_SIDE_SHARE = 0.1
-#: A channel's speech counts where its relative level is within this of the loudest channel's.
+#: A channel's speech counts where its level is within this of the loudest channel's (at most;
+#: half the measured crosstalk gap when that is smaller, :func:`crosstalk_cuts`) ...
 CROSSTALK_DB = 10.0
+#: ... and never less than this.
+MIN_CROSSTALK_DB = 3.0
 #: Quiet frames count for a channel up to this long between its active frames (pauses inside a turn) ...
 BRIDGE = 1.0
 #: ... and this long before and after them (the VAD's hang-over; seconds).
@@ -90,8 +94,10 @@ def frame_levels(x: np.ndarray, frame: int = int(FRAME * 16000)) -> np.ndarray:
     return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), _FLOOR_DB)
 
 
-def decide(levels: np.ndarray) -> ChannelLayout:
-    """The ``auto`` rule (module docstring) on (frames, channels) levels in dB."""
+def decide(levels: np.ndarray, lead_db: float | None = None) -> ChannelLayout:
+    """The ``auto`` rule (module docstring) on (frames, channels) levels in dB (``lead_db``:
+    :data:`LEAD_DB` unless given)."""
+    lead_db = LEAD_DB if lead_db is None else lead_db
     channels = levels.shape[1] if levels.ndim == 2 else 1
     if channels < 2 or levels.shape[0] == 0 or channels > MAX_SPLIT:
         return ChannelLayout(channels, False)
@@ -101,7 +107,7 @@ def decide(levels: np.ndarray) -> ChannelLayout:
     if not active.any():
         return ChannelLayout(channels, False, 0.0, (0.0,) * channels)
     ordered = np.sort(levels[active], axis=1)
-    leads = ordered[:, -1] - ordered[:, -2] >= LEAD_DB
+    leads = ordered[:, -1] - ordered[:, -2] >= lead_db
     leader = np.argmax(levels[active], axis=1)
     n = int(active.sum())
     sides = tuple(float(np.sum(leads & (leader == c)) / n) for c in range(channels))
@@ -183,9 +189,28 @@ def own_frames(levels: Sequence[np.ndarray]) -> np.ndarray:
     n = min(len(x) for x in levels)
     x = np.stack([np.asarray(v[:n], np.float64) for v in levels])
     rel = x - np.array([np.percentile(v, 95) if v.size else 0.0 for v in x])[:, None]
-    talk = rel >= rel.max(axis=0, keepdims=True) - CROSSTALK_DB
-    core = talk & (rel >= -ACTIVE_DB)
+    active = rel >= -ACTIVE_DB
+    loudest = np.argmax(x, axis=0)
+    cut = crosstalk_cuts(x, loudest, active)
+    talk = x >= x[loudest, np.arange(n)] - cut[loudest].T  # cut[j, k]: k's frames while j is the loudest
+    core = talk & active
     return talk & np.stack([_grow(_close(row, int(BRIDGE / FRAME)), int(HANG / FRAME)) for row in core])
+
+
+def crosstalk_cuts(x: np.ndarray, loudest: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """(channels, channels) dB: while channel j is the loudest, channel k's frame is its own when
+    it is at most ``cut[j, k]`` below j: half the median gap between them over the active frames
+    that j leads (mostly j talking alone, so about the crosstalk's attenuation from j into k, the
+    two channels' gains included), within [:data:`MIN_CROSSTALK_DB`, :data:`CROSSTALK_DB`]. Strong
+    crosstalk (a lavalier microphone hearing the other person 10 dB down) then stays out too."""
+    channels = x.shape[0]
+    cut = np.full((channels, channels), CROSSTALK_DB)
+    for j in range(channels):
+        mine = (loudest == j) & active[j]
+        for k in range(channels):
+            if k != j and mine.any():
+                cut[j, k] = np.clip(np.median(x[j, mine] - x[k, mine]) / 2, MIN_CROSSTALK_DB, CROSSTALK_DB)
+    return cut
 
 
 def _grow(mask: np.ndarray, n: int) -> np.ndarray:
@@ -303,5 +328,5 @@ def check_mode(channels: str) -> None:
         raise ConfigError(f"unknown channels mode {channels!r}; choose one of {', '.join(MODES)}")
 
 
-__all__ = ["MODES", "ChannelLayout", "Levels", "MaskedVad", "channel_count", "channel_layout", "channel_levels", "check_mode", "decide", "frame_levels", "join",
+__all__ = ["MODES", "ChannelLayout", "Levels", "MaskedVad", "channel_count", "channel_layout", "channel_levels", "check_mode", "crosstalk_cuts", "decide", "frame_levels", "join",
            "keep_own", "own_frames", "own_speech", "split_timeline"]
