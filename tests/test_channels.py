@@ -91,6 +91,24 @@ def test_crosstalk_is_not_speech():
         assert start - 0.31 <= s <= start and end <= e <= end + 0.31  # HANG: 0.3 s around active frames
 
 
+@pytest.mark.parametrize("echo_db,quieter_db", [(-8.0, 0.0), (-10.0, 5.0), (-25.0, 12.0)])
+def test_strong_crosstalk_and_unequal_sides(echo_db: float, quieter_db: float):
+    """Lavalier-grade crosstalk (8 dB down) and a quiet side whose line carries the loud side's echo
+    only 5 dB under its own speech: both are split, and each side keeps its own turns only."""
+    call = two_sided_call(echo_db=-120.0)
+    call[:, 0] *= 10 ** (-quieter_db / 20)  # side 1 recorded quieter, the echo at side 2's level
+    call = call + 10 ** (echo_db / 20) * call[:, ::-1]
+    levels = frame_levels(call)
+    assert decide(levels).split
+    own = own_frames([levels[:, 0], levels[:, 1]])
+    for ch in (0, 1):
+        kept = own_speech([(0.5, 14.0)], own[ch])
+        mine = [(s, e) for s, e, c in TURNS if c == ch]
+        assert len(kept) == len(mine), (ch, kept)
+        for (s, e), (start, end) in zip(kept, mine):
+            assert start - 0.31 <= s and e <= end + 0.31, (ch, kept)
+
+
 def test_split_timeline_gives_each_channel_a_speaker(tmp_path: Path, recognizer):  # noqa: F811
     path = tmp_path / "call.wav"
     sf.write(path, two_sided_call(), SR, subtype="PCM_16")
