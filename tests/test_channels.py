@@ -14,7 +14,7 @@ from emovox.channels import channel_layout, decide, frame_levels, own_frames, ow
 from emovox.conversation import speaker_timeline
 from emovox.errors import AudioError, ConfigError
 from tests.conftest import make_voice
-from tests.product_fixtures import recognizer, tiny_model  # noqa: F401
+from tests.product_fixtures import default_recognizer, recognizer, tiny_model  # noqa: F401
 
 SR = 16000
 #: (start, end, channel) of each side's speech in the generated call
@@ -149,3 +149,16 @@ def test_split_arrays_and_modes(tmp_path: Path, recognizer):  # noqa: F811
         speaker_timeline(recognizer, room, vad="sohn", channels="split", speakers=None)
     with pytest.raises(ConfigError, match="unknown channels mode"):
         speaker_timeline(recognizer, room, vad="sohn", channels="left")
+
+
+def test_split_timeline_adapts_each_channel_on_its_own(tmp_path: Path, default_recognizer):  # noqa: F811
+    """--adapt with split channels: each side's windows normalised by that side's statistics."""
+    path = tmp_path / "call.wav"
+    sf.write(path, two_sided_call(), SR, subtype="PCM_16")
+    plain = speaker_timeline(default_recognizer, path, vad="sohn")
+    adapted = speaker_timeline(default_recognizer, path, vad="sohn", adapt=True)
+    assert adapted.speakers == plain.speakers == ["CH1", "CH2"]
+    pairs = [(a, b) for a, b in zip(plain.windows, adapted.windows) if a.is_speech]
+    assert [(a.start, a.speaker) for a, _ in pairs] == [(b.start, b.speaker) for _, b in pairs]
+    changed = {a.speaker for a, b in pairs if max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) > 1e-3}
+    assert changed == {"CH1", "CH2"}
