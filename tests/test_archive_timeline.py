@@ -151,6 +151,20 @@ def test_speakers_per_file_and_without_the_encoder(tiny_model, tmp_path, monkeyp
 
 
 # ----------------------------------------------------------------------------------- command
+def test_command_line_takes_recordings_of_hours(clips, tiny_model, tmp_path, monkeypatch):
+    """The service caps windows per response (6000); the command line writes files, so a 2 h 5 min
+    meeting (7499 windows at the default hop) is not refused, alone or in an archive."""
+    import emovox.audio
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(emovox.audio, "audio_duration", lambda path: 7500.0)  # as the header of a long file says
+    base = ["--model", str(tiny_model), "--vad", "none", "--speakers", "none", "--no-progress"]
+    assert main(["timeline", str(clips / "d0" / "c000.wav"), "-o", "one", "--format", "json", *base]) == 0
+    assert main(["timeline", str(clips / "d0"), "-o", "a.jsonl", *base]) == 0
+    assert all(r["error"] is None for r in lines(tmp_path / "a.jsonl"))
+    assert main(["timeline", str(clips / "d0" / "c000.wav"), "-o", "x", "--hop", "0.01", *base]) == 2  # bounds stay
+
+
 def test_command_line_modes(clips, tiny_model, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["--model", str(tiny_model), "--vad", "none", "--speakers", "none", "--no-progress"]

@@ -157,7 +157,8 @@ class TimelineWorker:
         from emovox.service.budget import check_timeline_request
 
         t = self.task
-        check_timeline_request(audio_duration(source), t.window, t.hop)  # the single-file command's bounds
+        # the single-file command's bounds: window/hop, no window count (one record per file, written as it comes)
+        check_timeline_request(audio_duration(source), t.window, t.hop, max_windows=None, max_output_bytes=None)
         notes: list[str] = []
         speakers = None if t.speakers == "none" or self.note else t.speakers
         try:

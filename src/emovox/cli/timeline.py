@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from emovox.audio import audio_duration
     from emovox.service.budget import check_timeline_request
 
-    # the service's bounds (minimum window/hop, at most MAX_WINDOWS windows) before any work
-    check_timeline_request(audio_duration(recording), args.window, args.hop)
+    # the service's window/hop bounds before any work; no window count: the output goes to files,
+    # so a meeting of several hours is fine (the service caps windows per response instead)
+    check_timeline_request(audio_duration(recording), args.window, args.hop, max_windows=None, max_output_bytes=None)
     recognizer = load_recognizer(args, vad=None)
     tl = _timeline(recognizer, recording, args)
     out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
