@@ -145,13 +145,13 @@ def channel_levels(recording: str | os.PathLike | np.ndarray, sample_rate: int |
     meter = Levels()
     if isinstance(recording, np.ndarray):
         head = recording if seconds is None else recording[:int(seconds * (sample_rate or 16000))]
-        meter.feed(prepare_array(head, sample_rate, source=source or "<array>", channel=channel), (), None)
+        meter.feed(prepare_array(head, sample_rate, source=source or "<array>", channel=channel))
     else:
         for block in iter_blocks(recording, 60.0, channel=channel):  # a generator: closed (file too) on break
-            meter.feed(block, (), None)
+            meter.feed(block)
             if seconds is not None and meter.seconds >= seconds:
                 break
-    meter.finish(())
+    meter.finish()
     return meter.levels if seconds is None else meter.levels[:int(round(seconds / FRAME))]
 
 
@@ -162,7 +162,7 @@ class Levels:
         self.parts: list[np.ndarray] = []
         self.rest = np.zeros(0, np.float32)
 
-    def feed(self, block: np.ndarray, speech: Sequence[tuple[float, float]], scorer: Any) -> None:
+    def feed(self, block: np.ndarray) -> None:
         joined = np.concatenate([self.rest, np.asarray(block, np.float32).reshape(-1)])
         frame = int(FRAME * 16000)
         whole = joined.size // frame * frame
@@ -174,7 +174,7 @@ class Levels:
     def seconds(self) -> float:
         return FRAME * sum(len(p) for p in self.parts) + self.rest.size / 16000
 
-    def finish(self, speech: Sequence[tuple[float, float]]) -> None:
+    def finish(self) -> None:
         if self.rest.size:
             self.parts.append(frame_levels(np.pad(self.rest, (0, int(FRAME * 16000) - self.rest.size)))[:, 0])
             self.rest = self.rest[:0]
