@@ -33,3 +33,18 @@ def test_help_does_not_import_torch():
     code = "import sys; from emovox.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_reader_that_leaves_is_no_traceback(tmp_path):
+    """`emovox predict FOLDER | head -1`: the reader may leave before emovox prints; it stops quietly."""
+    import soundfile as sf
+
+    from tests.conftest import make_voice
+
+    for i in range(40):
+        sf.write(tmp_path / f"c{i:02d}.wav", make_voice(0.5, seed=i), 16000)
+    code = "import sys; from emovox.cli import main; sys.exit(main())"
+    cmd = f"{sys.executable!r} -c {code!r} predict {str(tmp_path)!r} --model fast --threads 1 | true"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1  # the listing was cut short

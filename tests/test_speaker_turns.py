@@ -104,3 +104,15 @@ def test_two_way_share_is_small_for_one_blob_and_large_for_two():
     two, _ = blobs([np.zeros(64), np.full(64, 1.5)], 30, 1.0, seed=1)
     assert two_way_share(one) < 0.1 < 0.3 < two_way_share(two)
     assert two_way_share(rng.standard_normal((2, 8))) == 0.0 and two_way_share(np.ones((10, 4))) == 0.0
+
+
+def test_split_share_of_too_few_segments_is_zero_without_warnings():
+    """A 0.4 s recording has no segment: no 'mean of empty slice' warning on the command line."""
+    import warnings
+
+    from emovox.speaker_turns import two_way_share
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert two_way_share(np.zeros((0, 64))) == 0.0
+        assert two_way_share(np.ones((2, 64))) == 0.0

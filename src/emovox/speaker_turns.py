@@ -101,9 +101,11 @@ def two_way_share(embeddings: np.ndarray) -> float:
     from sklearn.cluster import KMeans
 
     x = np.asarray(embeddings, dtype=np.float64)
+    if len(x) < 3:  # nothing to split (and no mean of an empty set)
+        return 0.0
     x = x - x.mean(axis=0)
     total = float((x ** 2).sum())
-    if len(x) < 3 or total <= 0:
+    if total <= 0:
         return 0.0
     return 1.0 - float(KMeans(2, n_init=5, random_state=0).fit(x).inertia_) / total
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"emovox {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `emovox ... | head`: the reader left; files were written, the listing stops
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):  # stdout is no file (captured): nothing to flush into a pipe
+            pass
+        return 1
     except KeyboardInterrupt:
         print("emovox: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
