@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 SEGMENT, HOP, MIN_SPEECH, MIN_CLUSTER = 1.6, 0.8, 0.5, 3.0
 #: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
 REFINE = 2
+#: A few segments of one voice split in two explain a large share of their scatter by chance (about
+#: 1 / sqrt(n) of it for n segments of the Whisper projection), so the split share must also reach
+#: SPLIT_SHARE_SCALE / sqrt(n): short voice notes were counted as two speakers (docs/conversations.md).
+SPLIT_SHARE_SCALE = 1.0
 #: Cut segments are shortened to a multiple of this many samples (0.1 s) so they batch by length.
 BUCKET = SAMPLE_RATE // 10
 #: (B, N) float32 equal-length 16 kHz segments -> (B, D) L2-normalised speaker embeddings.
@@ -83,8 +87,9 @@ class Diarizer:
         mean over the recording, after scaling each to unit length (what every speaker of the
         recording shares: channel, language, what is said; see docs/conversations.md).
         ``split_share``: when the automatic count finds one speaker but the best split in two explains
-        at least this share of the embeddings' scatter (:func:`two_way_share`), the recording gets two
-        speakers (clustered as a given count); None: never."""
+        at least this share of the embeddings' scatter (:func:`two_way_share`), and at least
+        :data:`SPLIT_SHARE_SCALE` / sqrt(segments), the recording gets two speakers (clustered as a
+        given count); None: never."""
         check_options(speakers, threshold, min_turn)
         if not (0 < hop <= segment <= 10):
             raise ConfigError(f"diarisation needs 0 < hop <= segment <= 10 s, got hop={hop!r}, segment={segment!r}")
@@ -192,7 +197,7 @@ class Diarizer:
         emb = self.embeddings()
         labels = self._labels(emb, speakers, threshold)  # type: ignore[arg-type]
         if speakers is None and self.split_share is not None and labels.max(initial=0) == 0 \
-                and two_way_share(emb) >= self.split_share:
+                and two_way_share(emb) >= max(self.split_share, SPLIT_SHARE_SCALE / np.sqrt(max(len(emb), 1))):
             labels = self._labels(emb, 2, threshold)
         cells = label_cells(self.segments, labels, speech, self.duration)
         return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
