@@ -134,3 +134,19 @@ def test_split_share_gives_two_speakers_when_one_was_counted():
     assert {t.speaker for t in turns(x, 0.15, one_voice)} == {"S1"}
     with pytest.raises(ConfigError, match="split_share"):
         Diarizer(tone_embed, split_share=1.5)
+
+
+def test_a_few_segments_of_one_voice_are_not_split_by_chance():
+    """16 segments of one voice (one Gaussian blob; 12 dimensions, about what the Whisper projection
+    spreads one voice over) explain about 1/sqrt(16) of their scatter when split in two: over the
+    0.15 split share, but one speaker. Two voices still split, short or long."""
+    from emovox.diarize import splits_in_two
+    from emovox.speaker_turns import two_way_share
+
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal((16, 12))
+    assert 0.15 < two_way_share(one) < 0.25 and not splits_in_two(one, 0.15)
+    assert splits_in_two(np.concatenate([one[:8] + 1.5, one[8:] - 1.5]), 0.15)
+    many = rng.standard_normal((400, 12))  # long recordings: the stored split share decides, as before
+    assert two_way_share(many) < 0.15 and not splits_in_two(many, 0.15)
+    assert splits_in_two(np.concatenate([many[:200] + 0.6, many[200:] - 0.6]), 0.15)

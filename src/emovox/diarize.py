@@ -50,9 +50,10 @@ if TYPE_CHECKING:
 SEGMENT, HOP, MIN_SPEECH, MIN_CLUSTER = 1.6, 0.8, 0.5, 3.0
 #: Nearest-centroid passes after the agglomerative clustering (mends average-linkage chaining).
 REFINE = 2
-#: A few segments of one voice split in two explain a large share of their scatter by chance (about
-#: 1 / sqrt(n) of it for n segments of the Whisper projection), so the split share must also reach
-#: SPLIT_SHARE_SCALE / sqrt(n): short voice notes were counted as two speakers (docs/conversations.md).
+#: A few segments of one voice split in two explain a large share of their scatter by chance (on the
+#: calibration speakers' one-voice recordings, up to about 1 / sqrt(n) for n segments of the Whisper
+#: projection), so the split share must also reach SPLIT_SHARE_SCALE / sqrt(n): short voice notes
+#: were counted as two speakers (docs/conversations.md, "Short recordings").
 SPLIT_SHARE_SCALE = 1.0
 #: Cut segments are shortened to a multiple of this many samples (0.1 s) so they batch by length.
 BUCKET = SAMPLE_RATE // 10
@@ -197,7 +198,7 @@ class Diarizer:
         emb = self.embeddings()
         labels = self._labels(emb, speakers, threshold)  # type: ignore[arg-type]
         if speakers is None and self.split_share is not None and labels.max(initial=0) == 0 \
-                and two_way_share(emb) >= max(self.split_share, SPLIT_SHARE_SCALE / np.sqrt(max(len(emb), 1))):
+                and splits_in_two(emb, self.split_share):
             labels = self._labels(emb, 2, threshold)
         cells = label_cells(self.segments, labels, speech, self.duration)
         return clip_turns(cells_to_turns(smooth_turns(cells, self.min_turn), self.duration), speech)
@@ -208,6 +209,13 @@ class Diarizer:
             emb = emb - emb.mean(axis=0)
         return cluster(emb, speakers, threshold, weights=np.full(len(emb), self.hop_n / SAMPLE_RATE),
                        min_weight=self.min_cluster, refine=REFINE)
+
+
+def splits_in_two(embeddings: np.ndarray, split_share: float) -> bool:
+    """Whether a recording the threshold left with one speaker gets two: the best split of its
+    segment embeddings explains at least ``split_share`` of their scatter and at least
+    :data:`SPLIT_SHARE_SCALE` / sqrt(segments) (what a few segments of one voice reach by chance)."""
+    return two_way_share(embeddings) >= max(split_share, SPLIT_SHARE_SCALE / np.sqrt(max(len(embeddings), 1)))
 
 
 def diarize(blocks: Iterable[np.ndarray], speech: Sequence[tuple[float, float]], embed: EmbedFn | None = None,
