@@ -10,7 +10,7 @@ model's held-out speakers, same seeds, so the same clips and turns), each render
 * **call**: each speaker on a channel of its own, as call recorders store them: the other side
   leaks in (line echo / headset crosstalk) at -15 to -30 dB (`--echo`), 0-30 ms late; the two sides' levels
   differ by up to 6 dB; independent white noise on each channel at ``--snr`` dB below the
-  speech.
+  speech. ``--telephone``: then each channel through an 8 kHz G.711 mu-law line.
 * **room**: the mono conversation on both channels (a stereo recorder, two microphones in one
   room): the second channel 0-6 dB quieter and up to 1 ms late, independent noise at ``--snr``.
 
@@ -51,6 +51,13 @@ def delayed(x: np.ndarray, samples: int) -> np.ndarray:
 def noise_like(rng: np.random.Generator, speech: np.ndarray, n: int, snr: float) -> np.ndarray:
     power = float(np.mean(speech[np.abs(speech) > 1e-4] ** 2)) if np.any(np.abs(speech) > 1e-4) else 1e-6
     return (rng.standard_normal(n) * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
+
+
+def telephone(call: np.ndarray) -> np.ndarray:
+    """Each side through a narrowband line: 8 kHz, G.711 mu-law, back to 16 kHz."""
+    from emovox.robust import telephone_band
+
+    return np.stack([telephone_band(call[:, k], SR, mulaw=True) for k in range(call.shape[1])], axis=1)
 
 
 def as_call(tracks: np.ndarray, rng: np.random.Generator, snr: float,
@@ -169,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixes", nargs="+", default=["balanced", "skewed"])
     p.add_argument("--overlap", action="store_true", help="turns may start up to 0.5 s early (30 %% of turns)")
     p.add_argument("--snr", type=float, default=30.0, help="noise on each channel, dB below the speech")
+    p.add_argument("--telephone", action="store_true", help="each channel through 8 kHz G.711 mu-law")
     p.add_argument("--echo", type=float, nargs=2, default=(15.0, 30.0), metavar=("LO", "HI"),
                    help="crosstalk of the other side, dB below it (default 15 30: call lines; 0 20: lavaliers too)")
     p.add_argument("--seed", type=int, default=0)
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             render = np.random.default_rng([args.seed, i, len(mix), 7])
             call, setup = as_call(tracks, render, args.snr, tuple(args.echo))
             room = as_room(tracks, render, args.snr)
+            if args.telephone:
+                call, room = telephone(call), telephone(room)
             rows.append({"mix": mix, "kind": "room", "mode": "layout", "split": channel_layout(room, SR).split})
             split = channel_layout(call, SR).split
             for mode in ("auto", "mix"):
