@@ -36,7 +36,7 @@ import numpy as np
 
 from emovox.errors import ConfigError
 from emovox.speaker_turns import Turn
-from emovox.timeline import Timeline, Window, merge_regions, region_overlap
+from emovox.timeline import Timeline, _join, merge_regions, region_overlap
 
 MODES = ("auto", "mix", "split")
 #: Level frames (seconds; 1600 samples at 16 kHz).
@@ -263,22 +263,13 @@ def keep_own(tl: Timeline, own: np.ndarray, speaker: str) -> Timeline:
 def join(parts: Sequence[Timeline], source: str) -> Timeline:
     """One timeline of the channels' timelines: windows, turns and regions in time order."""
     first = parts[0]
-    order = {tl.speakers[0] if tl.speakers else f"#{i}": i for i, tl in enumerate(parts)}
     speech: list[tuple[float, float]] = []
-    for s, e in sorted(r for tl in parts for r in tl.speech):
-        if speech and s <= speech[-1][1]:
-            speech[-1] = (speech[-1][0], max(speech[-1][1], e))
-        else:
-            speech.append((s, e))
-
-    def rank(w: Window) -> tuple[float, int]:
-        return w.start, order.get(w.speaker or "", 0)
-
+    _join(speech, sorted(r for tl in parts for r in tl.speech), tol=0.0)  # the union of the channels' speech
     return Timeline(
         source=source, duration=max(tl.duration for tl in parts), labels=first.labels, window=first.window,
         hop=first.hop, vad=first.vad, min_speech=first.min_speech,
-        windows=sorted((w for tl in parts for w in tl.windows), key=rank), speech=speech,
-        regions=sorted((r for tl in parts for r in tl.regions), key=lambda r: r.start),
+        windows=sorted((w for tl in parts for w in tl.windows), key=lambda w: (w.start, w.speaker or "")),
+        speech=speech, regions=sorted((r for tl in parts for r in tl.regions), key=lambda r: r.start),
         speakers=[s for tl in parts for s in tl.speakers],
         turns=sorted((t for tl in parts for t in tl.turns), key=lambda t: t.start), split_channels=len(parts))
 
@@ -320,7 +311,12 @@ def split_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray, s
 
             adapt_timeline(tl, kept, recognizer)
         parts.append(tl)
-    return join(parts, str(source or ("<array>" if isinstance(recording, np.ndarray) else recording)))
+    return join(parts, source_name(recording, source))
+
+
+def source_name(recording: str | os.PathLike | np.ndarray, source: str | None = None) -> str:
+    """What messages and results call ``recording``: ``source``, the path, or ``<array>``."""
+    return str(source or ("<array>" if isinstance(recording, np.ndarray) else recording))
 
 
 def check_mode(channels: str) -> None:
@@ -329,4 +325,4 @@ def check_mode(channels: str) -> None:
 
 
 __all__ = ["MODES", "ChannelLayout", "Levels", "MaskedVad", "channel_count", "channel_layout", "channel_levels", "check_mode", "crosstalk_cuts", "decide", "frame_levels", "join",
-           "keep_own", "own_frames", "own_speech", "split_timeline"]
+           "keep_own", "own_frames", "own_speech", "source_name", "split_timeline"]

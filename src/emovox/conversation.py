@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.channels import source_name
 from emovox.diarize import EmbedFn
 from emovox.errors import ConfigError
 from emovox.timeline import Timeline
@@ -100,7 +101,7 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     check_options(count, 0.5, min_turn)
     if adapt and speakers is None:
         raise ConfigError("--adapt normalises each speaker's windows, so it needs speakers (not --speakers none)")
-    split = split_channels(recording, sample_rate, channels, speakers, str(options.get("source") or recording))
+    split = split_channels(recording, sample_rate, channels, speakers, source_name(recording, options.get("source")))
     if split:
         from emovox.channels import split_timeline
 

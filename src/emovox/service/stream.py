@@ -145,14 +145,14 @@ def _conversation(rec: Any, audio: Any, speakers: str, vad: str = TIMELINE_VAD, 
     """Prediction + speaker-aware timeline of a decoded upload as JSON (on a pool worker, not the event loop)."""
     from emovox.conversation import speaker_timeline
 
-    pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
-    count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
-    # each channel alone when decoded (2 channels, speakers wanted); speaker_timeline decides the split
-    recording = audio.channels if audio.channels is not None and channels != "mix" else audio.samples
-    if channels == "split" and audio.source_channels > SPLIT_CHANNELS:
+    if channels == "split" and audio.source_channels > SPLIT_CHANNELS:  # before any inference
         raise ConfigError(f"{audio.name} has {audio.source_channels} channels; the service gives a speaker per "
                           f"channel to {SPLIT_CHANNELS}-channel recordings only (emovox timeline --channels split "
                           "takes up to 8)")
+    pred = rec.predict(audio.samples, sample_rate=16000, source=audio.name)
+    count = None if speakers == "none" else "auto" if speakers == "auto" else int(speakers)
+    # each channel alone when decoded (2 channels, speakers wanted); speaker_timeline decides the split
+    recording = audio.channels if audio.channels is not None else audio.samples
     tl = speaker_timeline(rec, recording, 16000, source=audio.name, speakers=count, channels=channels,
                           vad=None if vad == "none" else vad, on_no_speakers=lambda reason: log.warning("no speakers: %s", reason))
     result = {"prediction": pred.to_dict(), "timeline": tl.to_dict(), "model": rec.info().get("name")}

@@ -16,6 +16,7 @@ import numpy as np
 
 from emovox.audio import (SAMPLE_RATE, SUPPORTED_FORMATS, AudioHeader, DecodeBudget, check_budget, decode_bytes,
                           read_header)
+from emovox.audio_arrays import downmix
 from emovox.audio_av import container_format
 from emovox.errors import AudioError, AudioTooLong
 
@@ -107,11 +108,13 @@ def decode_upload(data: bytes, name: str, max_seconds: float, max_input_samples:
     try:
         header = read_header(data, name)
         check_budget(header, budget, name)
-        samples = decode_bytes(data, name, budget=budget)
-        if sides and header.channels == SPLIT_CHANNELS:
+        if sides and header.channels == SPLIT_CHANNELS:  # each side once; the mix from them, not a third decode
             columns = [decode_bytes(data, name, budget=budget, channel=c) for c in range(header.channels)]
             n = min(c.size for c in columns)
             channels = np.stack([c[:n] for c in columns], axis=1)
+            samples = downmix(channels)
+        else:
+            samples = decode_bytes(data, name, budget=budget)
     except AudioTooLong as exc:
         raise UploadProblem(413, "audio_too_long", f"{exc.source}: {exc.problem}", exc.hint) from None
     except AudioError as exc:
