@@ -175,6 +175,16 @@ def test_plot_mmss_and_smoothing():
     assert mmss(0) == "00:00" and mmss(75.4) == "01:15" and mmss(3725) == "1:02:05"
     out = smooth(np.array([0.0, 1.0, np.nan, 1.0, 1.0]), 3)
     assert out[0] == pytest.approx(0.5) and np.isnan(out[2]) and out[4] == pytest.approx(1.0)
+    for n in (1, 2, 4):  # fewer values than the kernel: as many values out as in
+        assert smooth(np.arange(n, dtype=float), 5).shape == (n,)
+
+
+def test_plot_of_one_window(tmp_path):
+    """A 2 s clip has one window: the probability panel must not fail on it."""
+    p = {"angry": 0.7, "happy": 0.2, "sad": 0.1}
+    tl = Timeline("short.wav", 2.0, LABELS, 2.0, 1.0, "sohn", 0.3, [Window(0, 2, 1.0, "angry", p)], [(0.0, 2.0)])
+    tl.plot(tmp_path / "one.png")
+    assert (tmp_path / "one.png").stat().st_size > 1000
 
 
 def test_plot_without_speech(tmp_path):
@@ -204,6 +214,23 @@ def test_cli_timeline_writes_outputs(tmp_path, capsys):
     assert main(["timeline", str(rec), "--model", str(model), "-o", str(out), "--format", "svg"]) == 2
     assert main(["timeline", str(tmp_path / "missing.wav"), "--model", str(model)]) == 2
     assert "missing.wav: file not found" in capsys.readouterr().err
+
+
+def test_cli_timeline_out_png_or_json_is_that_one_file(tmp_path):
+    """``-o talk.png`` writes a picture named so, not a folder of that name."""
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "talk.flac"
+    sf.write(rec, signal(), SR)
+    png, js = tmp_path / "pics" / "talk.png", tmp_path / "talk.json"
+    assert main(["timeline", str(rec), "--model", str(model), "--threads", "1", "-o", str(png)]) == 0
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG" and sorted(p.name for p in png.parent.iterdir()) == ["talk.png"]
+    assert main(["timeline", str(rec), "--model", str(model), "--threads", "1", "-o", str(js)]) == 0
+    assert js.is_file() and json.loads(js.read_text())["duration"] == pytest.approx(12.0)
 
 
 def test_on_window_streams_results_and_keep_windows_false_bounds_memory():

@@ -51,8 +51,10 @@ def smooth(values: np.ndarray, n: int = SMOOTH) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     ok = ~np.isnan(values)
     kernel = np.ones(n)
-    num = np.convolve(np.where(ok, values, 0.0), kernel, mode="same")
-    den = np.convolve(ok.astype(np.float64), kernel, mode="same")
+    # "full" then the centred slice: mode="same" returns max(len, n) values, too many for a short series
+    lo = (n - 1) // 2
+    num = np.convolve(np.where(ok, values, 0.0), kernel, mode="full")[lo:lo + values.size]
+    den = np.convolve(ok.astype(np.float64), kernel, mode="full")[lo:lo + values.size]
     out = num / np.clip(den, 1e-12, None)
     out[~ok] = np.nan
     return out

@@ -15,6 +15,7 @@ FORMATS = ("csv", "json", "png")
 EPILOG = """examples:
   emovox timeline meeting.flac                      # writes meeting_timeline/meeting.{windows.csv,regions.csv,json,png}
   emovox timeline call.wav --window 3 --hop 1.5 --vad silero -o out/
+  emovox timeline call.wav -o call.png                    # just the picture (or -o call.json)
   emovox timeline call.wav --format json --labels angry,happy,neutral,sad
   emovox timeline interview.flac --speakers 2             # two speakers (default: counted automatically)
   emovox timeline memo.wav --speakers none                # no diarisation
@@ -42,7 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("recording", nargs="*",
                    help="audio file (WAV, FLAC, OGG...), any length; archive mode: files, folders, globs")
     p.add_argument("-o", "--out", metavar="DIR|FILE",
-                   help="output folder (default: ./<name>_timeline); archive mode: FILE.jsonl, .csv or .parquet")
+                   help="output folder (default: ./<name>_timeline), or FILE.png / FILE.json for that one output; "
+                        "archive mode: FILE.jsonl, .csv or .parquet")
     p.add_argument("--window", type=positive_float, default=2.0, help="window length in seconds (default 2)")
     p.add_argument("--hop", type=positive_float, default=1.0, help="hop between windows in seconds (default 1)")
     p.add_argument("--vad", choices=(*VADS, "none"), default=TIMELINE_VAD,
@@ -89,11 +91,15 @@ def run(args: argparse.Namespace) -> int:
     # the service's window/hop bounds before any work; no window count: the output goes to files,
     # so a meeting of several hours is fine (the service caps windows per response instead)
     check_timeline_request(audio_duration(recording), args.window, args.hop, max_windows=None, max_output_bytes=None)
+    single = _single_file(args.out)
     recognizer = load_recognizer(args, vad=None)
     tl = _timeline(recognizer, recording, args)
     out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
     stem = out / recording.stem
     written = []
+    if single is not None:  # -o talk.png / talk.json: that one file
+        tl.plot(single) if single.suffix.lower() == ".png" else tl.write_json(single)
+        written, formats = [str(single)], []
     if "csv" in formats:
         tl.write_csv(f"{stem}.windows.csv")
         tl.write_csv(f"{stem}.regions.csv", "regions")
@@ -123,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _single_file(out: str | None) -> Path | None:
+    """``-o talk.png`` or ``-o talk.json`` for one recording: write that one file, not a folder of that name."""
+    path = Path(out) if out else None
+    return path if path is not None and path.suffix.lower() in (".png", ".json") and not path.is_dir() else None
 
 
 def _speakers(value: str) -> str | int:
