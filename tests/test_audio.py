@@ -100,6 +100,13 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "nope.wav" in str(err)
 
 
+def test_url_and_stdin_are_named_as_such() -> None:
+    """Users try ``-`` and URLs: say what they are, with the URL as typed (Path collapses its ``//``)."""
+    err = _expect("https://example.com/talks/a.wav", "is a URL")
+    assert err.source == "https://example.com/talks/a.wav" and "download the file" in err.hint
+    assert "save the audio to a file" in _expect("-", "standard input is not read").hint
+
+
 def test_directory_is_not_audio(tmp_path: Path) -> None:
     _expect(tmp_path, "directory")
 

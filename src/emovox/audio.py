@@ -66,7 +66,7 @@ def _soundfile():
 def _check_path(path: Path) -> None:
     try:
         if not path.exists():
-            raise AudioError(path, "file not found", "check the path")
+            raise AudioError(*_not_found(str(path)))
         if path.is_dir():
             raise AudioError(path, "is a directory, not an audio file")
         if not path.is_file():
@@ -78,6 +78,16 @@ def _check_path(path: Path) -> None:
     except (OSError, ValueError) as exc:  # name too long, permission denied on a parent, NUL byte...
         raise AudioError(path, f"cannot access the file ({getattr(exc, 'strerror', None) or exc})",
                          "check the path and its permissions") from None
+
+
+def _not_found(name: str) -> tuple[str, str, str]:
+    """Source, problem and hint for a path that does not exist: a URL and ``-`` (standard input) are common."""
+    if name == "-":
+        return name, "standard input is not read", "save the audio to a file and pass its path"
+    if (url := re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/+", name)) is not None:  # Path("https://x") is "https:/x"
+        return (f"{url.group(1)}://{name[url.end():]}", "is a URL; emovox reads local files only (it works offline)",
+                "download the file and pass its path")
+    return name, "file not found", "check the path"
 
 
 def _open(handle: Any, source: object):
