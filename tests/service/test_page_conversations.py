@@ -53,18 +53,36 @@ def page(playwright, server):
         browser.close()
 
 
-def upload(page, server, path: Path, speakers: str = "auto") -> None:
+def two_sided_call(path: Path) -> Path:
+    """``two_voices`` as a call recorded one side per channel: each voice's turns on its own channel."""
+    mono, _ = sf.read(two_voices(path), dtype="float32")
+    turn = int(3.4 * SR)
+    first = (np.arange(mono.size) // turn) % 2 == 0
+    sf.write(path, np.stack([np.where(first, mono, 0.0), np.where(first, 0.0, mono)], axis=1), SR)
+    return path
+
+
+def upload(page, server, path: Path, speakers: str = "auto", channels: str = "auto") -> str:
     """Upload through the page. The synthetic voices are speech to the Sohn VAD alone (the default,
-    gated by Silero, hears none), so the page's request asks for it: the lanes are under test here."""
+    gated by Silero, hears none), so the page's request asks for it: the lanes are under test here.
+    Returns the URL the page asked for."""
+    urls: list[str] = []
+
+    def sohn(route) -> None:
+        urls.append(route.request.url)
+        route.continue_(url=route.request.url + "&vad=sohn")
+
     page.unroute("**/v1/conversation*")
-    page.route("**/v1/conversation*", lambda route: route.continue_(url=route.request.url + "&vad=sohn"))
+    page.route("**/v1/conversation*", sohn)
     page.goto(server + "/")
     page.wait_for_function("document.querySelectorAll('#model option').length > 0")
     page.select_option("#speakers", speakers)
+    page.select_option("#channels", channels)
     page.set_input_files("#file", str(path))
     page.click("#analyse")
     page.wait_for_function("['Done.', ''].includes(document.getElementById('status').textContent) && "
                            "(!document.getElementById('result').hidden || !document.getElementById('error').hidden)")
+    return urls[-1]
 
 
 def test_model_menu_lists_the_servers_models(page, server):
@@ -105,6 +123,16 @@ def test_lanes_render_one_per_speaker_with_hover(page, server, tmp_path):
     assert text.startswith("S2") and sum(label in text for label in LABELS) == len(LABELS) and "%" in text
     page.mouse.move(box["x"] + 2, box["y"] + 2)
     page.wait_for_selector("#tooltip", state="hidden")
+
+
+def test_channels_menu_gives_each_side_of_a_call_its_lane(page, server, tmp_path):
+    """A two-sided call with "one speaker per channel": a lane per channel, named by it, no embeddings needed."""
+    upload(page, server, two_sided_call(tmp_path / "call.wav"), "auto", "split")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.get_attribute("#timeline-chart", "data-speakers") == "2"
+    assert [page.get_attribute(f"#summary tbody tr:nth-child({i})", "data-speaker") for i in (1, 2)] == ["CH1", "CH2"]
+    url = upload(page, server, tmp_path / "call.wav", "2", "mix")  # the menu's value reaches the request
+    assert "channels=mix" in url and "speakers=2" in url
 
 
 def test_error_clears_the_previous_result(page, server, tmp_path):

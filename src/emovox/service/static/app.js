@@ -212,7 +212,8 @@ async function analyse(blob, filename) {
   setStatus(`Analysing ${filename}…`);
   $("analyse").disabled = true;
   try {
-    const params = new URLSearchParams({ model: $("model").value || "default", speakers: $("speakers").value });
+    const params = new URLSearchParams({ model: $("model").value || "default", speakers: $("speakers").value,
+                                         channels: $("channels").value });
     const body = await postAudio(`/v1/conversation?${params}`, blob, filename);
     renderPrediction(body.prediction);
     $("result").hidden = false;
