@@ -143,9 +143,9 @@ def test_split_arrays_and_modes(tmp_path: Path, recognizer):  # noqa: F811
     sf.write(mono, two_sided_call()[:, 0], SR)
     with pytest.raises(ConfigError, match="needs 2 to 8 channels"):
         speaker_timeline(recognizer, mono, vad="sohn", channels="split")
-    with pytest.raises(ConfigError, match="--speakers says 3"):
+    with pytest.raises(ConfigError, match="speakers is 3"):
         speaker_timeline(recognizer, room, vad="sohn", channels="split", speakers=3)
-    with pytest.raises(ConfigError, match="--speakers none"):
+    with pytest.raises(ConfigError, match="speakers 'none'"):
         speaker_timeline(recognizer, room, vad="sohn", channels="split", speakers=None)
     with pytest.raises(ConfigError, match="unknown channels mode"):
         speaker_timeline(recognizer, room, vad="sohn", channels="left")

@@ -150,16 +150,17 @@ def split_channels(recording: str | os.PathLike | np.ndarray, sample_rate: int |
     if channels == "mix" or (channels == "auto" and (speakers is None or isinstance(speakers, int) and speakers < 2)):
         return 0
     if speakers is None:
-        raise ConfigError("--channels split gives each channel a speaker; it cannot go with --speakers none")
+        raise ConfigError("channels 'split' gives each channel a speaker; it cannot go with speakers 'none'")
     if channels == "auto":
         layout = channel_layout(recording, sample_rate, source)
         fits = speakers == "auto" or speakers == layout.channels
         return layout.channels if layout.split and fits else 0
     n = channel_count(recording, source)
     if not 2 <= n <= MAX_SPLIT:
-        raise ConfigError(f"--channels split needs 2 to {MAX_SPLIT} channels; {source} has {n}")
+        raise ConfigError(f"channels 'split' (a speaker per channel) needs 2 to {MAX_SPLIT} channels; {source} has "
+                          f"{n} (use channels 'auto' or 'mix')")
     if speakers != "auto" and speakers != n:
-        raise ConfigError(f"--channels split gives {source}'s {n} channels a speaker each, but --speakers says {speakers}")
+        raise ConfigError(f"channels 'split' gives {source}'s {n} channels a speaker each, but speakers is {speakers}")
     return n
 
 

@@ -137,7 +137,9 @@ def test_conversation_of_a_two_sided_call(client):
     refused = client.post("/v1/conversation", params={"vad": "sohn", "channels": "split"},
                           files={"file": ("mono.wav", mono.getvalue(), "audio/wav")})
     assert refused.status_code == 400 and "needs 2 to 8 channels" in refused.json()["error"]["message"]
-    assert post(channels="left").status_code == 400  # the query pattern (the app answers 400 for bad queries)
+    bad = post(channels="left")  # the query pattern (the app answers 400 for bad queries)
+    assert bad.status_code == 400 and "query.channels" in bad.json()["error"]["message"]
+    assert "/docs" in bad.json()["error"]["hint"] and "multipart" not in bad.json()["error"]["hint"]
     four = io.BytesIO()
     sf.write(four, np.concatenate([two_sided_call()] * 2, axis=1), SR, format="WAV")
     refused = client.post("/v1/conversation", params={"vad": "sohn", "channels": "split"},

@@ -228,8 +228,10 @@ def _register_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
+        body = any(e.get("loc", ("",))[0] == "body" for e in exc.errors())
         return _error(400, "bad_request", f"invalid request ({where})",
-                      "send multipart/form-data with the audio in a field named 'file'")
+                      "send multipart/form-data with the audio in a field named 'file'" if body
+                      else "see /docs for this endpoint's parameters and their values")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
