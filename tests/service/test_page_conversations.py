@@ -135,6 +135,49 @@ def test_channels_menu_gives_each_side_of_a_call_its_lane(page, server, tmp_path
     assert "channels=mix" in url and "speakers=2" in url
 
 
+def test_silence_shows_no_speech_and_an_unsure_result_says_so(playwright, tiny_model, tmp_path):
+    """The verdict line: "no speech" (no emotion, no probabilities) for silence, never "(NaN%)";
+    a result the model is unsure of is marked so."""
+    import json
+
+    from emovox.inference import Recognizer
+    from emovox.service.app import create_app
+    from tests.service.conftest import serving
+
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(4 * SR, np.float32), SR)
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    try:
+        with serving(create_app(Recognizer.load(tiny_model, threads=1, vad="sohn"))) as url:
+            pg = browser.new_page()
+            pg.set_default_timeout(120_000)
+            upload(pg, url, silence, "auto")
+            assert pg.inner_text("#top-label") == "no speech" and "NaN" not in pg.inner_text("#result")
+            assert pg.get_attribute("#top-label", "data-state") == "no_speech" and pg.is_hidden("#probabilities")
+            assert "too little speech" in pg.inner_text("#meta")
+            assert "No window had enough speech" in pg.inner_text("#summary")
+
+            import httpx
+
+            body = httpx.post(url + "/v1/conversation", params={"vad": "sohn"}, timeout=120,
+                              files={"file": ("silence.wav", silence.read_bytes(), "audio/wav")}).json()
+
+            def unsure(route) -> None:  # the server's own answer, marked uncertain
+                body["prediction"].update(label="sad", probabilities={k: 1 / len(LABELS) for k in LABELS},
+                                          no_speech=False, uncertain=True, speech_fraction=0.9)
+                route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+            pg.unroute("**/v1/conversation*")
+            pg.route("**/v1/conversation*", unsure)
+            pg.set_input_files("#file", str(silence))
+            pg.click("#analyse")
+            pg.wait_for_function("document.getElementById('status').textContent === 'Done.'")
+            assert pg.inner_text("#top-label") == "sad" and "uncertain" in pg.inner_text("#top-prob")
+            assert pg.get_attribute("#top-label", "data-state") == "uncertain" and pg.is_visible("#probabilities")
+    finally:
+        browser.close()
+
+
 def test_error_clears_the_previous_result(page, server, tmp_path):
     good = tmp_path / "good.wav"
     sf.write(good, 0.1 * np.random.default_rng(1).standard_normal(3 * SR).astype(np.float32), SR)

@@ -22,6 +22,13 @@ function mmss(t) {
                    : `${two(Math.floor(s / 60))}:${two(s % 60)}`;
 }
 
+// Seconds between time-axis labels: a round step (1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10, 15, 30 min, 1 h...)
+// giving at most 8 intervals, so that labels read 00:00, 00:05, 00:10 rather than 00:05, 00:10, 00:16.
+function tickStep(duration) {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+  return steps.find((s) => duration / s <= 8) || 3600 * Math.ceil(duration / (8 * 3600));
+}
+
 function setStatus(text) { $("status").textContent = text || ""; }
 
 function showError(text) {
@@ -34,6 +41,7 @@ function showError(text) {
 function clearResult() {
   $("result").hidden = true;
   for (const id of ["top-label", "top-prob", "meta"]) $(id).textContent = "";
+  delete $("top-label").dataset.state;
   $("probabilities").querySelector("tbody").replaceChildren();
   $("summary").querySelector("thead").replaceChildren();
   $("summary").querySelector("tbody").replaceChildren();
@@ -59,11 +67,19 @@ async function postAudio(url, blob, filename) {
   return body;
 }
 
+// The recording's verdict: an emotion, an uncertain one (top probability under the model's
+// threshold), or no speech (no emotion at all: never a label made up from silence or noise).
 function renderPrediction(pred) {
-  $("top-label").textContent = pred.label;
-  $("top-prob").textContent = `(${pct(pred.probabilities[pred.label])})`;
+  const state = pred.no_speech || !pred.label ? "no_speech" : pred.uncertain ? "uncertain" : "confident";
+  $("top-label").dataset.state = state;
+  $("top-label").textContent = state === "no_speech" ? "no speech" : pred.label;
+  $("top-prob").textContent = state === "no_speech" ? "(no emotion given)"
+    : `(${pct(pred.probabilities[pred.label])}${state === "uncertain" ? ", uncertain" : ""})`;
   const sf = pred.speech_fraction == null ? "" : `, speech ${(100 * pred.speech_fraction).toFixed(0)}%`;
-  $("meta").textContent = `${pred.source}: ${pred.duration.toFixed(2)} s${sf}`;
+  const why = state === "no_speech" ? " · too little speech to judge an emotion"
+    : state === "uncertain" ? " · no emotion stands out: the model is unsure" : "";
+  $("meta").textContent = `${pred.source}: ${pred.duration.toFixed(2)} s${sf}${why}`;
+  $("probabilities").hidden = state === "no_speech";
   const tbody = $("probabilities").querySelector("tbody");
   tbody.replaceChildren();
   const entries = Object.entries(pred.probabilities).sort((a, b) => b[1] - a[1]);
@@ -87,7 +103,7 @@ function renderPrediction(pred) {
 let chartBoxes = [];  // {x0, x1, y0, y1, window} of each painted window, for the tooltip
 
 function renderTimeline(tl) {
-  const lanes = tl.speakers && tl.speakers.length ? tl.speakers : ["speech"];
+  const lanes = tl.speakers && tl.speakers.length ? tl.speakers : ["everyone"];
   const canvas = $("timeline-chart");
   const laneH = 34, pad = { l: 70, r: 20, t: 10, b: 40 };
   canvas.height = pad.t + laneH * lanes.length + 14 + pad.b;
@@ -128,11 +144,8 @@ function renderTimeline(tl) {
   ctx.strokeStyle = "#999";
   ctx.strokeRect(pad.l, pad.t, pw, laneH * lanes.length);
   ctx.fillStyle = "#444";
-  const ticks = Math.min(8, Math.max(2, Math.floor(dur)));
-  for (let i = 0; i <= ticks; i++) {
-    const t = (dur * i) / ticks;
-    ctx.fillText(mmss(t), x(t) - 14, H - 12);
-  }
+  const step = tickStep(dur);
+  for (let t = 0; t <= dur + 1e-6; t += step) ctx.fillText(mmss(t), x(t) - 14, H - 12);
   const legend = $("legend");
   legend.replaceChildren();
   const present = tl.labels.filter((k) => tl.windows.some((w) => w.label === k));
@@ -154,7 +167,13 @@ function renderSummary(tl) {
   head.replaceChildren();
   body.replaceChildren();
   const entries = Object.entries(tl.summary || {});
-  if (!entries.length) return;
+  if (!entries.length) {
+    const td = document.createElement("td");
+    td.textContent = "No window had enough speech to be given an emotion.";
+    td.className = "muted";
+    body.appendChild(document.createElement("tr")).appendChild(td);
+    return;
+  }
   const hr = document.createElement("tr");
   for (const h of ["speaker", "speech", ...tl.labels]) {
     const th = document.createElement("th");
