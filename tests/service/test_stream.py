@@ -94,6 +94,31 @@ def test_stream_with_vad_marks_pauses(client):
     assert any(not w["no_speech"] and w["label"] in LABELS for w in windows[4:])
 
 
+def test_stream_closes_cleanly_after_the_end_and_refuses_unknown_text(client):
+    """After the end summary the server closes with 1000 (not a dropped connection); a text
+    message other than ``end`` gets an error saying what the stream takes, and a 1003 close,
+    never a silent wait."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("ws://127.0.0.1/v1/stream?vad=none") as ws:
+        ws.send_bytes(pcm(talk(2.5)))
+        ws.send_text("end")
+        msgs = [ws.receive_json()]
+        while msgs[-1]["type"] != "end":
+            msgs.append(ws.receive_json())
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1000
+    with client.websocket_connect("ws://127.0.0.1/v1/stream?vad=none") as ws:
+        ws.send_bytes(pcm(talk(0.5)))
+        ws.send_text('{"sample_rate": 44100}')
+        msg = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert msg["type"] == "error" and "unknown text message" in msg["message"] and "'end'" in msg["message"]
+    assert closed.value.code == 1003
+
+
 @pytest.mark.parametrize("query,needle", [("model=nope", "unknown model"), ("vad=webrtc", "vad must be"),
                                           ("window=0", "window must be")])
 def test_stream_refuses_bad_parameters(client, query, needle):

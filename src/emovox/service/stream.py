@@ -14,7 +14,8 @@ Endpoints (an :class:`fastapi.APIRouter` included by :func:`emovox.service.app.c
   provisional live label (:mod:`emovox.live_speakers`; null for windows without speech, with
   ``speakers=none``, or with a model without Whisper frames); send the text ``end`` for a final
   ``{"type": "end", "duration", "windows", "summary", "speakers"}`` (``speakers``: windows per
-  live speaker). Errors are ``{"type": "error", "message"}`` followed by a close.
+  live speaker), then the server closes (1000). Errors are ``{"type": "error", "message"}`` followed
+  by a close (1003 for a text message other than ``end``).
 
 Stream memory is bounded whatever the length: audio is held for one window plus the VAD's
 5 s context, results are sent and not kept (only per-emotion counts), and at most
@@ -263,8 +264,14 @@ async def stream(ws: WebSocket, model: str | None = None, window: float = 2.0, h
             await ws.close(code=1008)
             return
         sender = asyncio.create_task(_send_results(ws, session))
-        await _receive_audio(ws, session)
-        await sender
+        try:
+            await _receive_audio(ws, session)
+        except UnknownMessage as exc:  # never a silent wait: say what the stream takes, then close
+            await ws.send_json({"type": "error", "message": str(exc)})
+            await ws.close(code=1003)
+            return
+        if await sender:
+            await ws.close(code=1000)  # the end summary was sent: a clean close, not a dropped connection
     except WebSocketDisconnect:
         pass
     finally:
@@ -286,9 +293,11 @@ async def _receive_audio(ws: WebSocket, session: LiveSession) -> None:
             raise WebSocketDisconnect(msg.get("code", 1000))
         data = msg.get("bytes")
         if data is None:
-            if (msg.get("text") or "").strip().lower() in ("end", '{"type":"end"}', '{"type": "end"}'):
+            text = (msg.get("text") or "").strip()
+            if text.lower() in ("end", '{"type":"end"}', '{"type": "end"}'):
                 break
-            continue
+            raise UnknownMessage(f"unknown text message {text[:40]!r}: send audio as binary messages (16 kHz mono "
+                                 "16-bit little-endian PCM), and the text 'end' to finish")
         buf.extend(data)
         while len(buf) >= block_bytes:
             chunk, buf = bytes(buf[:block_bytes]), buf[block_bytes:]
@@ -300,16 +309,21 @@ async def _receive_audio(ws: WebSocket, session: LiveSession) -> None:
     await loop.run_in_executor(None, session.inbox.put, None)
 
 
-async def _send_results(ws: WebSocket, session: LiveSession) -> None:
+class UnknownMessage(Exception):
+    """A text message other than ``end`` on the live stream."""
+
+
+async def _send_results(ws: WebSocket, session: LiveSession) -> bool:
+    """Send the session's results; True when they ended normally (the socket still open)."""
     loop = asyncio.get_running_loop()
     while True:
         msg = await loop.run_in_executor(None, session.results.get)
         if msg is None:
-            return
+            return True
         await ws.send_json(msg)
         if msg["type"] == "error":
             await ws.close(code=1011)
-            return
+            return False
 
 
 def _drain_and_stop(session: LiveSession) -> None:
