@@ -143,6 +143,16 @@ def test_400_bad_requests(client):
     assert_error(upload(client, good, url="/v1/timeline", vad="webrtc"), 400, "bad_request")
 
 
+@pytest.mark.parametrize("url", ["/v1/predict", "/v1/timeline", "/v1/conversation"])
+def test_several_files_are_refused_not_dropped(client, url):
+    """Two files in 'file': a 400 that says one recording per request, not the last file's result alone."""
+    good = wav_bytes(make_tone(1.0))
+    resp = client.post(url, files=[("file", ("a.wav", good, "audio/wav")), ("file", ("b.wav", good, "audio/wav"))])
+    err = assert_error(resp, 400, "one_file_per_request")
+    assert "2 files" in err["message"] and "its own request" in err["hint"]
+    assert client.post(url, files=[("file", ("a.wav", good, "audio/wav"))]).status_code == 200
+
+
 def test_decode_timeout_and_busy(recognizer, monkeypatch):
     import time
 

@@ -62,7 +62,7 @@ from emovox.service.jobs import (CancellableEngine, ClientGone, JobPool, check_c
 from emovox.service.limits import BodySizeLimit, EarlyRefusal, HostAllowList
 from emovox.service.stream import router as stream_router
 from emovox.service.timing import ServerTiming
-from emovox.service.uploads import SUPPORTED, UploadProblem, check_upload, decode_upload, upload_header
+from emovox.service.uploads import SUPPORTED, UploadProblem, decode_upload, read_upload, upload_header
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -139,8 +139,7 @@ def create_app(
     _register_errors(app)
 
     async def _decode(request: Request, file: UploadFile, gone: asyncio.Future) -> Any:
-        data = await file.read()
-        name = check_upload(data, file.filename, file.content_type)
+        data, name = await read_upload(request, file)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
                                 "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
         # the header on its own thread, outside the fair queue: bombs and bad rates never wait or decode

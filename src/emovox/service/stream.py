@@ -51,7 +51,7 @@ from emovox.errors import ConfigError, EmovoxError
 from emovox.inference import TIMELINE_VAD, VAD_PATTERN, VADS
 from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
 from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
-from emovox.service.uploads import SPLIT_CHANNELS, UploadProblem, check_upload, decode_upload
+from emovox.service.uploads import SPLIT_CHANNELS, UploadProblem, decode_upload, read_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -130,8 +130,7 @@ async def conversation(
                                       "or mix (diarise the down-mix)"),
 ) -> Response:
     pool = request.app.state.pool
-    data = await file.read()
-    name = check_upload(data, file.filename, file.content_type)
+    data, name = await read_upload(request, file)
     flow = client_flow(request.scope)  # fair share per connection, like /v1/predict
     sides = channels != "mix" and speakers != "none"
     async with watch_disconnect(request.receive) as gone:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -83,6 +83,18 @@ def check_upload(data: bytes, filename: str | None, content_type: str | None) ->
                             f"{name}: not an audio file emovox can read (declared type {declared!r})",
                             f"send {SUPPORTED}; convert other formats first, e.g. with ffmpeg")
     return name
+
+
+async def read_upload(request: Any, file: Any) -> tuple[bytes, str]:
+    """The request's one uploaded file: its bytes and safe name (:func:`check_upload`). Several
+    files in ``file`` are refused (400) rather than all but one silently dropped."""
+    files = (await request.form()).getlist("file")  # the form FastAPI has parsed already (cached)
+    if len(files) > 1:
+        raise UploadProblem(400, "one_file_per_request",
+                            f"{len(files)} files in the 'file' field; the service scores one recording per request",
+                            "send each file in its own request (emovox predict takes whole folders)")
+    data = await file.read()
+    return data, check_upload(data, file.filename, file.content_type)
 
 
 def upload_header(data: bytes, name: str, max_seconds: float, max_input_samples: int | None = None) -> AudioHeader:
