@@ -101,10 +101,22 @@ def test_label_subset_renormalises(recognizer, wav_file):
 def test_label_subset_errors(recognizer, tiny_model):
     with pytest.raises(ConfigError, match="unknown label.*calm.*knows angry"):
         recognizer.with_labels(["angry", "calm"])
-    with pytest.raises(ConfigError, match="empty or duplicate"):
+    with pytest.raises(ConfigError, match="duplicate labels"):
         recognizer.with_labels(["sad", "sad"])
+    with pytest.raises(ConfigError, match="at least two labels"):  # one label would always get probability 1
+        recognizer.with_labels(["sad"])
     r = Recognizer.load(tiny_model, labels="angry, sad")
     assert r.labels == ["angry", "sad"]
+    assert recognizer.with_labels(["Angry", "SAD"]).labels == ["angry", "sad"]  # case does not matter
+
+
+def test_unknown_model_name_lists_the_bundled_ones():
+    from emovox.inference import model_folder
+
+    with pytest.raises(ModelError, match="unknown model 'defualt': the bundled models are default, fast"):
+        model_folder("defualt")
+    with pytest.raises(ModelError, match="no model folder here"):  # a path: about the folder
+        Recognizer.load("runs/no_such_model")
 
 
 def test_load_errors(tmp_path, tiny_model, monkeypatch):

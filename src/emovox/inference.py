@@ -96,6 +96,10 @@ def model_folder(path: str | os.PathLike | None) -> Path:
     bundled = (alias in BUNDLED_MODELS or alias in ALIASES) and (path is None or not Path(alias).exists())
     alias = ALIASES.get(alias, alias) if bundled else alias
     folder = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}[alias] if bundled else Path(str(path))
+    if not bundled and not folder.exists() and not any(c in alias for c in "/\\.~"):  # a name: say which exist
+        raise ModelError(f"unknown model {alias!r}: the bundled models are {', '.join(BUNDLED_MODELS)} "
+                         f"({', '.join(f'{a} = {b}' for a, b in ALIASES.items())}); or give a model folder "
+                         "(config.json + weights)")
     if bundled and not (folder / "config.json").is_file():
         raise ModelError(
             f"the bundled {alias} model is missing from this installation ({folder}); reinstall emovox "
@@ -161,9 +165,13 @@ class Recognizer:
         if labels is None:
             return list(range(len(self.model_labels)))
         labels = list(labels)
+        folded = {m.casefold(): m for m in self.model_labels}  # "Angry" is angry
+        if len(folded) == len(self.model_labels):
+            labels = [folded.get(str(x).casefold(), x) for x in labels]
         unknown = [x for x in labels if x not in self.model_labels]
-        if unknown or not labels or len(set(labels)) != len(labels):
-            problem = f"unknown label(s) {unknown}" if unknown else "empty or duplicate labels"
+        if unknown or len(labels) < 2 or len(set(labels)) != len(labels):
+            problem = (f"unknown label(s) {unknown}" if unknown else "duplicate labels" if len(labels) >= 2 else
+                       "give at least two labels (one label alone always gets probability 1)")
             raise ConfigError(f"cannot restrict the output to {labels}: {problem}; this model knows "
                               f"{', '.join(self.model_labels)}")
         return [self.model_labels.index(x) for x in labels]
