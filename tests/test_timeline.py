@@ -216,6 +216,25 @@ def test_cli_timeline_writes_outputs(tmp_path, capsys):
     assert "missing.wav: file not found" in capsys.readouterr().err
 
 
+def test_cli_timeline_says_when_fewer_speakers_than_asked(tmp_path, capsys):
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    import importlib.util
+
+    if importlib.util.find_spec("resemblyzer") is None:
+        pytest.skip("the tiny model diarises with GE2E: pip install --no-deps resemblyzer==0.1.4")
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "short.flac"
+    sf.write(rec, signal()[: 4 * SR], SR)  # 2 s of silence, 2 s of noise: speech to Sohn's VAD
+    assert main(["timeline", str(rec), "--model", str(model), "--threads", "1", "--vad", "sohn", "--speakers", "3",
+                 "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "--speakers 3: 1 found; each needs a few seconds of speech" in err
+
+
 def test_cli_timeline_out_png_or_json_is_that_one_file(tmp_path):
     """``-o talk.png`` writes a picture named so, not a folder of that name."""
     import soundfile as sf

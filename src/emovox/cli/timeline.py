@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.speakers == "auto":
             print("speakers were counted automatically; if you know how many people speak, "
                   "--speakers N separates them more accurately (docs/conversations.md)", file=sys.stderr)
+    if isinstance(args.speakers, int) and len(tl.speakers) < args.speakers:
+        print(f"--speakers {args.speakers}: {len(tl.speakers)} found; each needs a few seconds of speech of its "
+              f"own (this recording has {sum(b - a for a, b in tl.speech):.0f} s in all)", file=sys.stderr)
     if tl.regions:
         print(f"{'start':>9} {'end':>9}  {'speaker':<7} {'emotion':<10} {'p':>5}")
         for r in tl.regions:
