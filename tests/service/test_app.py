@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from emovox.service.app import create_app  # noqa: E402
 from tests.conftest import make_tone, wav_bytes  # noqa: E402
 from tests.product_fixtures import LABELS  # noqa: E402
+from tests.service.conftest import free_port  # noqa: E402
 
 LOCAL = "http://127.0.0.1"  # the Host the service answers for by default
 
@@ -210,10 +211,11 @@ def test_cli_serve_binds_localhost_by_default(tiny_model, monkeypatch):
     assert args.host == "127.0.0.1" and args.port == 8000
     seen = {}
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: seen.update(config=self.config))
-    assert main(["serve", "--model", str(tiny_model), "--port", "8123", "--max-upload-mb", "1",
+    port = free_port()  # the command checks that it can listen there before it starts
+    assert main(["serve", "--model", str(tiny_model), "--port", str(port), "--max-upload-mb", "1",
                  "--allow-host", "emovox.lan"]) == 0
     config = seen["config"]
-    assert config.host == "127.0.0.1" and config.port == 8123
+    assert config.host == "127.0.0.1" and config.port == port
     assert config.limit_concurrency == 200 and config.timeout_keep_alive == 5
     assert config.http.header_timeout == 10.0  # the protocol that closes slow/idle connections
     with TestClient(config.app, base_url=LOCAL) as c:
@@ -223,6 +225,23 @@ def test_cli_serve_binds_localhost_by_default(tiny_model, monkeypatch):
         assert c.get("/healthz").status_code == 200
     with TestClient(config.app, base_url="http://attacker.example") as c:
         assert_error(c.get("/healthz"), 400, "bad_host")
+
+
+def test_cli_serve_on_a_busy_port_says_so(tiny_model, capsys):
+    """A port another program listens on: a one-line error and exit 2, before the model loads and
+    before any "serving on" line (uvicorn would print that, then fail)."""
+    import socket
+
+    from emovox.cli import main
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert main(["serve", "--model", str(tiny_model), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port} (the port is already in use); choose another --port" in err
+    assert "serving on" not in out
 
 
 @pytest.mark.parametrize("name,fmt,codec,video", [("voice.m4a", "ipod", "aac", None),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 import logging
 from typing import Any
 
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         log.warning("binding to %s: the service has no authentication; anyone who can reach this port can use it. "
                     "It answers only Host names 127.0.0.1/localhost/::1 unless you add yours with --allow-host",
                     args.host)
+    if (busy := _port_problem(args.host, args.port)) is not None:  # before the model loads, and before "serving on"
+        hint = "choose another --port, or stop the program using it" if "in use" in busy else "check --host"
+        print(f"emovox serve: error: cannot listen on {args.host}:{args.port} ({busy}); {hint}", file=sys.stderr)
+        return 2
     if args.threads is None:  # share the cores between the worker threads instead of oversubscribing
         args.threads = max(1, (os.cpu_count() or 1) // args.workers)
     from emovox.cli._model_args import load_recognizer
@@ -87,3 +93,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"emovox serving on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", flush=True)
     uvicorn.Server(config).run()
     return 0
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not allowed, unknown host), else None."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port in TIME_WAIT is free
+            probe.bind(address)
+    except OSError as exc:
+        return "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return None
