@@ -216,6 +216,26 @@ def test_cli_timeline_writes_outputs(tmp_path, capsys):
     assert "missing.wav: file not found" in capsys.readouterr().err
 
 
+def test_cli_timeline_prints_the_first_regions_and_points_to_the_rest(tmp_path, capsys, monkeypatch):
+    import soundfile as sf
+
+    import emovox.cli.timeline as cli_timeline
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "talk.flac"
+    sf.write(rec, signal(), SR)
+    monkeypatch.setattr(cli_timeline, "MAX_PRINTED", 0)
+    args = ["timeline", str(rec), "--model", str(model), "--threads", "1", "--vad", "sohn", "--window", "1",
+            "--speakers", "none", "-o", str(tmp_path / "out")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    regions = json.loads((tmp_path / "out" / "talk.json").read_text())["regions"]
+    assert regions and not [line for line in out.splitlines() if line.startswith(" ")]  # no region rows
+    assert f"... {len(regions)} more regions: all of them are in {tmp_path / 'out' / 'talk.regions.csv'}" in out
+
+
 def test_cli_timeline_says_when_fewer_speakers_than_asked(tmp_path, capsys):
     import soundfile as sf
 

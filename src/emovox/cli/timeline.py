@@ -12,6 +12,8 @@ from emovox.cli._model_args import add_model_args, load_recognizer, positive_flo
 from emovox.inference import TIMELINE_VAD, VADS
 
 FORMATS = ("csv", "json", "png")
+#: Regions printed on the terminal (the CSV/JSON files hold every one).
+MAX_PRINTED = 40
 EPILOG = """examples:
   emovox timeline meeting.flac                      # writes meeting_timeline/meeting.{windows.csv,regions.csv,json,png}
   emovox timeline call.wav --window 3 --hop 1.5 --vad silero -o out/
@@ -127,8 +129,12 @@ def run(args: argparse.Namespace) -> int:
               f"own (this recording has {sum(b - a for a, b in tl.speech):.0f} s in all)", file=sys.stderr)
     if tl.regions:
         print(f"{'start':>9} {'end':>9}  {'speaker':<7} {'emotion':<10} {'p':>5}")
-        for r in tl.regions:
+        for r in tl.regions[:MAX_PRINTED]:
             print(f"{r.start:9.2f} {r.end:9.2f}  {r.speaker or '-':<7} {r.label:<10} {r.probabilities[r.label]:5.2f}")
+        if len(tl.regions) > MAX_PRINTED:  # an hour has about a thousand: the files hold them all
+            where = next((w for w in written if w.endswith((".regions.csv", ".json"))), None)
+            print(f"... {len(tl.regions) - MAX_PRINTED} more regions: "
+                  + (f"all of them are in {where}" if where else "--format csv or json writes them all"))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
