@@ -110,6 +110,15 @@ def test_label_subset_errors(recognizer, tiny_model):
     assert recognizer.with_labels(["Angry", "SAD"]).labels == ["angry", "sad"]  # case does not matter
 
 
+@pytest.mark.parametrize("bad,needle", [(list(np.zeros(800)), "a list of 800 numbers"), (np.float32(0.5), "got float32"),
+                                       (b"RIFF....", "got bytes"), (3, "got int")])
+def test_predict_says_what_to_pass_instead(recognizer, bad, needle):
+    """Samples in a list, a scalar, a file's bytes: a ConfigError naming what predict() takes."""
+    with pytest.raises(ConfigError, match=needle) as info:
+        recognizer.predict(bad, sample_rate=16000)
+    assert "numpy array" in str(info.value)
+
+
 def test_unknown_model_name_lists_the_bundled_ones():
     from emovox.inference import model_folder
 

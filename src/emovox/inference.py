@@ -275,7 +275,7 @@ class Recognizer:
             self._label_index(labels)  # fail early on unknown labels
         if _is_single(inputs):
             return self._predict_many([inputs], sample_rate, [source], labels, None, strict=True)[0]
-        items = list(inputs)  # type: ignore[arg-type]
+        items = _items(inputs)
         return self._predict_many(items, sample_rate, [None] * len(items), labels, progress)
 
     def _predict_many(self, items: list[Source], sample_rate: int | None, sources: list[str | None],
@@ -423,6 +423,22 @@ def _failed(name: str, exc: EmovoxError) -> Prediction:
 
 def _is_single(inputs: Any) -> TypeGuard[Source]:
     return isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.dtype != object)
+
+
+def _items(inputs: Any) -> list[Any]:
+    """A batch's inputs as a list, or a ConfigError saying what to pass instead."""
+    hint = "pass a path, a numpy array of samples (with sample_rate), or a list of them"
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        raise ConfigError(f"predict() got {type(inputs).__name__}: {hint} (file contents: "
+                          "emovox.audio.decode_bytes(data, name) gives 16 kHz samples)")
+    try:
+        items = list(inputs)
+    except TypeError:
+        raise ConfigError(f"predict() got {type(inputs).__name__}: {hint}") from None
+    if items and all(isinstance(x, (int, float, np.number)) for x in items):
+        raise ConfigError(f"predict() got a list of {len(items)} numbers: {hint}; samples go in an array, "
+                          "e.g. predict(np.asarray(samples, dtype=np.float32), sample_rate=16000)")
+    return items
 
 
 def _name(item: Any) -> str:
