@@ -114,9 +114,15 @@ def test_label_subset_errors(recognizer, tiny_model):
                                        (b"RIFF....", "got bytes"), (3, "got int")])
 def test_predict_says_what_to_pass_instead(recognizer, bad, needle):
     """Samples in a list, a scalar, a file's bytes: a ConfigError naming what predict() takes."""
+    from emovox.conversation import speaker_timeline
+
     with pytest.raises(ConfigError, match=needle) as info:
         recognizer.predict(bad, sample_rate=16000)
     assert "numpy array" in str(info.value)
+    for call, name in [(recognizer.timeline, "timeline"), (lambda x, **kw: speaker_timeline(recognizer, x, **kw),
+                                                          "speaker_timeline")]:
+        with pytest.raises(ConfigError, match=rf"{name}\(\) got .*numpy array"):
+            call(bad, sample_rate=16000)
 
 
 def test_unknown_model_name_lists_the_bundled_ones():

@@ -34,7 +34,7 @@ import numpy as np
 from emovox.audio_arrays import (MAX_ABS, MAX_CHANNELS, MAX_RATE, MIN_RATE, MIN_SAMPLES, check_channel,
                                  check_channels, check_length, check_rate, prepare_array, to_mono)
 from emovox.audio_budget import HINT_SMALLER, SAMPLE_RATE, AudioHeader, BlockOutput, DecodeBudget, check_budget
-from emovox.errors import AudioError, AudioTooLong, Cancelled
+from emovox.errors import AudioError, AudioTooLong, Cancelled, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,20 @@ def _soundfile():
 
 
 # ----------------------------------------------------------------------------------- files
+#: What the readers take, said by every refusal of something else.
+TAKES = "pass a path, or a numpy array of samples with its sample_rate"
+
+
+def check_recording(recording: object, caller: str) -> None:
+    """ConfigError unless ``recording`` is a path or a numpy array: the readers take nothing else."""
+    if isinstance(recording, (str, os.PathLike, np.ndarray)):
+        return
+    what = f"a list of {len(recording)} items" if isinstance(recording, (list, tuple)) else type(recording).__name__
+    extra = (" (file contents: emovox.audio.decode_bytes(data, name) gives 16 kHz samples)"
+             if isinstance(recording, (bytes, bytearray, memoryview)) else "")
+    raise ConfigError(f"{caller}() got {what}: {TAKES}{extra}")
+
+
 def _check_path(path: Path) -> None:
     try:
         if not path.exists():

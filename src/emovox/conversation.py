@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.audio import check_recording
 from emovox.channels import source_name
 from emovox.diarize import EmbedFn
 from emovox.errors import ConfigError
@@ -95,6 +96,7 @@ def speaker_timeline(recognizer: Any, recording: str | os.PathLike | np.ndarray,
     from emovox.errors import DependencyError
 
     check_diarizer(diarizer)
+    check_recording(recording, "speaker_timeline")
     if speakers is not None and speakers != "auto" and (isinstance(speakers, bool) or not isinstance(speakers, int)):
         raise ConfigError(f"speakers must be 'auto', a number or None, got {speakers!r}")
     count = None if speakers in (None, "auto") else int(speakers)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeGuard
 
 import numpy as np
 
-from emovox.audio import SAMPLE_RATE, iter_blocks, load_audio, prepare_array
+from emovox.audio import SAMPLE_RATE, TAKES, check_recording, iter_blocks, load_audio, prepare_array
 from emovox.engines import load_engine
 from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.long_inputs import read_span, single_utterance, speech_summary, window_mean, windowed
@@ -395,6 +395,7 @@ class Recognizer:
         check_window(window, hop, min_speech)
         if scoring not in ("auto", "window"):
             raise ConfigError(f"scoring must be 'auto' or 'window', got {scoring!r}")
+        check_recording(recording, "timeline")
         vad = _check_vad(vad)
         index = self._index if labels is None else self._label_index(labels)
         names = [self.model_labels[i] for i in index]
@@ -427,17 +428,15 @@ def _is_single(inputs: Any) -> TypeGuard[Source]:
 
 def _items(inputs: Any) -> list[Any]:
     """A batch's inputs as a list, or a ConfigError saying what to pass instead."""
-    hint = "pass a path, a numpy array of samples (with sample_rate), or a list of them"
     if isinstance(inputs, (bytes, bytearray, memoryview)):
-        raise ConfigError(f"predict() got {type(inputs).__name__}: {hint} (file contents: "
-                          "emovox.audio.decode_bytes(data, name) gives 16 kHz samples)")
+        check_recording(inputs, "predict")
     try:
         items = list(inputs)
     except TypeError:
-        raise ConfigError(f"predict() got {type(inputs).__name__}: {hint}") from None
+        raise ConfigError(f"predict() got {type(inputs).__name__}: {TAKES}, or a list of them") from None
     if items and all(isinstance(x, (int, float, np.number)) for x in items):
-        raise ConfigError(f"predict() got a list of {len(items)} numbers: {hint}; samples go in an array, "
-                          "e.g. predict(np.asarray(samples, dtype=np.float32), sample_rate=16000)")
+        raise ConfigError(f"predict() got a list of {len(items)} numbers: {TAKES}, or a list of them; samples "
+                          "go in an array, e.g. predict(np.asarray(samples, dtype=np.float32), sample_rate=16000)")
     return items
 
 
