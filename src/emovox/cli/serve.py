@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import sys
 import logging
+import sys
 from typing import Any
 
 from emovox.cli._model_args import add_model_args, positive_float, positive_int

@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     stem = out / recording.stem
     written = []
     if single is not None:  # -o talk.png / talk.json: that one file
-        tl.plot(single) if single.suffix.lower() == ".png" else tl.write_json(single)
+        if single.suffix.lower() == ".png":
+            tl.plot(single)
+        else:
+            tl.write_json(single)
         written, formats = [str(single)], []
     if "csv" in formats:
         tl.write_csv(f"{stem}.windows.csv")
