@@ -236,6 +236,21 @@ def test_cli_timeline_prints_the_first_regions_and_points_to_the_rest(tmp_path, 
     assert f"... {len(regions)} more regions: all of them are in {tmp_path / 'out' / 'talk.regions.csv'}" in out
 
 
+def test_cli_timeline_of_silence_says_no_speech(tmp_path, capsys):
+    import soundfile as sf
+
+    from emovox.cli import main
+    from tests.product_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model")
+    rec = tmp_path / "quiet.flac"
+    sf.write(rec, np.zeros(4 * SR, np.float32), SR)
+    assert main(["timeline", str(rec), "--model", str(model), "--threads", "1", "--vad", "sohn",
+                 "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "0/3 windows classified" in out and "no_speech: no window has enough speech" in out
+
+
 def test_cli_timeline_says_when_fewer_speakers_than_asked(tmp_path, capsys):
     import soundfile as sf
 

@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         written.append(f"{stem}.png")
     print(f"{recording}: {tl.duration:.1f} s, speech {100 * tl.speech_fraction:.0f}%, "
           f"{sum(w.is_speech for w in tl.windows)}/{len(tl.windows)} windows classified, {len(tl.regions)} regions")
+    if not any(w.is_speech for w in tl.windows):
+        print("no_speech: no window has enough speech to be given an emotion (--min-speech "
+              f"{tl.min_speech:g} of a window; --vad {tl.vad})")
     if tl.speakers:
         print(f"{len(tl.speakers)} speaker(s): " + "; ".join(
             f"{name} {e['speech_seconds']:.0f} s mostly {e['dominant']} ({100 * e['shares'][e['dominant']]:.0f}%)"
