@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emovox.cli import EXIT_BAD_INPUT, main
 from emovox.corpora import label_counts, read_manifest
 from emovox.testing import make_cremad_tree, make_iemocap_tree
@@ -42,3 +44,15 @@ def test_prepare_bad_input(tmp_path, capsys):
     assert main(["prepare", "emodb", str(tmp_path), "--option", "x", "-o", str(tmp_path / "m.csv")]) == EXIT_BAD_INPUT
     assert "--option" in capsys.readouterr().err
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_help_names_every_registered_corpus(capsys):
+    """The positional's help and the layout list stay in step with the registry (nemo and ased were missing)."""
+    from emovox.corpora.registry import CORPORA
+
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    text = capsys.readouterr().out
+    usage, _, layouts = text.partition("corpora (ROOT layout):")
+    for name in CORPORA:
+        assert name in usage and f"\n  {name} " in layouts, name

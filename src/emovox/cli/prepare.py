@@ -13,6 +13,8 @@ EPILOG = """corpora (ROOT layout):
   ravdess      Actor_NN/03-01-EE-II-SS-RR-AA.wav
   tess         <SPK>_<emotion>/<SPK>_<word>_<emotion>.wav
   emodb        wav/SSTTTEv.wav
+  nemo         samples/<SPK>_<emotion>_<n>.opus (or .wav/.flac), data.tsv beside samples/
+  ased         <NN><Emotion>/<e><k>-<sentence>-<repetition>-<gender>-<speaker>.opus (or .wav/.flac)
   cremad       AudioWAV/1001_DFA_ANG_XX.wav
   meld         {train,dev,test}_sent_emo.csv (text only)
   voxceleb     [wav/]idNNNNN/<video>/<utt>.wav (speaker labels, for pretraining)
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
         description="Scan a corpus in its official layout, validate every row (files exist, unique ids, "
                     "speakers present) and write a manifest; print counts per label and per speaker.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("corpus", help="corpus name: iemocap, ravdess, tess, emodb, cremad, meld, voxceleb, "
+    p.add_argument("corpus", help="corpus name: iemocap, ravdess, tess, emodb, nemo, ased, cremad, meld, voxceleb, "
                                   "librispeech, generic")
     p.add_argument("root", help="corpus folder (for 'generic': your CSV file)")
     p.add_argument("-o", "--output", required=True, help="manifest to write: .csv or .jsonl")
