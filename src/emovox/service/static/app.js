@@ -321,7 +321,7 @@ function openLive() {
       $("live-label").textContent = msg.speaker ? `${msg.speaker} · ${msg.label}` : msg.label;
       chart.dataset.speakers = String(Math.max(Number(chart.dataset.speakers || 0),
                                                msg.speaker ? Number(msg.speaker.slice(1)) : 0));
-      $("live-prob").textContent = `(${pct(msg.probabilities[msg.label])}, ${mmss(msg.end)})`;
+      $("live-prob").textContent = `(${pct(msg.probabilities[msg.label])}${msg.uncertain ? ", uncertain" : ""}, ${mmss(msg.end)})`;
     } else {
       ctx.fillStyle = "#ddd";
       ctx.fillRect(i * slot, chart.height / 2 - 1, slot - 2, 2);
