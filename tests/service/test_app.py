@@ -166,6 +166,30 @@ def test_decode_timeout_and_busy(recognizer, monkeypatch):
         assert_error(upload(c, data), 422, "decode_timeout")
 
 
+def test_conversation_is_bounded_as_predict_is(recognizer, monkeypatch):
+    """The page's endpoint keeps the server's bounds: --max-seconds, the decode timeout, the
+    timeline's window limit and the inference timeout (it had a fixed 600 s and no timeouts)."""
+    import time
+
+    import emovox.service.app as service
+    import emovox.service.stream as stream
+
+    conv = lambda c, seconds: upload(c, wav_bytes(make_tone(seconds)), url="/v1/conversation", vad="none")  # noqa: E731
+    with TestClient(create_app(recognizer, max_seconds=5.0), base_url=LOCAL) as c:
+        assert_error(conv(c, 6.0), 413, "audio_too_long")
+        assert conv(c, 4.0).status_code == 200
+    with TestClient(create_app(recognizer, max_windows=3), base_url=LOCAL) as c:
+        assert_error(conv(c, 6.0), 413, "timeline_too_large")  # 5 windows of 2 s every 1 s
+    real_decode, real_conversation = service.decode_upload, stream._conversation
+    monkeypatch.setattr(service, "decode_upload", lambda *a: (time.sleep(0.5), real_decode(*a))[1])
+    with TestClient(create_app(recognizer, decode_timeout=0.05), base_url=LOCAL) as c:
+        assert_error(conv(c, 1.0), 422, "decode_timeout")
+    monkeypatch.setattr(service, "decode_upload", real_decode)
+    monkeypatch.setattr(stream, "_conversation", lambda *a: (time.sleep(1.0), real_conversation(*a))[1])
+    with TestClient(create_app(recognizer, inference_timeout=0.1), base_url=LOCAL) as c:
+        assert_error(conv(c, 1.0), 503, "timeout")
+
+
 class _RecordingRecognizer:
     """Wraps the real recognizer and records which thread ran inference."""
 

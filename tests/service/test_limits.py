@@ -143,7 +143,7 @@ def test_slow_decoder_is_stopped_at_its_deadline(recognizer, monkeypatch):
 
     state = {}
 
-    def slow_decode(data, name, max_seconds, max_samples, cancel):
+    def slow_decode(data, name, max_seconds, max_samples, cancel, sides=False):
         job = Worker(10.0)
         state["job"] = job
         return job()

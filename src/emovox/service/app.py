@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -54,11 +53,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from emovox.errors import EmovoxError
 from emovox.inference import TIMELINE_VAD, VAD_PATTERN
 from emovox.service.brake import RefusalBrake
-from emovox.service.budget import (MIN_HOP, MIN_WINDOW, TimelineTooLarge, check_timeline_request,
-                                   check_timeline_settings)
+from emovox.service.budget import (HEAVY_AUDIO_SECONDS, HEAVY_DECODE_SAMPLES, MIN_HOP, MIN_WINDOW, TIMELINE_HOP,
+                                   TIMELINE_WINDOW, TimelineTooLarge, check_timeline_request, check_timeline_settings)
 from emovox.service.docs import docs_page
-from emovox.service.jobs import (CancellableEngine, ClientGone, JobPool, check_cancelled, client_flow,
-                                 watch_disconnect)
+from emovox.service.jobs import ClientGone, JobPool, cancellable, check_cancelled, client_flow, watch_disconnect
 from emovox.service.limits import BodySizeLimit, EarlyRefusal, HostAllowList
 from emovox.service.stream import router as stream_router
 from emovox.service.timing import ServerTiming
@@ -70,12 +68,6 @@ STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
                413: "payload_too_large", 415: "unsupported_media_type", 422: "undecodable_audio", 503: "busy"}
-#: Work above these is "heavy" (at most workers - 1 such jobs at once): input samples x channels
-#: to decode (30 s of 48 kHz stereo), seconds of audio to classify.
-HEAVY_DECODE_SAMPLES = 30 * 48_000 * 2
-HEAVY_AUDIO_SECONDS = 30.0
-#: ``/v1/timeline`` defaults (seconds).
-TIMELINE_WINDOW, TIMELINE_HOP = 2.0, 1.0
 _ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
 _ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"()<>]+/)+")
 
@@ -117,7 +109,7 @@ def create_app(
         from emovox.inference import Recognizer
 
         recognizer = Recognizer.load(model, backend=backend)
-    recognizer = _cancellable(recognizer)
+    recognizer = cancellable(recognizer)
     pool = JobPool(workers, max_pending, queue_timeout)
     decode_samples = max_decode_samples or int(max_seconds * 48_000 * 2)
 
@@ -138,17 +130,22 @@ def create_app(
     app.add_middleware(ServerTiming)
     _register_errors(app)
 
-    async def _decode(request: Request, file: UploadFile, gone: asyncio.Future) -> Any:
+    async def _decode(request: Request, file: UploadFile, gone: asyncio.Future, sides: bool = False) -> Any:
+        """The upload decoded within every bound (header first, then the budget and the timeout);
+        ``sides``: also each channel of a two-channel file (:func:`decode_upload`)."""
         data, name = await read_upload(request, file)
         timeout = UploadProblem(422, "decode_timeout", f"{name}: decoding took longer than {decode_timeout:g} s",
                                 "send a shorter or simpler file (16 kHz mono WAV or FLAC)")
         # the header on its own thread, outside the fair queue: bombs and bad rates never wait or decode
         header = await pool.quick(upload_header, data, name, max_seconds, decode_samples, timeout=decode_timeout,
                                   on_timeout=timeout)
-        return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled,
+        return await pool.run(decode_upload, data, name, max_seconds, decode_samples, check_cancelled, sides,
                               timeout=decode_timeout, on_timeout=timeout, gone=gone,
                               heavy=header.frames * header.channels > HEAVY_DECODE_SAMPLES,
                               flow=client_flow(request.scope), stage="decode")
+
+    # what /v1/conversation (emovox.service.stream) needs to bound its requests as these endpoints do
+    app.state.decode, app.state.inference_timeout, app.state.max_windows = _decode, inference_timeout, max_windows
 
     def _labels(labels: str | None) -> list[str] | None:
         return [s.strip() for s in labels.split(",") if s.strip()] if labels else None
@@ -261,15 +258,6 @@ def _timeline_query(query: dict[str, str]) -> None:
 def _json(result: Any) -> bytes:
     """A prediction or timeline as JSON bytes, made on the worker (never on the event loop)."""
     return json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-
-def _cancellable(recognizer: Any) -> Any:
-    """A shallow copy of ``recognizer`` whose model calls check the running job's cancel token."""
-    if not hasattr(recognizer, "engine") or isinstance(recognizer.engine, CancellableEngine):
-        return recognizer
-    wrapped = copy.copy(recognizer)
-    wrapped.engine = CancellableEngine(recognizer.engine)
-    return wrapped
 
 
 def _version() -> str:

@@ -21,6 +21,12 @@ MIN_WINDOW, MAX_WINDOW = 0.25, 60.0
 MIN_HOP = 0.1
 MAX_WINDOWS = 6_000
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+#: Work above these is "heavy" (at most workers - 1 such jobs at once): input samples x channels
+#: to decode (30 s of 48 kHz stereo), seconds of audio to classify.
+HEAVY_DECODE_SAMPLES = 30 * 48_000 * 2
+HEAVY_AUDIO_SECONDS = 30.0
+#: Timeline windows of ``/v1/timeline`` (defaults) and ``/v1/conversation`` (seconds).
+TIMELINE_WINDOW, TIMELINE_HOP = 2.0, 1.0
 #: JSON bytes per window: start/end/speech/label (~70) plus one "label": probability pair per label.
 _WINDOW_BYTES, _LABEL_BYTES = 72, 24
 

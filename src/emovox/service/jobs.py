@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -299,3 +300,12 @@ class CancellableEngine:
     def head_logits(self, pooled: Any) -> Any:
         check_cancelled()
         return self.inner.head_logits(pooled)  # type: ignore[attr-defined]
+
+
+def cancellable(recognizer: Any) -> Any:
+    """A shallow copy of ``recognizer`` whose model calls check the running job's cancel token."""
+    if not hasattr(recognizer, "engine") or isinstance(recognizer.engine, CancellableEngine):
+        return recognizer
+    wrapped = copy.copy(recognizer)
+    wrapped.engine = CancellableEngine(recognizer.engine)
+    return wrapped

@@ -6,7 +6,8 @@ Endpoints (an :class:`fastapi.APIRouter` included by :func:`emovox.service.app.c
   default; the page offers them in a menu.
 * ``POST /v1/conversation?model=&speakers=auto|N|none&vad=gated|sohn|silero|none`` — upload (multipart ``file``), get
   ``{"prediction": ..., "timeline": ...}``: the clip's emotion and a speaker-aware timeline
-  (:mod:`emovox.diarize`) with the chosen bundled model.
+  (:mod:`emovox.diarize`) with the chosen bundled model; bounded as ``/v1/predict`` and
+  ``/v1/timeline`` are (the app's decode, ``max_seconds``, window limits, inference timeout).
 * ``WS /v1/stream?model=&window=2&hop=1&vad=gated&speakers=auto`` — send binary messages of 16 kHz
   mono 16-bit little-endian PCM (any chunk size, even byte count); each window's result is sent as
   JSON ``{"type": "window", start, end, label, probabilities, speech_fraction, speaker, no_speech,
@@ -50,14 +51,13 @@ from emovox.audio import SAMPLE_RATE
 from emovox.errors import ConfigError, EmovoxError
 from emovox.inference import TIMELINE_VAD, VAD_PATTERN, VADS
 from emovox.live_speakers import MIN_SECONDS, LiveSpeakers
-from emovox.service.jobs import check_cancelled, client_flow, watch_disconnect
-from emovox.service.uploads import SPLIT_CHANNELS, UploadProblem, decode_upload, read_upload
+from emovox.service.budget import HEAVY_AUDIO_SECONDS, TIMELINE_HOP, TIMELINE_WINDOW, check_timeline_request
+from emovox.service.jobs import cancellable, client_flow, watch_disconnect
+from emovox.service.uploads import SPLIT_CHANNELS, SUPPORTED, UploadProblem
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-#: Longest upload for /v1/conversation (seconds), as the service's default ``max_seconds``.
-MAX_SECONDS = 600.0
 MAX_STREAMS = 4
 #: Seconds of received audio that may wait for the scorer before the receiver blocks.
 MAX_QUEUE = 30
@@ -103,7 +103,7 @@ def recognizer_for(app: Any, model: str | None) -> Any:
         if cache is None:
             cache = app.state.stream_models = {}
         if model not in cache:
-            cache[model] = Recognizer.load(model)
+            cache[model] = cancellable(Recognizer.load(model))  # stoppable when its client leaves or times out
         return cache[model]
 
 
@@ -120,7 +120,7 @@ async def models(request: Request) -> dict:
 @router.post("/v1/conversation", summary="Emotion of a recording plus a speaker-aware timeline")
 async def conversation(
     request: Request,
-    file: UploadFile = File(..., description="audio file: WAV, FLAC, OGG, AIFF or MP3"),
+    file: UploadFile = File(..., description=f"audio file: {SUPPORTED}"),
     model: str | None = Query(None, description="bundled model name (GET /v1/models); default: the server's"),
     speakers: str = Query("auto", pattern="^(auto|none|[1-9]|1[0-9]|20)$",
                           description="diarisation: auto, none or a number of speakers"),
@@ -129,15 +129,19 @@ async def conversation(
                           description="a call recorded one side per channel: auto, split (a speaker per channel) "
                                       "or mix (diarise the down-mix)"),
 ) -> Response:
-    pool = request.app.state.pool
-    data, name = await read_upload(request, file)
+    state = request.app.state
+    pool = state.pool
     flow = client_flow(request.scope)  # fair share per connection, like /v1/predict
     sides = channels != "mix" and speakers != "none"
     async with watch_disconnect(request.receive) as gone:
-        audio = await pool.run(decode_upload, data, name, MAX_SECONDS, None, check_cancelled, sides, flow=flow,
-                               gone=gone, stage="decode")
+        # the same bounds as /v1/predict and /v1/timeline: header check, decode budget and timeout,
+        # the server's --max-seconds, the timeline's window and output limits, the inference timeout
+        audio = await state.decode(request, file, gone, sides=sides)
         rec = await pool.run(recognizer_for, request.app, model, flow=flow, gone=gone)
-        body = await pool.run(_conversation, rec, audio, speakers, vad, channels, flow=flow, gone=gone, stage="infer")
+        limits = {} if state.max_windows is None else {"max_windows": state.max_windows}
+        check_timeline_request(audio.duration, TIMELINE_WINDOW, TIMELINE_HOP, len(rec.labels), **limits)
+        body = await pool.run(_conversation, rec, audio, speakers, vad, channels, timeout=state.inference_timeout,
+                              gone=gone, heavy=audio.duration > HEAVY_AUDIO_SECONDS, flow=flow, stage="infer")
     return Response(body, media_type="application/json")
 
 
