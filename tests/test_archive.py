@@ -90,6 +90,20 @@ def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):
     assert len(list(iter_inputs([str(root / ".git")]))) == 1
 
 
+def test_a_link_to_a_missing_file_is_an_input_whose_error_says_so(tmp_path):
+    """A dangling ``.wav`` link in an archive was skipped without a word: its file is missing."""
+    from emovox.audio import load_audio
+    from emovox.errors import AudioError
+
+    root = tmp_path / "calls"
+    root.mkdir()
+    (root / "gone.wav").symlink_to(tmp_path / "moved" / "gone.wav")
+    (root / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # not audio by name: not an input
+    assert [Path(f).name for f in iter_inputs([str(root)])] == ["gone.wav"]
+    with pytest.raises(AudioError, match="a link to a missing file .*moved/gone.wav"):
+        load_audio(root / "gone.wav")
+
+
 # ------------------------------------------------------------------------------------ output
 def test_jsonl_records_errors_and_resume_after_a_torn_line(clips, tiny_model, tmp_path):
     out = tmp_path / "r.jsonl"

@@ -50,7 +50,8 @@ def walk(folder: Path, extensions: Sequence[str], _seen: set[tuple[int, int]] | 
     Hidden entries (names starting with ``.``: the ``._name.wav`` twins macOS writes on foreign
     disks, ``.git``, ``.Trash``) are skipped; name such a file or folder to predict it. A folder
     reached a second time (a link back to a folder above it, or two links to one folder) is
-    walked once: a link loop used to yield the same files until the path grew too long."""
+    walked once: a link loop used to yield the same files until the path grew too long. A link to
+    a missing file is yielded (its record then says so)."""
     seen = set() if _seen is None else _seen
     try:
         info = folder.stat()
@@ -68,8 +69,8 @@ def walk(folder: Path, extensions: Sequence[str], _seen: set[tuple[int, int]] | 
         try:
             if entry.is_dir():
                 yield from walk(Path(entry.path), extensions, seen)
-            elif entry.is_file() and Path(entry.name).suffix.lower() in extensions:
-                yield entry.path
+            elif (entry.is_file() or entry.is_symlink()) and Path(entry.name).suffix.lower() in extensions:
+                yield entry.path  # a broken link too: its record says so, rather than the file silently missing
         except OSError:
             continue
 

@@ -80,6 +80,8 @@ def check_recording(recording: object, caller: str) -> None:
 def _check_path(path: Path) -> None:
     try:
         if not path.exists():
+            if path.is_symlink():
+                raise AudioError(path, f"a link to a missing file ({os.readlink(path)})", "restore the file or remove the link")
             raise AudioError(*_not_found(str(path)))
         if path.is_dir():
             raise AudioError(path, "is a directory, not an audio file")
