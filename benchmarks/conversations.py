@@ -46,7 +46,7 @@ import warnings
 
 import numpy as np
 
-from synthetic_conversations import REPO, SHARED, SR, build, corpus_clips, pools
+from synthetic_conversations import REPO, SHARED, SR, build, corpus_clips, corpus_of, pools
 
 warnings.filterwarnings("ignore", message=".*uem.*")
 
@@ -136,6 +136,10 @@ def run_eval(args, split: str, thresholds: list[float] | None = None) -> dict:
 
     torch.set_num_threads(1)
     pool = pools(corpus_clips(), split)
+    if args.corpus:  # the speakers of one corpus only (e.g. librispeech: read speech, no acted emotions)
+        pool = {k: v for k, v in pool.items() if corpus_of(k) == args.corpus}
+        if not pool:
+            sys.exit(f"--corpus {args.corpus}: no {split} speakers of that corpus")
     rec = Recognizer.load(args.model) if split == "eval" or args.diarizer == "whisper" else None
     rows = []
     for mix in (args.mixes if split == "eval" else ["none"]):
@@ -340,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", action="store_true")
     p.add_argument("--noise", type=float, default=None, help="white noise at this SNR (dB)")
     p.add_argument("--oracle-count", action="store_true", help="give the diariser the true speaker count")
+    p.add_argument("--corpus", choices=("ravdess", "emodb", "librispeech"), default=None,
+                   help="speakers of this corpus only (calibrate: librispeech is read speech without acted emotions)")
     p.add_argument("--same-corpus", action="store_true",
                    help="every speaker of a conversation from one corpus (one recording setup, as in a real call)")
     p.add_argument("--min-turn", type=float, default=1.0)
