@@ -96,14 +96,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _port_problem(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (in use, not allowed, unknown host), else None."""
+    """Why ``host:port`` cannot be listened on (in use, unknown host), else None. Each address the host
+    resolves to is tried as asyncio's server will bind them; other bind errors are left to uvicorn."""
     import socket
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port in TIME_WAIT is free
-            probe.bind(address)
+        addresses = {(info[0], info[4][:2]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                           flags=socket.AI_PASSIVE)}
     except OSError as exc:
-        return "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        return f"cannot resolve the host: {exc.strerror or exc}"
+    for family, address in sorted(addresses):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is free
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "the port is already in use"
     return None
