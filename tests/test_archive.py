@@ -304,3 +304,32 @@ def test_model_spec_passes_only_the_options_it_was_given(monkeypatch):
     seen.clear()
     ModelSpec("m", backend="onnx", labels=("a", "b"), vad="none", batch_size=4, threads=2).load()
     assert seen == {"path": "m", "threads": 2, "backend": "onnx", "labels": ["a", "b"], "vad": None, "batch_size": 4}
+
+
+# ------------------------------------------------------------------------- names not in UTF-8
+def latin1_named(folder: Path) -> Path:
+    """A clip whose file name is Latin-1, not UTF-8 (old archives, Windows zips): 'café.wav'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.wav"))
+    try:
+        sf.write(os.fsencode(path), make_tone(1.0), 16000, format="WAV")  # libsndfile takes the name's bytes
+    except (OSError, RuntimeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    sf.write(folder / "plain.wav", make_tone(1.0, freq=330.0), 16000)
+    return path
+
+
+@pytest.mark.parametrize("fmt,suffix", [(None, "jsonl"), ("csv", "csv"), ("parquet", "parquet")])
+def test_a_file_name_that_is_not_utf8_is_predicted_written_and_resumed(tiny_model, tmp_path, fmt, suffix):
+    """Its undecodable byte was 'not a readable audio file', then the JSONL writer crashed on it."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    latin1_named(tmp_path / "in")
+    out = tmp_path / f"r.{suffix}"
+    summary = predict_archive(iter_inputs([str(tmp_path / "in")]), out, spec(tiny_model), fmt=fmt, progress=False)
+    assert (summary.ok, summary.failed) == (2, 0)
+    again = predict_archive(iter_inputs([str(tmp_path / "in")]), out, spec(tiny_model), fmt=fmt, progress=False)
+    assert again.predicted == 0  # both recognised as done
+    if fmt is None:
+        records = lines(out)  # valid UTF-8 JSON: the name's byte as an escape that loads back the same
+        assert os.fsencode(records[0]["source"]).endswith(b"caf\xe9.wav") and records[0]["label"] in LABELS

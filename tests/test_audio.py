@@ -3,6 +3,7 @@ raises AudioError naming the file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from emovox.audio import (MIN_SAMPLES, SAMPLE_RATE, DecodeBudget, audio_duration
                           prepare_array, read_header)
 from emovox.errors import AudioError, AudioTooLong
 
-from tests.conftest import make_tone
+from tests.conftest import make_tone, wav_bytes
 
 
 @pytest.mark.parametrize(
@@ -440,3 +441,28 @@ def test_playlists_are_never_followed(tmp_path: Path) -> None:
     for text in (f"#EXTM3U\n#EXTINF:1,\n{secret}\n", f"ffconcat version 1.0\nfile '{secret}'\n"):
         with pytest.raises(AudioError, match="not a readable audio file"):
             decode_bytes(text.encode(), "list.m3u8")
+
+
+@pytest.mark.parametrize("ext", ["wav", "m4a"])
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path: Path, ext: str) -> None:
+    """'café' in Latin-1 (old archives, Windows zips): libsndfile and FFmpeg could not take the name
+    (its undecodable byte is a surrogate in Python's text), so it was 'not a readable audio file'."""
+    from emovox.audio import read_header
+
+    x = make_tone(2.0)
+    if ext == "wav":
+        data = wav_bytes(x)
+    else:
+        pytest.importorskip("av")
+        from fuzz.fuzz_audio import encode_av
+
+        data = encode_av(x, 16000, "ipod", "aac")
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9." + ext.encode()))
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    y = load_audio(path)
+    assert abs(y.size - x.size) < 0.1 * x.size and read_header(path).channels == 1
+    assert sum(b.size for b in iter_blocks(path, 0.5)) == y.size

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Protocol, Sequence
 
 from emovox.errors import DependencyError, FileFormatError
+from emovox.io import display_text, json_text
 
 FORMATS = ("jsonl", "csv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
@@ -49,8 +50,9 @@ def format_for(path: str | os.PathLike, explicit: str | None = None) -> str:
 
 
 def digest(source: str) -> int:
-    """A 64-bit key of a source path (the finished/seen sets hold these, not the strings)."""
-    return int.from_bytes(hashlib.blake2b(source.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+    """A 64-bit key of a source path (the finished/seen sets hold these, not the strings). A name that
+    is not UTF-8 has the key of its :func:`emovox.io.display_text` form, the form Parquet stores."""
+    return int.from_bytes(hashlib.blake2b(display_text(source).encode("utf-8"), digest_size=8).digest(), "big")
 
 
 # ---------------------------------------------------------------------------------- layouts
@@ -149,7 +151,8 @@ def unjson(value: Any) -> Any:
 
 def _csv_line(values: Sequence[Any]) -> str:
     buf = io.StringIO()
-    clean = ["" if v is None else str(v).replace("\r", " ").replace("\n", " ") if isinstance(v, str) else v
+    # a file name that is not UTF-8: its display form (the key of digest() is the same)
+    clean = ["" if v is None else display_text(v).replace("\r", " ").replace("\n", " ") if isinstance(v, str) else v
              for v in values]
     csv.writer(buf, lineterminator="\n").writerow(clean)
     return buf.getvalue()
@@ -332,7 +335,7 @@ class ResultWriter:
         if self.fmt == "csv":
             self._put("".join(_csv_line(row) for row in self.layout.rows(record)))
         else:
-            self._put(json.dumps(record, ensure_ascii=False) + "\n")
+            self._put(json_text(record) + "\n")
 
     def close(self, complete: bool = True) -> None:
         """Close; with ``complete`` (every input done) a Parquet output is written from its journal."""
@@ -358,6 +361,8 @@ class ResultWriter:
             for col, value in row.items():
                 if col not in self.layout.types and value is not None and not isinstance(value, str):
                     row[col] = json.dumps(value)
+                elif isinstance(value, str):
+                    row[col] = display_text(value)  # Parquet strings are UTF-8
             yield row
 
     def _journal_to_parquet(self, chunk: int = 10_000) -> None:
@@ -392,11 +397,11 @@ class ResultWriter:
                 for batch in table.iter_batches():
                     for row in batch.to_pylist():
                         if group and row.get("file") != group[0].get("file"):
-                            fh.write(json.dumps(self.layout.record(group), ensure_ascii=False) + "\n")
+                            fh.write(json_text(self.layout.record(group)) + "\n")
                             group = []
                         group.append(row)
                 if group:
-                    fh.write(json.dumps(self.layout.record(group), ensure_ascii=False) + "\n")
+                    fh.write(json_text(self.layout.record(group)) + "\n")
         except (OSError, ValueError, KeyError) as exc:
             raise FileFormatError(f"{self.path}: not a readable Parquet file of emovox {self.layout.kind} "
                                   f"({exc}); choose another output file") from None

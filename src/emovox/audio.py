@@ -96,6 +96,17 @@ def _check_path(path: Path) -> None:
                          "check the path and its permissions") from None
 
 
+def _handle(path: Path) -> str | bytes:
+    """What the decoders open for ``path``: its text, or its bytes when the name is not UTF-8 (the
+    undecodable bytes are surrogates in the text, which libsndfile and FFmpeg cannot take)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return text
+
+
 def _not_found(name: str) -> tuple[str, str, str]:
     """Source, problem and hint for a path that does not exist: a URL and ``-`` (standard input) are common."""
     if name == "-":
@@ -242,7 +253,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE, *,
     budget = _merge(budget, max_seconds)
     try:
         _check_path(p)
-        return _checked(_read(str(p), p, budget, target_rate), p, target_rate)
+        return _checked(_read(_handle(p), p, budget, target_rate), p, target_rate)
     except (AudioError, Cancelled):
         raise
     except Exception as exc:  # nothing but AudioError leaves this function  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
@@ -271,9 +282,9 @@ def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_
 
 def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") -> AudioHeader:
     """The header of an in-memory file (bytes) or a path, with its rate and channels checked."""
-    handle: Any = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
+    handle: Any = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else _handle(Path(data))
     if not isinstance(handle, io.BytesIO):
-        _check_path(Path(handle))
+        _check_path(Path(os.fsdecode(handle)))
     elif not data:
         raise AudioError(source, "upload is empty (0 bytes)")
     try:
@@ -331,11 +342,11 @@ def iter_blocks(
     _check_path(p)
     if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
         raise AudioError(p, f"block_seconds must be a positive number, got {block_seconds!r}")
-    f = _open_or_av(str(p), p)
+    f = _open_or_av(_handle(p), p)
     if f is None:  # PyAV formats (M4A, video tracks): decoded whole at 16 kHz, then cut in blocks
         from emovox import audio_av
 
-        wave = _checked(audio_av.decode(str(p), p, DecodeBudget(), target_rate, channel), p, target_rate)
+        wave = _checked(audio_av.decode(_handle(p), p, DecodeBudget(), target_rate, channel), p, target_rate)
         step = max(1, int(block_seconds * target_rate))
         yield from (wave[i:i + step] for i in range(0, wave.size, step))
         return

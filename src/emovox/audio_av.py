@@ -80,6 +80,8 @@ def _open(handle: Any, source: object):
         raise AudioError(source, "not a readable audio or video file (unknown container)")
     if isinstance(handle, io.BytesIO):
         handle.seek(0)
+    elif isinstance(handle, bytes):  # a file name that is not UTF-8 (audio._handle): PyAV takes a file object
+        handle = open(handle, "rb")  # noqa: SIM115 - the container reads it until it is closed and collected
     try:
         container = av.open(handle, mode="r", format=fmt, metadata_errors="ignore",
                             options={"protocol_whitelist": "file,pipe"})

@@ -137,6 +137,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def json_text(obj: Any, **options: Any) -> str:
+    """``json.dumps`` keeping non-ASCII text as it is, unless some text cannot be UTF-8 (a file name
+    whose bytes are not UTF-8 holds them as surrogates): then ASCII escapes, which load back to the
+    same string, so a resumed run still recognises that file."""
+    text = json.dumps(obj, ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **options)
+    return text
+
+
+def display_text(text: str) -> str:
+    """``text`` made writable as UTF-8: the undecodable bytes of a file name shown as ``\\udcXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))
@@ -148,7 +165,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
     The object is serialised before anything is written, so an unserialisable value leaves
     ``path`` untouched.
     """
-    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json_text(obj, indent=indent, sort_keys=True) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emovox.io import atomic_path
+from emovox.io import atomic_path, display_text
 
 if TYPE_CHECKING:
     from emovox.timeline import Timeline
@@ -100,8 +100,8 @@ def plot_timeline(tl: Timeline, path: str | os.PathLike, title: str | None = Non
     ax.set_xlim(0, dur)
     ax.xaxis.set_major_formatter(FuncFormatter(mmss))
     ax.tick_params(labelbottom=False)
-    ax.set_title(title or f"{os.path.basename(tl.source)}: dominant emotion per window "
-                          "(colour; opacity = confidence; hatched = uncertain)", fontsize="medium")
+    ax.set_title(display_text(title or f"{os.path.basename(tl.source)}: dominant emotion per window "
+                              "(colour; opacity = confidence; hatched = uncertain)"), fontsize="medium")
     present = [k for k in tl.labels if any(w.label == k for w in tl.windows)]
     handles = [Patch(color=colors[k], label=k) for k in present or tl.labels]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import os
 import sys
 import tempfile
@@ -82,6 +81,9 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
     ok = [r for r in records if r.get("error") is None]
     if not ok:
         return ""
+    from emovox.io import display_text
+
+    ok = [{**r, "source": display_text(r["source"])} for r in ok]  # aligned as printed
     width = max(len("file"), *(len(r["source"]) for r in ok))
     short = [lab[:7] for lab in labels]
     lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>8}" for s in short)]
@@ -109,7 +111,9 @@ def as_csv(records: Sequence[dict[str, Any]], labels: Sequence[str], fields: Seq
 
 
 def as_json(records: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
+    from emovox.io import json_text
+
+    return json_text(list(records), indent=2) + "\n"
 
 
 # ------------------------------------------------------------------------------------- run
@@ -196,8 +200,10 @@ def _run_print(args: argparse.Namespace, total: int) -> int:
         info = engine.info
     stamp = {"model": info["model"], "model_version": info["model_version"]}
     records = [{**r, **stamp} for r in records]
-    text = as_json(records) if args.json else as_csv(records, info["labels"], info["fields"]) if args.csv else \
-        table(records, info["labels"])
+    from emovox.io import display_text
+
+    text = as_json(records) if args.json else display_text(
+        as_csv(records, info["labels"], info["fields"]) if args.csv else table(records, info["labels"]))
     if args.output:
         from emovox.io import atomic_write_text
 
