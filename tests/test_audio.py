@@ -466,3 +466,26 @@ def test_a_file_name_that_is_not_utf8_is_read(tmp_path: Path, ext: str) -> None:
     y = load_audio(path)
     assert abs(y.size - x.size) < 0.1 * x.size and read_header(path).channels == 1
     assert sum(b.size for b in iter_blocks(path, 0.5)) == y.size
+
+
+@pytest.mark.parametrize("declared", [0xFFFFFFFF, 0])
+def test_a_streamed_wav_is_read_to_its_end(tmp_path: Path, declared: int) -> None:
+    """``ffmpeg -f wav pipe:`` and recorders that never finalise leave the sizes 0xFFFFFFFF or 0 in
+    the header: such a WAV was 'truncated or corrupt' (or had 'no audio samples'); it is whole."""
+    import struct
+
+    from emovox.audio import read_header
+
+    x = make_tone(2.0)
+    data = bytearray(wav_bytes(x))
+    at = data.find(b"data")
+    data[4:8] = data[at + 4:at + 8] = struct.pack("<I", declared)
+    path = tmp_path / "streamed.wav"
+    path.write_bytes(bytes(data))
+    y = load_audio(path)
+    assert y.size == x.size and np.allclose(y, x, atol=1e-3)
+    assert decode_bytes(bytes(data), "streamed.wav").size == x.size
+    assert sum(b.size for b in iter_blocks(path, 0.5)) == x.size and read_header(path).channels == 1
+    cut = tmp_path / "cut.wav"  # a finalised header with half the data gone is still refused
+    cut.write_bytes(wav_bytes(x)[: len(data) // 2])
+    _expect(cut, "truncated")

@@ -50,7 +50,10 @@ SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC, AMR and the
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20
 
-_TRUNCATED_DATA = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
+#: libsndfile's log line for a data chunk longer than the file. Its declared size 4294967295 (or 0) is
+#: the streaming convention (``ffmpeg -f wav pipe:``, recorders that never finalise): read to the end.
+_TRUNCATED_DATA = re.compile(r"^data\s*:\s*(?!4294967295\b|0\b)\d+\s*\(should be", re.MULTILINE)
+_UNSIZED_DATA = re.compile(r"^data\s*:\s*0\s*$", re.MULTILINE)
 _HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
 _HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC, AMR and MP4/MOV/3GP/WEBM/MKV need the "
                "package av (pip install av)")
@@ -146,7 +149,7 @@ def _open_or_av(handle: Any, source: object) -> Any:
     When neither can, libsndfile's error (with the list of formats) is raised.
     """
     try:
-        return _open(handle, source)
+        f = _open(handle, source)
     except AudioError as exc:
         if not exc.problem.startswith(_UNREADABLE):
             raise  # a bad rate or channel count: libsndfile read the header
@@ -163,6 +166,13 @@ def _open_or_av(handle: Any, source: object) -> Any:
                 raise exc from None  # neither decoder knows it
             raise
         return None
+    if f.frames == 0 and _UNSIZED_DATA.search(getattr(f, "extra_info", "") or ""):
+        from emovox import audio_av  # a WAV whose header says 0 bytes of data, followed by data: FFmpeg reads to the end
+
+        if audio_av.available():
+            f.close()
+            return None
+    return f
 
 
 def _declared_wav_rate(handle: Any) -> int | None:
