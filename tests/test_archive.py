@@ -70,6 +70,9 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
     (tmp_path / "bad.csv").write_text("speaker,wave\ns1,a.wav\n")
     with pytest.raises(ManifestError, match="needs a 'path' column.*speaker, wave"):
         list(read_manifest(tmp_path / "bad.csv"))
+    (tmp_path / "excel.csv").write_bytes("path\ncaf\xe9.wav\n".encode("latin-1"))  # a traceback before
+    with pytest.raises(ManifestError, match=r"excel.csv: not UTF-8 text \(it has the byte 0xE9\); save it as UTF-8"):
+        list(read_manifest(tmp_path / "excel.csv"))
 
 
 def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):

@@ -85,22 +85,24 @@ def read_manifest(path: str | os.PathLike) -> Iterator[str]:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot open the manifest ({exc.strerror}); check the path") from None
     with fh:
-        if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(fh)
-            names = reader.fieldnames or []
-            column = next((c for c in ("path", "file", "source") if c in names), None)
-            if column is None:
-                raise ManifestError(f"{path}: a CSV manifest needs a 'path' column; its header has "
-                                    f"{', '.join(names) or 'nothing'}")
-            lines: Iterable[str] = ((row.get(column) or "").strip() for row in reader)
-        else:
-            lines = (line.strip() for line in fh)
         try:
+            if path.suffix.lower() == ".csv":
+                reader = csv.DictReader(fh)
+                names = reader.fieldnames or []  # reads the first line (and decodes the first block)
+                column = next((c for c in ("path", "file", "source") if c in names), None)
+                if column is None:
+                    raise ManifestError(f"{path}: a CSV manifest needs a 'path' column; its header has "
+                                        f"{', '.join(names) or 'nothing'}")
+                lines: Iterable[str] = ((row.get(column) or "").strip() for row in reader)
+            else:
+                lines = (line.strip() for line in fh)
             for entry in lines:
                 if entry and not entry.startswith("#"):
                     yield entry if os.path.isabs(entry) else str(base / entry)
-        except UnicodeDecodeError:
-            raise ManifestError(f"{path}: not a UTF-8 text or CSV manifest; give a list of paths, one a line") from None
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not UTF-8 text (it has the byte 0x{exc.object[exc.start]:02X}); save it as "
+                                "UTF-8 (Excel: 'CSV UTF-8'): a list of paths, one a line, or a CSV with a 'path' "
+                                "column") from None
 
 
 def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Iterator[Item]:
