@@ -73,6 +73,13 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
     (tmp_path / "excel.csv").write_bytes("path\ncaf\xe9.wav\n".encode("latin-1"))  # a traceback before
     with pytest.raises(ManifestError, match=r"excel.csv: not UTF-8 text \(it has the byte 0xE9\); save it as UTF-8"):
         list(read_manifest(tmp_path / "excel.csv"))
+    from emovox.corpora import read_manifest as read_clips
+    from emovox.corpora.generic import iter_utterances
+
+    (tmp_path / "clips.csv").write_bytes("path,label,speaker\na.wav,angry,Jos\xe9\n".encode("latin-1"))
+    for read in (read_clips, lambda p: iter_utterances(str(p))):  # the clip manifests of training too
+        with pytest.raises(ManifestError, match="clips.csv: not UTF-8 text"):
+            list(read(tmp_path / "clips.csv"))
 
 
 def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from emovox.archive_output import digest
 from emovox.errors import ManifestError
+from emovox.io import utf8_text
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,10 @@ def read_manifest(path: str | os.PathLike) -> Iterator[str]:
     path = Path(path)
     base = path.parent
     try:
-        fh = open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot open the manifest ({exc.strerror}); check the path") from None
-    with fh:
-        try:
+        with utf8_text(path, newline="") as fh:  # text that is not UTF-8: a ManifestError saying so
             if path.suffix.lower() == ".csv":
                 reader = csv.DictReader(fh)
-                names = reader.fieldnames or []  # reads the first line (and decodes the first block)
+                names = reader.fieldnames or []
                 column = next((c for c in ("path", "file", "source") if c in names), None)
                 if column is None:
                     raise ManifestError(f"{path}: a CSV manifest needs a 'path' column; its header has "
@@ -99,10 +96,8 @@ def read_manifest(path: str | os.PathLike) -> Iterator[str]:
             for entry in lines:
                 if entry and not entry.startswith("#"):
                     yield entry if os.path.isabs(entry) else str(base / entry)
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{path}: not UTF-8 text (it has the byte 0x{exc.object[exc.start]:02X}); save it as "
-                                "UTF-8 (Excel: 'CSV UTF-8'): a list of paths, one a line, or a CSV with a 'path' "
-                                "column") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror}); check the path") from None
 
 
 def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Iterator[Item]:

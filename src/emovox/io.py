@@ -137,6 +137,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+@contextlib.contextmanager
+def utf8_text(path: str | os.PathLike, encoding: str = "utf-8", newline: str | None = None) -> Iterator[Any]:
+    """A user's text file (a manifest, a CSV of clips) open for reading as UTF-8. Text in another
+    encoding, found whenever it is read inside the block, is a ManifestError that says how to save it."""
+    from emovox.errors import ManifestError
+
+    with open(path, encoding=encoding, newline=newline) as fh:
+        try:
+            yield fh
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not UTF-8 text (it has the byte 0x{exc.object[exc.start]:02X}); save it as "
+                                "UTF-8 (Excel: 'CSV UTF-8')") from None
+
+
 def json_text(obj: Any, **options: Any) -> str:
     """``json.dumps`` keeping non-ASCII text as it is, unless some text cannot be UTF-8 (a file name
     whose bytes are not UTF-8 holds them as surrogates): then ASCII escapes, which load back to the

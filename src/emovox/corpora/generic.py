@@ -20,6 +20,7 @@ from typing import Iterator
 from emovox.corpora.labels import normalize_label
 from emovox.corpora.manifest import COLUMNS, utterance_from_row
 from emovox.errors import ManifestError
+from emovox.io import utf8_text
 
 LAYOUT = "a CSV file with columns path,label,speaker[,id,group,start,end,text]"
 REQUIRED = ("path", "label", "speaker")
@@ -31,7 +32,7 @@ def iter_utterances(root: str, normalize_labels: bool = True, corpus: str | None
         raise ManifestError(f"generic: CSV file not found: {src} (expected {LAYOUT})")
     base = src.resolve().parent
     name = corpus or src.stem
-    with open(src, encoding="utf-8-sig", newline="") as fh:
+    with utf8_text(src, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in REQUIRED if c not in header]

@@ -25,7 +25,7 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, load_audio, prepare_array
 from emovox.cache import source_key
 from emovox.errors import ManifestError
-from emovox.io import atomic_write_text
+from emovox.io import atomic_write_text, utf8_text
 
 COLUMNS = ("id", "path", "speaker", "label", "corpus", "group", "start", "end", "text", "duration", "extra")
 REQUIRED = ("id", "path", "speaker", "label")
@@ -212,7 +212,7 @@ def _kind(path: Path) -> str:
 
 
 def _read_csv(src: Path, base: Path) -> list[Utterance]:
-    with open(src, encoding="utf-8", newline="") as fh:
+    with utf8_text(src, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED if c not in header]
@@ -225,7 +225,7 @@ def _read_csv(src: Path, base: Path) -> list[Utterance]:
 
 def _read_jsonl(src: Path, base: Path) -> list[Utterance]:
     utts = []
-    with open(src, encoding="utf-8") as fh:
+    with utf8_text(src) as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
