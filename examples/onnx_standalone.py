@@ -29,7 +29,7 @@ def scaled(x: np.ndarray, lufs: float | None) -> np.ndarray:
     import pyloudnorm  # pip install pyloudnorm
 
     level = pyloudnorm.Meter(16000).integrated_loudness(x.astype(np.float64))
-    gain = float(np.clip(lufs - level, -30, 30)) if np.isfinite(level) else 0.0
+    gain = min(lufs - level, 30.0) if np.isfinite(level) else 0.0  # up by at most 30 dB, down as far as needed
     return (x * 10 ** (gain / 20)).astype(np.float32)
 
 

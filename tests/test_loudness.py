@@ -54,6 +54,14 @@ def test_the_gain_is_limited_and_unmeasurable_inputs_are_left_alone():
     assert np.array_equal(normalise(silence, -23.0), silence) and np.array_equal(normalise(short, -23.0), short)
 
 
+def test_a_far_too_loud_input_is_turned_down_as_far_as_needed():
+    """Float samples stored at integer scale (peaks near 32767, about +90 dB over full scale): the
+    -30 dB limit on the way down left them at +60 LUFS, one clipped blast to the model."""
+    x = sine(0.5)
+    y = normalise(x * np.float32(32767.0), -23.0)
+    assert loudness(y) == pytest.approx(-23.0, abs=0.1) and np.allclose(y, normalise(x, -23.0), rtol=1e-4, atol=1e-6)
+
+
 def test_raise_quiet_raises_quiet_inputs_only_and_within_the_gain_limit():
     quiet, loud = sine(0.01), sine(0.5)
     assert loudness(raise_quiet(quiet, -23.0)) == pytest.approx(-23.0, abs=0.1)

@@ -16,8 +16,10 @@ IIR filtering up to a negligible tail): importing ``pyloudnorm`` imports ``scipy
 would triple the cold start of ``emovox predict``. ``tests/test_loudness.py`` checks it against
 ``pyloudnorm`` (the default model's training features were scaled with ``pyloudnorm``). Inputs
 shorter than one block, and inputs without a block above the absolute gate (digital silence), are
-left as they are. The gain is limited to ``MAX_GAIN_DB`` either way so that near-silent noise is
-not blown up into full-scale noise.
+left as they are. The gain up is limited to ``MAX_GAIN_DB`` so that near-silent noise is not
+blown up into full-scale noise. The gain down is not limited (it was -30 dB until 2026-12-02): no
+clip within full scale is louder than about +3 LUFS, so only a clip far outside it (float samples
+stored at integer scale, peaks near 32767) needs more, and it read as one long clipped blast.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from emovox.audio_budget import SAMPLE_RATE
 
-#: The largest gain (dB, up or down) :func:`normalise` applies.
+#: The largest gain up (dB) :func:`normalise` and :func:`raise_quiet` apply; down is not limited.
 MAX_GAIN_DB = 30.0
 BLOCK, STEP = 0.4, 0.1  # gating blocks (s) and their hop (75 % overlap)
 ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0
@@ -106,9 +108,9 @@ def loudness(wave: np.ndarray) -> float:
 
 
 def normalise(wave: np.ndarray, target: float) -> np.ndarray:
-    """``wave`` (float32) scaled to ``target`` LUFS, the gain limited to +-:data:`MAX_GAIN_DB`;
-    unchanged when its loudness cannot be measured."""
-    return _towards(wave, target, -MAX_GAIN_DB)
+    """``wave`` (float32) scaled to ``target`` LUFS, raised by at most :data:`MAX_GAIN_DB` and
+    turned down as far as needed; unchanged when its loudness cannot be measured."""
+    return _towards(wave, target, -math.inf)
 
 
 def remove_dc(wave: np.ndarray) -> np.ndarray:

@@ -193,7 +193,8 @@ def export_posteriors_graph(folder: str | Path, out: str | Path) -> Path:
         from emovox.loudness import MAX_GAIN_DB
 
         meta["emovox_input"] += (f"; scale each piece to {config.input_loudness:g} LUFS integrated loudness first "
-                                 f"(ITU-R BS.1770-4, e.g. pyloudnorm; gain at most +-{MAX_GAIN_DB:g} dB)")
+                                 f"(ITU-R BS.1770-4, e.g. pyloudnorm; gain up at most {MAX_GAIN_DB:g} dB, down as "
+                                 "far as needed)")
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
