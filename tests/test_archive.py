@@ -70,6 +70,8 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
     (tmp_path / "bad.csv").write_text("speaker,wave\ns1,a.wav\n")
     with pytest.raises(ManifestError, match="needs a 'path' column.*speaker, wave"):
         list(read_manifest(tmp_path / "bad.csv"))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfpath\na.wav\n")  # Excel's "CSV UTF-8" starts with a BOM
+    assert list(read_manifest(tmp_path / "bom.csv")) == [str(tmp_path / "a.wav")]
     (tmp_path / "excel.csv").write_bytes("path\ncaf\xe9.wav\n".encode("latin-1"))  # a traceback before
     with pytest.raises(ManifestError, match=r"excel.csv: not UTF-8 text \(it has the byte 0xE9\); save it as UTF-8"):
         list(read_manifest(tmp_path / "excel.csv"))
@@ -80,6 +82,8 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
     for read in (read_clips, lambda p: iter_utterances(str(p))):  # the clip manifests of training too
         with pytest.raises(ManifestError, match="clips.csv: not UTF-8 text"):
             list(read(tmp_path / "clips.csv"))
+    (tmp_path / "clips.csv").write_bytes(b"\xef\xbb\xbfid,path,label,speaker\nx,a.wav,angry,s1\n")
+    assert [u.speaker for u in read_clips(tmp_path / "clips.csv", check_files=False)] == ["s1"]
 
 
 def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):

@@ -138,12 +138,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def utf8_text(path: str | os.PathLike, encoding: str = "utf-8", newline: str | None = None) -> Iterator[Any]:
-    """A user's text file (a manifest, a CSV of clips) open for reading as UTF-8. Text in another
-    encoding, found whenever it is read inside the block, is a ManifestError that says how to save it."""
+def utf8_text(path: str | os.PathLike, newline: str | None = None) -> Iterator[Any]:
+    """A user's text file (a manifest, a CSV of clips) open for reading as UTF-8, with or without the
+    byte-order mark Excel's "CSV UTF-8" starts with. Text in another encoding, found whenever it is
+    read inside the block, is a ManifestError that says how to save it."""
     from emovox.errors import ManifestError
 
-    with open(path, encoding=encoding, newline=newline) as fh:
+    with open(path, encoding="utf-8-sig", newline=newline) as fh:
         try:
             yield fh
         except UnicodeDecodeError as exc:

@@ -32,7 +32,7 @@ def iter_utterances(root: str, normalize_labels: bool = True, corpus: str | None
         raise ManifestError(f"generic: CSV file not found: {src} (expected {LAYOUT})")
     base = src.resolve().parent
     name = corpus or src.stem
-    with utf8_text(src, encoding="utf-8-sig", newline="") as fh:
+    with utf8_text(src, newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in REQUIRED if c not in header]
