@@ -180,3 +180,4 @@ def test_float_samples_at_integer_scale_get_the_same_answer(examples_dir, tmp_pa
         sf.write(loud, x * 32767.0, 16000, subtype="FLOAT")
         want, got = r.predict(path), r.predict(loud)
         assert got.label == want.label and got.no_speech == want.no_speech, path.name
+        assert got.speech_fraction == pytest.approx(want.speech_fraction, abs=0.02), path.name  # the VAD too

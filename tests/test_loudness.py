@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from emovox.loudness import MAX_GAIN_DB, loudness, normalise, raise_quiet, remove_dc
+from emovox.loudness import MAX_GAIN_DB, loudness, normalise, raise_quiet, remove_dc, within_range
 
 SR = 16000
 
@@ -60,6 +60,15 @@ def test_a_far_too_loud_input_is_turned_down_as_far_as_needed():
     x = sine(0.5)
     y = normalise(x * np.float32(32767.0), -23.0)
     assert loudness(y) == pytest.approx(-23.0, abs=0.1) and np.allclose(y, normalise(x, -23.0), rtol=1e-4, atol=1e-6)
+
+
+def test_within_range_raises_the_quiet_and_turns_down_what_is_beyond_full_scale():
+    quiet, fine, beyond = sine(0.01), sine(0.5), sine(0.5) * np.float32(32767.0)
+    assert loudness(within_range(quiet, -23.0, 0.0)) == pytest.approx(-23.0, abs=0.1)
+    assert np.array_equal(within_range(fine, -23.0, 0.0), fine)  # between floor and ceiling: as it is
+    assert loudness(within_range(beyond, -23.0, 0.0)) == pytest.approx(-23.0, abs=0.1)
+    silence = np.zeros(SR, np.float32)
+    assert np.array_equal(within_range(silence, -23.0, 0.0), silence)
 
 
 def test_raise_quiet_raises_quiet_inputs_only_and_within_the_gain_limit():

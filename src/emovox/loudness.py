@@ -130,6 +130,17 @@ def raise_quiet(wave: np.ndarray, floor: float) -> np.ndarray:
     return _towards(wave, floor, 0.0)
 
 
+def within_range(wave: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
+    """``wave`` (float32) raised to ``floor`` LUFS when quieter (by at most :data:`MAX_GAIN_DB`), turned
+    down to ``floor`` when louder than ``ceiling`` (float data beyond full scale), else as it is."""
+    x = np.asarray(wave, np.float32)
+    level = loudness(x)
+    if not math.isfinite(level) or floor <= level <= ceiling:
+        return x
+    gain_db = min(floor - level, MAX_GAIN_DB)
+    return (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+
+
 def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarray:
     """``wave`` (float32) scaled towards ``target`` LUFS by a gain in [``lowest_gain_db``, :data:`MAX_GAIN_DB`]."""
     x = np.asarray(wave, np.float32)
@@ -140,4 +151,4 @@ def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarr
     return x if gain_db == 0.0 else (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
-__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet", "remove_dc"]
+__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet", "remove_dc", "within_range"]

@@ -24,7 +24,8 @@ without the region clause and 3.5 % with it (``benchmarks/speech_runs.py``).
 The VAD misses quiet speech: on the default model's validation speakers (497 clips) turned down
 by 30 dB it called 15.5 % of the clips ``no_speech`` (4.2 % at their own level), though nothing but
 the level had changed. A clip quieter than :data:`VAD_LOUDNESS` is therefore raised to it first, for
-the VAD only (by at most ``MAX_GAIN_DB``; louder clips are left alone): 6.4 % at -30 dB, and the 104
+the VAD only (by at most ``MAX_GAIN_DB``; louder clips are left alone, but for float data beyond
+full scale, louder than :data:`VAD_CEILING`, which is turned down): 6.4 % at -30 dB, and the 104
 generated non-speech clips still have no speech (``benchmarks/input_level.py --vad``).
 """
 
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.errors import DependencyError
-from emovox.loudness import raise_quiet
+from emovox.loudness import within_range
 
 SAMPLE_RATE = 16000
 CHUNK, CONTEXT = 512, 64
@@ -53,6 +54,9 @@ MIN_PAUSE = 0.3  #: s: shorter pauses inside a speech region are bridged
 #: of the time (whole clips: 10 %); from 1 s on, under half (the model card, "Abstention").
 SHORT_SPEECH = 1.0
 VAD_LOUDNESS = -23.0  #: LUFS: quieter clips are raised to this before the VAD
+#: LUFS: louder clips (float data beyond full scale, e.g. samples at 16-bit integer scale) are turned
+#: down to VAD_LOUDNESS: no clip within full scale is this loud, and Silero found 15 % less speech in one
+VAD_CEILING = 0.0
 SEQUENCE_GRAPH = "silero_vad_16k_sequence.onnx"
 BLOCK = 512  #: chunks per graph call (16.4 s; the package's own default)
 _LOCK = threading.Lock()
@@ -100,7 +104,7 @@ def _blocks(x: np.ndarray) -> Iterator[np.ndarray]:
 def speech_probabilities(samples: np.ndarray, threads: int = 1) -> np.ndarray:
     """One speech probability per 32 ms chunk of 16 kHz ``samples`` (the last chunk zero-padded;
     a quiet clip raised to :data:`VAD_LOUDNESS` first)."""
-    x = raise_quiet(np.asarray(samples, np.float32).reshape(-1), VAD_LOUDNESS)
+    x = within_range(np.asarray(samples, np.float32).reshape(-1), VAD_LOUDNESS, VAD_CEILING)
     session = _session(threads)
     h = np.zeros((1, 1, 128), np.float32)
     c = np.zeros((1, 1, 128), np.float32)

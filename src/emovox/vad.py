@@ -41,8 +41,8 @@ import torch
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import AudioError, ConfigError, DependencyError
 from emovox.frontend.stft import as_waveform, power_spectrogram
-from emovox.loudness import raise_quiet, remove_dc
-from emovox.speech import VAD_LOUDNESS
+from emovox.loudness import remove_dc, within_range
+from emovox.speech import VAD_CEILING, VAD_LOUDNESS
 from emovox.timeline import region_overlap
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class SileroVAD(BaseVAD):
         """Boolean speech mask, one entry per 10 ms frame (``1 + N // 160``)."""
         from silero_vad import get_speech_timestamps
 
-        x = raise_quiet(_mono(wave), VAD_LOUDNESS)  # it misses quiet speech (emovox.speech)
+        x = within_range(_mono(wave), VAD_LOUDNESS, VAD_CEILING)  # it misses quiet speech (emovox.speech)
         stamps = get_speech_timestamps(
             torch.from_numpy(x), self.model(), threshold=self.threshold, sampling_rate=SAMPLE_RATE,
             min_speech_duration_ms=int(1000 * self.min_speech_s),
