@@ -5,7 +5,7 @@ graph it replaced, on the same clips in the same run (CPU time per audio second,
 
 Clips: up to ``--per-corpus`` files of each shared corpus (every k-th file, sorted), decoded once,
 plus one long input (the first 40 clips joined, so that it crosses the 512-chunk blocks of the
-sequence graph). Both paths get the same waveform (raised to VAD_LOUDNESS when quiet, as
+sequence graph). Both paths get the same waveform (raised to VAD_LOUDNESS when quiet, turned down when beyond full scale, as
 ``speech_probabilities`` does). Reports the largest probability difference, the chunks whose
 speech decision (>= 0.5) differs, and both CPU times.
 """
@@ -25,8 +25,8 @@ import numpy as np
 import onnxruntime as ort
 
 from emovox.audio import load_audio
-from emovox.loudness import raise_quiet
-from emovox.speech import CHUNK, CONTEXT, THRESHOLD, VAD_LOUDNESS, speech_probabilities
+from emovox.loudness import within_range
+from emovox.speech import CHUNK, CONTEXT, THRESHOLD, VAD_CEILING, VAD_LOUDNESS, speech_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "corpora"
@@ -47,7 +47,7 @@ class ChunkAtATime:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
-        x = raise_quiet(np.asarray(samples, np.float32).reshape(-1), VAD_LOUDNESS)
+        x = within_range(np.asarray(samples, np.float32).reshape(-1), VAD_LOUDNESS, VAD_CEILING)
         n = -(-len(x) // CHUNK)
         x = np.pad(x, (0, n * CHUNK - len(x)))
         state = np.zeros((2, 1, 128), np.float32)

@@ -31,7 +31,7 @@ import numpy as np
 
 from emovox.audio_budget import SAMPLE_RATE
 
-#: The largest gain up (dB) :func:`normalise` and :func:`raise_quiet` apply; down is not limited.
+#: The largest gain up (dB) :func:`normalise` and :func:`within_range` apply; down is not limited.
 MAX_GAIN_DB = 30.0
 BLOCK, STEP = 0.4, 0.1  # gating blocks (s) and their hop (75 % overlap)
 ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0
@@ -124,12 +124,6 @@ def remove_dc(wave: np.ndarray) -> np.ndarray:
     return (x - np.float32(x.mean(dtype=np.float64))) if x.size else x
 
 
-def raise_quiet(wave: np.ndarray, floor: float) -> np.ndarray:
-    """``wave`` (float32) raised to ``floor`` LUFS when it is quieter, the gain limited to
-    :data:`MAX_GAIN_DB`; never turned down, and unchanged when its loudness cannot be measured."""
-    return _towards(wave, floor, 0.0)
-
-
 def within_range(wave: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
     """``wave`` (float32) raised to ``floor`` LUFS when quieter (by at most :data:`MAX_GAIN_DB`), turned
     down to ``floor`` when louder than ``ceiling`` (float data beyond full scale), else as it is."""
@@ -151,4 +145,4 @@ def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarr
     return x if gain_db == 0.0 else (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
-__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "raise_quiet", "remove_dc", "within_range"]
+__all__ = ["MAX_GAIN_DB", "loudness", "normalise", "remove_dc", "within_range"]
