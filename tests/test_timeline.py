@@ -285,6 +285,9 @@ def test_cli_timeline_out_png_or_json_is_that_one_file(tmp_path):
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG" and sorted(p.name for p in png.parent.iterdir()) == ["talk.png"]
     assert main(["timeline", str(rec), "--model", str(model), "--threads", "1", "-o", str(js)]) == 0
     assert js.is_file() and json.loads(js.read_text())["duration"] == pytest.approx(12.0)
+    notes = tmp_path / "notes.txt"  # an existing file is no folder for the outputs: an error, not a traceback
+    notes.write_text("mine")
+    assert main(["timeline", str(rec), "--model", str(model), "-o", str(notes)]) == 2 and notes.read_text() == "mine"
 
 
 def test_on_window_streams_results_and_keep_windows_false_bounds_memory():

@@ -94,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
     # so a meeting of several hours is fine (the service caps windows per response instead)
     check_timeline_request(audio_duration(recording), args.window, args.hop, max_windows=None, max_output_bytes=None)
     single = _single_file(args.out)
+    out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
+    if single is None and out.exists() and not out.is_dir():  # before any work: the outputs go into a folder
+        raise ConfigError(f"-o {out}: a file of that name exists; give a folder for the outputs "
+                          "(or FILE.png / FILE.json for that one output)")
     recognizer = load_recognizer(args, vad=None)
     tl = _timeline(recognizer, recording, args)
-    out = Path(args.out) if args.out else Path(f"{recording.stem}_timeline")
     stem = out / recording.stem
     written = []
     if single is not None:  # -o talk.png / talk.json: that one file
