@@ -100,6 +100,9 @@ def test_bad_options_exit_2(tree, tiny_model, capsys):
     assert code == EXIT_BAD_INPUT and "calm" in err
     code, _, err = run(capsys, str(tree / "good"), "--model", str(tree / "good"))
     assert code == EXIT_BAD_INPUT and "config.json is missing" in err
+    for fmt in ("--json", "--csv"):  # -o naming a folder: refused before any work (a traceback after it, before)
+        code, _, err = run(capsys, str(tree / "good"), "--model", str(tiny_model), fmt, "-o", str(tree))
+        assert code == EXIT_BAD_INPUT and "is a folder; give a file name" in err
 
 
 def test_progress_bar_on_stderr(tree, tiny_model, capsys):

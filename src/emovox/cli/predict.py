@@ -123,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.paths and not args.manifest:
         print("emovox predict: error: give audio files, folders, globs or --manifest FILE", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.output and os.path.isdir(args.output):  # before any work (the JSON list is written at the end)
+        print(f"emovox predict: error: -o {args.output} is a folder; give a file name, e.g. "
+              f"{os.path.join(args.output, 'results.jsonl')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if (args.parquet or args.devices) and (not args.output or args.json):
         print("emovox predict: error: --parquet and --devices need -o FILE (and no --json)", file=sys.stderr)
         return EXIT_BAD_INPUT
