@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -101,6 +102,12 @@ def test_cli_export(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "out.onnx")
     assert main(["export", "--onnx", "--model", str(tmp_path / "nothing")]) == 2
     assert "no model folder" in capsys.readouterr().err
+    # a folder (existing, or new with a trailing slash) gets model.onnx in it: an existing one was a
+    # traceback, a new one became a file of the folder's name
+    (tmp_path / "graphs").mkdir()
+    for out in (tmp_path / "graphs", f"{tmp_path / 'new'}/"):
+        assert main(["export", "--onnx", "--model", str(folder), "-o", str(out)]) == 0
+        assert (Path(out) / "model.onnx").stat().st_size > 10_000
 
 
 def test_bundled_onnx_graph_matches_its_weights(examples_dir):

@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
         description="Export a model package to ONNX with a dynamic time axis.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--onnx", action="store_true", required=True, help="export to ONNX (the only format)")
-    p.add_argument("-o", "--out", metavar="PATH", help="output .onnx file (default: <model folder>/model.onnx)")
+    p.add_argument("-o", "--out", metavar="PATH", help="output .onnx file, or a folder for model.onnx (default: <model folder>/model.onnx; "
+                        "./model.onnx for the default model)")
     add_model_args(p, labels=False, backend=False)
     p.set_defaults(func=run)
 
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from emovox.inference import model_folder
 
     folder = model_folder(args.model)
+    if args.out and (os.path.isdir(args.out) or args.out.endswith(("/", os.sep))):  # a folder: model.onnx in it
+        os.makedirs(args.out, exist_ok=True)
+        args.out = os.path.join(args.out, "model.onnx")
     if is_audio_model(folder):
         from emovox.whisper.export import export_posteriors_graph
 
