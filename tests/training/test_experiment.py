@@ -82,6 +82,11 @@ def test_rerun_skips_finished_folds_and_refuses_another_recipe(iemocap: Path, tm
     raw["optim"]["lr"] = 0.5
     with pytest.raises(ConfigError, match="different recipe"):
         run_experiment(recipe_from_dict(raw), out)
+    notes = tmp_path / "notes.txt"  # a file where the run's folder goes: an error before any work, not a traceback
+    notes.write_text("mine")
+    with pytest.raises(ConfigError, match="a file of that name exists"):
+        run_experiment(recipe_from_dict(raw), notes)
+    assert notes.read_text() == "mine"
 
 
 def _state(out: Path) -> dict[str, torch.Tensor]:

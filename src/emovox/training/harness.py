@@ -164,6 +164,8 @@ def prepare_run(out_dir: str | Path, runner: str, recipe: Any, raw: Mapping[str,
     transcripts); ``protocol_key`` wraps fold making to name the recipe key in errors.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # before the corpus loads: a run writes a folder
+        raise ConfigError(f"{out}: a file of that name exists; a run writes a folder there: give another --out")
     fp = fingerprint(raw, [*ignore, "data.folds"])
     meta_path = out / RUN_FILE
     if meta_path.is_file():
