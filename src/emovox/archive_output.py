@@ -51,8 +51,9 @@ def format_for(path: str | os.PathLike, explicit: str | None = None) -> str:
 
 def digest(source: str) -> int:
     """A 64-bit key of a source path (the finished/seen sets hold these, not the strings). A name that
-    is not UTF-8 has the key of its :func:`emovox.io.display_text` form, the form Parquet stores."""
-    return int.from_bytes(hashlib.blake2b(display_text(source).encode("utf-8"), digest_size=8).digest(), "big")
+    is not UTF-8 has the key of its :func:`emovox.io.display_text` form (the same bytes), the form
+    Parquet stores."""
+    return int.from_bytes(hashlib.blake2b(source.encode("utf-8", "backslashreplace"), digest_size=8).digest(), "big")
 
 
 # ---------------------------------------------------------------------------------- layouts

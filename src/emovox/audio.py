@@ -292,11 +292,14 @@ def decode_bytes(data: bytes, name: str = "<upload>", target_rate: int = SAMPLE_
 
 def read_header(data: bytes | str | os.PathLike, source: object = "<upload>") -> AudioHeader:
     """The header of an in-memory file (bytes) or a path, with its rate and channels checked."""
-    handle: Any = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else _handle(Path(data))
-    if not isinstance(handle, io.BytesIO):
-        _check_path(Path(os.fsdecode(handle)))
-    elif not data:
-        raise AudioError(source, "upload is empty (0 bytes)")
+    handle: Any
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if not data:
+            raise AudioError(source, "upload is empty (0 bytes)")
+        handle = io.BytesIO(data)
+    else:
+        _check_path(Path(data))
+        handle = _handle(Path(data))
     try:
         f = _open_or_av(handle, source)
         if f is None:
@@ -352,11 +355,12 @@ def iter_blocks(
     _check_path(p)
     if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
         raise AudioError(p, f"block_seconds must be a positive number, got {block_seconds!r}")
-    f = _open_or_av(_handle(p), p)
+    handle = _handle(p)
+    f = _open_or_av(handle, p)
     if f is None:  # PyAV formats (M4A, video tracks): decoded whole at 16 kHz, then cut in blocks
         from emovox import audio_av
 
-        wave = _checked(audio_av.decode(_handle(p), p, DecodeBudget(), target_rate, channel), p, target_rate)
+        wave = _checked(audio_av.decode(handle, p, DecodeBudget(), target_rate, channel), p, target_rate)
         step = max(1, int(block_seconds * target_rate))
         yield from (wave[i:i + step] for i in range(0, wave.size, step))
         return

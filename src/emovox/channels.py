@@ -36,7 +36,7 @@ import numpy as np
 
 from emovox.errors import ConfigError
 from emovox.speaker_turns import Turn
-from emovox.timeline import Timeline, _join, merge_regions, region_overlap
+from emovox.timeline import Timeline, join_regions, merge_regions, region_overlap
 
 MODES = ("auto", "mix", "split")
 #: Level frames (seconds; 1600 samples at 16 kHz).
@@ -264,7 +264,7 @@ def join(parts: Sequence[Timeline], source: str) -> Timeline:
     """One timeline of the channels' timelines: windows, turns and regions in time order."""
     first = parts[0]
     speech: list[tuple[float, float]] = []
-    _join(speech, sorted(r for tl in parts for r in tl.speech), tol=0.0)  # the union of the channels' speech
+    join_regions(speech, sorted(r for tl in parts for r in tl.speech), tol=0.0)  # the union of the channels' speech
     return Timeline(
         source=source, duration=max(tl.duration for tl in parts), labels=first.labels, window=first.window,
         hop=first.hop, vad=first.vad, min_speech=first.min_speech,

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from emovox.errors import FileFormatError
+from emovox.errors import FileFormatError, ManifestError
 
 
 def _umask() -> int:
@@ -142,8 +142,6 @@ def utf8_text(path: str | os.PathLike, newline: str | None = None) -> Iterator[A
     """A user's text file (a manifest, a CSV of clips) open for reading as UTF-8, with or without the
     byte-order mark Excel's "CSV UTF-8" starts with. Text in another encoding, found whenever it is
     read inside the block, is a ManifestError that says how to save it."""
-    from emovox.errors import ManifestError
-
     with open(path, encoding="utf-8-sig", newline=newline) as fh:
         try:
             yield fh

@@ -110,7 +110,8 @@ def loudness(wave: np.ndarray) -> float:
 def normalise(wave: np.ndarray, target: float) -> np.ndarray:
     """``wave`` (float32) scaled to ``target`` LUFS, raised by at most :data:`MAX_GAIN_DB` and
     turned down as far as needed; unchanged when its loudness cannot be measured."""
-    return _towards(wave, target, -math.inf)
+    x = np.asarray(wave, np.float32)
+    return _scaled(x, target, loudness(x))
 
 
 def remove_dc(wave: np.ndarray) -> np.ndarray:
@@ -125,23 +126,19 @@ def remove_dc(wave: np.ndarray) -> np.ndarray:
 
 
 def within_range(wave: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
-    """``wave`` (float32) raised to ``floor`` LUFS when quieter (by at most :data:`MAX_GAIN_DB`), turned
-    down to ``floor`` when louder than ``ceiling`` (float data beyond full scale), else as it is."""
+    """``wave`` (float32) as :func:`normalise` scales it to ``floor`` LUFS when quieter than that or
+    louder than ``ceiling`` (float data beyond full scale), else as it is."""
     x = np.asarray(wave, np.float32)
     level = loudness(x)
-    if not math.isfinite(level) or floor <= level <= ceiling:
-        return x
-    gain_db = min(floor - level, MAX_GAIN_DB)
-    return (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+    return x if floor <= level <= ceiling else _scaled(x, floor, level)
 
 
-def _towards(wave: np.ndarray, target: float, lowest_gain_db: float) -> np.ndarray:
-    """``wave`` (float32) scaled towards ``target`` LUFS by a gain in [``lowest_gain_db``, :data:`MAX_GAIN_DB`]."""
-    x = np.asarray(wave, np.float32)
-    level = loudness(x)
+def _scaled(x: np.ndarray, target: float, level: float) -> np.ndarray:
+    """``x`` at ``level`` LUFS scaled to ``target``, raised by at most :data:`MAX_GAIN_DB`; as it is
+    when its level is unmeasurable (-inf)."""
     if not math.isfinite(level):
         return x
-    gain_db = float(np.clip(target - level, lowest_gain_db, MAX_GAIN_DB))
+    gain_db = min(target - level, MAX_GAIN_DB)
     return x if gain_db == 0.0 else (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 

@@ -232,7 +232,7 @@ def check_window(window: float, hop: float, min_speech: float) -> None:
 JOIN_GAP = 0.5
 
 
-def _join(regions: list[tuple[float, float]], new: Iterable[tuple[float, float]], tol: float = JOIN_GAP) -> None:
+def join_regions(regions: list[tuple[float, float]], new: Iterable[tuple[float, float]], tol: float = JOIN_GAP) -> None:
     """Append ``new`` (sorted) to ``regions`` in place, joining regions less than ``tol`` s apart."""
     for s, e in new:
         if e <= s:
@@ -301,7 +301,7 @@ def compute_timeline(
             block = np.asarray(block, dtype=np.float32).reshape(-1)
             if vad is not None and block.size:
                 offset = seen / sr
-                _join(speech, ((offset + a, offset + b) for a, b in vad(block)))
+                join_regions(speech, ((offset + a, offset + b) for a, b in vad(block)))
             seen += block.size
             if scorer is not None:
                 scorer.observe(block)

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from emovox.cli._archive import add_archive_args, count_inputs, exit_status, finish, reporter, run_archive_cli
 from emovox.cli._model_args import add_model_args, positive_int
+from emovox.io import display_text, json_text
 
 EPILOG = """examples:
   emovox predict clip.wav                         # a table: file, emotion, probability of each emotion
@@ -81,9 +82,7 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
     ok = [r for r in records if r.get("error") is None]
     if not ok:
         return ""
-    from emovox.io import display_text
-
-    ok = [{**r, "source": display_text(r["source"])} for r in ok]  # aligned as printed
+    ok = [{**r, "source": display_text(r["source"])} for r in ok]  # a name that is not UTF-8 as \udcXX, aligned
     width = max(len("file"), *(len(r["source"]) for r in ok))
     short = [lab[:7] for lab in labels]
     lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>8}" for s in short)]
@@ -107,12 +106,10 @@ def as_csv(records: Sequence[dict[str, Any]], labels: Sequence[str], fields: Seq
     w.writerow(header)
     for r in records:
         w.writerow(["" if v is None else v for v in flat_row(r, header).values()])
-    return buf.getvalue()
+    return display_text(buf.getvalue())  # a file name that is not UTF-8 as \udcXX
 
 
 def as_json(records: Sequence[dict[str, Any]]) -> str:
-    from emovox.io import json_text
-
     return json_text(list(records), indent=2) + "\n"
 
 
@@ -204,10 +201,8 @@ def _run_print(args: argparse.Namespace, total: int) -> int:
         info = engine.info
     stamp = {"model": info["model"], "model_version": info["model_version"]}
     records = [{**r, **stamp} for r in records]
-    from emovox.io import display_text
-
-    text = as_json(records) if args.json else display_text(
-        as_csv(records, info["labels"], info["fields"]) if args.csv else table(records, info["labels"]))
+    text = as_json(records) if args.json else as_csv(records, info["labels"], info["fields"]) if args.csv else \
+        table(records, info["labels"])
     if args.output:
         from emovox.io import atomic_write_text
 
