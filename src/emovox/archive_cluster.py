@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from emovox.archive import ModelSpec, Problem, Progress, Summary, Task, Worker, as_task, iter_inputs, unique
 from emovox.archive_output import Finished, ResultWriter, format_for
+from emovox.training.module import quiet_lightning
 
 
 def shard_path(output: str | Path, rank: int, world: int) -> Path:
@@ -130,6 +131,7 @@ def predict_cluster(paths: Sequence[str], manifests: Sequence[str], output: str 
     """Run the archive job (a task, or a ModelSpec: predict) through ``Trainer.predict`` (DDP on CPU,
     gloo); returns this rank's summary."""
     writer = ShardWriter(progress, on_error)
+    quiet_lightning()
     trainer = L.Trainer(accelerator="cpu", devices=devices, num_nodes=num_nodes, strategy="ddp", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False, callbacks=[writer])

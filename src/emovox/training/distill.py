@@ -33,6 +33,7 @@ from emovox.models.io import save_model
 from emovox.models.registry import build_model
 from emovox.training.data import FeatureDataset, load_features, train_loader
 from emovox.training.features import cached_arrays
+from emovox.training.module import quiet_lightning
 from emovox.training.transfer import model_kwargs
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def distill_for_fold(recipe: Recipe, fold: Any, utts: Sequence[Any], features: d
     student = build_model(recipe.model.name, TEACHER_DIM, **model_kwargs(recipe, n_features))
     dataset = FeatureDataset(feats, list(range(len(pool))), pad=recipe.train.pad)
     loader = train_loader(dataset, recipe.train.batch_size, recipe.train.chunk_frames, seed=recipe.seed)
+    quiet_lightning()
     trainer = L.Trainer(max_epochs=recipe.transfer.distill_epochs, accelerator=recipe.train.accelerator, devices=1,
                         deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                         enable_model_summary=False, use_distributed_sampler=False)

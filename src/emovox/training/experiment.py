@@ -37,7 +37,6 @@ import csv
 import io
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,7 +57,7 @@ from emovox.training.checks import check_recipe, key
 from emovox.training.data import FeatureDataset, FoldData, load_features, make_augmenter
 from emovox.training.distill import distill_for_fold
 from emovox.training.harness import FoldRun, class_names, fold_dir, load_utterances
-from emovox.training.module import EmotionModule, EpochHistory, ResumeCheckpoint, predict_logits
+from emovox.training.module import EmotionModule, EpochHistory, ResumeCheckpoint, predict_logits, quiet_lightning
 from emovox.training.transfer import build_emotion_model
 
 log = logging.getLogger(__name__)
@@ -83,8 +82,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _trainer(recipe: Recipe, fdir: Path, callbacks: list[Any], progress: bool) -> L.Trainer:
-    # frozen batch norms are in eval mode on purpose (transfer modes); Lightning warns about it
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    quiet_lightning()
     t = recipe.train
     return L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
                      deterministic=True, logger=False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],

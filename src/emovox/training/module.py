@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,6 +41,16 @@ from emovox.models.base import SpeechClassifier
 from emovox.models.layers import head_modules, sync_batchnorm_freezing
 
 log = logging.getLogger(__name__)
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning warnings that users cannot act on: frozen batch norms are in eval mode on purpose
+    (transfer modes), a fold's checkpoint folder is not empty when the fold resumes (on purpose), and
+    Lightning 2.x calls torch's deprecated pytree ``LeafSpec`` on every batch."""
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
 
 def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     """Multiplier of the base learning rate at 0-based ``epoch`` for ``cfg.schedule``."""

@@ -54,7 +54,7 @@ from emovox.segments import AGGREGATIONS, PAPER_AGGREGATION, SegmentSpec, aggreg
 from emovox.training import harness
 from emovox.training.data import FeatureDataset, eval_loader, train_loader
 from emovox.training.features import cached_arrays
-from emovox.training.module import EmotionModule, EpochHistory, predict_logits
+from emovox.training.module import EmotionModule, EpochHistory, predict_logits, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,7 @@ def train_fold(recipe: SegmentRecipe, classes: Sequence[str], train_set: Any, va
         callbacks.append(best)
         if t.patience is not None:
             callbacks.append(EarlyStopping(monitor="valid_loss", patience=t.patience, mode="min"))
+    quiet_lightning()
     trainer = L.Trainer(max_epochs=t.max_epochs, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=t.progress, enable_model_summary=False,
                         callbacks=callbacks, limit_train_batches=t.limit_train_batches, num_sanity_val_steps=0,

@@ -34,6 +34,7 @@ from emovox.io import atomic_write_json, read_json
 from emovox.models.text import TextModel, is_empty_text
 from emovox.scores import ScoreSet
 from emovox.training import harness
+from emovox.training.module import quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,7 @@ def train_text_model(model: TextModel, train_texts: Sequence[object], train_y: S
                                                            mode="min" if cfg.monitor == "valid_loss" else "max"))
     if valid_dl is None:
         log.warning("no validation transcripts: training %d epochs without early stopping", cfg.epochs)
+    quiet_lightning()
     trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=cfg.progress,
                         num_sanity_val_steps=0, callbacks=callbacks, limit_train_batches=cfg.limit_train_batches)
