@@ -86,7 +86,7 @@ def test_inputs_walk_sorted_globs_manifests_and_problems(clips, tmp_path):
     assert [u.speaker for u in read_clips(tmp_path / "clips.csv", check_files=False)] == ["s1"]
 
 
-def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):
+def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path, caplog):
     """macOS writes a ``._name`` twin of every file on foreign disks (not audio: each one was an
     error record, and the run's exit code 1); a link back to a folder above used to repeat the
     same files until the path grew too long (5 files gave 287 inputs)."""
@@ -100,6 +100,10 @@ def test_a_walk_skips_hidden_entries_and_enters_each_folder_once(tmp_path):
     (root / "z-link").symlink_to(root / "day1")  # a second way into one folder (walked first: sorted after it)
     found = [Path(f).relative_to(root).as_posix() for f in iter_inputs([str(root)])]
     assert found == ["a.wav", "day1/b.wav"]
+    # predict walks its inputs twice (counted, then run): each skipped link is reported once
+    assert list(iter_inputs([str(root)])) == list(iter_inputs([str(root)]))
+    skipped = [r.getMessage() for r in caplog.records if "walked already" in r.getMessage()]
+    assert sorted(Path(m.split(":")[0]).name for m in skipped) == ["back", "z-link"]
     assert [Path(f).name for f in iter_inputs([str(root / "._a.wav")])] == ["._a.wav"]  # named: used
     assert len(list(iter_inputs([str(root / ".git")]))) == 1
 

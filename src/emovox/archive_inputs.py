@@ -45,6 +45,17 @@ def _extensions() -> tuple[str, ...]:
     return tuple(SUPPORTED_EXTENSIONS)
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A folder's warning, logged once per process: inputs are walked more than once (counted first,
+    then run; sampled first for ``--adapt``), and the same line twice reads as two problems."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
 def walk(folder: Path, extensions: Sequence[str], _seen: set[tuple[int, int]] | None = None) -> Iterator[str]:
     """Audio files under ``folder``, depth first, each folder's entries in sorted order (streamed).
 
@@ -57,12 +68,12 @@ def walk(folder: Path, extensions: Sequence[str], _seen: set[tuple[int, int]] | 
     try:
         info = folder.stat()
         if (info.st_dev, info.st_ino) in seen:
-            log.warning("%s: this folder was walked already (a link to it); skipped", folder)
+            _warn_once(f"{folder}: this folder was walked already (a link to it); skipped")
             return
         seen.add((info.st_dev, info.st_ino))
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        log.warning("%s: cannot list this folder (%s); skipped", folder, exc)
+        _warn_once(f"{folder}: cannot list this folder ({exc}); skipped")
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -125,7 +136,6 @@ def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Ite
             yield raw
     for manifest in manifests:
         yield from read_manifest(manifest)
-
 
 
 def unique(items: Iterable[Item], skip: Callable[[str], bool] | None = None) -> Iterator[Item]:
