@@ -37,6 +37,19 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+def test_table_shows_whole_label_names_over_aligned_columns():
+    from emovox.cli.predict import table
+
+    labels = ["angry", "neutral", "surprise"]
+    rec = {"source": "a.wav", "label": "surprise", "duration": 2.0, "speech_fraction": 0.9,
+           "probabilities": {"angry": 0.1, "neutral": 0.2, "surprise": 0.7}}
+    head, row = table([rec], labels).splitlines()
+    assert head.split()[-3:] == labels  # "surprise" was cut to "surpris"
+    # each probability ends under the end of its label
+    for name, value in zip(labels, ("0.100", "0.200", "0.700")):
+        assert head.index(name) + len(name) == row.index(value) + len(value)
+
+
 def test_table_for_a_folder(tree, tiny_model, capsys):
     code, out, err = run(capsys, str(tree / "good"), "--model", str(tiny_model), "--threads", "1")
     assert code == EXIT_OK and err == ""

@@ -84,8 +84,8 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
         return ""
     ok = [{**r, "source": display_text(r["source"])} for r in ok]  # a name that is not UTF-8 as \udcXX, aligned
     width = max(len("file"), *(len(r["source"]) for r in ok))
-    short = [lab[:7] for lab in labels]
-    lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>8}" for s in short)]
+    short = [lab[:8] for lab in labels]  # "surprise" whole; a column is 9 wide
+    lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>9}" for s in short)]
     for r in ok:
         speech = "-" if r.get("speech_fraction") is None else f"{100 * r['speech_fraction']:.0f}%"
         if r.get("no_speech"):
@@ -93,7 +93,7 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
             continue
         label = r["label"] + ("?" if r.get("uncertain") else "")
         lines.append(f"{r['source']:<{width}}  {label:<9}{r['duration']:>7.1f}{speech:>7}"
-                     + "".join(f"{r['probabilities'][k]:>8.3f}" for k in labels))
+                     + "".join(f"{r['probabilities'][k]:>9.3f}" for k in labels))
     return "\n".join(lines) + "\n"
 
 
