@@ -351,3 +351,21 @@ def test_a_file_name_that_is_not_utf8_is_predicted_written_and_resumed(tiny_mode
     if fmt is None:
         records = lines(out)  # valid UTF-8 JSON: the name's byte as an escape that loads back the same
         assert os.fsencode(records[0]["source"]).endswith(b"caf\xe9.wav") and records[0]["label"] in LABELS
+
+
+@pytest.mark.parametrize("fmt,suffix", [(None, "jsonl"), ("csv", "csv")])
+def test_a_file_name_with_a_line_break_is_written_on_one_line_and_resumed(tiny_model, tmp_path, fmt, suffix):
+    """CSV wrote the break as a space, so a re-run did not find the file done and added it again."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "take\n2.wav", make_tone(1.0), 16000)
+    sf.write(folder / "plain.wav", make_tone(1.0, freq=330.0), 16000)
+    out = tmp_path / f"r.{suffix}"
+    summary = predict_archive(iter_inputs([str(folder)]), out, spec(tiny_model), fmt=fmt, progress=False)
+    assert (summary.ok, summary.failed) == (2, 0)
+    again = predict_archive(iter_inputs([str(folder)]), out, spec(tiny_model), fmt=fmt, progress=False)
+    assert again.predicted == 0
+    text = out.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 + (fmt == "csv")  # one line per file (+ the header)
+    if fmt == "csv":
+        assert "take\\n2.wav" in text

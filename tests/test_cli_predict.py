@@ -45,6 +45,7 @@ def test_table_shows_whole_label_names_over_aligned_columns():
            "probabilities": {"angry": 0.1, "neutral": 0.2, "surprise": 0.7}}
     head, row = table([rec], labels).splitlines()
     assert head.split()[-3:] == labels  # "surprise" was cut to "surpris"
+    assert table([{**rec, "source": "take\n2.wav"}], labels).splitlines()[1].startswith("take\\n2.wav ")
     # each probability ends under the end of its label
     for name, value in zip(labels, ("0.100", "0.200", "0.700")):
         assert head.index(name) + len(name) == row.index(value) + len(value)

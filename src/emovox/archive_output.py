@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Protocol, Sequence
 
 from emovox.errors import DependencyError, FileFormatError
-from emovox.io import display_text, json_text
+from emovox.io import display_text, json_text, one_line
 
 FORMATS = ("jsonl", "csv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
@@ -152,30 +152,30 @@ def unjson(value: Any) -> Any:
 
 def _csv_line(values: Sequence[Any]) -> str:
     buf = io.StringIO()
-    # a file name that is not UTF-8: its display form (the key of digest() is the same)
-    clean = ["" if v is None else display_text(v).replace("\r", " ").replace("\n", " ") if isinstance(v, str) else v
-             for v in values]
+    clean = ["" if v is None else one_line(v) if isinstance(v, str) else v for v in values]
     csv.writer(buf, lineterminator="\n").writerow(clean)
     return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------- resume
 class Finished:
-    """What an existing output already holds: finished sources (as digests) and counts."""
+    """What an existing output already holds: finished sources (as digests) and counts. ``form``: a
+    source as the output holds it (:func:`emovox.io.one_line` for CSV), so that a name is found again."""
 
-    def __init__(self) -> None:
+    def __init__(self, form: Callable[[str], str] = str) -> None:
+        self.form = form
         self.keys: set[int] = set()
         self.ok = 0
         self.failed = 0
         self.stamp: dict[str, Any] | None = None
 
     def add(self, source: str, ok: bool) -> None:
-        self.keys.add(digest(source))
+        self.keys.add(digest(self.form(source)))
         self.ok += ok
         self.failed += not ok
 
     def __contains__(self, source: str) -> bool:
-        return digest(source) in self.keys
+        return digest(self.form(source)) in self.keys
 
     def __len__(self) -> int:
         return self.ok + self.failed
@@ -294,7 +294,7 @@ class ResultWriter:
 
     def open(self) -> Finished:
         """Open for appending; returns what a previous (possibly killed) run already finished."""
-        done = Finished()
+        done = Finished(one_line if self.fmt == "csv" else str)
         target = self.journal
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

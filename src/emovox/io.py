@@ -167,6 +167,12 @@ def display_text(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def one_line(text: str) -> str:
+    """``text`` as :func:`display_text`, and on one line: line breaks (a file name may hold them)
+    written as ``\\n`` and ``\\r``. What CSV outputs and tables show."""
+    return display_text(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))

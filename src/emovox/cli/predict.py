@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from emovox.cli._archive import add_archive_args, count_inputs, exit_status, finish, reporter, run_archive_cli
 from emovox.cli._model_args import add_model_args, positive_int
-from emovox.io import display_text, json_text
+from emovox.io import display_text, json_text, one_line
 
 EPILOG = """examples:
   emovox predict clip.wav                         # a table: file, emotion, probability of each emotion
@@ -82,7 +82,7 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
     ok = [r for r in records if r.get("error") is None]
     if not ok:
         return ""
-    ok = [{**r, "source": display_text(r["source"])} for r in ok]  # a name that is not UTF-8 as \udcXX, aligned
+    ok = [{**r, "source": one_line(r["source"])} for r in ok]  # not UTF-8: \udcXX; a line break: \n; aligned
     width = max(len("file"), *(len(r["source"]) for r in ok))
     short = [lab[:8] for lab in labels]  # "surprise" whole; a column is 9 wide
     lines = [f"{'file':<{width}}  {'emotion':<9}{'secs':>7}{'speech':>7}" + "".join(f"{s:>9}" for s in short)]
