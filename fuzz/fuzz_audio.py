@@ -99,6 +99,8 @@ def encode_av(x: np.ndarray, rate: int, fmt: str, codec: str, video: str | None 
     with av.open(buf, "w", format=fmt) as c:
         stream = c.add_stream(codec, rate=rate)
         stream.layout = "mono" if channels == 1 else "stereo"
+        if codec.startswith("wmav"):
+            stream.bit_rate = 96_000  # the WMA encoder has no default rate
         if video:
             v = c.add_stream(video, rate=10)
             v.width = v.height = 32
@@ -108,10 +110,19 @@ def encode_av(x: np.ndarray, rate: int, fmt: str, codec: str, video: str | None 
                     c.mux(packet)
             for packet in v.encode():
                 c.mux(packet)
-        frame = av.AudioFrame.from_ndarray(np.tile(x[None].astype(np.float32), (channels, 1)), format="fltp",
-                                           layout=stream.layout.name)
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode()]:
+        samples = np.tile(x[None].astype(np.float32), (channels, 1))
+        if not stream.codec_context.is_open:
+            stream.codec_context.open()
+        size = stream.codec_context.frame_size or samples.shape[1]  # WMA takes frames of a fixed size only
+        for start in range(0, samples.shape[1], size):
+            piece = samples[:, start:start + size]
+            if stream.codec_context.frame_size:
+                piece = np.pad(piece, ((0, 0), (0, size - piece.shape[1])))
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format="fltp", layout=stream.layout.name)
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
             c.mux(packet)
     return buf.getvalue()
 

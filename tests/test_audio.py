@@ -366,7 +366,8 @@ def test_arrays_without_a_sample_rate_are_refused(recognizer) -> None:
 
 # ------------------------------------------------------------------ PyAV fallback (M4A, video tracks)
 AV_CASES = [("m4a", "ipod", "aac", None), ("mp4", "mp4", "aac", "mpeg4"), ("mov", "mov", "aac", "mpeg4"),
-            ("webm", "webm", "libopus", "libvpx"), ("mka", "matroska", "libopus", None), ("aac", "adts", "aac", None)]
+            ("webm", "webm", "libopus", "libvpx"), ("mka", "matroska", "libopus", None), ("aac", "adts", "aac", None),
+            ("wma", "asf", "wmav2", None), ("wv", "wv", "wavpack", None)]
 
 
 def test_amr_voice_recordings_decode(tmp_path: Path) -> None:
@@ -428,7 +429,7 @@ def test_pyav_path_keeps_the_budget_and_the_cancel_hook() -> None:
 
 def test_unknown_formats_list_what_is_supported(tmp_path: Path) -> None:
     for data in (b"\x00\x00\x00\x1cftypM4A " + bytes(200), b"\x1a\x45\xdf\xa3" + bytes(200), b"#EXTM3U\nfile:///etc/passwd\n"):
-        with pytest.raises(AudioError, match="M4A/AAC, AMR and the audio track of MP4/MOV/3GP/WEBM/MKV") as info:
+        with pytest.raises(AudioError, match="M4A/AAC, AMR, WMA, WavPack and the audio track of MP4/MOV/3GP/WEBM/MKV/WMV") as info:
             decode_bytes(data, "odd.bin")
         assert "passwd" not in str(info.value).replace("odd.bin", "")
 

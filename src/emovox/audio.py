@@ -43,9 +43,10 @@ __all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "De
            "audio_duration", "MIN_RATE", "MAX_RATE", "MAX_CHANNELS", "MAX_ABS"]
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
-                        ".mov", ".webm", ".mkv", ".mka", ".amr", ".3gp", ".caf")
+                        ".mov", ".webm", ".mkv", ".mka", ".amr", ".3gp", ".caf", ".wma", ".wmv", ".wv")
 #: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
-SUPPORTED_FORMATS = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC, AMR and the audio track of MP4/MOV/3GP/WEBM/MKV"
+SUPPORTED_FORMATS = ("WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC, AMR, WMA, WavPack and the audio track of "
+                     "MP4/MOV/3GP/WEBM/MKV/WMV")
 #: Samples (all channels) decoded per read (4 MB as float32): memory stays bounded whatever a
 #: header claims; each block is resampled to the output rate before the next one is read.
 _BLOCK_SAMPLES = 1 << 20

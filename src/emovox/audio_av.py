@@ -1,8 +1,8 @@
 """The decoder behind soundfile: PyAV (FFmpeg inside its wheels; no system ffmpeg needed).
 
 :mod:`emovox.audio` tries soundfile (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF) first and
-comes here for what libsndfile cannot open: M4A/AAC, ALAC, AMR-NB/WB (phone voice recorders), the audio
-track of MP4/MOV/3GP/WEBM/MKV videos, and whatever else FFmpeg reads. The same guarantees hold: the rate and channel count are
+comes here for what libsndfile cannot open: M4A/AAC, ALAC, AMR-NB/WB (phone voice recorders), WMA,
+WavPack, the audio track of MP4/MOV/3GP/WEBM/MKV/WMV videos: the containers :func:`container_format` knows. The same guarantees hold: the rate and channel count are
 checked, the declared length and decoding work are checked against the budget before decoding,
 decoding goes packet by packet straight to 16 kHz mono (peak memory is the output), the budget
 and the cancel hook are checked as it goes, and every failure is an :class:`AudioError` whose
@@ -37,6 +37,8 @@ def available() -> bool:
 #: never by probing: FFmpeg's playlist demuxers (HLS, concat, ...) would follow references in a
 #: hostile upload to other files or URLs.
 _MOV_ATOMS = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
+#: The ASF header object's GUID: WMA/WMV (Windows Sound Recorder before Windows 10, call recorders).
+_ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 
 def container_format(head: bytes) -> str | None:
@@ -52,14 +54,14 @@ def container_format(head: bytes) -> str | None:
     if head.startswith(b"#!AMR"):
         return "amr"  # AMR-NB / AMR-WB voice recordings ("#!AMR\n", "#!AMR-WB\n")
     for magic, name in ((b"OggS", "ogg"), (b"FORM", "aiff"), (b"RIFF", "wav"), (b"RF64", "wav"), (b"fLaC", "flac"),
-                        (b"caff", "caf")):
+                        (b"caff", "caf"), (_ASF_GUID, "asf"), (b"wvpk", "wv")):
         if head.startswith(magic):
             return name
     return None
 
 
 #: Containers PyAV is asked to decode when libsndfile cannot (WAV/FLAC/OGG/AIFF stay libsndfile's).
-FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf", "amr")
+FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf", "amr", "asf", "wv")
 
 
 def head(handle: Any) -> bytes:
