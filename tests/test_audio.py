@@ -3,6 +3,7 @@ raises AudioError naming the file."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -389,6 +390,25 @@ def test_amr_voice_recordings_decode(tmp_path: Path) -> None:
     from emovox.archive_inputs import iter_inputs
 
     assert list(iter_inputs([str(tmp_path)])) == [str(path)]  # a folder of voice notes finds it
+
+
+def test_a_folder_walk_finds_the_same_containers_under_their_other_names(tmp_path: Path) -> None:
+    """.aifc/.au/.w64/.rf64 (libsndfile) and .m4b/.m4v/.3g2 (MP4) decoded when named, but a folder
+    walk, which goes by the name, skipped them."""
+    from emovox.archive_inputs import iter_inputs
+
+    x = make_tone(1.0)
+    for ext, fmt in (("aifc", "AIFF"), ("au", "AU"), ("w64", "W64"), ("rf64", "RF64")):
+        sf.write(tmp_path / f"a.{ext}", x, SAMPLE_RATE, format=fmt, subtype="PCM_16")
+    if importlib.util.find_spec("av") is not None:
+        from fuzz.fuzz_audio import encode_av
+
+        for ext in ("m4b", "m4v", "3g2"):
+            (tmp_path / f"a.{ext}").write_bytes(encode_av(x, SAMPLE_RATE, "ipod", "aac"))
+    found = list(iter_inputs([str(tmp_path)]))
+    assert sorted(Path(f).name for f in found) == sorted(p.name for p in tmp_path.iterdir())
+    for f in found:
+        assert 15_500 <= load_audio(f).size <= 16_600, f
 
 
 @pytest.mark.parametrize("ext,fmt,codec,video", AV_CASES)

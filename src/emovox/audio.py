@@ -43,7 +43,9 @@ __all__ = ["SAMPLE_RATE", "MIN_SAMPLES", "SUPPORTED_FORMATS", "AudioHeader", "De
            "audio_duration", "MIN_RATE", "MAX_RATE", "MAX_CHANNELS", "MAX_ABS"]
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4",
-                        ".mov", ".webm", ".mkv", ".mka", ".amr", ".3gp", ".caf", ".wma", ".wmv", ".wv")
+                        ".mov", ".webm", ".mkv", ".mka", ".amr", ".3gp", ".caf", ".wma", ".wmv", ".wv",
+                        # the same containers under other names (a folder walk goes by the name)
+                        ".aifc", ".au", ".snd", ".w64", ".rf64", ".mp2", ".mpga", ".m4b", ".m4v", ".3g2")
 #: What users can bring, for messages: soundfile reads WAV to AIFF, PyAV (FFmpeg) the rest.
 SUPPORTED_FORMATS = ("WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, M4A/AAC, AMR, WMA, WavPack and the audio track of "
                      "MP4/MOV/3GP/WEBM/MKV/WMV")
