@@ -133,6 +133,18 @@ def test_writers(tmp_path):
     assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files behind
 
 
+def test_json_probabilities_have_six_decimals_like_a_prediction():
+    def thirds(waves: np.ndarray) -> np.ndarray:
+        return np.tile(np.array([1 / 3, 2 / 9, 4 / 9]), (len(waves), 1))
+
+    d = compute_timeline(blocks_of(signal(), 4.0), thirds, LABELS, energy_vad).to_dict()
+    probs = [p for w in d["windows"] if w["probabilities"] for p in w["probabilities"].values()]
+    probs += [p for r in d["regions"] for p in r["probabilities"].values()]
+    assert probs and all(p == round(p, 6) for p in probs) and 1 / 3 not in probs
+    assert d["windows"][3]["probabilities"]["angry"] == 0.333333
+    assert [w["probabilities"] for w in d["windows"]][0] is None  # silence: no probabilities
+
+
 def test_speakers_split_regions_and_summarise(tmp_path):
     from emovox.diarize import Turn
 
