@@ -244,6 +244,10 @@ def test_progress_log_lines_when_not_a_terminal(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("predicting: 1/10 files (10%)") and "files/s" in err[0] and "ETA" in err[0]
     assert err[-1].startswith("predicting: 4/10 files (40%)") and err[-1].endswith("done")
+    stopped = Progress(total=10, bar=None, every=60.0)
+    stopped.update()
+    stopped.close(complete=False)  # interrupted: it said "ETA 0:09, done"
+    assert capsys.readouterr().err.strip().endswith("files/s, stopped")
 
 
 # ------------------------------------------------------------------------------------- kill
@@ -289,6 +293,36 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_file(tmp_path,
     while (left := _processes_with(tag)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"worker processes outlived their killed parent: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path, tiny_model, jobs):
+    """kill, docker stop, a scheduler's time limit: SIGTERM ended the process on the spot (exit
+    -15, the multiprocessing tracker's 'leaked semaphore' warning, no word on resuming)."""
+    folder = tmp_path / "clips"
+    make_clips(folder, 30, seconds=0.3)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-c", "import sys; from emovox.cli import main; sys.exit(main())", "predict", str(folder),
+           "--model", str(tiny_model), "--vad", "none", "--jobs", str(jobs), "--no-progress", "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "OMP_NUM_THREADS": "1",
+           "EMOVOX_TEST_TAG": str(tmp_path)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not (out.exists() and out.read_bytes().count(b"\n")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    if proc.returncode == 1:
+        pytest.skip("the run finished before the signal")
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated (SIGTERM)" in err and "run the same command again to resume" in err and "leaked" not in err
+    lines = out.read_bytes().splitlines()
+    assert 0 < len(lines) < 31 and all(json.loads(line)["source"] for line in lines)  # whole records only
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 1 and "resumed" in final.stderr, final.stderr[-2000:]
+    sources = [json.loads(line)["source"] for line in out.read_bytes().splitlines()]
+    assert len(sources) == len(set(sources)) == 31
 
 
 def _processes_with(tag: str) -> list[int]:

@@ -48,3 +48,14 @@ def test_a_reader_that_leaves_is_no_traceback(tmp_path):
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.returncode == 1  # the listing was cut short
+
+
+def test_signal_handlers_are_the_callers_again_after_a_command(tmp_path, capsys):
+    """main() turns SIGTERM into a clean stop (exit 143) while a command runs; in-process callers
+    (tests, notebooks) get their own handlers back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert main(["predict", str(tmp_path / "missing.wav")]) == EXIT_BAD_INPUT
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    capsys.readouterr()

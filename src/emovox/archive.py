@@ -373,7 +373,7 @@ def run_archive(items: Iterable[Item], output: str | os.PathLike, task: Task | M
                 bar.update()
             complete = True
         finally:
-            bar.close()
+            bar.close(complete)
             writer.close(complete=complete)
     return summary
 

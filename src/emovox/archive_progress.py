@@ -40,7 +40,7 @@ class Progress:
             self._last = now
             print(self.line(now), file=self.stream, flush=True)
 
-    def line(self, now: float | None = None) -> str:
+    def line(self, now: float | None = None, eta: bool = True) -> str:
         elapsed = (now or time.monotonic()) - self.started
         rate = (self.count - self._done_at_start) / elapsed if elapsed > 0 else 0.0
         text = f"{self.desc}: {self.count}"
@@ -49,15 +49,16 @@ class Progress:
         else:
             text += " files"
         text += f", {rate:.1f} files/s"
-        if self.total and rate > 0 and self.count < self.total:
+        if eta and self.total and rate > 0 and self.count < self.total:
             text += f", ETA {_clock((self.total - self.count) / rate)}"
         return text
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """The last line: ``, done``, or ``, stopped`` for a run that did not finish (interrupted, failed)."""
         if self._bar is not None:
             self._bar.close()
         elif self.count > self._done_at_start and not self.quiet:
-            print(self.line() + ", done", file=self.stream, flush=True)
+            print(self.line(eta=complete) + (", done" if complete else ", stopped"), file=self.stream, flush=True)
 
 
 def _clock(seconds: float) -> str:

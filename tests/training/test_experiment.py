@@ -122,7 +122,9 @@ def _cli(recipe: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, tmp_path: Path, sig: int) -> None:
+    """SIGTERM (kill, a scheduler's time limit): exit 143 with a message; it was Lightning's sys.exit(1)."""
     recipe = tmp_path / "r.yaml"
     raw = recipe_dict(iemocap, tmp_path / "cache", 3, folds=[0])
     raw["train"]["batch_size"] = 2  # many small steps: the kill lands inside an epoch
@@ -130,7 +132,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, t
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref, out = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_cli(recipe, ref), check=True, env=env, capture_output=True, timeout=300)
-    proc = subprocess.Popen(_cli(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_cli(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     history = None
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -141,8 +143,10 @@ def test_sigkill_mid_training_then_rerun_gives_the_same_metrics(iemocap: Path, t
         time.sleep(0.05)
     assert history is not None and proc.poll() is None, "training ended before it could be killed"
     time.sleep(0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    err = proc.communicate(timeout=120)[1]
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "emovox: terminated (SIGTERM)" in err, err[-2000:]
     assert not (fold0(out) / "result.json").exists()
     subprocess.run(_cli(recipe, out), check=True, env=env, capture_output=True, timeout=300)
     ra, rb = read_json(fold0(ref) / "result.json"), read_json(fold0(out) / "result.json")

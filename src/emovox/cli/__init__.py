@@ -13,14 +13,37 @@ import importlib
 import logging
 import os
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
+from typing import Any
 
 from emovox import __version__
 from emovox.errors import EmovoxError
 
-#: Exit codes: 0 ok, 1 some inputs failed (batch commands), 2 bad input/usage, 130 interrupted.
-EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Exit codes: 0 ok, 1 some inputs failed (batch commands), 2 bad input/usage, 130 interrupted
+#: (Ctrl-C), 143 terminated (SIGTERM).
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``docker stop``, a batch scheduler's time limit), raised where the command
+    is, so that it stops as after Ctrl-C: outputs closed whole, worker processes shut down."""
+
+
+#: The signals received during this command (Lightning turns an interrupt during training into sys.exit(1)).
+_RECEIVED: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _RECEIVED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _stopped(terminated: bool) -> int:
+    print(f"emovox: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    signals = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    # a signal the caller ignores (`cmd &` in a script ignores SIGINT) stays ignored
+    previous = {s: signal.signal(s, _on_signal) for s in signals if signal.getsignal(s) is not signal.SIG_IGN}
+    _RECEIVED.clear()
     try:
         return int(args.func(args) or 0)
     except EmovoxError as exc:
@@ -63,9 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):  # stdout is no file (captured): nothing to flush into a pipe
             pass
         return 1
-    except KeyboardInterrupt:
-        print("emovox: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return _stopped(isinstance(exc, Terminated))
+    except SystemExit:
+        if _RECEIVED:  # Lightning's answer to an interrupt during training: sys.exit(1)
+            return _stopped(_RECEIVED[-1] == signal.SIGTERM)
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -83,8 +83,13 @@ def run_archive_cli(command: str, args: argparse.Namespace, task: Any, output: s
     """One archive run on one machine (``--jobs``): messages and the exit status."""
     from emovox.archive import iter_inputs, run_archive, unique
 
-    summary = run_archive(unique(iter_inputs(args.paths, args.manifest)), output, task, jobs=args.jobs or 1, fmt=fmt,
-                          total=total, progress=args.progress, on_error=reporter(command))
+    try:
+        summary = run_archive(unique(iter_inputs(args.paths, args.manifest)), output, task, jobs=args.jobs or 1,
+                              fmt=fmt, total=total, progress=args.progress, on_error=reporter(command))
+    except KeyboardInterrupt:
+        print(f"emovox {command}: {output} keeps every result written so far; run the same command again to "
+              "resume", file=sys.stderr)
+        raise
     return finish(command, output, summary)
 
 
