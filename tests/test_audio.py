@@ -447,6 +447,19 @@ def test_pyav_path_keeps_the_budget_and_the_cancel_hook() -> None:
         decode_bytes(data, "x.m4a", budget=DecodeBudget(cancel=cancel))
 
 
+@pytest.mark.parametrize("ext", ["raw", "pcm", "sln"])
+def test_headerless_raw_pcm_says_what_is_missing_and_how_to_convert(tmp_path: Path, ext: str) -> None:
+    """Telephony dumps (Asterisk .sln, .raw, .pcm): '.raw' gave 'not a readable audio file (TypeError)'."""
+    path = tmp_path / f"call.{ext}"
+    (make_tone(1.0) * 32767).astype(np.int16).tofile(path)
+    with pytest.raises(AudioError, match="headerless raw PCM.*sample rate.*ffmpeg -f s16le -ar 8000"):
+        load_audio(path)
+    if ext != "raw":  # libsndfile takes a .raw name as headerless whatever it holds; the others by content
+        wav = tmp_path / f"really_a_wav.{ext}"
+        sf.write(wav, make_tone(1.0), SAMPLE_RATE, format="WAV")
+        assert load_audio(wav).size == SAMPLE_RATE
+
+
 def test_unknown_formats_list_what_is_supported(tmp_path: Path) -> None:
     for data in (b"\x00\x00\x00\x1cftypM4A " + bytes(200), b"\x1a\x45\xdf\xa3" + bytes(200), b"#EXTM3U\nfile:///etc/passwd\n"):
         with pytest.raises(AudioError, match="M4A/AAC, AMR, WMA, WavPack and the audio track of MP4/MOV/3GP/WEBM/MKV/WMV") as info:

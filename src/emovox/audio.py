@@ -132,6 +132,9 @@ def _open(handle: Any, source: object):
         rate = _declared_wav_rate(handle)
         if rate is not None:
             check_rate(rate, source)  # libsndfile's "SF_INFO struct incomplete" for a 0 Hz header
+        if Path(str(source)).suffix.lower() in _RAW_SUFFIXES:
+            raise AudioError(source, "headerless raw PCM: the file does not say its sample rate or sample format",
+                             _HINT_RAW) from None
         detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
         raise AudioError(source, f"{_UNREADABLE} ({detail})", _HINT_FORMAT) from None
     try:
@@ -144,6 +147,11 @@ def _open(handle: Any, source: object):
 
 
 _UNREADABLE = "not a readable audio file, or corrupt"
+#: Headerless sample dumps (telephony systems: Asterisk's .sln, dictation and call recorders' .raw/.pcm).
+_RAW_SUFFIXES = (".raw", ".pcm", ".sln", ".s16", ".l16")
+_HINT_RAW = ("convert it with the settings it was recorded with, e.g. ffmpeg -f s16le -ar 8000 -ac 1 -i FILE "
+             "FILE.wav; or read it with soundfile.read(FILE, samplerate=8000, channels=1, subtype='PCM_16') and "
+             "predict the array with its sample_rate")
 
 
 def _open_or_av(handle: Any, source: object) -> Any:
