@@ -461,10 +461,22 @@ def test_headerless_raw_pcm_says_what_is_missing_and_how_to_convert(tmp_path: Pa
 
 
 def test_unknown_formats_list_what_is_supported(tmp_path: Path) -> None:
-    for data in (b"\x00\x00\x00\x1cftypM4A " + bytes(200), b"\x1a\x45\xdf\xa3" + bytes(200), b"#EXTM3U\nfile:///etc/passwd\n"):
-        with pytest.raises(AudioError, match="M4A/AAC, AMR, WMA, WavPack and the audio track of MP4/MOV/3GP/WEBM/MKV/WMV") as info:
+    with pytest.raises(AudioError, match="M4A/AAC, AMR, WMA, WavPack and the audio track of MP4/MOV/3GP/WEBM/MKV/WMV") as info:
+        decode_bytes(b"#EXTM3U\nfile:///etc/passwd\n", "odd.bin")
+    assert "passwd" not in str(info.value).replace("odd.bin", "")
+
+
+def test_a_damaged_container_is_named_with_what_to_do() -> None:
+    """A truncated M4A said 'Format not recognised' and listed the formats, M4A among them."""
+    pytest.importorskip("av")
+    for data, name in ((b"\x00\x00\x00\x1cftypM4A " + bytes(200), "MP4/M4A/MOV"), (b"\x1a\x45\xdf\xa3" + bytes(200), "MKV/WEBM")):
+        with pytest.raises(AudioError, match=f"an {name} file that cannot be decoded.*truncated or damaged"):
             decode_bytes(data, "odd.bin")
-        assert "passwd" not in str(info.value).replace("odd.bin", "")
+    from fuzz.fuzz_audio import encode_av
+
+    whole = encode_av(make_tone(1.0), SAMPLE_RATE, "ipod", "aac")
+    with pytest.raises(AudioError, match="MP4/M4A/MOV file that cannot be decoded"):
+        decode_bytes(whole[: len(whole) // 3], "cut.m4a")
 
 
 def test_playlists_are_never_followed(tmp_path: Path) -> None:

@@ -170,12 +170,7 @@ def _open_or_av(handle: Any, source: object) -> Any:
             raise  # WAV/FLAC/OGG/AIFF are libsndfile's: its diagnosis stands
         if not audio_av.available():
             raise AudioError(source, exc.problem, _HINT_NO_AV) from None
-        try:
-            audio_av.read_header(handle, source)
-        except AudioError as av_exc:
-            if av_exc.problem.startswith("not a readable"):
-                raise exc from None  # neither decoder knows it
-            raise
+        audio_av.read_header(handle, source)  # its signature is FFmpeg's: PyAV's diagnosis names the container
         return None
     if f.frames == 0 and _UNSIZED_DATA.search(getattr(f, "extra_info", "") or ""):
         from emovox import audio_av  # a WAV whose header says 0 bytes of data, followed by data: FFmpeg reads to the end

@@ -62,6 +62,9 @@ def container_format(head: bytes) -> str | None:
 
 #: Containers PyAV is asked to decode when libsndfile cannot (WAV/FLAC/OGG/AIFF stay libsndfile's).
 FALLBACK_FORMATS = ("mov", "matroska", "aac", "mp3", "caf", "amr", "asf", "wv")
+#: What users call these containers, for messages.
+_NAMES = {"mov": "MP4/M4A/MOV", "matroska": "MKV/WEBM", "aac": "AAC", "mp3": "MP3", "caf": "CAF", "amr": "AMR",
+          "asf": "WMA/WMV", "wv": "WavPack"}
 
 
 def head(handle: Any) -> bytes:
@@ -88,10 +91,11 @@ def _open(handle: Any, source: object):
         container = av.open(handle, mode="r", format=fmt, metadata_errors="ignore",
                             options={"protocol_whitelist": "file,pipe"})
     except Exception as exc:  # av.FFmpegError, ValueError, OSError, ...  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
-        raise AudioError(source, f"not a readable audio or video file ({type(exc).__name__})") from None
+        raise AudioError(source, f"not a readable audio or video file: an {_NAMES.get(fmt, fmt)} file that cannot be "
+                                 f"decoded ({type(exc).__name__})", "truncated or damaged? copy or export it again") from None
     if not container.streams.audio:
         container.close()
-        raise AudioError(source, "the file has no audio track", "send a recording with sound")
+        raise AudioError(source, "the file has no audio track (video only)", "use a recording with sound")
     return container
 
 
