@@ -372,3 +372,8 @@ def test_service_reads_an_oversize_body_before_answering_413(declared):
     asyncio.run(BodySizeLimit(app, max_bytes=2000, paths=("/v1/",))(
         {"type": "http", "path": "/v1/predict", "headers": headers}, receive, send))
     assert events == ["receive"] * 5 + ["http.response.start", "http.response.body"]
+
+
+def test_a_folder_given_to_the_api_says_how_to_predict_its_files(recognizer, tmp_path):
+    with pytest.raises(AudioError, match="is a directory.*emovox predict FOLDER.*iter_inputs"):
+        recognizer.predict(tmp_path)

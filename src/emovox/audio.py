@@ -90,7 +90,9 @@ def _check_path(path: Path) -> None:
                 raise AudioError(path, f"a link to a missing file ({os.readlink(path)})", "restore the file or remove the link")
             raise AudioError(*_not_found(str(path)))
         if path.is_dir():
-            raise AudioError(path, "is a directory, not an audio file")
+            raise AudioError(path, "is a directory, not an audio file",
+                             "predict the files in it: emovox predict FOLDER, or in Python "
+                             "emovox.archive.iter_inputs([FOLDER]) lists them for Recognizer.predict")
         if not path.is_file():
             raise AudioError(path, "is not a regular file (device, pipe or socket)", "pass an audio file")
         if not os.access(path, os.R_OK):
