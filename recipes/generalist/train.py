@@ -39,8 +39,8 @@ HERE = Path(__file__).parent
 
 
 def candidate_training(cand: dict) -> HeadTraining:
-    keys = {k: cand[k] for k in ("epochs", "lr", "weight_decay", "dropout", "hidden", "combine", "adversarial")
-            if k in cand}
+    keys = {k: cand[k] for k in ("epochs", "lr", "weight_decay", "dropout", "hidden", "combine", "adversarial",
+                                 "label_smoothing", "mixup") if k in cand}
     return HeadTraining(**keys)
 
 

@@ -80,3 +80,17 @@ def test_an_ensemble_head_is_the_mean_of_its_members_and_loads_by_config():
         ensemble_head([members[0], fit_head(x[:300], y[:300], np.ones(300), 3, HeadTraining(**cfg))[0]])
     with pytest.raises(ConfigError, match="combine 'concat'"):
         PooledHead(2, 8, 3, combine="weighted", members=2)
+
+
+@pytest.mark.parametrize("option", [{"mixup": 0.4}, {"label_smoothing": 0.1}, {"mixup": 0.4, "label_smoothing": 0.1}])
+def test_heads_learn_with_mixup_and_label_smoothing(option):
+    x, y, _ = two_corpora()
+    xt, yt, _ = two_corpora(seed=1)
+    head, _ = fit_head(x, y, np.ones(len(y)), 3, HeadTraining(epochs=30, hidden=16, dropout=0.0, **option))
+    assert balanced_accuracy(yt, predict_head(head, xt).argmax(1)) >= 0.9
+
+
+def test_mixup_with_adversarial_training_is_refused():
+    x, y, d = two_corpora(n=50)
+    with pytest.raises(ConfigError, match="mixup with corpus-adversarial"):
+        fit_head(x, y, np.ones(len(y)), 3, HeadTraining(epochs=1, hidden=8, adversarial=0.5, mixup=0.4), domains=d)

@@ -135,6 +135,10 @@ class HeadTraining:
     #: corpus-adversarial weight (gradient reversal on the hidden layer; needs ``hidden`` and ``domains``)
     adversarial: float = 0.0
     adversarial_warmup: int = 10  #: epochs over which the weight ramps up from 0
+    #: cross-entropy label smoothing (0: none)
+    label_smoothing: float = 0.0
+    #: mixup (Zhang et al. 2018): each batch mixed with a shuffled copy of itself, weights ~ Beta(a, a); 0: off
+    mixup: float = 0.0
 
 
 class _Reverse(torch.autograd.Function):
@@ -168,6 +172,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
     head = PooledHead(x.shape[1], x.shape[2], n_classes, cfg.combine, cfg.hidden, cfg.dropout)
     head.set_stats(x)
     adv = _adversary(cfg, domains, len(y))
+    if cfg.mixup and adv is not None:
+        raise ConfigError("mixup with corpus-adversarial training is not implemented; use one of them")
     params = list(head.parameters()) + (list(adv.parameters()) if adv is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
@@ -182,11 +188,13 @@ def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
         weight = cfg.adversarial * min(1.0, epoch / max(1, cfg.adversarial_warmup))
         for _ in range(steps):
             idx = torch.from_numpy(rng.choice(len(y), cfg.batch_size, p=p))
-            if adv is None or dt is None:
-                loss = nn.functional.cross_entropy(head(xt[:, idx]), yt[idx])
+            if cfg.mixup:
+                loss = _mixup_loss(head, xt[:, idx], yt[idx], cfg, rng)
+            elif adv is None or dt is None:
+                loss = nn.functional.cross_entropy(head(xt[:, idx]), yt[idx], label_smoothing=cfg.label_smoothing)
             else:
                 h = head.features(xt[:, idx])
-                loss = nn.functional.cross_entropy(head.net[-1](h), yt[idx]) + \
+                loss = nn.functional.cross_entropy(head.net[-1](h), yt[idx], label_smoothing=cfg.label_smoothing) + \
                     nn.functional.cross_entropy(adv(_Reverse.apply(h, weight)), dt[idx])
             opt.zero_grad()
             loss.backward()
@@ -200,6 +208,17 @@ def fit_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
     if best_state is not None:
         head.load_state_dict(best_state)
     return head.eval(), history
+
+
+def _mixup_loss(head: PooledHead, x: torch.Tensor, y: torch.Tensor, cfg: HeadTraining,
+                rng: np.random.Generator) -> torch.Tensor:
+    """Cross-entropy of a batch ``x`` ``(L, B, 2d)`` mixed with a shuffled copy of itself."""
+    lam = torch.from_numpy(rng.beta(cfg.mixup, cfg.mixup, size=len(y)).astype(np.float32))
+    perm = torch.from_numpy(rng.permutation(len(y)))
+    logits = head(lam[None, :, None] * x + (1 - lam[None, :, None]) * x[:, perm])
+    ce = nn.functional.cross_entropy
+    return (lam * ce(logits, y, reduction="none", label_smoothing=cfg.label_smoothing)
+            + (1 - lam) * ce(logits, y[perm], reduction="none", label_smoothing=cfg.label_smoothing)).mean()
 
 
 def _adversary(cfg: HeadTraining, domains: np.ndarray | None, n: int) -> nn.Module | None:
