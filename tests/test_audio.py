@@ -470,12 +470,12 @@ def test_a_damaged_container_is_named_with_what_to_do() -> None:
     """A truncated M4A said 'Format not recognised' and listed the formats, M4A among them."""
     pytest.importorskip("av")
     for data, name in ((b"\x00\x00\x00\x1cftypM4A " + bytes(200), "MP4/M4A/MOV"), (b"\x1a\x45\xdf\xa3" + bytes(200), "MKV/WEBM")):
-        with pytest.raises(AudioError, match=f"an {name} file that cannot be decoded.*truncated or damaged"):
+        with pytest.raises(AudioError, match=f"its {name} data cannot be decoded.*truncated or damaged"):
             decode_bytes(data, "odd.bin")
     from fuzz.fuzz_audio import encode_av
 
     whole = encode_av(make_tone(1.0), SAMPLE_RATE, "ipod", "aac")
-    with pytest.raises(AudioError, match="MP4/M4A/MOV file that cannot be decoded"):
+    with pytest.raises(AudioError, match="MP4/M4A/MOV data cannot be decoded"):
         decode_bytes(whole[: len(whole) // 3], "cut.m4a")
 
 

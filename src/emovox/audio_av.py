@@ -91,7 +91,7 @@ def _open(handle: Any, source: object):
         container = av.open(handle, mode="r", format=fmt, metadata_errors="ignore",
                             options={"protocol_whitelist": "file,pipe"})
     except Exception as exc:  # av.FFmpegError, ValueError, OSError, ...  # noqa: BLE001 - third-party failures vary; re-raised as an EmovoxError
-        raise AudioError(source, f"not a readable audio or video file: an {_NAMES.get(fmt, fmt)} file that cannot be "
+        raise AudioError(source, f"not a readable audio or video file: its {_NAMES.get(fmt, fmt)} data cannot be "
                                  f"decoded ({type(exc).__name__})", "truncated or damaged? copy or export it again") from None
     if not container.streams.audio:
         container.close()
