@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -302,11 +303,27 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, parsed
 
 
+#: Recipe keys that name files or folders. In the YAML a relative one resolves against the recipe's
+#: folder; on the command line (``--override data.root=clips.csv``) against the current folder.
+PATH_KEYS = ("root", "manifest", "cache_dir", "backbone", "distill_manifests")
+
+
+def _from_here(value: Any) -> Any:
+    if isinstance(value, str) and value and not os.path.isabs(value):
+        return os.path.abspath(value)
+    if isinstance(value, list):
+        return [_from_here(v) for v in value]
+    return value
+
+
 def apply_overrides(raw: Mapping[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """A copy of ``raw`` with each ``key=value`` override applied (keys are dotted paths)."""
+    """A copy of ``raw`` with each ``key=value`` override applied (keys are dotted paths); a relative
+    path given for a :data:`PATH_KEYS` key is made absolute against the current folder."""
     out = copy.deepcopy(dict(raw))
     for text in overrides:
         parts, value = parse_override(text)
+        if parts[-1] in PATH_KEYS:
+            value = _from_here(value)
         node = out
         for p in parts[:-1]:
             nxt = node.get(p)

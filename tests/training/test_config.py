@@ -74,6 +74,21 @@ def test_overrides_parse_yaml_and_go_through_validation() -> None:
         parse_override("optim.lr")
 
 
+def test_a_path_given_on_the_command_line_is_relative_to_the_current_folder(tmp_path: Path, monkeypatch) -> None:
+    """--override data.root=clips.csv used to look for clips.csv beside the recipe file."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "r.yaml").write_text("data: {corpus: generic, root: in_yaml.csv}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert load_recipe(recipes / "r.yaml").resolve("in_yaml.csv") == recipes / "in_yaml.csv"  # the YAML's: beside it
+    r = load_recipe(recipes / "r.yaml", ["data.root=clips.csv", "features.cache_dir=cache",
+                                         "transfer.distill_manifests=[a.csv, /abs/b.csv]", "train.epochs=2"])
+    assert r.resolve(r.data.root) == work / "clips.csv" and r.resolve(r.features.cache_dir) == work / "cache"
+    assert r.transfer.distill_manifests == [str(work / "a.csv"), "/abs/b.csv"] and r.train.epochs == 2
+
+
 def test_load_recipe_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")
