@@ -60,6 +60,34 @@ def test_table_for_a_folder(tree, tiny_model, capsys):
     assert lines[1].split()[1] in LABELS and len(lines[1].split()) == 4 + len(LABELS)
 
 
+def test_an_interrupted_printed_run_still_shows_what_it_finished(tree, tiny_model, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM) after some files of a printed run: those results are shown, exit 130;
+    before, everything done was lost."""
+    from emovox import archive
+    from emovox.cli import EXIT_INTERRUPTED
+
+    real_run = archive.Engine.run
+
+    def run_then_stop(self, sources):
+        for n, record in enumerate(real_run(self, sources)):
+            if n == 1:
+                raise KeyboardInterrupt
+            yield record
+
+    monkeypatch.setattr(archive.Engine, "run", run_then_stop)
+    monkeypatch.setattr("emovox.cli.predict.LONG_PRINTED_RUN", 3)  # a long printed run is told about -o
+    code, out, err = run(capsys, str(tree / "good"), str(tree / "mixed" / "ok.wav"), "--csv", "--model",
+                         str(tiny_model), "--threads", "1", "--vad", "none")
+    assert code == EXIT_INTERRUPTED
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["file"] for r in rows] == [str(tree / "good" / "a.flac")] and rows[0]["label"] in LABELS
+    assert "stopped after 1 of 3 inputs; their results follow" in err and "emovox: interrupted" in err
+    assert "3 inputs; the results are shown when all are done" in err and "-o results.jsonl" in err
+    out_file = tree / "r.json"
+    code, _, err = run(capsys, str(tree / "good"), "--json", "-o", str(out_file), "--model", str(tiny_model))
+    assert code == EXIT_INTERRUPTED and not out_file.exists()  # a JSON file is written whole or not at all
+
+
 def test_json_and_errors_do_not_stop_the_batch(tree, tiny_model, capsys):
     code, out, err = run(capsys, str(tree / "mixed"), str(tree / "good" / "a.flac"), "--json",
                          "--model", str(tiny_model), "--threads", "1", "--vad", "none")

@@ -182,23 +182,40 @@ def prepare_shift(args: argparse.Namespace, path: str, total: int, keep: bool) -
     return path
 
 
+#: A printed run (no -o) of this many inputs or more is told about -o, which writes as it goes.
+LONG_PRINTED_RUN = 500
+
+
 def _run_print(args: argparse.Namespace, total: int) -> int:
     from emovox.archive import Engine, Progress, iter_inputs, unique
 
     show = args.progress if args.progress is not None else (total > 1 and sys.stderr.isatty())
     report = reporter("predict")
-    records = []
+    records: list[dict[str, Any]] = []
+    if total >= LONG_PRINTED_RUN:
+        print(f"emovox predict: {total} inputs; the results are shown when all are done. For a run this long, "
+              "-o results.jsonl (or --csv -o results.csv) writes each as it comes and resumes after an "
+              "interruption", file=sys.stderr)
+    stopped: KeyboardInterrupt | None = None
     with Engine(_spec(args), jobs=args.jobs) as engine:
         bar = Progress(total, bar=True) if show else None
-        for record in engine.run(unique(iter_inputs(args.paths, args.manifest))):
-            records.append(record)
-            if record.get("error") is not None:
-                report(record)
-            if bar is not None:
-                bar.update()
+        try:
+            for record in engine.run(unique(iter_inputs(args.paths, args.manifest))):
+                records.append(record)
+                if record.get("error") is not None:
+                    report(record)
+                if bar is not None:
+                    bar.update()
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: what is done is still shown (not written to -o)
+            stopped = exc
         if bar is not None:
-            bar.close()
+            bar.close(stopped is None)
         info = engine.info
+    if stopped is not None:
+        if args.output or not records:
+            raise stopped
+        print(f"emovox predict: stopped after {len(records)} of {total} inputs; their results follow",
+              file=sys.stderr)
     stamp = {"model": info["model"], "model_version": info["model_version"]}
     records = [{**r, **stamp} for r in records]
     text = as_json(records) if args.json else as_csv(records, info["labels"], info["fields"]) if args.csv else \
@@ -209,6 +226,8 @@ def _run_print(args: argparse.Namespace, total: int) -> int:
         atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
+    if stopped is not None:
+        raise stopped
     n_ok = sum(r.get("error") is None for r in records)
     return exit_status("predict", n_ok, len(records) - n_ok)
 
