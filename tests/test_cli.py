@@ -59,3 +59,19 @@ def test_signal_handlers_are_the_callers_again_after_a_command(tmp_path, capsys)
     assert main(["predict", str(tmp_path / "missing.wav")]) == EXIT_BAD_INPUT
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     capsys.readouterr()
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    """In a log file every redraw of a tqdm bar was one more line (emovox baseline: 529 of them)."""
+    import io
+
+    from emovox.cli._options import show_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert show_progress(False) is False
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert show_progress(False) is True and show_progress(True) is False

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from emovox.cli._options import parse_key_values
+from emovox.cli._options import parse_key_values, show_progress
 
 EPILOG = """examples:
   emovox baseline --corpus emodb --root ../shared/corpora/emodb --features egemaps \\
@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for extraction and the SVM (default 1)")
     p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. svm.class_weight=none (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         stem = Path(args.recipe).stem if args.recipe else (args.corpus or "corpus")
         args.out = str(Path("runs") / "baseline" / f"{stem}-{recipe.features.upstream}")
     with threadpool_limits(args.threads):
-        summary = run_baseline(recipe, args.out, progress=not args.no_progress, overrides=args.override)
+        summary = run_baseline(recipe, args.out, progress=show_progress(args.no_progress), overrides=args.override)
     print(_summary_line(recipe.label, summary, args.out))
     return 0
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from emovox.cli._options import show_progress
+
 EPILOG = """examples:
   emovox experiment recipes/emodb/loso_resnet34.yaml --out runs/emodb-resnet34
   emovox experiment recipes/padi2021/exp1_loso.yaml --override data.root=/data/IEMOCAP_full_release
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--out", help="output folder (default runs/<recipe name>)")
     p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="set any recipe key, e.g. train.epochs=2 or model.options.base_channels=8 (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    summary = run_experiment(recipe, out, progress=not args.no_progress and recipe.train.progress,
+    summary = run_experiment(recipe, out, progress=show_progress(args.no_progress) and recipe.train.progress,
                              overrides=args.override)
     metrics = summary.get("metrics", {})
     parts = [f"{name.upper()} {100 * m['mean']:.2f} ± {100 * m['std']:.2f}" for name, m in metrics.items()

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from emovox.cli._options import show_progress
+
 FUSE_EPILOG = """examples:
   emovox fuse --speech runs/exp3-speech --text runs/exp3-text -o runs/exp3-fusion
   emovox fuse --speech a/scores.json --text b/scores.json -o fused --rules weighted
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
     m.add_argument("-o", "--out", required=True, help="output folder")
     m.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. train.epochs=2 or text.epochs=1 (repeatable)")
-    m.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    m.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal anyway)")
     m.set_defaults(func=run_multimodal)
 
 
@@ -89,7 +91,7 @@ def run_multimodal(args: argparse.Namespace) -> int:
 
     mm = load_multimodal_recipe(args.recipe, args.override)
     out = Path(args.out)
-    progress = not args.no_progress
+    progress = show_progress(args.no_progress)
     if mm.text.threads:
         import torch
 

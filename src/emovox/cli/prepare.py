@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from emovox.cli._options import parse_key_values
+from emovox.cli._options import parse_key_values, show_progress
 
 EPILOG = """corpora (ROOT layout):
   iemocap      IEMOCAP_full_release: Session{1..5}/dialog/EmoEvaluation/*.txt, sentences/wav/...
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--relative", action="store_true",
                    help="write audio paths relative to the manifest's folder (default: absolute)")
     p.add_argument("--no-check-files", action="store_true", help="do not check that every audio file exists")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     key = ALIASES.get(args.corpus.lower(), args.corpus.lower())
     loader_options = parse_key_values(args.option, "--option")
     utts = list(tqdm(iter_corpus(args.corpus, args.root, **loader_options), desc=f"scan {args.corpus}",
-                     unit=" utt", disable=args.no_progress, file=sys.stderr))
+                     unit=" utt", disable=not show_progress(args.no_progress), file=sys.stderr))
     if not utts:
         raise ManifestError(f"{args.corpus}: no utterances found under {args.root} (see `emovox prepare --help`)")
     validate(utts, f"{args.corpus} corpus at {args.root}", check_files=not args.no_check_files,
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise ManifestError(f"label map {args.labels!r} left no utterances")
     if args.durations:
         chunks = [utts[i:i + 256] for i in range(0, len(utts), 256)]
-        utts = [u for chunk in tqdm(chunks, desc="durations", unit=" batch", disable=args.no_progress,
+        utts = [u for chunk in tqdm(chunks, desc="durations", unit=" batch", disable=not show_progress(args.no_progress),
                                     file=sys.stderr) for u in fill_durations(chunk)]
     path = write_manifest(args.output, utts, relative=args.relative)
     print(summary_table(utts))

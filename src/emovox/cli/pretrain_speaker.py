@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from emovox.cli._options import show_progress
+
 EPILOG = """examples:
   emovox pretrain-speaker --corpus voxceleb --root /data/voxceleb1/wav -o runs/speaker/resnet34
   emovox pretrain-speaker --corpus librispeech --root ../shared/corpora/librispeech-samples \\
@@ -48,7 +50,7 @@ def register(subparsers: Any) -> None:
                    help="share of each speaker's utterances held out for model selection (default 0.1)")
     p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. train.epochs=5 or model.name=resnet20 (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     result = pretrain_speaker(recipe, args.out, args.valid_fraction, args.max_speakers,
-                              progress=not args.no_progress and recipe.train.progress)
+                              progress=show_progress(args.no_progress) and recipe.train.progress)
     n = result["metrics"]["n"]
     print(f"speaker backbone -> {Path(args.out) / 'backbone'} (held-out speaker-ID accuracy "
           f"{100 * result['metrics']['wa']:.2f} % on {n} utterances)")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from emovox.cli._options import show_progress
+
 TRAIN_EPILOG = """examples:
   emovox text-train recipes/meld/text.yaml -o runs/meld-text
   emovox text-train recipes/padi2022/fusion_exp3_loso.yaml -o runs/exp3-text --override text.epochs=2
@@ -40,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any recipe key, e.g. text.max_length=64 or data.folds=[0] (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the recipe's)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal anyway)")
     p.set_defaults(func=run_train)
 
     t = subparsers.add_parser(
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--beam-size", type=int, default=1, help="decoder beam size (default 1 = greedy)")
     t.add_argument("--cache", help="transcript cache folder")
     t.add_argument("--threads", type=int, default=1, help="CPU threads for Whisper (default 1)")
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal anyway)")
     t.set_defaults(func=run_transcribe)
 
 
@@ -65,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.override) + ([f"text.threads={args.threads}"] if args.threads else [])
     mm = load_multimodal_recipe(args.recipe, overrides)
-    summary = run_text_experiment(mm, args.out, progress=not args.no_progress and mm.text.progress,
+    summary = run_text_experiment(mm, args.out, progress=show_progress(args.no_progress) and mm.text.progress,
                                   overrides=overrides)
     metrics = summary.get("metrics", {})
     parts = [f"{k} {100 * metrics[k]['mean']:.2f}%" for k in ("ua", "wa", "weighted_f1") if k in metrics]
@@ -116,7 +118,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
         raise ConfigError("with --corpus or --manifest give -o OUT.csv for the manifest with transcripts")
     filled, n_empty = fill_transcripts(utts, transcriber, overwrite=not args.only_missing,
-                                       progress=not args.no_progress)
+                                       progress=show_progress(args.no_progress))
     write_manifest(args.out, filled)
     print(f"{len(filled)} utterances, {n_empty} with an empty transcript; manifest written to "
           f"{os.fspath(args.out)}")
