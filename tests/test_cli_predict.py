@@ -132,7 +132,7 @@ def test_nothing_to_run_exits_2(tree, tiny_model, capsys):
     empty = tree / "emptydir"
     empty.mkdir()
     code, _, err = run(capsys, str(empty), "--model", str(tiny_model))
-    assert code == EXIT_BAD_INPUT and "no audio files" in err
+    assert code == EXIT_BAD_INPUT and "no audio files" in err and "can be given by its path" in err
     code, out, err = run(capsys, str(tree / "mixed" / "bad.wav"), "--model", str(tiny_model))
     assert code == EXIT_BAD_INPUT and out == "" and "bad.wav" in err
 

@@ -123,7 +123,8 @@ def iter_inputs(paths: Sequence[str] = (), manifests: Sequence[str] = ()) -> Ite
                 found = True
                 yield f
             if not found:
-                yield Problem(raw, f"no audio files ({', '.join(extensions)}) in this folder")
+                yield Problem(raw, f"no audio files in this folder (names ending {', '.join(extensions)}); "
+                                   "a file with another name can be given by its path")
         elif not p.exists() and glob.has_magic(raw):
             found = False
             for f in sorted(glob.glob(raw, recursive=True)):
