@@ -377,3 +377,9 @@ def test_service_reads_an_oversize_body_before_answering_413(declared):
 def test_a_folder_given_to_the_api_says_how_to_predict_its_files(recognizer, tmp_path):
     with pytest.raises(AudioError, match="is a directory.*emovox predict FOLDER.*iter_inputs"):
         recognizer.predict(tmp_path)
+
+
+def test_a_tilde_path_says_that_the_shell_shorthand_is_not_expanded(recognizer):
+    """'~/Downloads/note.m4a' from a notebook: 'file not found, check the path' hid the reason."""
+    with pytest.raises(AudioError, match="file not found.*'~' is a shell shorthand.*expanduser"):
+        recognizer.predict("~/emovox-no-such-dir/note.m4a")

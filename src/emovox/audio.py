@@ -122,6 +122,9 @@ def _not_found(name: str) -> tuple[str, str, str]:
     if (url := re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/+", name)) is not None:  # Path("https://x") is "https:/x"
         return (f"{url.group(1)}://{name[url.end():]}", "is a URL; emovox reads local files only (it works offline)",
                 "download the file and pass its path")
+    if name.startswith("~"):
+        return name, "file not found", "'~' is a shell shorthand that is not expanded here: give the full path " \
+                                       "(in Python, os.path.expanduser(path))"
     return name, "file not found", "check the path"
 
 
