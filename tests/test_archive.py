@@ -346,6 +346,37 @@ def test_writer_stamp_is_in_every_record(tmp_path):
                                             "error": None, "model": "m", "model_version": "v"}]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(tmp_path, fmt):
+    """The same command started twice (a second terminal) wrote every file twice into one output,
+    and a second run starting on a new output replaced the first one's file under it."""
+    rows = FileRows(["a", "b"], ["source", "label", "probabilities", "error"])
+    stamp = {"model": "m", "model_version": "v"}
+    out = tmp_path / f"w.{fmt}"
+    first = ResultWriter(out, fmt, rows, stamp)
+    first.open()
+    with pytest.raises(FileFormatError, match="another emovox run is writing this file now"):
+        ResultWriter(out, fmt, rows, stamp).open()
+    first.write({"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0}, "error": None})
+    first.close()
+    second = ResultWriter(out, fmt, rows, stamp)  # after the first: it resumes
+    assert len(second.open()) == 1
+    second.close()
+    assert out.read_text().count("x") == 1
+
+
+def test_a_csv_header_cut_short_by_a_kill_is_written_again(tmp_path):
+    rows = FileRows(["a", "b"], ["source", "label", "probabilities", "error"])
+    out = tmp_path / "w.csv"
+    out.write_text("file,lab")  # killed while writing the header
+    w = ResultWriter(out, "csv", rows, {"model": "m", "model_version": "v"})
+    assert len(w.open()) == 0
+    w.write({"source": "x", "label": "a", "probabilities": {"a": 1.0, "b": 0.0}, "error": None})
+    w.close()
+    header, row = out.read_text().splitlines()
+    assert header.startswith("file,label,") and row.startswith("x,a,")
+
+
 def test_model_spec_passes_only_the_options_it_was_given(monkeypatch):
     from emovox.inference import Recognizer
 

@@ -267,6 +267,20 @@ def _describe(stamp: dict[str, Any]) -> str:
     return ", ".join([text, *rest])
 
 
+def _lock(fh: IO[str]) -> bool:
+    """An exclusive advisory lock on an open output (released when it is closed or the process
+    dies); False when another process holds it. Where ``fcntl`` is missing (Windows), True."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class ResultWriter:
     """Appends records to ``path`` in ``fmt``; :meth:`open` resumes, :meth:`close` finishes.
 
@@ -293,38 +307,54 @@ class ResultWriter:
         return self.path.with_name(self.path.name + ".part.jsonl") if self.fmt == "parquet" else self.path
 
     def open(self) -> Finished:
-        """Open for appending; returns what a previous (possibly killed) run already finished."""
+        """Open for appending; returns what a previous (possibly killed) run already finished.
+
+        The output is locked first (another run writing it is an error), then read; a new or empty
+        one gets the CSV header through the same handle (a header cut short by a kill is a torn
+        line, dropped by the next run). From then on it is only appended to."""
         done = Finished(one_line if self.fmt == "csv" else str)
         target = self.journal
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.fmt == "parquet" and self.path.exists() and not self.journal.exists():
                 self._parquet_to_journal()
-            fresh = not target.exists() or target.stat().st_size == 0
-            if not fresh:
-                if self.fmt == "csv":
-                    fresh = not _scan_csv(target, self.layout, done)
-                else:
-                    _scan_jsonl(target, self.layout, done)
+            fh = open(target, "a", encoding="utf-8", newline="")  # noqa: SIM115 - kept open until close()
+        except OSError as exc:
+            raise FileFormatError(f"{target}: cannot read or create the output file ({exc.strerror}); "
+                                  "choose another output path") from None
+        try:
+            if not _lock(fh):
+                raise FileFormatError(f"{target}: another emovox run is writing this file now; let it finish (run "
+                                      "the same command again afterwards to add what it did not do) or choose "
+                                      "another output file")
+            fresh = self._scan(target, done)
+            if done.stamp is not None and done.stamp != self.stamp:
+                raise FileFormatError(f"{target}: holds results of {_describe(done.stamp)}, this run uses "
+                                      f"{_describe(self.stamp)}: choose another output file")
+            if fresh and self.fmt == "csv":
+                fh.write(_csv_line(self.header))
+                fh.flush()
+        except BaseException:
+            fh.close()
+            raise
+        self._fh = fh
+        return done
+
+    def _scan(self, target: Path, done: Finished) -> bool:
+        """Read what ``target`` holds into ``done``; True when it holds nothing yet (start afresh)."""
+        try:
+            if target.stat().st_size == 0:
+                return True
+            if self.fmt == "csv":
+                return not _scan_csv(target, self.layout, done)
+            _scan_jsonl(target, self.layout, done)
+            return False
         except UnicodeDecodeError:
             raise FileFormatError(f"{target}: not a UTF-8 text file, so not an emovox {self.layout.kind} output; "
                                   "choose another output file") from None
         except OSError as exc:
-            raise FileFormatError(f"{target}: cannot read or create the output file ({exc.strerror}); "
+            raise FileFormatError(f"{target}: cannot read the output file ({exc.strerror}); "
                                   "choose another output path") from None
-        if done.stamp is not None and done.stamp != self.stamp:
-            raise FileFormatError(f"{target}: holds results of {_describe(done.stamp)}, this run uses "
-                                  f"{_describe(self.stamp)}: choose another output file")
-        from emovox.io import atomic_write_text
-
-        try:
-            if fresh:  # created whole (empty, or the CSV header), then only ever appended to
-                atomic_write_text(target, _csv_line(self.header) if self.fmt == "csv" else "")
-            self._fh = open(target, "a", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise FileFormatError(f"{target}: cannot write the output file ({exc.strerror}); "
-                                  "choose another output path") from None
-        return done
 
     def _put(self, text: str) -> None:
         assert self._fh is not None, "ResultWriter.open() first"
