@@ -278,6 +278,8 @@ def _lock(fh: IO[str]) -> bool:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError:  # a file system without locks (some network mounts): written unlocked, as before
+        return True
     return True
 
 
