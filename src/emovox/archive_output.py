@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Protocol, Sequence
 
 from emovox.errors import DependencyError, FileFormatError
-from emovox.io import display_text, json_text, one_line
+from emovox.io import display_text, json_text, one_line, try_lock
 
 FORMATS = ("jsonl", "csv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
@@ -267,22 +267,6 @@ def _describe(stamp: dict[str, Any]) -> str:
     return ", ".join([text, *rest])
 
 
-def _lock(fh: IO[str]) -> bool:
-    """An exclusive advisory lock on an open output (released when it is closed or the process
-    dies); False when another process holds it. Where ``fcntl`` is missing (Windows), True."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return True
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:  # a file system without locks (some network mounts): written unlocked, as before
-        return True
-    return True
-
-
 class ResultWriter:
     """Appends records to ``path`` in ``fmt``; :meth:`open` resumes, :meth:`close` finishes.
 
@@ -325,7 +309,7 @@ class ResultWriter:
             raise FileFormatError(f"{target}: cannot read or create the output file ({exc.strerror}); "
                                   "choose another output path") from None
         try:
-            if not _lock(fh):
+            if not try_lock(fh):
                 raise FileFormatError(f"{target}: another emovox run is writing this file now; let it finish (run "
                                       "the same command again afterwards to add what it did not do) or choose "
                                       "another output file")

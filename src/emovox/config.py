@@ -309,8 +309,8 @@ PATH_KEYS = ("root", "manifest", "cache_dir", "backbone", "distill_manifests")
 
 
 def _from_here(value: Any) -> Any:
-    if isinstance(value, str) and value and not os.path.isabs(value):
-        return os.path.abspath(value)
+    if isinstance(value, str) and value:
+        return os.path.abspath(os.path.expanduser(value))
     if isinstance(value, list):
         return [_from_here(v) for v in value]
     return value

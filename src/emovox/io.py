@@ -17,9 +17,9 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
-from emovox.errors import FileFormatError, ManifestError
+from emovox.errors import ConfigError, FileFormatError, ManifestError
 
 
 def _umask() -> int:
@@ -208,3 +208,41 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def try_lock(fh: IO[Any]) -> bool:
+    """An exclusive advisory lock on an open file (released when it is closed or the process dies);
+    False when another process holds it. Without ``fcntl`` (Windows) or on a file system without
+    locks (some network mounts), True: unlocked, as before."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+#: The file inside a run folder that :func:`run_folder_lock` locks.
+RUN_LOCK = ".emovox-run.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold a run folder (``--out``) for one command: a second command on the same folder, while
+    this one runs, gets a ConfigError instead of training the same folds beside it. A path that is
+    a file is left to the runner's own check."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / RUN_LOCK, "a", encoding="utf-8") as fh:  # kept open (and locked) while the run goes on
+        if not try_lock(fh):
+            raise ConfigError(f"{folder}: another emovox command is running in this folder now; let it finish "
+                              "(a run resumes where it stopped) or give another --out")
+        yield

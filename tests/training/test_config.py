@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,9 @@ def test_overrides_parse_yaml_and_go_through_validation() -> None:
 
 
 def test_a_path_given_on_the_command_line_is_relative_to_the_current_folder(tmp_path: Path, monkeypatch) -> None:
-    """--override data.root=clips.csv used to look for clips.csv beside the recipe file."""
+    """Through load_recipe (baseline, text-train, segment-experiment, multimodal, the Python API),
+    --override data.root=clips.csv looked for clips.csv beside the recipe file; only `emovox
+    experiment` and `pretrain-speaker` resolved it here, with a key list of their own."""
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     (recipes / "r.yaml").write_text("data: {corpus: generic, root: in_yaml.csv}\n")
@@ -84,9 +87,11 @@ def test_a_path_given_on_the_command_line_is_relative_to_the_current_folder(tmp_
     monkeypatch.chdir(work)
     assert load_recipe(recipes / "r.yaml").resolve("in_yaml.csv") == recipes / "in_yaml.csv"  # the YAML's: beside it
     r = load_recipe(recipes / "r.yaml", ["data.root=clips.csv", "features.cache_dir=cache",
-                                         "transfer.distill_manifests=[a.csv, /abs/b.csv]", "train.epochs=2"])
+                                         "transfer.distill_manifests=[a.csv, /abs/b.csv]", "train.epochs=2",
+                                         "data.manifest=~/m.csv", "transfer.backbone=null"])
     assert r.resolve(r.data.root) == work / "clips.csv" and r.resolve(r.features.cache_dir) == work / "cache"
     assert r.transfer.distill_manifests == [str(work / "a.csv"), "/abs/b.csv"] and r.train.epochs == 2
+    assert r.data.manifest == os.path.expanduser("~/m.csv") and r.transfer.backbone is None  # '~' expanded; null unset
 
 
 def test_load_recipe_file_errors_name_the_file(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,10 @@ Each fold writes a Lightning checkpoint after every epoch: re-running the same c
 finished folds and resumes an interrupted one where it stopped, with the same final metrics as an
 uninterrupted run. Results: <out>/report.md (per-fold table, mean ± std), report.json,
 confusion.png, and per fold predictions.csv, history.json and the best model package (model/).
---override paths (data.root, data.manifest, transfer.backbone, features.cache_dir) are taken
-relative to the current folder; paths inside the recipe relative to the recipe's folder.
+--override paths (data.root, data.manifest, transfer.backbone, features.cache_dir, ...; the keys of
+emovox.config.PATH_KEYS) are taken relative to the current folder; paths inside the recipe relative
+to the recipe's folder.
 """
-
-#: Recipe keys holding paths: overrides of these resolve against the current folder.
-PATH_KEYS = ("data.root", "data.manifest", "transfer.backbone", "features.cache_dir")
-#: YAML spellings of null (and the empty value): such overrides unset the key, they are no path.
-NULLS = ("", "null", "Null", "NULL", "~")
 
 
 def register(subparsers: Any) -> None:
@@ -44,18 +39,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def absolute_path_overrides(overrides: list[str]) -> list[str]:
-    """Overrides of :data:`PATH_KEYS` with relative values made absolute (current folder)."""
-    out = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        v = value.strip()
-        if sep and key.strip() in PATH_KEYS and v not in NULLS and not os.path.isabs(os.path.expanduser(v)):
-            item = f"{key}={Path(value.strip()).resolve()}"
-        out.append(item)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -67,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from emovox.config import load_recipe
     from emovox.training.experiment import run_experiment
 
-    recipe = load_recipe(args.recipe, absolute_path_overrides(args.override))
+    recipe = load_recipe(args.recipe, args.override)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     out = Path(args.out) if args.out else Path("runs") / recipe.name

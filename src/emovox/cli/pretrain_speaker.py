@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", 0):  # Lightning's own INFO lines (GPU available, tips...) only with -v
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
-    from emovox.cli.experiment import absolute_path_overrides
     from emovox.config import load_recipe, recipe_from_dict
     from emovox.errors import ConfigError
     from emovox.training.speaker import pretrain_speaker
@@ -72,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
                        ("train.loss", args.loss)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    overrides = absolute_path_overrides(overrides)
     if args.recipe:
         recipe = load_recipe(args.recipe, overrides)
     else:
