@@ -75,3 +75,26 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert show_progress(False) is False
     monkeypatch.setattr(sys, "stderr", Terminal())
     assert show_progress(False) is True and show_progress(True) is False
+
+
+def test_a_second_command_on_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    """The same experiment started twice trained the same folds side by side into one folder."""
+    from pathlib import Path
+
+    from emovox.errors import ConfigError
+    from emovox.io import run_folder_lock
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    with run_folder_lock(out):
+        try:
+            with run_folder_lock(out):
+                raise AssertionError("the folder was locked twice")
+        except ConfigError as exc:
+            assert "another emovox command is running in this folder now" in str(exc)
+        for argv in (["experiment", str(repo / "recipes/emodb/loso_whisper_head.yaml")],
+                     ["baseline", str(repo / "recipes/baseline/emodb_loso.yaml")]):
+            assert main([*argv, "-o", str(out)]) == EXIT_BAD_INPUT
+            assert "another emovox command is running in this folder" in capsys.readouterr().err
+    with run_folder_lock(out):  # released when the first command ends
+        pass

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.cli._options import parse_key_values, show_progress
+from emovox.io import run_folder_lock
 
 EPILOG = """examples:
   emovox baseline --corpus emodb --root ../shared/corpora/emodb --features egemaps \\
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         stem = Path(args.recipe).stem if args.recipe else (args.corpus or "corpus")
         args.out = str(Path("runs") / "baseline" / f"{stem}-{recipe.features.upstream}")
-    with threadpool_limits(args.threads):
+    with threadpool_limits(args.threads), run_folder_lock(args.out):
         summary = run_baseline(recipe, args.out, progress=show_progress(args.no_progress), overrides=args.override)
     print(_summary_line(recipe.label, summary, args.out))
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.cli._options import show_progress
+from emovox.io import run_folder_lock
 
 EPILOG = """examples:
   emovox experiment recipes/emodb/loso_resnet34.yaml --out runs/emodb-resnet34
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    summary = run_experiment(recipe, out, progress=show_progress(args.no_progress) and recipe.train.progress,
-                             overrides=args.override)
+    with run_folder_lock(out):
+        summary = run_experiment(recipe, out, progress=show_progress(args.no_progress) and recipe.train.progress,
+                                 overrides=args.override)
     metrics = summary.get("metrics", {})
     parts = [f"{name.upper()} {100 * m['mean']:.2f} ± {100 * m['std']:.2f}" for name, m in metrics.items()
              if name in ("ua", "wa")]

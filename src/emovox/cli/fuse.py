@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.cli._options import show_progress
+from emovox.io import run_folder_lock
 
 FUSE_EPILOG = """examples:
   emovox fuse --speech runs/exp3-speech --text runs/exp3-text -o runs/exp3-fusion
@@ -96,8 +97,10 @@ def run_multimodal(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(mm.text.threads)
-    run_experiment(mm.recipe, out / "speech", progress=progress and mm.recipe.train.progress, overrides=args.override)
-    run_text_experiment(mm, out / "text", progress=progress and mm.text.progress, overrides=args.override)
-    summary = fuse_runs(out / "speech", out / "text", out / "fusion", mm.fusion)
+    with run_folder_lock(out):
+        run_experiment(mm.recipe, out / "speech", progress=progress and mm.recipe.train.progress,
+                       overrides=args.override)
+        run_text_experiment(mm, out / "text", progress=progress and mm.text.progress, overrides=args.override)
+        summary = fuse_runs(out / "speech", out / "text", out / "fusion", mm.fusion)
     _print_summary(summary, out / "fusion")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.cli._options import show_progress
+from emovox.io import run_folder_lock
 
 EPILOG = """examples:
   emovox pretrain-speaker --corpus voxceleb --root /data/voxceleb1/wav -o runs/speaker/resnet34
@@ -81,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    result = pretrain_speaker(recipe, args.out, args.valid_fraction, args.max_speakers,
-                              progress=show_progress(args.no_progress) and recipe.train.progress)
+    with run_folder_lock(args.out):
+        result = pretrain_speaker(recipe, args.out, args.valid_fraction, args.max_speakers,
+                                  progress=show_progress(args.no_progress) and recipe.train.progress)
     n = result["metrics"]["n"]
     print(f"speaker backbone -> {Path(args.out) / 'backbone'} (held-out speaker-ID accuracy "
           f"{100 * result['metrics']['wa']:.2f} % on {n} utterances)")

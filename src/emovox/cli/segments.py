@@ -52,13 +52,15 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from emovox.io import run_folder_lock
     from emovox.training.segment_level import load_segment_recipe, run_segment_experiment
 
     recipe = load_segment_recipe(args.recipe, args.override)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.progress:
         recipe.train.progress = True
-    summary = run_segment_experiment(recipe, out, progress=args.progress, overrides=args.override)
+    with run_folder_lock(out):
+        summary = run_segment_experiment(recipe, out, progress=args.progress, overrides=args.override)
     print(Path(summary["files"]["markdown"]).read_text(encoding="utf-8"))
     print(f"results in {out}/")
     return 0

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from emovox.cli._options import show_progress
+from emovox.io import run_folder_lock
 
 TRAIN_EPILOG = """examples:
   emovox text-train recipes/meld/text.yaml -o runs/meld-text
@@ -67,8 +68,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.override) + ([f"text.threads={args.threads}"] if args.threads else [])
     mm = load_multimodal_recipe(args.recipe, overrides)
-    summary = run_text_experiment(mm, args.out, progress=show_progress(args.no_progress) and mm.text.progress,
-                                  overrides=overrides)
+    with run_folder_lock(args.out):
+        summary = run_text_experiment(mm, args.out, progress=show_progress(args.no_progress) and mm.text.progress,
+                                      overrides=overrides)
     metrics = summary.get("metrics", {})
     parts = [f"{k} {100 * metrics[k]['mean']:.2f}%" for k in ("ua", "wa", "weighted_f1") if k in metrics]
     print(f"text-only {', '.join(parts)}; report in {args.out}/report.md")
