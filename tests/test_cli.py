@@ -98,3 +98,4 @@ def test_a_second_command_on_a_run_folder_in_use_is_refused(tmp_path, capsys):
             assert "another emovox command is running in this folder" in capsys.readouterr().err
     with run_folder_lock(out):  # released when the first command ends
         pass
+    assert not out.exists()  # a command that wrote nothing leaves no folder behind

@@ -240,9 +240,16 @@ def run_folder_lock(folder: str | os.PathLike) -> Iterator[None]:
     if folder.exists() and not folder.is_dir():
         yield
         return
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / RUN_LOCK, "a", encoding="utf-8") as fh:  # kept open (and locked) while the run goes on
+    lock = folder / RUN_LOCK
+    with open(lock, "a", encoding="utf-8") as fh:  # kept open (and locked) while the run goes on
         if not try_lock(fh):
             raise ConfigError(f"{folder}: another emovox command is running in this folder now; let it finish "
                               "(a run resumes where it stopped) or give another --out")
-        yield
+        try:
+            yield
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [RUN_LOCK]:  # the command wrote nothing
+                lock.unlink()
+                folder.rmdir()
