@@ -50,10 +50,10 @@ def format_for(path: str | os.PathLike, explicit: str | None = None) -> str:
 
 
 def digest(source: str) -> int:
-    """A 64-bit key of a source path (the finished/seen sets hold these, not the strings). A name that
-    is not UTF-8 has the key of its :func:`emovox.io.display_text` form (the same bytes), the form
-    Parquet stores."""
-    return int.from_bytes(hashlib.blake2b(source.encode("utf-8", "backslashreplace"), digest_size=8).digest(), "big")
+    """A 64-bit key of a source path (the finished/seen sets hold these, not the strings), taken of
+    its :func:`emovox.io.one_line` form: a name that is not UTF-8, or holds a line break, has the key
+    of the text every output format stores for it, so a resumed run finds it done."""
+    return int.from_bytes(hashlib.blake2b(one_line(source).encode("utf-8"), digest_size=8).digest(), "big")
 
 
 # ---------------------------------------------------------------------------------- layouts
@@ -150,7 +150,8 @@ def unjson(value: Any) -> Any:
         return value
 
 
-def _csv_line(values: Sequence[Any]) -> str:
+def csv_line(values: Sequence[Any]) -> str:
+    """One CSV row as text: None empty, strings on one line (:func:`emovox.io.one_line`)."""
     buf = io.StringIO()
     clean = ["" if v is None else one_line(v) if isinstance(v, str) else v for v in values]
     csv.writer(buf, lineterminator="\n").writerow(clean)
@@ -159,23 +160,21 @@ def _csv_line(values: Sequence[Any]) -> str:
 
 # ---------------------------------------------------------------------------------- resume
 class Finished:
-    """What an existing output already holds: finished sources (as digests) and counts. ``form``: a
-    source as the output holds it (:func:`emovox.io.one_line` for CSV), so that a name is found again."""
+    """What an existing output already holds: finished sources (as digests) and counts."""
 
-    def __init__(self, form: Callable[[str], str] = str) -> None:
-        self.form = form
+    def __init__(self) -> None:
         self.keys: set[int] = set()
         self.ok = 0
         self.failed = 0
         self.stamp: dict[str, Any] | None = None
 
     def add(self, source: str, ok: bool) -> None:
-        self.keys.add(digest(self.form(source)))
+        self.keys.add(digest(source))
         self.ok += ok
         self.failed += not ok
 
     def __contains__(self, source: str) -> bool:
-        return digest(self.form(source)) in self.keys
+        return digest(source) in self.keys
 
     def __len__(self) -> int:
         return self.ok + self.failed
@@ -223,7 +222,7 @@ def _scan_csv(path: Path, layout: Layout, done: Finished) -> bool:
     """Read a CSV output; False when it holds not even a complete header (start afresh). Rows of
     one source are consecutive; the last source's rows, when cut short, are truncated away."""
     header = layout.header
-    lines = _complete_lines(path, _csv_line(header).encode("utf-8").startswith, layout.kind)
+    lines = _complete_lines(path, csv_line(header).encode("utf-8").startswith, layout.kind)
     first = next(lines, None)
     if first is None:
         return False
@@ -298,7 +297,7 @@ class ResultWriter:
         The output is locked first (another run writing it is an error), then read; a new or empty
         one gets the CSV header through the same handle (a header cut short by a kill is a torn
         line, dropped by the next run). From then on it is only appended to."""
-        done = Finished(one_line if self.fmt == "csv" else str)
+        done = Finished()
         target = self.journal
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +317,7 @@ class ResultWriter:
                 raise FileFormatError(f"{target}: holds results of {_describe(done.stamp)}, this run uses "
                                       f"{_describe(self.stamp)}: choose another output file")
             if fresh and self.fmt == "csv":
-                fh.write(_csv_line(self.header))
+                fh.write(csv_line(self.header))
                 fh.flush()
         except BaseException:
             fh.close()
@@ -350,7 +349,7 @@ class ResultWriter:
     def write(self, record: dict[str, Any]) -> None:
         record = {**record, **self.stamp}
         if self.fmt == "csv":
-            self._put("".join(_csv_line(row) for row in self.layout.rows(record)))
+            self._put("".join(csv_line(row) for row in self.layout.rows(record)))
         else:
             self._put(json_text(record) + "\n")
 

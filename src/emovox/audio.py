@@ -58,8 +58,8 @@ _BLOCK_SAMPLES = 1 << 20
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*(?!4294967295\b|0\b)\d+\s*\(should be", re.MULTILINE)
 _UNSIZED_DATA = re.compile(r"^data\s*:\s*0\s*$", re.MULTILINE)
 _HINT_FORMAT = f"emovox reads {SUPPORTED_FORMATS}; convert other formats first, e.g. with ffmpeg"
-_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC, AMR and MP4/MOV/3GP/WEBM/MKV need the "
-               "package av (pip install av)")
+_HINT_NO_AV = ("emovox reads WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF; M4A/AAC, AMR, WMA, WavPack and "
+               "MP4/MOV/3GP/WEBM/MKV/WMV need the package av (pip install av)")
 
 
 def _soundfile():
@@ -162,7 +162,9 @@ _HINT_RAW = ("convert it with the settings it was recorded with, e.g. ffmpeg -f 
 def _open_or_av(handle: Any, source: object) -> Any:
     """An open soundfile.SoundFile, or None when libsndfile cannot open the data but PyAV can.
 
-    When neither can, libsndfile's error (with the list of formats) is raised.
+    When libsndfile cannot and the data's signature is one FFmpeg's containers (:data:`emovox.audio_av.
+    FALLBACK_FORMATS`), PyAV's diagnosis is raised (it names the container); otherwise libsndfile's,
+    with the list of formats.
     """
     try:
         f = _open(handle, source)

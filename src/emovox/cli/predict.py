@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import os
 import sys
 import tempfile
@@ -20,7 +18,7 @@ from typing import Any, Sequence
 
 from emovox.cli._archive import add_archive_args, count_inputs, exit_status, finish, reporter, run_archive_cli
 from emovox.cli._model_args import add_model_args, positive_int
-from emovox.io import display_text, json_text, one_line
+from emovox.io import json_text, one_line
 
 EPILOG = """examples:
   emovox predict clip.wav                         # a table: file, emotion, probability of each emotion
@@ -98,15 +96,11 @@ def table(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
 
 
 def as_csv(records: Sequence[dict[str, Any]], labels: Sequence[str], fields: Sequence[str]) -> str:
-    from emovox.archive_output import columns, flat_row
+    """The rows an archive's CSV output holds (:func:`emovox.archive_output.csv_line`), all at once."""
+    from emovox.archive_output import columns, csv_line, flat_row
 
     header = columns(labels, fields)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in records:
-        w.writerow(["" if v is None else v for v in flat_row(r, header).values()])
-    return display_text(buf.getvalue())  # a file name that is not UTF-8 as \udcXX
+    return csv_line(header) + "".join(csv_line(list(flat_row(r, header).values())) for r in records)
 
 
 def as_json(records: Sequence[dict[str, Any]]) -> str:
