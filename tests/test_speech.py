@@ -112,3 +112,26 @@ def test_the_longest_region_is_that_of_the_regions(clip):
     assert len(regions) >= 2
     assert summary.longest == pytest.approx(max(e - s for s, e in regions))
     assert summary.no_speech == is_no_speech(summary.seconds, summary.fraction, summary.longest)
+
+
+def test_one_clip_s_probabilities_are_computed_once_and_kept_by_content(clip, monkeypatch):
+    """``predict`` asks for a clip's speech twice (the speech check, and the speech crop of a model
+    that sets ``speech_crop``): the second time costs nothing, and any change to the samples, or a
+    clip beyond the last ``RECENT``, is run again."""
+    from emovox import speech
+
+    runs = []
+    real = speech._probabilities
+    monkeypatch.setattr(speech, "_probabilities", lambda x, threads: runs.append(x.size) or real(x, threads))
+    monkeypatch.setattr(speech, "_RECENT", type(speech._RECENT)())
+    first = speech_probabilities(clip)
+    again = speech_probabilities(clip.copy())  # the same samples in another array
+    assert again is first and len(runs) == 1 and not first.flags.writeable
+    changed = clip.copy()
+    changed[100] += 1e-3
+    assert speech_probabilities(changed) is not first and len(runs) == 2
+    assert speech_probabilities(clip[:-1]) is not first and len(runs) == 3
+    for i in range(speech.RECENT):
+        speech_probabilities(clip * (0.5 + 0.01 * i))
+    speech_probabilities(clip)
+    assert len(runs) == 4 + speech.RECENT  # pushed out by newer clips: run again

@@ -67,9 +67,23 @@ def degrade(samples: np.ndarray, kind: str, seed: int) -> np.ndarray:
     return _AUGMENTER(samples, key=seed)
 
 
-def variant_name(model: str, kind: str, lufs: float | None = None) -> str:
-    """The feature folder of one model, degradation and input loudness (``base-robust-lufs23``)."""
-    return f"{model}-{kind}" + ("" if lufs is None else f"-lufs{-lufs:g}")
+def variant_name(model: str, kind: str, lufs: float | None = None, crop: float | None = None) -> str:
+    """The feature folder of one model, degradation, input loudness and speech crop
+    (``base-robust-lufs23``, ``base-none-lufs23-crop0.25``)."""
+    return f"{model}-{kind}" + ("" if lufs is None else f"-lufs{-lufs:g}") + ("" if crop is None else f"-crop{crop:g}")
+
+
+_VAD = None
+
+
+def crop_to_speech(samples: np.ndarray, margin: float) -> np.ndarray:
+    """:func:`emovox.long_inputs.crop_to_speech` with one VAD for the whole run."""
+    global _VAD
+    from emovox.long_inputs import crop_to_speech as crop
+    from emovox.vad import GatedVAD
+
+    _VAD = _VAD or GatedVAD()
+    return crop(samples, margin, _VAD)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loudness", type=float, default=None, metavar="LUFS",
                     help="scale every clip (after --degrade) to this integrated loudness, as a model whose config "
                          "sets input_loudness does (emovox.loudness); features go to MODEL-DEGRADE-lufsN")
+    ap.add_argument("--crop", type=float, default=None, metavar="S",
+                    help="keep each clip (after --degrade) from its first to its last speech, S s on each side "
+                         "(crop_to_speech); features go to MODEL-DEGRADE[-lufsN]-cropS")
     ap.add_argument("--out", default="runs/generalist/feats")
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--reverse", action="store_true", help="last shard first (a second worker on the same corpus)")
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     wl = whisper_layers(args.model, "all" if args.max_layer is None else range(args.max_layer + 1), attn="sdpa")
     for corpus in args.corpora:
         files = sorted(glob.glob(os.path.join(args.root, GLOBS[corpus])))
-        out = Path(args.out) / variant_name(args.model, args.degrade, args.loudness) / corpus
+        out = Path(args.out) / variant_name(args.model, args.degrade, args.loudness, args.crop) / corpus
         out.mkdir(parents=True, exist_ok=True)
         starts = range(0, len(files), args.shard)
         for s in reversed(starts) if args.reverse else starts:
@@ -106,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 if sr != 16000:
                     raise SystemExit(f"{f}: {sr} Hz, expected 16 kHz")
                 x = degrade(x, args.degrade, seed=zlib.crc32(f"{corpus}/{s + i}".encode()) if args.degrade != "telephone" else s + i)
+                if args.crop is not None:
+                    x = crop_to_speech(x, args.crop)
                 x = remove_dc(x)  # as emovox.audio_model.model_input feeds the graph
                 if args.loudness is not None:
                     x = normalise(x, args.loudness)

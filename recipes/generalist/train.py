@@ -247,6 +247,8 @@ def main(argv=None) -> int:
     ap.add_argument("--loudness", type=float, default=None, metavar="LUFS",
                     help="use the features of clips scaled to this loudness (features.py --loudness) and ship a model "
                          "that scales its inputs the same way (config input_loudness)")
+    ap.add_argument("--crop", type=float, default=None, metavar="S",
+                    help="use the features of clips cropped to their speech, S s on each side (features.py --crop)")
     ap.add_argument("--candidates", nargs="+", default=None, help="--stage nested: only these candidates")
     ap.add_argument("--augments", nargs="+", choices=AUGMENTS, default=None,
                     help="--stage augment: only these (rows are added to an earlier augment.json)")
@@ -254,7 +256,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     recipe = yaml.safe_load(Path(args.recipe).read_text())
     utts = load_utterances(args.root)
-    feats = load_features(args.feats, args.root, utts, variant=variant_name("base", "none", args.loudness))
+    feats = load_features(args.feats, args.root, utts, variant=variant_name("base", "none", args.loudness, args.crop))
     y, w = label_ids(utts), balanced_weights(utts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,21 +265,21 @@ def main(argv=None) -> int:
     tel = None
     if args.stage == "evaluate" or args.augment == "telephone":
         try:
-            tel = load_features(args.feats, args.root, utts, variant=variant_name("base", "telephone", args.loudness))
+            tel = load_features(args.feats, args.root, utts, variant=variant_name("base", "telephone", args.loudness, args.crop))
         except KeyError as exc:
             if args.augment == "telephone":
                 raise
             print(f"no telephone-band features ({exc}); skipping the telephone rows", flush=True)
     args.aug_feats = None if args.augment == "none" else \
         tel if args.augment == "telephone" else load_features(args.feats, args.root, utts,
-                                                                        variant=variant_name("base", args.augment, args.loudness))
+                                                                        variant=variant_name("base", args.augment, args.loudness, args.crop))
     if args.stage == "select":
         result = stage_select(args, recipe, feats, y, w, utts)
     elif args.stage == "augment":
         variants = {"none": feats}
         for name in AUGMENTS[1:]:
             try:
-                variants[name] = load_features(args.feats, args.root, utts, variant=variant_name("base", name, args.loudness))
+                variants[name] = load_features(args.feats, args.root, utts, variant=variant_name("base", name, args.loudness, args.crop))
             except KeyError:
                 pass
         result = stage_augment(args, recipe, feats, y, w, utts, variants)

@@ -57,6 +57,8 @@ class AudioModelConfig:
     graph: str = "model.onnx"
     head_graph: str = ""             # "head.onnx": the head alone (frame-level scoring); "" = none
     input_loudness: float | None = None  # LUFS every graph input is scaled to first (emovox.loudness); None = as is
+    speech_crop: float | None = None  # a clip scored whole is cut to its speech, this many s on each side
+    #                                   (emovox.long_inputs.crop_to_speech), as in training; None = as is
     format: str = FORMAT
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -84,6 +86,9 @@ class AudioModelConfig:
         level = d.get("input_loudness")
         if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float)) or not -70 <= level <= 0):
             raise ModelError(f"{where}: 'input_loudness' must be null or a loudness in LUFS between -70 and 0, got {level!r}")
+        crop = d.get("speech_crop")
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 <= crop <= 5):
+            raise ModelError(f"{where}: 'speech_crop' must be null or a margin in seconds between 0 and 5, got {crop!r}")
         layers = d.get("layers", [2, 3, 4])
         if not isinstance(layers, list) or not layers or not all(isinstance(i, int) and 0 <= i <= 32 for i in layers):
             raise ModelError(f"{where}: 'layers' must be a list of layer indices, got {layers!r}")
@@ -108,6 +113,17 @@ def graph_pieces(wave: np.ndarray) -> list[np.ndarray]:
     size = -(-x.size // count)
     pieces = [x[i * size:(i + 1) * size] for i in range(count)]
     return [np.pad(p, (0, max(0, MIN_SAMPLES - p.size))) for p in pieces]
+
+
+def clip_pieces(wave: np.ndarray, config: AudioModelConfig) -> list[np.ndarray]:
+    """One clip scored whole, as the model is fed it: cut to its speech first when the config sets
+    ``speech_crop`` (:func:`emovox.long_inputs.crop_to_speech`, as in training), then
+    :func:`graph_pieces` (each piece goes through :func:`model_input`)."""
+    if config.speech_crop is not None:
+        from emovox.long_inputs import crop_to_speech
+
+        wave = crop_to_speech(wave, config.speech_crop)
+    return graph_pieces(wave)
 
 
 def model_input(piece: np.ndarray, config: AudioModelConfig) -> np.ndarray:
@@ -191,7 +207,7 @@ class OnnxAudioModel:
     def logits(self, wave: np.ndarray) -> np.ndarray:
         """Mean logits over 30 s pieces of one clip."""
         return np.mean([self.session.run(["logits"], {"waves": model_input(piece, self.config)[None]})[0][0]
-                        for piece in graph_pieces(wave)], axis=0)
+                        for piece in clip_pieces(wave, self.config)], axis=0)
 
     def hidden(self, piece: np.ndarray) -> np.ndarray:
         """``(top + 1, T, d)`` hidden states of one piece of at most 30 s (``T = ceil((N // 160) / 2)``)."""

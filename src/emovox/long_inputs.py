@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emovox.audio_budget import SAMPLE_RATE
 from emovox.speech import SpeechStats
 
 if TYPE_CHECKING:
@@ -58,11 +59,25 @@ def speech_crop(speech: list[tuple[float, float]], duration: float,
     return max(0.0, speech[0][0] - margin), min(duration, speech[-1][1] + margin)
 
 
-def single_utterance(tl: "Timeline") -> tuple[float, float] | None:
+def crop_to_speech(samples: np.ndarray, margin: float, vad: Any = None) -> np.ndarray:
+    """A 16 kHz clip from its first to its last speech by the timeline's VAD (:class:`emovox.vad.GatedVAD`
+    unless ``vad`` is given), ``margin`` s kept on each side (:func:`speech_crop`): what a model
+    whose config sets ``speech_crop`` is fed, in training (``recipes/generalist/features.py --crop``)
+    as in ``predict``. The whole clip when no speech is found (it is then ``no_speech`` anyway)."""
+    from emovox.vad import GatedVAD
+
+    x = np.asarray(samples, np.float32).reshape(-1)
+    span = speech_crop((vad or GatedVAD()).regions(x), x.size / SAMPLE_RATE, margin)
+    if span is None:
+        return x
+    return x[int(span[0] * SAMPLE_RATE):int(round(span[1] * SAMPLE_RATE))]
+
+
+def single_utterance(tl: "Timeline", margin: float = CROP_MARGIN) -> tuple[float, float] | None:
     """The span of a windowed recording to score whole instead of its windows: its
-    :func:`speech_crop`, when that is no longer than :data:`WINDOWED_ABOVE` (one utterance inside
-    more silence or noise); None otherwise."""
-    span = speech_crop(tl.speech, tl.duration)
+    :func:`speech_crop` (``margin`` s on each side), when that is no longer than :data:`WINDOWED_ABOVE`
+    (one utterance inside more silence or noise); None otherwise."""
+    span = speech_crop(tl.speech, tl.duration, margin)
     return span if span is not None and span[1] - span[0] <= WINDOWED_ABOVE else None
 
 
@@ -70,7 +85,7 @@ def read_span(recording: str | os.PathLike | np.ndarray, start: float, end: floa
               block_seconds: float = 30.0) -> np.ndarray:
     """Samples ``[start, end)`` s of a 16 kHz array, or of a file decoded block by block (memory
     O(block + span))."""
-    from emovox.audio import SAMPLE_RATE, iter_blocks
+    from emovox.audio import iter_blocks
 
     a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
     if isinstance(recording, np.ndarray):
@@ -121,5 +136,5 @@ def speech_summary(recognizer: Any, tl: "Timeline") -> SpeechStats:
     return SpeechStats.from_regions(tl.speech, tl.duration)
 
 
-__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "read_span", "scoring_tag", "single_utterance", "speech_crop", "speech_summary",
+__all__ = ["CROP_MARGIN", "WINDOWED_ABOVE", "crop_to_speech", "read_span", "scoring_tag", "single_utterance", "speech_crop", "speech_summary",
            "window_mean", "windowed"]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from emovox.audio_budget import SAMPLE_RATE
-from emovox.audio_model import graph_pieces
+from emovox.audio_model import clip_pieces
 from emovox.errors import ConfigError, EmovoxError, ModelError
 from emovox.frame_scoring import pool_frames
 
@@ -105,7 +105,7 @@ def require_frames(model: Any) -> None:
 
 def clip_pooled(model: Any, wave: np.ndarray) -> list[np.ndarray]:
     """The ``(L, 2d)`` pooled statistics of each graph piece (≤ 30 s) of one clip, as the graph pools them."""
-    return [pool_frames(model.hidden(piece), model.layers) for piece in graph_pieces(wave)]
+    return [pool_frames(model.hidden(piece), model.layers) for piece in clip_pieces(wave, model.config)]
 
 
 def source_statistics(recognizer: Any, wave: np.ndarray) -> np.ndarray | None:

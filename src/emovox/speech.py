@@ -31,8 +31,10 @@ generated non-speech clips still have no speech (``benchmarks/input_level.py --v
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 from pathlib import Path
@@ -61,6 +63,10 @@ SEQUENCE_GRAPH = "silero_vad_16k_sequence.onnx"
 BLOCK = 512  #: chunks per graph call (16.4 s; the package's own default)
 _LOCK = threading.Lock()
 _SESSIONS: dict[int, object] = {}
+#: the probabilities of the last few clips, by content: ``predict`` asks twice for one clip's (the
+#: speech check, and the speech crop of a model that sets ``speech_crop``); at most this many kept
+RECENT = 8
+_RECENT: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
 
 def silero_onnx_path() -> Path:
@@ -103,8 +109,25 @@ def _blocks(x: np.ndarray) -> Iterator[np.ndarray]:
 
 def speech_probabilities(samples: np.ndarray, threads: int = 1) -> np.ndarray:
     """One speech probability per 32 ms chunk of 16 kHz ``samples`` (the last chunk zero-padded;
-    a quiet clip raised to :data:`VAD_LOUDNESS` first)."""
-    x = within_range(np.asarray(samples, np.float32).reshape(-1), VAD_LOUDNESS, VAD_CEILING)
+    a quiet clip raised to :data:`VAD_LOUDNESS` first); the same samples again within the last
+    :data:`RECENT` calls are not run again (read-only result)."""
+    x = np.ascontiguousarray(np.asarray(samples, np.float32).reshape(-1))
+    key = hashlib.blake2b(memoryview(x), digest_size=16).digest() + x.size.to_bytes(8, "little")
+    with _LOCK:
+        if key in _RECENT:
+            _RECENT.move_to_end(key)
+            return _RECENT[key]
+    probs = _probabilities(x, threads)
+    probs.flags.writeable = False
+    with _LOCK:
+        _RECENT[key] = probs
+        while len(_RECENT) > RECENT:
+            _RECENT.popitem(last=False)
+    return probs
+
+
+def _probabilities(samples: np.ndarray, threads: int) -> np.ndarray:
+    x = within_range(samples, VAD_LOUDNESS, VAD_CEILING)
     session = _session(threads)
     h = np.zeros((1, 1, 128), np.float32)
     c = np.zeros((1, 1, 128), np.float32)

@@ -206,6 +206,40 @@ def test_input_loudness_makes_every_path_level_invariant(package, tmp_path):
         read_audio_config(folder)
 
 
+def test_speech_crop_feeds_the_model_the_clip_s_speech_on_every_path(package, tmp_path, example_waves):
+    """A package whose config sets ``speech_crop`` was trained on clips cut to their speech (corpora
+    differ in the silence around each clip: RAVDESS about 0.85 s on each side, TESS none): every
+    clip scored whole is cut the same way first, on onnxruntime and torch, so silence before and
+    after a clip changes nothing."""
+    import shutil
+
+    from emovox.long_inputs import crop_to_speech
+
+    folder = tmp_path / "cropped"
+    shutil.copytree(package, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "speech_crop": 0.25}))
+    wave = example_waves[0]  # RAVDESS: about 1 s of room tone before and after the sentence
+    padded = np.concatenate([np.zeros(32000, np.float32), wave, np.zeros(40000, np.float32)])
+    crop = crop_to_speech(padded, 0.25)
+    assert 1.0 < crop.size / 16000 < wave.size / 16000 - 0.5, crop.size  # the silence and most room tone are gone
+    assert np.array_equal(crop_to_speech(np.zeros(48000, np.float32), 0.25), np.zeros(48000, np.float32))  # no speech: all
+    plain, cropped = OnnxAudioModel(package), OnnxAudioModel(folder)
+    assert np.abs(plain(padded) - plain(crop)).max() > 1e-4  # the graph alone reads the silence
+    np.testing.assert_allclose(cropped(padded), plain(crop), atol=1e-6)
+    torch_ref = TorchAudioModel(folder, read_audio_config(folder))
+    assert np.abs(torch_ref(padded) - cropped(padded)).max() <= 0.1
+    from emovox.whisper.export import export_posteriors_graph
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(export_posteriors_graph(folder, tmp_path / "x.onnx"))).metadata_props}
+    assert meta["emovox_speech_crop"] == "0.25" and "cut each clip to its speech" in meta["emovox_input"]
+    for bad in (-0.1, "tight", True):
+        (folder / "config.json").write_text(json.dumps({**config, "speech_crop": bad}))
+        with pytest.raises(ModelError, match="speech_crop"):
+            read_audio_config(folder)
+
+
 def test_the_standalone_example_script_matches_emovox_on_a_long_clip(package, tmp_path):
     """examples/onnx_standalone.py (numpy + onnxruntime + soundfile) on an exported graph: a 35 s
     clip is cut into equal pieces as emovox cuts it, so the answers agree."""

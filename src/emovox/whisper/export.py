@@ -195,6 +195,10 @@ def export_posteriors_graph(folder: str | Path, out: str | Path) -> Path:
         meta["emovox_input"] += (f"; scale each piece to {config.input_loudness:g} LUFS integrated loudness first "
                                  f"(ITU-R BS.1770-4, e.g. pyloudnorm; gain up at most {MAX_GAIN_DB:g} dB, down as "
                                  "far as needed)")
+    if config.speech_crop is not None:  # the graph does not look for speech either
+        meta["emovox_speech_crop"] = str(config.speech_crop)
+        meta["emovox_input"] = (f"cut each clip to its speech first (first to last speech, {config.speech_crop:g} s "
+                                "kept on each side; emovox.long_inputs.crop_to_speech); " + meta["emovox_input"])
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

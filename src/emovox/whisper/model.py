@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emovox.audio_model import AudioModelConfig, graph_pieces, model_input
+from emovox.audio_model import AudioModelConfig, clip_pieces, model_input
 from emovox.errors import ConfigError
 from emovox.whisper.encoder import WhisperLayers, load_encoder
 from emovox.whisper.mel import torch_log_mel_module
@@ -265,5 +265,5 @@ class TorchAudioModel:
         from emovox.calibration import softmax
 
         with torch.inference_mode():
-            logits = [self.net(torch.from_numpy(model_input(p, self.config))[None])[0].numpy() for p in graph_pieces(wave)]
+            logits = [self.net(torch.from_numpy(model_input(p, self.config))[None])[0].numpy() for p in clip_pieces(wave, self.config)]
         return softmax(np.mean(logits, axis=0), self.config.temperature)
