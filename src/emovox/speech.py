@@ -112,7 +112,7 @@ def speech_probabilities(samples: np.ndarray, threads: int = 1) -> np.ndarray:
     a quiet clip raised to :data:`VAD_LOUDNESS` first); the same samples again within the last
     :data:`RECENT` calls are not run again (read-only result)."""
     x = np.ascontiguousarray(np.asarray(samples, np.float32).reshape(-1))
-    key = hashlib.blake2b(memoryview(x), digest_size=16).digest() + x.size.to_bytes(8, "little")
+    key = hashlib.blake2b(x.view(np.uint8).data, digest_size=16).digest() + x.size.to_bytes(8, "little")
     with _LOCK:
         if key in _RECENT:
             _RECENT.move_to_end(key)
