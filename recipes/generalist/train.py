@@ -132,7 +132,8 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
     aug = args.aug_feats
     out: dict = {"candidate": args.candidate, "augment": args.augment, "loco": [], "loco_telephone": [], "kfold": []}
     truth = np.array([u.label for u in utts])
-    for fold in leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0):
+    loco = leave_one_corpus_out(utts, valid_fraction=recipe["valid_fraction"], seed=0) if args.part != "kfold" else []
+    for fold in loco:
         head, hist, (tr, va, te), _, logits = run_fold(feats, y, w, utts, fold, cand, aug=aug)
         corpus = fold.info["test_corpus"]
         res = score_held_out(truth[te], logits, LABELS, corpus=corpus)
@@ -142,11 +143,13 @@ def stage_evaluate(args, recipe, feats, y, w, utts, tel):
             tl = predict_head(head, tel[te][:, cand["layers"]])
             out["loco_telephone"].append(score_held_out(truth[te], tl, LABELS, corpus=corpus))
         print("loco", corpus, round(100 * res["shared"]["ua"], 1), round(100 * res["own"]["ua"], 1), flush=True)
-    out["loco_summary"] = summarize_cross_corpus(out["loco"])
+    if out["loco"]:
+        out["loco_summary"] = summarize_cross_corpus(out["loco"])
     if out["loco_telephone"]:
         out["loco_telephone_summary"] = summarize_cross_corpus(out["loco_telephone"])
     eces = []
-    for fold in speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=0):
+    kfold = speaker_kfold(utts, n_folds=5, valid_fraction=recipe["valid_fraction"], seed=0) if args.part != "loco" else []
+    for fold in kfold:
         head, hist, (tr, va, te), vlog, tlog = run_fold(feats, y, w, utts, fold, cand, aug=aug)
         t = fit_temperature(vlog, y[va])
         ua = balanced_accuracy(y[te], tlog.argmax(1))
@@ -249,6 +252,9 @@ def main(argv=None) -> int:
                          "that scales its inputs the same way (config input_loudness)")
     ap.add_argument("--crop", type=float, default=None, metavar="S",
                     help="use the features of clips cropped to their speech, S s on each side (features.py --crop)")
+    ap.add_argument("--part", choices=["all", "loco", "kfold"], default="all",
+                    help="--stage evaluate: only the leave-one-corpus-out or the 5-fold half (two processes; "
+                         "evaluate-loco.json, evaluate-kfold.json)")
     ap.add_argument("--candidates", nargs="+", default=None, help="--stage nested: only these candidates")
     ap.add_argument("--augments", nargs="+", choices=AUGMENTS, default=None,
                     help="--stage augment: only these (rows are added to an earlier augment.json)")
@@ -289,7 +295,7 @@ def main(argv=None) -> int:
         result = stage_nested(args, recipe, feats, y, w, utts, args.aug_feats)
     else:
         result = stage_ship(args, recipe, feats, y, w, utts, args.aug_feats)
-    suffix = "" if args.augment == "none" else f"-{args.augment}"
+    suffix = ("" if args.augment == "none" else f"-{args.augment}") + ("" if args.part == "all" else f"-{args.part}")
     (out / f"{args.stage}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     return 0
 
